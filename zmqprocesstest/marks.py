@@ -1,0 +1,242 @@
+"""Marks (``process``, ``system``, your own) and selection by boolean expression.
+
+Mark a test method or class with :func:`mark` (or the ready-made :data:`process` and
+:data:`system`), or a whole module with a global ``zmqprocesstest_marks = ["system"]``
+defined above its test classes. Select with an expression such as
+``not (process or system)``:
+
+* ``ZMQPROCESSTEST_MARKS=EXPR`` when the tests run, under any runner: unselected tests
+  of a :class:`~zmqprocesstest.ProcessTestCase` are reported as skipped, with the reason;
+* ``python -m zmqprocesstest -m EXPR [unittest args]``: unselected tests are not run at all;
+* ``nose2 -A process`` (marks are also plain attributes, ``method.process = True``);
+* ``pytest -m process`` (the bundled plugin turns marks into pytest marks);
+* a default in ``setup.cfg``: ``[zmqprocesstest]`` / ``marks = not slow``.
+"""
+from __future__ import annotations
+
+import configparser
+import functools
+import os
+import re
+import sys
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar, Union
+
+__all__ = [
+    "mark",
+    "process",
+    "system",
+    "marks_of",
+    "parse_expression",
+    "selection_expression",
+    "MARKS_ENV",
+    "MODULE_MARKS",
+]
+
+#: Environment variable holding the selection expression.
+MARKS_ENV = "ZMQPROCESSTEST_MARKS"
+#: Name of the module global that marks every test in a module.
+MODULE_MARKS = "zmqprocesstest_marks"
+#: Attribute holding the marks of a function or class.
+MARKS_ATTR = "__zmqprocesstest_marks__"
+
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def mark(*names: str) -> Callable[[T], T]:
+    """Decorator that marks a test method or test class with *names*.
+
+    Marks add up (``@mark("slow")`` on a method of a ``@process`` class has both)::
+
+        @mark("process", "slow")
+        def test_many_pings(self): ...
+    """
+    for name in names:
+        if not isinstance(name, str) or not _NAME.match(name) or name in ("and", "or", "not"):
+            raise ValueError(f"a mark must be an identifier other than and/or/not, got {name!r}")
+
+    def decorate(obj: T) -> T:
+        own = frozenset(getattr(obj, "__dict__", {}).get(MARKS_ATTR, ()))
+        setattr(obj, MARKS_ATTR, own | frozenset(names))
+        for name in names:
+            if not isinstance(obj, type):
+                setattr(obj, name, True)  # for nose2's attrib plugin
+        if isinstance(obj, type):
+            propagate(obj)
+        return obj
+
+    return decorate
+
+
+#: Mark for process tests (one process under test, its peers mimicked by test sockets).
+process = mark("process")
+#: Mark for system tests (the whole application, run from outside).
+system = mark("system")
+
+
+def _module_marks(cls: type) -> FrozenSet[str]:
+    module = sys.modules.get(cls.__module__)
+    found = getattr(module, MODULE_MARKS, ()) if module is not None else ()
+    if isinstance(found, str):
+        found = (found,)
+    return frozenset(found)
+
+
+def class_marks(cls: type) -> FrozenSet[str]:
+    """Marks of a class: its own, its bases' and its module's."""
+    result: FrozenSet[str] = _module_marks(cls)
+    for klass in cls.__mro__:
+        result |= frozenset(klass.__dict__.get(MARKS_ATTR, ()))
+    return result
+
+
+def marks_of(test: Any) -> FrozenSet[str]:
+    """All marks of a test case instance (its method's, its class's, its module's)."""
+    method = getattr(test, getattr(test, "_testMethodName", ""), None)
+    return frozenset(getattr(method, MARKS_ATTR, ())) | class_marks(type(test))
+
+
+def propagate(cls: type, prefix: str = "test") -> None:
+    """Copy class and module marks onto each test method, where runners look.
+
+    Inherited methods get a thin wrapper on *cls*, so marking a subclass never marks
+    its base class's tests.
+    """
+    marks = class_marks(cls)
+    if not marks:
+        return
+    for name in dir(cls):
+        if not name.startswith(prefix):
+            continue
+        func = getattr(cls, name, None)
+        if not callable(func) or isinstance(func, type):
+            continue
+        func = getattr(func, "__func__", func)
+        have = frozenset(getattr(func, MARKS_ATTR, ()))
+        if marks <= have:
+            continue
+        if name not in cls.__dict__:
+            func = _rewrap(func)
+            setattr(cls, name, func)
+        setattr(func, MARKS_ATTR, have | marks)
+        for m in marks:
+            setattr(func, m, True)
+
+
+def _rewrap(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def inherited(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    inherited.__dict__.pop(MARKS_ATTR, None)
+    return inherited
+
+
+# -- expressions ---------------------------------------------------------------------
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|([A-Za-z_][A-Za-z0-9_]*)|(\S))")
+
+
+def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
+    """Compile a mark expression to a predicate over a set of marks.
+
+    Grammar: ``or``/``and``/``not``, parentheses, and mark names; ``1``/``True`` or an
+    empty expression select everything. Nothing is evaluated as Python.
+
+    :raises ValueError: for a malformed expression, naming what was expected.
+    """
+    text = expr.strip()
+    if text in ("", "1", "True", "true"):
+        return lambda marks: True
+    tokens: List[str] = []
+    for paren_open, paren_close, word, other in _TOKEN.findall(text):
+        if other:
+            raise ValueError(f"bad mark expression {expr!r}: unexpected {other!r}; expected a name, and, or, not, ( or )")
+        tokens.append(paren_open or paren_close or word)
+    pos = 0
+
+    def peek() -> Optional[str]:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take(expected: Optional[str] = None) -> str:
+        nonlocal pos
+        tok = peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise ValueError(f"bad mark expression {expr!r}: expected {expected or 'a name'}, got {tok or 'the end'}")
+        pos += 1
+        return tok
+
+    def or_expr() -> Callable[[FrozenSet[str]], bool]:
+        left = and_expr()
+        while peek() == "or":
+            take()
+            right, prev = and_expr(), left
+            left = lambda m, a=prev, b=right: a(m) or b(m)  # noqa: E731
+        return left
+
+    def and_expr() -> Callable[[FrozenSet[str]], bool]:
+        left = not_expr()
+        while peek() == "and":
+            take()
+            right, prev = not_expr(), left
+            left = lambda m, a=prev, b=right: a(m) and b(m)  # noqa: E731
+        return left
+
+    def not_expr() -> Callable[[FrozenSet[str]], bool]:
+        if peek() == "not":
+            take()
+            inner = not_expr()
+            return lambda m: not inner(m)
+        if peek() == "(":
+            take("(")
+            inner = or_expr()
+            take(")")
+            return inner
+        name = take()
+        if name in ("and", "or", ")"):
+            raise ValueError(f"bad mark expression {expr!r}: expected a name, got {name!r}")
+        return lambda m: name in m
+
+    predicate = or_expr()
+    if pos != len(tokens):
+        raise ValueError(f"bad mark expression {expr!r}: expected the end, got {tokens[pos]!r}")
+    return lambda marks: predicate(frozenset(marks))
+
+
+def config_expression(path: str = "setup.cfg") -> str:
+    """The default expression from ``[zmqprocesstest] marks`` in *path*, or ``''``."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error:
+        return ""
+    return parser.get("zmqprocesstest", "marks", fallback="").strip()
+
+
+def selection_expression(explicit: Optional[str] = None) -> str:
+    """The expression in force: *explicit* (``-m``), else the env var, else setup.cfg."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(MARKS_ENV)
+    if env is not None:
+        return env
+    return config_expression()
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(expr: str) -> Callable[[Iterable[str]], bool]:
+    return parse_expression(expr)
+
+
+def deselection_reason(test: Any, expr: Optional[str] = None) -> Optional[str]:
+    """Why *test* is not selected by the expression in force, or ``None`` if it is."""
+    expr = selection_expression(expr)
+    if not expr.strip():
+        return None
+    marks = marks_of(test)
+    if _compiled(expr)(marks):
+        return None
+    shown = ", ".join(sorted(marks)) or "no marks"
+    return f"deselected by mark expression {expr!r} (test has {shown})"
+
+
+Markable = Union[type, Callable[..., Any]]

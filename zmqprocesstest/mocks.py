@@ -1,0 +1,103 @@
+"""A stand-in for a child process class that tells the test how it was constructed.
+
+When the process under test starts a child process (``B(port)``) on a random port, the
+test needs that port. Patch the child's class with a :class:`ProcessMock`; the process
+under test "constructs" it, and the mock reports the arguments back through a pipe as
+JSON (never pickle). It acts as class and instance alike: calling it returns itself, and
+``start``, ``join``, ``terminate``, ``kill``, ``close`` and ``is_alive`` exist and do
+nothing.
+
+It needs the *fork* start method (the default on Linux up to Python 3.13): the patch made
+in the test process is inherited by the forked process under test. Under *spawn* or
+*forkserver* the child imports its modules afresh, so the patch, and the mock, are not
+there; start the process under test with ``multiprocessing.get_context("fork")`` there.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+from .sockets import scaled
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["ProcessMock", "MockCall", "MockTimeout"]
+
+
+class MockTimeout(AssertionError):
+    """The mocked process class was not constructed within the timeout."""
+
+
+class MockCall(NamedTuple):
+    """How the mock was constructed: positional and keyword arguments (JSON-decoded)."""
+
+    args: List[Any]
+    kwargs: Dict[str, Any]
+
+
+class ProcessMock:
+    """Patch a process class with this; :meth:`wait_for_call` returns its arguments.
+
+    Example::
+
+        mock = self.process_mock("worker")       # closed after the test
+        with unittest.mock.patch("app.Worker", new=mock):
+            self.start_process(app.Manager, self.endpoint)
+        port = mock.wait_for_call().args[0]
+
+    Arguments that are not JSON (sockets, objects) arrive as their ``repr``.
+    """
+
+    __test__ = False
+
+    def __init__(self, name: str = "process", timeout: float = 1.0) -> None:
+        self.name = name
+        self.timeout = timeout
+        self._reader, self._writer = multiprocessing.Pipe(duplex=False)
+        self.pid: Optional[int] = None
+        self.exitcode: Optional[int] = 0
+        self.daemon = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "ProcessMock":
+        payload = json.dumps({"args": list(args), "kwargs": kwargs}, default=repr)
+        self._writer.send_bytes(payload.encode("utf-8"))
+        return self
+
+    def wait_for_call(self, timeout: Optional[float] = None) -> MockCall:
+        """The next construction's arguments, waiting at most *timeout* seconds.
+
+        :raises MockTimeout: the mock was not constructed in time.
+        """
+        limit = scaled(self.timeout) if timeout is None else timeout
+        if not self._reader.poll(limit):
+            raise MockTimeout(f"expected the mocked process {self.name!r} to be constructed within {limit:g} s; "
+                              "it was not (is the patch target right, and does the process use fork?)")
+        data = json.loads(self._reader.recv_bytes().decode("utf-8"))
+        return MockCall(data["args"], data["kwargs"])
+
+    # -- the process API, doing nothing ---------------------------------------------------
+    def start(self) -> None:
+        """Does nothing."""
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Does nothing."""
+
+    def is_alive(self) -> bool:
+        """Always ``False``: the mocked process never runs."""
+        return False
+
+    def terminate(self) -> None:
+        """Does nothing."""
+
+    def kill(self) -> None:
+        """Does nothing."""
+
+    def close(self) -> None:
+        """Close the reporting pipe (the test case does it after the test)."""
+        self._reader.close()
+        self._writer.close()
+
+    def __repr__(self) -> str:
+        return f"<ProcessMock {self.name!r}>"

@@ -1,0 +1,467 @@
+"""Test sockets: pyzmq sockets whose send and recv never block forever.
+
+A :class:`TestSocket` waits with :meth:`zmq.Poller.poll` (never a sleep loop), so a
+message that is already queued is returned at once, and a message that never comes
+raises :class:`SocketTimeout` after ``timeout`` seconds. While it waits it also watches
+the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends the wait
+at once instead of after the timeout.
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+
+import zmq
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "SocketTimeout",
+    "TestSocket",
+    "Transcript",
+    "make_sock",
+    "scaled",
+    "TIMEOUT_SCALE_ENV",
+]
+
+#: Environment variable that multiplies every *default* timeout (not explicit ones),
+#: e.g. ``ZMQPROCESSTEST_TIMEOUT_SCALE=5`` on a slow CI machine.
+TIMEOUT_SCALE_ENV = "ZMQPROCESSTEST_TIMEOUT_SCALE"
+
+#: Default send/recv timeout of a test socket, in seconds, before scaling.
+DEFAULT_TIMEOUT = 1.0
+
+Endpoint = Union[str, Tuple[str, int]]
+
+_SEND_ONLY = {zmq.PUB, zmq.PUSH}
+_RECV_ONLY = {zmq.SUB, zmq.PULL}
+
+
+def scaled(seconds: float) -> float:
+    """Return *seconds* multiplied by :data:`TIMEOUT_SCALE_ENV` (default 1).
+
+    :raises ValueError: if the variable is set but is not a positive number.
+    """
+    raw = os.environ.get(TIMEOUT_SCALE_ENV)
+    if not raw:
+        return seconds
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = -1.0
+    if not factor > 0:
+        raise ValueError(f"{TIMEOUT_SCALE_ENV} must be a positive number, got {raw!r}")
+    return seconds * factor
+
+
+def type_name(sock_type: int) -> str:
+    """Name of a zmq socket type (``zmq.REQ`` -> ``'REQ'``)."""
+    try:
+        return zmq.SocketType(sock_type).name
+    except ValueError:
+        return str(sock_type)
+
+
+def short(frame: Any, limit: int = 60) -> str:
+    """A readable, bounded rendering of one frame (huge frames are cut)."""
+    if isinstance(frame, zmq.Frame):
+        frame = frame.bytes
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        data = bytes(frame[: limit + 1])
+        text = repr(data[:limit])
+        if len(frame) > limit:
+            text += f"... ({len(frame)} bytes)"
+        return text
+    text = repr(frame)
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text)} chars)"
+    return text
+
+
+def short_frames(frames: Sequence[Any], limit: int = 60, most: int = 8) -> str:
+    """Render a multipart message as ``[frame, frame, ...]`` with bounded size."""
+    shown = [short(f, limit) for f in list(frames)[:most]]
+    if len(frames) > most:
+        shown.append(f"... {len(frames) - most} more frames")
+    return "[" + ", ".join(shown) + "]"
+
+
+class Transcript:
+    """What test sockets sent and received during one test, newest last.
+
+    Kept in a bounded :class:`collections.deque`; frames are stored by reference and
+    only rendered (shortened) when a report is made, so recording costs next to nothing.
+    """
+
+    def __init__(self, maxlen: int = 20) -> None:
+        self.start = time.monotonic()
+        self.entries: Deque[Tuple[float, str, str, Any]] = collections.deque(maxlen=maxlen)
+
+    def record(self, direction: str, name: str, frames: Any) -> None:
+        self.entries.append((time.monotonic(), direction, name, frames))
+
+    def format(self) -> str:
+        """Render the transcript, one exchange a line."""
+        if not self.entries:
+            return "  (no messages sent or received)"
+        lines = []
+        for when, direction, name, frames in self.entries:
+            arrow = "->" if direction == "sent" else "<-"
+            if isinstance(frames, (list, tuple)):
+                rendered = short_frames(frames)
+            else:
+                rendered = short(frames)
+            lines.append(f"  +{when - self.start:8.3f}s {name} {arrow} {rendered}")
+        return "\n".join(lines)
+
+
+class SocketTimeout(AssertionError):
+    """A test socket could not send or receive within its timeout.
+
+    A subclass of :class:`AssertionError`, so unittest reports it as a *failure* of
+    the test (the process did not answer as expected), not as an error in the test.
+    The message names the socket, the operation, the event being handled, the timeout
+    and the last message received on that socket.
+    """
+
+    def __init__(self, sock: "TestSocket", operation: str, timeout: float) -> None:
+        super().__init__(sock.describe(), operation, timeout)
+        self.socket = sock
+        self.operation = operation
+        self.timeout = timeout
+        #: Set by the event loop to the event that was being handled.
+        self.event: Optional[str] = None
+
+    def __str__(self) -> str:
+        sock = self.socket
+        during = f" (event {self.event!r})" if self.event else ""
+        last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
+        return (
+            f"{self.operation} on {sock.describe()}{during} timed out after "
+            f"{self.timeout:g} s; last received on it: {last}"
+        )
+
+
+class _Watch:
+    """What a test socket watches besides itself while it waits (processes)."""
+
+    def fds(self) -> Tuple[int, ...]:  # pragma: no cover - interface
+        return ()
+
+    def check(self) -> None:  # pragma: no cover - interface
+        """Raise if a watched process has died."""
+
+    poll_slice: Optional[float] = None
+
+
+class TestSocket:
+    """A pyzmq socket whose send and recv methods time out instead of blocking.
+
+    Every ``send*``/``recv*`` method of :class:`zmq.Socket` is available with an extra
+    keyword ``timeout`` (seconds; ``None`` uses the socket's :attr:`timeout`). Anything
+    else (``bind``, ``setsockopt``, ``getsockopt``, ``subscribe``...) passes through to
+    the wrapped :attr:`sock`.
+
+    :param sock: the pyzmq socket to wrap.
+    :param timeout: default timeout in seconds for send and recv.
+    :param name: a short name for reports (default: the socket type).
+    """
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(
+        self,
+        sock: zmq.Socket,
+        timeout: Optional[float] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        self.sock = sock
+        self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
+        self.socket_type: int = sock.type
+        self.name = name or type_name(self.socket_type)
+        self.endpoints: List[str] = []
+        #: The last multipart message received (for timeout reports), or ``None``.
+        self.last_received: Optional[List[Any]] = None
+        self.transcript: Optional[Transcript] = None
+        self.watch: Optional[_Watch] = None
+        self.owner: Any = None
+        self._poll_key: Any = None
+        self._poller: Optional[zmq.Poller] = None
+
+    # -- description ----------------------------------------------------------------
+    def describe(self) -> str:
+        """``socket 'req' (REQ, connect ipc:///tmp/...)`` for messages."""
+        where = ", ".join(self.endpoints) or "not bound or connected"
+        return f"socket {self.name!r} ({type_name(self.socket_type)}, {where})"
+
+    def __repr__(self) -> str:
+        state = " closed" if self.sock.closed else ""
+        return f"<TestSocket {self.describe()}{state}>"
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.sock, attr)
+
+    # -- bind/connect (recorded for reports) ------------------------------------------
+    def bind(self, endpoint: str) -> None:
+        self.sock.bind(endpoint)
+        self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+    def connect(self, endpoint: str) -> None:
+        self.sock.connect(endpoint)
+        self.endpoints.append("connect " + endpoint)
+
+    @property
+    def last_endpoint(self) -> str:
+        """The endpoint of the last bind, with the real port for ``tcp://...:0``."""
+        return self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def close(self, linger: Optional[int] = 0) -> None:
+        """Close with ``linger=0`` by default, so a test never hangs on close."""
+        self.sock.close(linger=linger)
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.closed
+
+    # -- waiting --------------------------------------------------------------------
+    def check_usable(self, receiving: bool) -> None:
+        """Raise a clear error for a closed socket or the wrong direction."""
+        if self.sock.closed:
+            raise ValueError(f"{self.describe()} is closed; make a new one with self.socket()")
+        if receiving and self.socket_type in _SEND_ONLY:
+            raise TypeError(
+                f"cannot receive on {self.describe()}: a {type_name(self.socket_type)} "
+                "socket only sends; expected a socket type that receives "
+                "(SUB, PULL, REQ, REP, DEALER, ROUTER, PAIR, XPUB, XSUB)"
+            )
+        if not receiving and self.socket_type in _RECV_ONLY:
+            raise TypeError(
+                f"cannot send on {self.describe()}: a {type_name(self.socket_type)} "
+                "socket only receives; expected a socket type that sends "
+                "(PUB, PUSH, REQ, REP, DEALER, ROUTER, PAIR, XPUB, XSUB)"
+            )
+
+    def _poller_for(self, fds: Tuple[int, ...], flag: int) -> zmq.Poller:
+        key = (fds, flag)
+        if key != self._poll_key or self._poller is None:
+            poller = zmq.Poller()
+            poller.register(self.sock, flag)
+            for fd in fds:
+                poller.register(fd, zmq.POLLIN)
+            self._poller, self._poll_key = poller, key
+        return self._poller
+
+    def wait(self, flag: int, operation: str, timeout: Optional[float]) -> None:
+        """Block until the socket can send (``POLLOUT``) or recv (``POLLIN``).
+
+        :raises SocketTimeout: nothing happened within *timeout*.
+        :raises ProcessDied: a watched process died meanwhile (raised by the watch).
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        watch = self.watch
+        while True:
+            fds = watch.fds() if watch is not None else ()
+            poller = self._poller_for(fds, flag)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if watch is not None:
+                    watch.check()
+                raise SocketTimeout(self, operation, timeout)
+            if watch is not None and watch.poll_slice:
+                remaining = min(remaining, watch.poll_slice)
+            ready = dict(poller.poll(math.ceil(remaining * 1000)))
+            if ready.get(self.sock, 0) & flag:
+                return
+            if watch is not None and (ready or watch.poll_slice):
+                watch.check()
+
+    def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
+        self.check_usable(receiving=flag == zmq.POLLIN)
+        flags = kwargs.pop("flags", 0) | zmq.NOBLOCK
+        try:
+            return method(*args, flags=flags, **kwargs)
+        except zmq.Again:
+            pass
+        while True:
+            self.wait(flag, operation, timeout)
+            try:
+                return method(*args, flags=flags, **kwargs)
+            except zmq.Again:  # pragma: no cover - lost a race with another reader
+                continue
+
+    # -- sending --------------------------------------------------------------------
+    def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send a multipart message, waiting at most *timeout* seconds."""
+        self._call(self.sock.send_multipart, zmq.POLLOUT, "send_multipart", timeout, frames, **kwargs)
+        if self.transcript is not None:
+            self.transcript.record("sent", self.name, frames)
+
+    def send(self, data: Any, timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send one frame (pass ``flags=zmq.SNDMORE`` for more to follow)."""
+        self._call(self.sock.send, zmq.POLLOUT, "send", timeout, data, **kwargs)
+        if self.transcript is not None:
+            self.transcript.record("sent", self.name, [data])
+
+    def send_string(self, text: str, timeout: Optional[float] = None, encoding: str = "utf-8", **kwargs: Any) -> None:
+        """Send a str as one frame."""
+        self.send(text.encode(encoding), timeout=timeout, **kwargs)
+
+    def send_json(self, obj: Any, timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send *obj* JSON-encoded as one frame."""
+        self.send(json.dumps(obj).encode("utf-8"), timeout=timeout, **kwargs)
+
+    # -- receiving ------------------------------------------------------------------
+    def recv_multipart(self, timeout: Optional[float] = None, **kwargs: Any) -> List[Any]:
+        """Receive a multipart message, waiting at most *timeout* seconds."""
+        frames = self._call(self.sock.recv_multipart, zmq.POLLIN, "recv_multipart", timeout, **kwargs)
+        self.last_received = frames
+        if self.transcript is not None:
+            self.transcript.record("received", self.name, frames)
+        return frames
+
+    def recv(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+        """Receive one frame."""
+        frame = self._call(self.sock.recv, zmq.POLLIN, "recv", timeout, **kwargs)
+        self.last_received = [frame]
+        if self.transcript is not None:
+            self.transcript.record("received", self.name, [frame])
+        return frame
+
+    def recv_string(self, timeout: Optional[float] = None, encoding: str = "utf-8", **kwargs: Any) -> str:
+        """Receive one frame and decode it as text."""
+        return self.recv(timeout=timeout, **kwargs).decode(encoding)
+
+    def recv_json(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+        """Receive one frame and decode it as JSON (see :func:`decode_json`)."""
+        frame = self.recv(timeout=timeout, **kwargs)
+        return decode_json(self, [frame], 0)
+
+    def poll(self, timeout: Optional[float] = None, flags: int = zmq.POLLIN) -> bool:
+        """``True`` if the socket becomes ready within *timeout* seconds (no error)."""
+        try:
+            self.wait(flags, "poll", timeout)
+        except SocketTimeout:
+            return False
+        return True
+
+
+def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
+    """JSON-decode ``frames[index]``; errors name the socket and show the raw frames.
+
+    :raises IndexError: there is no frame at *index*.
+    :raises ValueError: the frame is not UTF-8 JSON.
+    """
+    try:
+        frame = frames[index]
+    except IndexError:
+        raise IndexError(
+            f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
+            f"but it has {len(frames)} frame(s): {short_frames(frames)}"
+        ) from None
+    try:
+        return json.loads(frame)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"expected JSON in frame {index} of the message on {sock.describe()}, "
+            f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}"
+        ) from None
+
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _check_loopback(endpoint: str) -> None:
+    if not endpoint.startswith("tcp://"):
+        return
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host in _LOOPBACK_NAMES:
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(
+        f"refusing to bind a test socket to {endpoint!r}: expected a loopback address "
+        "(127.0.0.1, ::1 or localhost); pass allow_remote=True to bind elsewhere"
+    )
+
+
+def as_endpoint(where: Endpoint) -> str:
+    """Accept ``'tcp://host:port'`` or, like the seed article, ``(host, port)``."""
+    if isinstance(where, tuple):
+        host, port = where
+        return f"tcp://{host}:{port}"
+    if not isinstance(where, str):
+        raise TypeError(f"expected an endpoint string or (host, port) tuple, got {where!r}")
+    return where
+
+
+def make_sock(
+    context: zmq.Context,
+    sock_type: int,
+    bind: Union[Endpoint, Iterable[Endpoint], None] = None,
+    connect: Union[Endpoint, Iterable[Endpoint], None] = None,
+    subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None,
+    timeout: Optional[float] = None,
+    name: Optional[str] = None,
+    allow_remote: bool = False,
+    **options: Any,
+) -> TestSocket:
+    """Make a :class:`TestSocket`, bind and/or connect it, and subscribe a SUB socket.
+
+    The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms
+    reconnect interval (so a test that connects before the process under test has bound
+    does not pay libzmq's default 100 ms). ``bind`` and ``connect`` take an endpoint,
+    a ``(host, port)`` tuple or a list of them. TCP binds must be on loopback unless
+    *allow_remote* is true. A SUB socket subscribes to everything unless *subscribe*
+    says otherwise. Extra keyword arguments are socket options by name
+    (``sndhwm=10``).
+
+    Example::
+
+        req = make_sock(ctx, zmq.REQ, connect="tcp://127.0.0.1:5678", timeout=2)
+    """
+    sock = context.socket(sock_type)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        for option, value in options.items():
+            sock.setsockopt(getattr(zmq, option.upper()), value)
+        tsock = TestSocket(sock, timeout=timeout, name=name)
+        if connect is not None:
+            sock.setsockopt(zmq.RECONNECT_IVL, 2)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
+        if subscribe is not None and sock_type != zmq.SUB:
+            raise TypeError(f"subscribe= needs a SUB socket, got a {type_name(sock_type)} socket")
+        if sock_type == zmq.SUB:
+            topics = [b""] if subscribe is None else subscribe
+            if isinstance(topics, (bytes, str)):
+                topics = [topics]
+            for topic in topics:
+                sock.setsockopt(zmq.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
+        for endpoint in _endpoints(bind):
+            if not allow_remote:
+                _check_loopback(endpoint)
+            tsock.bind(endpoint)
+        for endpoint in _endpoints(connect):
+            tsock.connect(endpoint)
+    except BaseException:
+        sock.close(linger=0)
+        raise
+    return tsock
+
+
+def _endpoints(where: Union[Endpoint, Iterable[Endpoint], None]) -> List[str]:
+    if where is None:
+        return []
+    if isinstance(where, (str, tuple)):
+        return [as_endpoint(where)]
+    return [as_endpoint(w) for w in where]

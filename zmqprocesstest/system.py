@@ -1,0 +1,200 @@
+"""System tests: run the whole application from outside and compare with golden files.
+
+:func:`run_program` runs a command line (in its own session, killed with its children on
+timeout). :meth:`SystemTestCase.assertGolden` compares text with a golden file and shows
+a unified diff on mismatch. With ``ZMQPROCESSTEST_UPDATE_GOLDEN=1`` mismatching or
+missing golden files are rewritten instead, each write reported on stderr; a write never
+goes outside the golden-file directory. Normalisers replace what varies from run to run
+(ports, pids, timestamps, paths) before the comparison.
+
+A :class:`SystemTestCase` is a :class:`~zmqprocesstest.ProcessTestCase`: it can start the
+application with :meth:`~zmqprocesstest.ProcessTestCase.start_command` and talk to it as
+a client through test sockets with the same yield events.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import signal
+import subprocess
+import sys
+from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
+
+from .case import ProcessTestCase
+from .sockets import scaled
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = [
+    "SystemTestCase",
+    "ProgramResult",
+    "ProgramTimeout",
+    "run_program",
+    "golden_path",
+    "normalise_ports",
+    "normalise_pids",
+    "normalise_timestamps",
+    "normalise_path",
+    "normalise_regex",
+    "UPDATE_GOLDEN_ENV",
+]
+
+#: Set to ``1`` to rewrite golden files instead of failing on a mismatch.
+UPDATE_GOLDEN_ENV = "ZMQPROCESSTEST_UPDATE_GOLDEN"
+
+Normaliser = Callable[[str], str]
+
+
+class ProgramResult(NamedTuple):
+    """What a program run by :func:`run_program` did."""
+
+    argv: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class ProgramTimeout(AssertionError):
+    """A program run by :func:`run_program` did not finish in time (it was killed)."""
+
+
+def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
+                stdin: Union[str, bytes, None] = None, timeout: float = 10.0) -> ProgramResult:
+    """Run *argv* to completion and capture stdout and stderr as text.
+
+    The program runs in a new session; on *timeout* (seconds, scaled) the whole session
+    is killed and :class:`ProgramTimeout` shows what it printed so far.
+    """
+    if isinstance(argv, str):
+        raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
+    limit = scaled(timeout)
+    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
+    with subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(data, timeout=limit)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, err = proc.communicate()
+            raise ProgramTimeout(f"{list(argv)} did not finish within {limit:g} s (killed it)\n"
+                                 f"stdout so far:\n{out.decode('utf-8', 'replace')}\n"
+                                 f"stderr so far:\n{err.decode('utf-8', 'replace')}") from None
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # grandchildren it left behind
+            except (ProcessLookupError, PermissionError):
+                pass
+    return ProgramResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+# -- normalisers ----------------------------------------------------------------------
+def normalise_regex(pattern: str, replacement: str) -> Normaliser:
+    """A normaliser that replaces every match of *pattern* with *replacement*."""
+    regex = re.compile(pattern)
+    return lambda text: regex.sub(replacement, text)
+
+
+#: ``tcp://127.0.0.1:53211`` and ``localhost:53211`` -> ``...:<PORT>``.
+normalise_ports: Normaliser = normalise_regex(r"(?<=[\w\]\.]:)\d{2,5}\b", "<PORT>")
+#: ``pid 1234`` / ``pid=1234`` / ``[1234]`` -> ``pid <PID>`` / ``[<PID>]``.
+normalise_pids: Normaliser = normalise_regex(r"(?i)(?<=\bpid)([ =:]\s*)\d+|(?<=\[)\d{2,7}(?=\])", r"\1<PID>")
+#: ISO dates and ``HH:MM:SS[.fff]`` times -> ``<TIME>``.
+normalise_timestamps: Normaliser = normalise_regex(
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)?|\b\d\d:\d\d:\d\d(?:[.,]\d+)?", "<TIME>")
+
+
+def normalise_path(path: str, placeholder: str = "<PATH>") -> Normaliser:
+    """A normaliser that replaces *path* (e.g. a temp dir) with *placeholder*."""
+    return lambda text: text.replace(path, placeholder)
+
+
+def golden_path(directory: str, name: str) -> str:
+    """``directory/name``, refusing any *name* that would lead outside *directory*.
+
+    :raises ValueError: for absolute names, ``..`` or a symlink that escapes.
+    """
+    root = os.path.realpath(directory)
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.isabs(name) or os.path.commonpath([root, path]) != root:
+        raise ValueError(f"expected a golden file name inside {root}, got {name!r}")
+    return path
+
+
+def _updating() -> bool:
+    return os.environ.get(UPDATE_GOLDEN_ENV, "") not in ("", "0")
+
+
+class SystemTestCase(ProcessTestCase):
+    """A test case for whole-application tests against golden output.
+
+    Set :attr:`golden_dir` (default: ``golden/`` beside the test module). Start the
+    application with :meth:`start_command`, talk to it through test sockets with yield
+    events like a client would, or run a program with :meth:`run_program` and compare
+    its output with :meth:`assertGolden`.
+    """
+
+    #: Directory of golden files; relative paths are relative to the test module.
+    golden_dir: Optional[str] = None
+    #: Normalisers applied to output before every golden comparison.
+    normalisers: Sequence[Normaliser] = ()
+
+    def golden_directory(self) -> str:
+        """The absolute golden-file directory of this test case."""
+        module_dir = os.path.dirname(os.path.abspath(sys.modules[type(self).__module__].__file__ or "."))
+        return os.path.join(module_dir, self.golden_dir or "golden")
+
+    def run_program(self, argv: Sequence[str], **kwargs: object) -> ProgramResult:
+        """Same as :func:`run_program`."""
+        return run_program(argv, **kwargs)  # type: ignore[arg-type]
+
+    def assertGolden(self, text: str, name: str, normalisers: Iterable[Normaliser] = ()) -> None:
+        """Assert that *text* (normalised) equals golden file *name*; diff if not."""
+        for normalise in (*self.normalisers, *normalisers):
+            text = normalise(text)
+        path = golden_path(self.golden_directory(), name)
+        exists = os.path.exists(path)
+        expected = None
+        if exists:
+            with open(path, encoding="utf-8", newline="") as f:
+                expected = f.read()
+        if expected == text:
+            return
+        if _updating():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            print(f"zmqprocesstest: {'updated' if exists else 'created'} golden file {path}", file=sys.stderr)
+            return
+        if expected is None:
+            self.fail(f"golden file {path} does not exist; create it by running this test with {UPDATE_GOLDEN_ENV}=1 "
+                      "and review the file before committing it")
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                            fromfile=f"golden/{name}", tofile="actual output"))
+        self.fail(f"output differs from golden file {path} "
+                  f"(rerun with {UPDATE_GOLDEN_ENV}=1 to accept the new output):\n{diff}")
+
+    def assertProgramOutput(self, argv: Sequence[str], name: str, *, returncode: Optional[int] = 0,
+                            stderr: bool = False, normalisers: Iterable[Normaliser] = (), **kwargs: object) -> ProgramResult:
+        """Run *argv*; compare stdout with golden *name* (stderr with ``name.stderr``).
+
+        :param returncode: the expected exit code (``None``: do not check).
+        :param stderr: also compare stderr with a golden file.
+        """
+        result = run_program(argv, **kwargs)  # type: ignore[arg-type]
+        normalisers = list(normalisers)
+        problems = []
+        for text, golden in [(result.stdout, name)] + ([(result.stderr, name + ".stderr")] if stderr else []):
+            try:
+                self.assertGolden(text, golden, normalisers)
+            except AssertionError as exc:
+                problems.append(str(exc))
+        if returncode is not None and result.returncode != returncode:
+            problems.append(f"expected exit code {returncode}, got {result.returncode}; stderr:\n{result.stderr}")
+        if problems:
+            self.fail("\n\n".join(problems))
+        return result
