@@ -53,7 +53,7 @@ class EventError(TypeError):
 
 
 class TestTimeout(AssertionError):
-    """A generator test ran longer than its ``test_timeout``."""
+    """A generator test ran longer than its ``run_timeout``."""
 
     __test__ = False
 
@@ -158,7 +158,7 @@ class _Resources(_Watch):
             if proc.watched and proc.exitcode() is not None:
                 proc.watched = False  # report a death once; later waits may go on
                 self.refresh()
-                raise ProcessDied(f"{proc.describe()} died while the test was waiting\n{proc.report()}")
+                raise ProcessDied(f"{proc.name!r} died while the test was waiting: {proc.report()}")
 
     # -- teardown ------------------------------------------------------------------------
     def release(self) -> List[str]:
@@ -253,7 +253,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     #: (multiplied by ``ZMQPROCESSTEST_TIMEOUT_SCALE``).
     timeout: float = DEFAULT_TIMEOUT
     #: Longest a generator test may run, in seconds (scaled like :attr:`timeout`).
-    test_timeout: float = 60.0
+    run_timeout: float = 60.0
     #: ``'ipc'`` (a private temp dir, no port races) or ``'tcp'`` (127.0.0.1).
     endpoint_transport: str = "ipc"
     #: Bounds in seconds for each stop step (``message``, ``SIGINT``, ``SIGTERM``, ``SIGKILL``).
@@ -577,9 +577,9 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         An exception from a handler is thrown into the generator at its ``yield``
         (with zmqprocesstest's own frames removed from the traceback), so the test may
         catch it and an uncaught one points at the yield line. The test fails if it
-        returns a value or runs longer than :attr:`test_timeout`.
+        returns a value or runs longer than :attr:`run_timeout`.
         """
-        limit = scaled(self.test_timeout)
+        limit = scaled(self.run_timeout)
         deadline = time.monotonic() + limit
         value: Any = None
         error: Optional[BaseException] = None
@@ -598,7 +598,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
                     gen.close()
                 except RuntimeError:
                     pass
-                raise TestTimeout(f"{self.id()} ran longer than test_timeout ({limit:g} s); "
+                raise TestTimeout(f"{self.id()} ran longer than run_timeout ({limit:g} s); "
                                   f"stopped it before event {event!r}")
             try:
                 handler, args = self._handler_for(event)

@@ -197,6 +197,7 @@ class ManagedProcess:
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
         self.stopped_by: Optional[str] = None
+        self._code: Optional[int] = None
         self.pidfd: Optional[int] = None
         try:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
@@ -224,9 +225,12 @@ class ManagedProcess:
 
         Reaps the process with ``waitpid(WNOHANG)`` (never blocks).
         """
-        if isinstance(self.obj, subprocess.Popen):
-            return self.obj.poll()
-        return self.obj.exitcode
+        if self._code is None:
+            if isinstance(self.obj, subprocess.Popen):
+                self._code = self.obj.poll()
+            else:
+                self._code = self.obj.exitcode
+        return self._code
 
     def alive(self) -> bool:
         return self.exitcode() is None
@@ -272,7 +276,7 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 return None
         self.obj.join(timeout)
-        return self.obj.exitcode
+        return self.exitcode()
 
     def send_signal(self, sig: int, group: bool = True) -> None:
         """Send *sig* to the process (and, by default, its whole process group)."""
@@ -384,7 +388,7 @@ class ManagedProcess:
             for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
                 if stream is not None:
                     stream.close()
-        elif self.obj.exitcode is not None:
+        elif self.exitcode() is not None:
             self.obj.close()
 
 

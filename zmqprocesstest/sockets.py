@@ -287,15 +287,21 @@ class TestSocket:
         self.check_usable(receiving=flag == zmq.POLLIN)
         flags = kwargs.pop("flags", 0) | zmq.NOBLOCK
         try:
-            return method(*args, flags=flags, **kwargs)
-        except zmq.Again:
-            pass
-        while True:
-            self.wait(flag, operation, timeout)
             try:
                 return method(*args, flags=flags, **kwargs)
-            except zmq.Again:  # pragma: no cover - lost a race with another reader
-                continue
+            except zmq.Again:
+                pass
+            while True:
+                self.wait(flag, operation, timeout)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:  # pragma: no cover - lost a race with another reader
+                    continue
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EFSM:
+                raise
+            raise zmq.ZMQError(exc.errno, f"cannot {operation} on {self.describe()} now: {exc.strerror} "
+                               "(REQ must alternate send, recv; REP recv, send)") from None
 
     # -- sending --------------------------------------------------------------------
     def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:

@@ -20,17 +20,20 @@ class PongProc(multiprocessing.Process):
         self.sock_type = sock_type
 
     def run(self):
-        context = zmq.Context()
-        sock = context.socket(self.sock_type)
-        sock.linger = 0
-        sock.bind(self.endpoint)
+        context = sock = None
         try:
+            context = zmq.Context()
+            sock = context.socket(self.sock_type)
+            sock.linger = 0
+            sock.bind(self.endpoint)
             self.serve(sock)
         except KeyboardInterrupt:
             pass  # stopped with SIGINT: fall through to the clean-up
         finally:
-            sock.close()
-            context.term()
+            if sock is not None:
+                sock.close()
+            if context is not None:
+                context.term()
 
     def serve(self, sock):
         while True:
