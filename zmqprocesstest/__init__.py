@@ -4,7 +4,7 @@ from .marks import mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
 from .sockets import SocketTimeout, TestSocket, make_sock
-from .system import (ProgramResult, ProgramTimeout, SystemTestCase, normalise_path, normalise_pids,
+from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normalise_path, normalise_pids,
                      normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
 __version__ = "0.1.0"

@@ -388,7 +388,6 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
         problems = managed.stop()
-        self._resources().processes.remove(managed)
         self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
@@ -451,7 +450,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         sock = self.log_socket
         if sock is None:
             raise ValueError("the log event reads self.log_socket; set it in setUp, e.g. "
-                             "self.log_socket = self.socket(zmq.SUB, bind=self.new_endpoint())")
+                             "self.log_socket = self.socket(zmq.SUB, connect=LOG_ENDPOINT)")
         self._check_socket(sock)
         want = level.upper() if level else None
         seen: List[str] = []

@@ -198,6 +198,7 @@ class ManagedProcess:
         self.watched = True
         self.stopped_by: Optional[str] = None
         self._code: Optional[int] = None
+        self.closed = False
         self.pidfd: Optional[int] = None
         try:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
@@ -320,6 +321,8 @@ class ManagedProcess:
         Returns a list of problems (empty if it stopped politely and cleanly).
         """
         problems: List[str] = []
+        if self.closed:
+            return problems  # stopped already (stop_process)
         code = self.exitcode()
         polite = "message" if self.stop_message else "SIGINT"
         if code is not None:
@@ -379,6 +382,8 @@ class ManagedProcess:
     def close(self) -> None:
         """Release the pidfd, the output pipe and multiprocessing's resources."""
         _LIVE.discard(self)
+        self.closed = True
+        self.watched = False
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -405,7 +410,6 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
         proc = multiprocessing.Process(target=target, args=tuple(args), kwargs=kwargs)
     else:
         raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
-    proc.daemon = True
     output = _Output() if capture else None
     _pending.active, _pending.output = True, output
     try:
