@@ -158,6 +158,10 @@ def _in_forked_child(_: object) -> None:
             os.setpgid(0, 0)
         except OSError:
             pass
+        started_r, started_w = _pending.started
+        os.close(started_r)
+        os.write(started_w, b"!")  # signals sent from now on are not lost in the fork
+        os.close(started_w)
         if output is not None:
             os.dup2(output.write_fd, 1)
             os.dup2(output.write_fd, 2)
@@ -199,6 +203,8 @@ class ManagedProcess:
         self.stopped_by: Optional[str] = None
         self._code: Optional[int] = None
         self.closed = False
+        #: Readable once a forked child has passed the point where signals get lost.
+        self.started_fd: Optional[int] = None
         self.pidfd: Optional[int] = None
         try:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
@@ -333,7 +339,8 @@ class ManagedProcess:
             steps: List[Tuple[str, Callable[[], None]]] = []
             if self.stop_message is not None:
                 steps.append(("message", self.stop_message[0]))
-            for name in ("SIGINT", "SIGTERM", "SIGKILL"):
+            steps.append(("SIGINT", self._interrupt))
+            for name in ("SIGTERM", "SIGKILL"):
                 steps.append((name, lambda sig=getattr(signal, name): self._signal_quietly(sig)))
             for step, action in steps:
                 try:
@@ -357,6 +364,40 @@ class ManagedProcess:
             problems.append(f"children of {self.name!r} (process group {self.pgid}) were still running and were killed")
         self.close()
         return problems
+
+    def _main_thread_state(self) -> str:
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return ""
+        return stat[stat.rfind(b")") + 2:][:1].decode()
+
+    def _interrupt(self) -> None:
+        """SIGINT, sent when the process can act on it, and again while it sleeps on.
+
+        A Python process can miss a SIGINT: one taken between two blocking calls (just
+        replied, on its way back into ``recv``), or one that lands on a libzmq thread in
+        the instant before it masks signals, only sets a flag, and the main thread then
+        blocks in ``poll`` without running the handler. So: wait, bounded, until the
+        child can take signals and its main thread is blocked (state ``S``); send
+        SIGINT; and if the process is still blocked, alive, 100 ms later, send it again
+        (a process that is busy, say with its clean-up, is left alone).
+        """
+        deadline = time.monotonic() + scaled(0.5)
+        if self.started_fd is not None:
+            # The fork hook writes this (or it closes on exit) once the child can take signals.
+            select.select([self.started_fd], [], [], scaled(0.5))
+        while self._main_thread_state() not in ("", "S", "Z", "X", "T", "t") and time.monotonic() < deadline:
+            if self.wait(0.001) is not None:
+                return
+        deadline = time.monotonic() + scaled(self.stop_timeouts.get("SIGINT", 2.0))
+        while True:
+            self._signal_quietly(signal.SIGINT)
+            if self.wait(min(0.1, max(0.0, deadline - time.monotonic()))) is not None:
+                return
+            if time.monotonic() >= deadline or self._main_thread_state() != "S":
+                return
 
     def _signal_quietly(self, sig: int) -> None:
         try:
@@ -387,6 +428,9 @@ class ManagedProcess:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        if self.started_fd is not None:
+            os.close(self.started_fd)
+            self.started_fd = None
         if self.output is not None:
             self.output.close()
         if isinstance(self.obj, subprocess.Popen):
@@ -411,19 +455,24 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
     else:
         raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
     output = _Output() if capture else None
-    _pending.active, _pending.output = True, output
+    started_r, started_w = os.pipe()
+    _pending.active, _pending.output, _pending.started = True, output, (started_r, started_w)
     try:
         proc.start()
     except BaseException:
         if output is not None:
             os.close(output.write_fd)
             os.close(output.read_fd)
+        os.close(started_r)
         raise
     finally:
-        _pending.active, _pending.output = False, None
+        _pending.active, _pending.output, _pending.started = False, None, None
+        os.close(started_w)
     if output is not None:
         output.start()
-    return ManagedProcess(proc, name or proc.name, output, stop_timeouts)
+    managed = ManagedProcess(proc, name or proc.name, output, stop_timeouts)
+    managed.started_fd = started_r
+    return managed
 
 
 def start_command(argv: Sequence[str], *, name: Optional[str], env: Optional[Dict[str, str]],

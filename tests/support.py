@@ -1,0 +1,40 @@
+"""Helpers for the library's own tests: run inner test cases and read their results."""
+import os
+import sys
+import traceback
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "docs", "examples")
+if EXAMPLES not in sys.path:
+    sys.path.insert(0, EXAMPLES)
+
+
+def run_case(cls, *names):
+    """Run the named tests of *cls* (all if none) into a fresh TestResult."""
+    loader = unittest.TestLoader()
+    if names:
+        suite = unittest.TestSuite(cls(name) for name in names)
+    else:
+        suite = loader.loadTestsFromTestCase(cls)
+    result = unittest.TestResult()
+    suite.run(result)
+    return result
+
+
+def problems(result):
+    """All failures and errors as (test id, formatted text) pairs."""
+    return [(test.id(), text) for test, text in result.failures + result.errors]
+
+
+def only_problem(testcase, result, kind="failure"):
+    """Assert exactly one failure (or error) and return its text."""
+    entries = result.failures if kind == "failure" else result.errors
+    others = result.errors if kind == "failure" else result.failures
+    testcase.assertEqual(len(entries), 1, f"expected one {kind}, got: {problems(result)}")
+    testcase.assertEqual(others, [], f"expected no other problems, got: {problems(result)}")
+    return entries[0][1]
+
+
+def format_exc(exc):
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

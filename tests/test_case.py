@@ -1,0 +1,217 @@
+"""Tests of case.py: the metaclass, the send-back loop and the test's resources."""
+import inspect
+import os
+import unittest
+
+import zmq
+
+from zmqprocesstest import EventError, ProcessTestCase, TestTimeout
+
+from . import samples
+from .support import only_problem, problems, run_case
+
+
+class TestMetaclass(unittest.TestCase):
+    def test_wrapper_is_a_plain_function_that_keeps_metadata(self):
+        method = samples.CustomEvents.__dict__["test_custom_event"]
+        self.assertFalse(inspect.isgeneratorfunction(method))
+        self.assertEqual(method.__name__, "test_custom_event")
+        self.assertEqual(method.__qualname__, "CustomEvents.test_custom_event")
+        self.assertEqual(method.__doc__, "Custom events are methods.")
+        self.assertTrue(inspect.isgeneratorfunction(method.__wrapped__))
+
+    def test_helper_generators_are_left_alone(self):
+        self.assertTrue(inspect.isgeneratorfunction(samples.CustomEvents.helper_generator))
+
+    def test_generator_test_from_a_mixin_is_converted_and_runs(self):
+        self.assertFalse(inspect.isgeneratorfunction(samples.WithMixin.test_from_mixin))
+        self.assertTrue(inspect.isgeneratorfunction(samples.Mixin.test_from_mixin))
+        result = run_case(samples.WithMixin)
+        self.assertEqual((result.testsRun, problems(result)), (1, []))
+
+    def test_skip_expected_failure_subtests_and_plain_tests_work(self):
+        result = run_case(samples.Decorated)
+        self.assertEqual(result.testsRun, 4)
+        self.assertEqual(len(result.skipped), 1)
+        self.assertEqual(len(result.expectedFailures), 1)
+        self.assertEqual(problems(result), [])
+
+    def test_generator_set_after_class_creation_is_refused(self):
+        class Late(ProcessTestCase):
+            pass
+
+        def test_late(self):
+            yield ("recv", None)
+
+        Late.test_late = test_late
+        text = only_problem(self, run_case(Late, "test_late"), "error")
+        self.assertIn("is a generator function that was not converted", text)
+
+
+class TestSendBackLoop(unittest.TestCase):
+    def test_custom_event_result_is_sent_back(self):
+        result = run_case(samples.CustomEvents)
+        self.assertEqual((result.testsRun, problems(result)), (1, []))
+
+    def test_assertion_failure_shows_the_test_line_and_transcript(self):
+        text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
+        self.assertIn('self.assertEqual(reply, [["pong", 2]])', text)
+        self.assertIn("Messages (last 20, oldest first):", text)
+        self.assertIn("req -> [b'[\"ping\", 1]']", text)
+        self.assertIn("req <- [['pong', 1]]", text)
+        self.assertIn("process 'pongproc'", text)
+
+    def test_timeout_points_at_the_yield_line_and_names_everything(self):
+        text = only_problem(self, run_case(samples.Failures, "test_timeout"))
+        last_frame = text.split("Traceback (most recent call last):")[1].split("SocketTimeout")[0]
+        self.assertIn('yield ("recv", dealer)  # nothing more comes', last_frame)
+        self.assertNotIn("zmqprocesstest/", last_frame)  # no frame of the library itself
+        self.assertIn("recv_multipart on socket 'dealer' (DEALER, connect ipc://", text)
+        self.assertIn("(event 'recv') timed out after 0.3 s", text)
+        self.assertIn("last received on it: [b'', ['error', 'unknown message type: spam']]", text)
+
+    def test_a_test_can_catch_a_thrown_error(self):
+        result = run_case(samples.Failures, "test_catches_timeout")
+        self.assertEqual(problems(result), [])
+
+    def assertBadYield(self, name, *expected):
+        text = only_problem(self, run_case(samples.Failures, name), "error")
+        self.assertIn("EventError", text)
+        for part in expected:
+            self.assertIn(part, text)
+        return text
+
+    def test_not_a_tuple(self):
+        self.assertBadYield("test_not_a_tuple", "expected a tuple ('event', *args) to be yielded, got list",
+                            'yield ["send", self.req, [], 1]')
+
+    def test_empty_tuple(self):
+        self.assertBadYield("test_empty_tuple", "got an empty tuple", "yield ()")
+
+    def test_name_not_a_string(self):
+        self.assertBadYield("test_name_not_str", "expected an event name (str) first in the yielded tuple, got 42")
+
+    def test_unknown_event_lists_known_ones(self):
+        self.assertBadYield("test_unknown_event", "unknown event 'pingg'",
+                            "known events: explode, log, recv, recv_nothing, send, signal, wait_endpoint, "
+                            "wait_exit, wait_output",
+                            "Add one by defining a method pingg(self, ...)")
+
+    def test_wrong_arguments_for_a_handler(self):
+        self.assertBadYield("test_bad_arguments", "bad arguments for event 'send': missing a required argument: "
+                            "'header'", "expected ('send', sock, header, body, extra_frames, timeout)",
+                            'yield ("send", self.req)')
+
+    def test_typeerror_inside_a_handler_is_not_called_an_argument_error(self):
+        text = only_problem(self, run_case(samples.Failures, "test_handler_raises_typeerror_inside"), "error")
+        self.assertIn("object of type 'int' has no len()", text)
+        self.assertIn("return len(42)", text)
+        self.assertNotIn("bad arguments", text)
+
+    def test_returning_a_value_is_an_error(self):
+        text = only_problem(self, run_case(samples.Failures, "test_returns_value"), "error")
+        self.assertIn("expected the test to return None, got 42", text)
+
+    def test_plain_test_returning_a_value_is_an_error(self):
+        class Returns(ProcessTestCase):
+            def test_returns(self):
+                return 1
+
+        text = only_problem(self, run_case(Returns, "test_returns"), "error")
+        self.assertIn("expected the test to return None, got 1", text)
+
+    def test_run_timeout_stops_a_test_that_never_ends(self):
+        text = only_problem(self, run_case(samples.RunTimeout))
+        self.assertIn("TestTimeout", text)
+        self.assertIn("ran longer than run_timeout (0.2 s)", text)
+
+
+class TestResources(unittest.TestCase):
+    def test_fixed_port_can_be_bound_again_by_the_next_test(self):
+        port = zmq.Context.instance().socket(zmq.REP)
+        number = port.bind_to_random_port("tcp://127.0.0.1")
+        port.close(linger=0)
+
+        class Binds(ProcessTestCase):
+            def test_a(self):
+                self.socket(zmq.REP, bind=f"tcp://127.0.0.1:{number}")
+                yield from ()
+
+            test_b = test_a
+
+        result = run_case(Binds, "test_a", "test_b")
+        self.assertEqual((result.testsRun, problems(result)), (2, []))
+
+    def test_endpoints_are_private_and_removed(self):
+        seen = {}
+
+        class Endpoints(ProcessTestCase):
+            def test_it(self):
+                seen["first"] = self.endpoint
+                seen["again"] = self.endpoint
+                seen["second"] = self.new_endpoint()
+                seen["tcp"] = self.new_endpoint("tcp")
+                seen["mode"] = os.stat(self.endpoint[len("ipc://"):].rsplit("/", 1)[0]).st_mode & 0o777
+
+        self.assertEqual(problems(run_case(Endpoints)), [])
+        self.assertEqual(seen["first"], seen["again"])
+        self.assertNotEqual(seen["first"], seen["second"])
+        self.assertTrue(seen["tcp"].startswith("tcp://127.0.0.1:"))
+        self.assertEqual(seen["mode"], 0o700)
+        self.assertFalse(os.path.exists(seen["first"][len("ipc://"):].rsplit("/", 1)[0]))
+
+    def test_sockets_and_context_are_closed_even_when_setup_fails(self):
+        kept = {}
+
+        class Broken(ProcessTestCase):
+            def setUp(self):
+                kept["sock"] = self.socket(zmq.PUB, bind=self.endpoint)
+                kept["ctx"] = self.context
+                raise RuntimeError("broken setUp")
+
+            def test_it(self):
+                pass
+
+        text = only_problem(self, run_case(Broken), "error")
+        self.assertIn("broken setUp", text)
+        self.assertTrue(kept["sock"].closed)
+        self.assertTrue(kept["ctx"].closed)
+
+    def test_raw_context_sockets_left_open_are_closed_and_reported(self):
+        class Raw(ProcessTestCase):
+            def test_it(self):
+                self.raw = self.context.socket(zmq.PUB)
+
+        text = only_problem(self, run_case(Raw))
+        self.assertIn("1 socket(s) made with context.socket() directly were left open; closed them", text)
+
+    def test_socket_of_another_test_is_refused(self):
+        holder = {}
+
+        class First(ProcessTestCase):
+            def test_it(self):
+                holder["sock"] = self.socket(zmq.PUB, bind=self.endpoint)
+
+        class Second(ProcessTestCase):
+            def test_foreign(self):
+                yield ("send", holder["sock"], [], 1)
+
+            def test_raw(self):
+                sock = self.context.socket(zmq.PUSH)
+                try:
+                    yield ("send", sock, [], 1)
+                finally:
+                    sock.close()
+
+        run_case(First)
+        result = run_case(Second)
+        texts = dict(problems(result))
+        foreign = [t for i, t in texts.items() if i.endswith("test_foreign")][0]
+        raw = [t for i, t in texts.items() if i.endswith("test_raw")][0]
+        self.assertIn("belongs to another test (tests.test_case.TestResources.", foreign)
+        self.assertIn("make it with self.socket()", foreign)
+        self.assertIn("expected a TestSocket (made by self.socket() or make_sock()), got Socket", raw)
+
+
+if __name__ == "__main__":
+    unittest.main()
