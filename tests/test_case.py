@@ -1,6 +1,7 @@
 """Tests of case.py: the metaclass, the send-back loop and the test's resources."""
 import inspect
 import os
+import socket
 import unittest
 
 import zmq
@@ -128,9 +129,9 @@ class TestSendBackLoop(unittest.TestCase):
 
 class TestResources(unittest.TestCase):
     def test_fixed_port_can_be_bound_again_by_the_next_test(self):
-        port = zmq.Context.instance().socket(zmq.REP)
-        number = port.bind_to_random_port("tcp://127.0.0.1")
-        port.close(linger=0)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            number = probe.getsockname()[1]
 
         class Binds(ProcessTestCase):
             def test_a(self):
@@ -140,6 +141,7 @@ class TestResources(unittest.TestCase):
             test_b = test_a
 
         result = run_case(Binds, "test_a", "test_b")
+        self.maxDiff = None
         self.assertEqual((result.testsRun, problems(result)), (2, []))
 
     def test_endpoints_are_private_and_removed(self):
