@@ -195,3 +195,76 @@ class Marked(ProcessTestCase):
     @mark("slow")
     def test_slow(self):
         yield from ()
+
+
+class Recorder(ProcessTestCase):
+    """Records the pids it started (class attribute ``pids``) for orphan checks."""
+
+    pids: list = []
+
+    def start_pong(self):
+        proc = self.start_process(PongProc, self.endpoint)
+        self.pids.append(proc.pid)
+        return proc
+
+
+class PassingRecorder(Recorder):
+    def test_pass(self):
+        self.start_pong()
+        req = self.socket(zmq.REQ, connect=self.endpoint)
+        yield ("send", req, [], ["ping", 1])
+        yield ("recv", req)
+
+
+class FailingRecorder(Recorder):
+    def test_fail(self):
+        self.start_pong()
+        req = self.socket(zmq.REQ, connect=self.endpoint)
+        yield ("send", req, [], ["ping", 1])
+        reply = yield ("recv", req)
+        self.assertEqual(reply, "something else")
+
+
+class SetUpErrorRecorder(Recorder):
+    def setUp(self):
+        self.start_pong()
+        raise RuntimeError("setUp broke after starting the process")
+
+    def test_never_runs(self):
+        pass
+
+
+class CrashRecorder(Recorder):
+    def test_crash(self):
+        proc = self.start_process(CrashingProc, self.endpoint)
+        self.pids.append(proc.pid)
+        req = self.socket(zmq.REQ, connect=self.endpoint)
+        yield ("send", req, [], ["crash", 5])
+        yield ("recv", req, -1, 10.0)
+
+
+class ManagerRecorder(Recorder):
+    """The manager starts a worker child: both must be gone after the test."""
+
+    def test_manager(self):
+        from pingpong.manager import Manager
+        from zmqprocesstest.case import child_pids
+        proc = self.start_process(Manager, self.endpoint)
+        req = self.socket(zmq.REQ, connect=self.endpoint)
+        yield ("send", req, [], ["double", 2])
+        reply = yield ("recv", req)
+        self.assertEqual(reply, [["doubled", 4]])
+        self.pids.append(proc.pid)
+        self.pids.extend(child_pids(proc.pid))
+
+
+class Hanging(ProcessTestCase):
+    """Run by a separate runner process that the test interrupts with SIGINT."""
+
+    def test_hang(self):
+        proc = self.start_process(PongProc, self.endpoint)
+        req = self.socket(zmq.REQ, connect=self.endpoint)
+        yield ("send", req, [], ["ping", 1])
+        yield ("recv", req)
+        print("READY", proc.pid, flush=True)
+        yield ("recv", req, -1, 60.0)  # waits until the runner is interrupted

@@ -1,0 +1,222 @@
+"""Tests of processes.py: stopping, escalation, crashes, commands, readiness, no orphans."""
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import zmq
+
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.case import child_pids
+
+from . import samples
+from .support import EXAMPLES, ROOT, only_problem, problems, run_case
+
+
+def gone(pid, timeout=5.0):
+    """True once *pid* no longer exists (bounded wait on a pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        select.select([fd], [], [], timeout)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state in ("Z", "X") and pid not in child_pids()  # a zombie nobody will reap is still a leak
+    finally:
+        os.close(fd)
+
+
+class TestStopProtocol(unittest.TestCase):
+    def test_sigint_stops_politely_and_the_test_passes(self):
+        result = run_case(samples.CustomEvents)
+        self.assertEqual(problems(result), [])
+
+    def test_process_ignoring_sigint_needs_sigterm_and_fails_the_test(self):
+        text = only_problem(self, run_case(samples.Stubborn))
+        self.assertRegex(text, r"process 'StubbornProc' \(pid \d+, killed by SIGTERM\) did not stop politely "
+                               r"\(SIGINT\); it took SIGTERM")
+
+    def test_process_ignoring_sigterm_needs_sigkill(self):
+        text = only_problem(self, run_case(samples.Deaf))
+        self.assertRegex(text, r"process 'DeafProc' \(pid \d+, killed by SIGKILL\) did not stop politely "
+                               r"\(SIGINT\); it took SIGKILL")
+
+    def test_stop_message_is_the_polite_step(self):
+        seen = {}
+
+        class WithMessage(samples.PongCase):
+            def test_it(self):
+                self.set_stop_message(self.proc, self.req, ["plzdiekthxbye", None])
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req)
+                seen["managed"] = self.managed(self.proc)
+
+        self.assertEqual(problems(run_case(WithMessage)), [])
+        self.assertEqual(seen["managed"].stopped_by, "message")
+        self.assertEqual(seen["managed"].exitcode(), 0)
+
+    def test_nonzero_exit_on_its_own_is_reported(self):
+        text = only_problem(self, run_case(samples.ExitsOnItsOwn))
+        self.assertRegex(text, r"process 'CrashingProc' \(pid \d+, exit code 7\) exited on its own with exit code 7")
+
+    def test_explicit_stop_process(self):
+        class Stops(samples.PongCase):
+            def test_it(self):
+                self.stop_process(self.proc)
+                self.assertFalse(self.proc.is_alive() if False else self.managed(self.proc).alive())
+
+        self.assertEqual(problems(run_case(Stops)), [])
+
+
+class TestCrashDetection(unittest.TestCase):
+    def test_crash_ends_the_wait_at_once_with_code_and_output(self):
+        start = time.monotonic()
+        text = only_problem(self, run_case(samples.Crash))
+        self.assertLess(time.monotonic() - start, 5.0)  # the recv timeout is 10 s
+        self.assertIn("ProcessDied: 'CrashingProc' died while the test was waiting: process 'CrashingProc'", text)
+        self.assertIn("exit code 3", text)
+        self.assertIn("| CrashingProc: crashing with exit code 3", text)
+        self.assertIn('yield ("recv", req)', text)
+
+    def test_crash_of_a_command_is_detected_too(self):
+        class CommandCrash(ProcessTestCase):
+            timeout = 10.0
+
+            def test_it(self):
+                self.start_command([sys.executable, "-m", "pingpong.faulty", self.endpoint], cwd=EXAMPLES)
+                req = self.socket(zmq.REQ, connect=self.endpoint)
+                yield ("send", req, [], ["crash", 4])
+                yield ("recv", req)
+
+        start = time.monotonic()
+        text = only_problem(self, run_case(CommandCrash))
+        self.assertLess(time.monotonic() - start, 5.0)
+        self.assertIn("died while the test was waiting", text)
+        self.assertIn("exit code 4", text)
+        self.assertIn("| CrashingProc: crashing with exit code 4", text)
+
+
+class TestCommands(unittest.TestCase):
+    def test_output_that_would_fill_a_pipe_does_not_block_the_child(self):
+        class Chatty(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", "import sys\nfor i in range(20000): print('x' * 100)\n"
+                                           "print('done')"])
+                yield ("wait_exit", proc, 10.0)
+                self.assertTrue(self.output_of(proc).endswith("done\n"))
+
+        self.assertEqual(problems(run_case(Chatty)), [])
+
+    def test_string_argv_is_refused(self):
+        class Wrong(ProcessTestCase):
+            def test_it(self):
+                self.start_command("python -m pingpong.pongproc")
+
+        text = only_problem(self, run_case(Wrong), "error")
+        self.assertIn("expected an argument list, got the string 'python -m pingpong.pongproc'; split it with shlex.split()",
+                      text)
+
+    def test_signal_to_a_command(self):
+        class Signals(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", "import signal, sys\n"
+                                           "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(9))\n"
+                                           "print('armed', flush=True)\nsignal.pause()"])
+                yield ("wait_output", proc, "armed", 5.0)
+                yield ("signal", proc, signal.SIGUSR1)
+                code = yield ("wait_exit", proc, 5.0, 9)
+                self.assertEqual(code, 9)
+
+        self.assertEqual(problems(run_case(Signals)), [])
+
+
+class TestReadiness(unittest.TestCase):
+    def test_wait_output_times_out_with_the_output_tail(self):
+        class Waits(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-m", "pingpong.pongproc", self.endpoint], cwd=EXAMPLES)
+                yield ("wait_output", proc, "never printed", 0.3)
+
+        text = only_problem(self, run_case(Waits))
+        self.assertIn("expected output of 'python' to match 'never printed'; not within 0.3 s", text)
+        self.assertIn("| pong: serving on ipc://", text)
+
+    def test_wait_endpoint(self):
+        class Listens(ProcessTestCase):
+            def test_ipc(self):
+                self.start_process(samples.PongProc, self.endpoint)
+                yield ("wait_endpoint", self.endpoint, 5.0)
+
+            def test_tcp(self):
+                endpoint = self.new_endpoint("tcp")
+                self.start_process(samples.PongProc, endpoint)
+                yield ("wait_endpoint", endpoint, 5.0)
+
+            def test_nobody(self):
+                yield ("wait_endpoint", self.new_endpoint(), 0.1)
+
+        result = run_case(Listens)
+        self.assertEqual(result.testsRun, 3)
+        text = only_problem(self, result)
+        self.assertIn("expected something to listen on ipc://", text)
+        self.assertIn("within 0.1 s", text)
+
+
+class TestNoOrphans(unittest.TestCase):
+    def assertAllGone(self, cls):
+        cls.pids = []
+        result = run_case(cls)
+        self.assertTrue(cls.pids, "the sample recorded no pid")
+        for pid in cls.pids:
+            self.assertTrue(gone(pid), f"process {pid} of {cls.__name__} is still there")
+        return result
+
+    def test_after_a_passing_test(self):
+        self.assertEqual(problems(self.assertAllGone(samples.PassingRecorder)), [])
+
+    def test_after_a_failing_test(self):
+        self.assertEqual(len(self.assertAllGone(samples.FailingRecorder).failures), 1)
+
+    def test_after_an_error_in_setup(self):
+        self.assertEqual(len(self.assertAllGone(samples.SetUpErrorRecorder).errors), 1)
+
+    def test_after_a_crash(self):
+        self.assertEqual(len(self.assertAllGone(samples.CrashRecorder).failures), 1)
+
+    def test_children_of_the_process_under_test(self):
+        result = self.assertAllGone(samples.ManagerRecorder)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(len(samples.ManagerRecorder.pids), 2, "manager and worker")
+
+    def test_after_ctrl_c_of_the_runner(self):
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.Hanging"], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            ready, _, _ = select.select([runner.stdout], [], [], 20.0)
+            self.assertTrue(ready, "the runner did not report READY in time")
+            line = runner.stdout.readline().decode()
+            self.assertTrue(line.startswith("READY "), line)
+            pid = int(line.split()[1])
+            runner.send_signal(signal.SIGINT)
+            runner.wait(20.0)
+            self.assertNotEqual(runner.returncode, 0)
+            self.assertIn("KeyboardInterrupt", runner.stderr.read().decode())
+            self.assertTrue(gone(pid), f"the process under test ({pid}) outlived the interrupted runner")
+        finally:
+            if runner.poll() is None:
+                os.killpg(runner.pid, signal.SIGKILL)
+                runner.wait()
+            runner.stdout.close()
+            runner.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
