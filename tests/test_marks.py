@@ -1,0 +1,145 @@
+"""Tests of marks.py and ``python -m zmqprocesstest``: marking and selecting tests."""
+import os
+import re
+import subprocess
+import sys
+import unittest
+from unittest import mock
+
+from zmqprocesstest import ProcessTestCase, mark, process
+from zmqprocesstest.marks import MARKS_ATTR, MARKS_ENV, marks_of, parse_expression, selection_expression
+
+from . import samples
+from .support import EXAMPLES, ROOT, problems, run_case
+
+
+class TestExpressions(unittest.TestCase):
+    def test_boolean_expressions(self):
+        cases = [
+            ("process", {"process"}, True),
+            ("process", {"system"}, False),
+            ("not (process or system)", set(), True),
+            ("not (process or system)", {"system"}, False),
+            ("process and not slow", {"process", "slow"}, False),
+            ("process and not slow", {"process"}, True),
+            ("a or b and c", {"a"}, True),
+            ("(a or b) and c", {"a"}, False),
+            ("not not a", {"a"}, True),
+            ("", set(), True),
+            ("1", set(), True),
+            ("True", set(), True),
+        ]
+        for expr, marks, expected in cases:
+            with self.subTest(expr=expr, marks=marks):
+                self.assertIs(parse_expression(expr)(marks), expected)
+
+    def test_malformed_expressions_say_what_was_expected(self):
+        for expr, message in [
+            ("process and", "expected a name, got the end"),
+            ("(process", "expected ), got the end"),
+            ("process system", "expected the end, got 'system'"),
+            ("process; rm", "unexpected ';'"),
+            ("and", "expected a name, got 'and'"),
+        ]:
+            with self.subTest(expr=expr), self.assertRaises(ValueError) as caught:
+                parse_expression(expr)
+            self.assertIn(message, str(caught.exception))
+
+    def test_precedence_env_over_setup_cfg_and_explicit_over_env(self):
+        with mock.patch.dict(os.environ, {MARKS_ENV: "system"}):
+            self.assertEqual(selection_expression(), "system")
+            self.assertEqual(selection_expression("process"), "process")
+
+
+class TestMarking(unittest.TestCase):
+    def test_class_method_and_module_marks_add_up(self):
+        self.assertEqual(marks_of(samples.Marked("test_slow")), {"process", "slow"})
+        self.assertEqual(marks_of(samples.Marked("test_process_only")), {"process"})
+
+    def test_marks_are_attributes_for_nose2(self):
+        self.assertTrue(samples.Marked.test_slow.slow)
+        self.assertTrue(samples.Marked.test_slow.process)
+        self.assertTrue(samples.Marked.test_process_only.process)
+
+    def test_marking_a_subclass_does_not_mark_the_base(self):
+        @mark("extra")
+        class Sub(samples.Marked):
+            pass
+
+        self.assertIn("extra", getattr(Sub.test_slow, MARKS_ATTR))
+        self.assertNotIn("extra", getattr(samples.Marked.test_slow, MARKS_ATTR))
+
+    def test_bad_mark_names_are_refused(self):
+        for name in ("not", "two words", "", 3):
+            with self.subTest(name=name), self.assertRaises(ValueError):
+                mark(name)
+
+    def test_unselected_tests_are_skipped_with_the_reason(self):
+        with mock.patch.dict(os.environ, {MARKS_ENV: "not slow"}):
+            result = run_case(samples.Marked)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(len(result.skipped), 1)
+        test, reason = result.skipped[0]
+        self.assertTrue(test.id().endswith("test_slow"))
+        self.assertEqual(reason, "deselected by mark expression 'not slow' (test has process, slow)")
+
+    def test_setup_does_not_run_for_unselected_tests(self):
+        ran = []
+
+        @process
+        class Counting(ProcessTestCase):
+            def setUp(self):
+                ran.append(1)
+
+            def test_it(self):
+                pass
+
+        with mock.patch.dict(os.environ, {MARKS_ENV: "system"}):
+            result = run_case(Counting)
+        self.assertEqual((len(result.skipped), ran), (1, []))
+
+
+def run_runner(*argv, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop(MARKS_ENV, None)
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+class TestRunnerSelection(unittest.TestCase):
+    """Marks under real runners, on the example application's tests."""
+
+    def ran(self, output, pattern=r"Ran (\d+) tests?"):
+        match = re.search(pattern, output)
+        self.assertIsNotNone(match, output)
+        return int(match.group(1))
+
+    def test_command_deselects_without_running(self):
+        code, out = run_runner("-m", "zmqprocesstest", "-m", "not system", "discover", "-s", EXAMPLES, "-t", EXAMPLES,
+                               "-p", "test_s*.py")
+        self.assertEqual(code, 0, out)
+        code_all, out_all = run_runner("-m", "unittest", "discover", "-s", EXAMPLES, "-t", EXAMPLES, "-p", "test_s*.py")
+        self.assertEqual(code_all, 0, out_all)
+        self.assertLess(self.ran(out), self.ran(out_all))
+        self.assertNotIn("skipped", out)
+
+    def test_command_refuses_a_bad_expression(self):
+        code, out = run_runner("-m", "zmqprocesstest", "-m", "process and", "discover", "-s", EXAMPLES)
+        self.assertNotEqual(code, 0)
+        self.assertIn("bad mark expression 'process and'", out)
+
+    def test_nose2_attrib_plugin_sees_marks(self):
+        code, out = run_runner("-m", "nose2", "--plugin", "nose2.plugins.attrib", "-s", EXAMPLES, "-t", EXAMPLES,
+                               "-A", "system", "test_system")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.ran(out), 3)
+
+    def test_pytest_m_sees_marks(self):
+        code, out = run_runner("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "system", "--strict-markers",
+                               os.path.join(EXAMPLES, "test_system.py"), os.path.join(EXAMPLES, "test_pongproc.py"))
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"3 passed, 6 deselected")
+
+
+if __name__ == "__main__":
+    unittest.main()
