@@ -12,7 +12,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase, mark, process
 
 from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
-from pingpong.faulty import CrashingProc, DeafProc, StubbornProc
+from pingpong.faulty import CrashingProc, DeafProc, FloodProc, StubbornProc
 from pingpong.pongproc import PongProc
 
 SHORT_STOPS = {"message": 0.5, "SIGINT": 0.5, "SIGTERM": 0.5, "SIGKILL": 2.0}

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
@@ -412,11 +413,14 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
 
         Header and extra frames are bytes (str is UTF-8 encoded)."""
         self._check_socket(sock)
-        frames = [_as_frame(f) for f in header]
-        frames.append(json.dumps(body).encode("utf-8"))
+        frames = _frames("header", header)
+        try:
+            frames.append(json.dumps(body).encode("utf-8"))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
         if extra_frames:
-            frames.extend(_as_frame(f) for f in extra_frames)
-        sock.send_multipart(frames, timeout=timeout)
+            frames.extend(_frames("extra_frames", extra_frames))
+        sock.send_multipart(frames, timeout=_seconds("timeout", timeout))
 
     def recv(self, sock: TestSocket, json_index: Optional[int] = -1, timeout: Optional[float] = None,
              frames: Optional[int] = None) -> List[Any]:
@@ -426,7 +430,11 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         frames the message must have.
         """
         self._check_socket(sock)
-        msg = sock.recv_multipart(timeout=timeout)
+        if json_index is not None and (type(json_index) is not int):
+            raise TypeError(f"expected json_index to be an int or None, got {json_index!r}")
+        if frames is not None and (type(frames) is not int or frames < 0):
+            raise TypeError(f"expected frames to be a number of frames or None, got {frames!r}")
+        msg = sock.recv_multipart(timeout=_seconds("timeout", timeout))
         if frames is not None and len(msg) != frames:
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: {short_frames(msg)}")
         if json_index is not None:
@@ -436,7 +444,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     def recv_nothing(self, sock: TestSocket, seconds: float = 0.1) -> None:
         """Event: assert that no message arrives on *sock* within *seconds*."""
         self._check_socket(sock)
-        if sock.poll(seconds):
+        if sock.poll(_seconds("seconds", seconds, allow_none=False)):
             msg = sock.recv_multipart(timeout=0)
             raise AssertionError(f"expected no message on {sock.describe()} within {seconds:g} s, got {short_frames(msg)}")
 
@@ -449,10 +457,13 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         """
         sock = self.log_socket
         if sock is None:
-            raise ValueError("the log event reads self.log_socket; set it in setUp, e.g. "
+            raise ValueError("expected self.log_socket (the SUB socket the log event reads) to be set in setUp, e.g. "
                              "self.log_socket = self.socket(zmq.SUB, connect=LOG_ENDPOINT)")
         self._check_socket(sock)
+        if not isinstance(substr, str) or not (level is None or isinstance(level, str)):
+            raise TypeError(f"expected a str substring and a level name or None, got {substr!r}, {level!r}")
         want = level.upper() if level else None
+        timeout = _seconds("timeout", timeout)
         seen: List[str] = []
         deadline = time.monotonic() + (sock.timeout if timeout is None else timeout)
         while True:
@@ -477,6 +488,8 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
 
     def signal(self, proc: Any, sig: int = _signal.SIGINT, group: bool = False) -> None:
         """Event: send signal *sig* to *proc* (with ``group=True``, to its process group)."""
+        if isinstance(sig, bool) or not isinstance(sig, int):
+            raise TypeError(f"expected a signal number such as signal.SIGINT, got {sig!r}")
         self.managed(proc).send_signal(sig, group=group)
 
     def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:
@@ -485,9 +498,11 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         The process is no longer watched for crashes. Returns the exit code.
         """
         managed = self.managed(proc)
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise TypeError(f"expected code to be an exit code (int) or None, got {code!r}")
+        limit = scaled(self.timeout) if timeout is None else _seconds("timeout", timeout)
         managed.watched = False
         self._resources().refresh()
-        limit = scaled(self.timeout) if timeout is None else timeout
         result = managed.wait(limit)
         if result is None:
             raise ProcessError(f"expected {managed.describe()} to exit within {limit:g} s")
@@ -500,8 +515,10 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         managed = self.managed(proc)
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
+        if not isinstance(pattern, (str, re.Pattern)):
+            raise TypeError(f"expected a regular expression (str or compiled), got {pattern!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        limit = scaled(self.timeout) if timeout is None else timeout
+        limit = scaled(self.timeout) if timeout is None else _seconds("timeout", timeout)
         match = managed.output.wait_for(regex, limit, managed.alive)
         if match is None:
             state = "it exited" if not managed.alive() else f"not within {limit:g} s"
@@ -513,7 +530,9 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
 
         Fails at once if a process under test dies meanwhile.
         """
-        limit = scaled(self.timeout) if timeout is None else timeout
+        if not isinstance(endpoint, str):
+            raise TypeError(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
+        limit = scaled(self.timeout) if timeout is None else _seconds("timeout", timeout)
         deadline = time.monotonic() + limit
         res = self._resources()
         while not _listening(endpoint):
@@ -595,8 +614,8 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
             if time.monotonic() > deadline:
                 try:
                     gen.close()
-                except RuntimeError:
-                    pass
+                except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
+                    _UNSTOPPABLE.append(gen)
                 raise TestTimeout(f"{self.id()} ran longer than run_timeout ({limit:g} s); "
                                   f"stopped it before event {event!r}")
             try:
@@ -671,15 +690,22 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         children = [pid for pid in child_pids() if pid not in children_before]
         if children:
             problems.append(f"child processes left running: {children}")
+            ours = {p.pid: p for p in multiprocessing.active_children()}
             for pid in children:
                 try:
                     os.kill(pid, _signal.SIGKILL)
-                    os.waitpid(pid, 0)
+                    if pid in ours:
+                        ours[pid].join(5)  # multiprocessing reaps its own
+                    else:
+                        os.waitpid(pid, 0)
                 except OSError:
                     pass
         if problems:
             raise LeakError(f"{self.id()} left resources behind: " + "; ".join(problems))
 
+
+#: Generators that refused to close; kept so their finaliser does not complain at exit.
+_UNSTOPPABLE: List[Generator[Any, Any, Any]] = []
 
 _BUILTIN_EVENTS = ("send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output", "wait_endpoint")
 _NOT_EVENTS = frozenset(dir(unittest.TestCase)) | {
@@ -688,8 +714,27 @@ _NOT_EVENTS = frozenset(dir(unittest.TestCase)) | {
 }
 
 
-def _as_frame(frame: Any) -> Any:
-    return frame.encode("utf-8") if isinstance(frame, str) else frame
+def _frames(what: str, frames: Any) -> List[Any]:
+    """Check and encode header or extra frames: bytes-like (str is UTF-8 encoded)."""
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, (list, tuple)):
+        raise TypeError(f"expected {what} to be a list of frames (bytes), got {frames!r}")
+    result = []
+    for frame in frames:
+        if isinstance(frame, str):
+            frame = frame.encode("utf-8")
+        elif not isinstance(frame, (bytes, bytearray, memoryview, zmq.Frame)):
+            raise TypeError(f"expected each of {what} to be bytes or str, got {frame!r}")
+        result.append(frame)
+    return result
+
+
+def _seconds(name: str, value: Any, allow_none: bool = True) -> Any:
+    """Check a duration argument: a number of seconds >= 0 (or ``None``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise TypeError(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, got {value!r}")
+    return value
 
 
 def _raise_if_bad_arguments(name: str, handler: Callable[..., Any], args: Tuple[Any, ...], exc: TypeError) -> None:

@@ -68,10 +68,20 @@ def mark(*names: str) -> Callable[[T], T]:
     return decorate
 
 
-#: Mark for process tests (one process under test, its peers mimicked by test sockets).
-process = mark("process")
-#: Mark for system tests (the whole application, run from outside).
-system = mark("system")
+def process(obj: T) -> T:
+    """Mark a test method or class as a *process test* (``@process``).
+
+    A process test starts one process and mimics its peers with test sockets.
+    """
+    return mark("process")(obj)
+
+
+def system(obj: T) -> T:
+    """Mark a test method or class as a *system test* (``@system``).
+
+    A system test runs the whole application from outside.
+    """
+    return mark("system")(obj)
 
 
 def _module_marks(cls: type) -> FrozenSet[str]:

@@ -99,13 +99,25 @@ def normalise_regex(pattern: str, replacement: str) -> Normaliser:
     return lambda text: regex.sub(replacement, text)
 
 
-#: ``tcp://127.0.0.1:53211`` and ``localhost:53211`` -> ``...:<PORT>``.
-normalise_ports: Normaliser = normalise_regex(r"(?<=[\w\]\.]:)\d{2,5}\b", "<PORT>")
-#: ``pid 1234`` / ``pid=1234`` / ``[1234]`` -> ``pid <PID>`` / ``[<PID>]``.
-normalise_pids: Normaliser = normalise_regex(r"(?i)(?<=\bpid)([ =:]\s*)\d+|(?<=\[)\d{2,7}(?=\])", r"\1<PID>")
-#: ISO dates and ``HH:MM:SS[.fff]`` times -> ``<TIME>``.
-normalise_timestamps: Normaliser = normalise_regex(
-    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)?|\b\d\d:\d\d:\d\d(?:[.,]\d+)?", "<TIME>")
+_PORTS = re.compile(r"(?<=[\w\]\.]:)\d{2,5}\b")
+_PIDS = re.compile(r"(?i)(?<=\bpid)([ =:]\s*)\d+|(?<=\[)\d{2,7}(?=\])")
+_TIMES = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)?"
+                    r"|\b\d\d:\d\d:\d\d(?:[.,]\d+)?")
+
+
+def normalise_ports(text: str) -> str:
+    """Replace port numbers after ``host:`` with ``<PORT>`` (``tcp://127.0.0.1:<PORT>``)."""
+    return _PORTS.sub("<PORT>", text)
+
+
+def normalise_pids(text: str) -> str:
+    """Replace ``pid 1234``, ``pid=1234`` and ``[1234]`` with ``<PID>`` in their place."""
+    return _PIDS.sub(lambda m: (m.group(1) or "") + "<PID>", text)
+
+
+def normalise_timestamps(text: str) -> str:
+    """Replace ISO dates/times and ``HH:MM:SS[.fff]`` with ``<TIME>``."""
+    return _TIMES.sub("<TIME>", text)
 
 
 def normalise_path(path: str, placeholder: str = "<PATH>") -> Normaliser:

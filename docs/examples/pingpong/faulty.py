@@ -60,3 +60,29 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+class FloodProc(multiprocessing.Process):
+    """Binds a PUSH socket and sends numbered messages as fast as it can, forever."""
+
+    def __init__(self, endpoint, size=1000):
+        super().__init__(name="FloodProc")
+        self.endpoint = endpoint
+        self.size = size
+
+    def run(self):
+        context = zmq.Context()
+        sock = context.socket(zmq.PUSH)
+        sock.linger = 0
+        sock.bind(self.endpoint)
+        payload = b"x" * self.size
+        try:
+            n = 0
+            while True:
+                sock.send_multipart([str(n).encode(), payload])
+                n += 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sock.close()
+            context.term()

@@ -1,0 +1,58 @@
+"""The public API: what ``zmqprocesstest`` exports, and that it stays free of pytest."""
+import ast
+import inspect
+import os
+import unittest
+
+import zmqprocesstest
+
+from .support import ROOT
+
+DOCUMENTED = {
+    "EventError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout", "ProcessDied", "ProcessError",
+    "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult", "ProgramTimeout", "SocketTimeout",
+    "SystemTestCase", "TestSocket", "TestTimeout", "make_sock", "mark", "normalise_path", "normalise_pids",
+    "normalise_ports", "normalise_regex", "normalise_timestamps", "process", "run_program", "system",
+}
+
+
+class TestExports(unittest.TestCase):
+    def test_all_matches_the_documented_api(self):
+        self.assertEqual(set(zmqprocesstest.__all__), DOCUMENTED)
+        for name in zmqprocesstest.__all__:
+            self.assertTrue(hasattr(zmqprocesstest, name), name)
+
+    def test_every_public_name_has_a_docstring(self):
+        for name in zmqprocesstest.__all__:
+            obj = getattr(zmqprocesstest, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                with self.subTest(name=name):
+                    self.assertTrue((obj.__doc__ or "").strip(), f"{name} has no docstring")
+
+    def test_test_like_names_are_not_collected(self):
+        for cls in (zmqprocesstest.TestSocket, zmqprocesstest.TestTimeout):
+            self.assertIs(cls.__test__, False)
+
+    def test_the_library_never_imports_pytest(self):
+        package = os.path.join(ROOT, "zmqprocesstest")
+        for name in os.listdir(package):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(package, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                modules = []
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    modules = [node.module]
+                for module in modules:
+                    with self.subTest(file=name):
+                        self.assertFalse(module.split(".")[0] in ("pytest", "_pytest"), f"{name} imports {module}")
+
+    def test_typed_package(self):
+        self.assertTrue(os.path.exists(os.path.join(ROOT, "zmqprocesstest", "py.typed")))
+
+
+if __name__ == "__main__":
+    unittest.main()
