@@ -12,6 +12,9 @@ from .marks import MARKS_ATTR, class_marks
 __all__ = ["pytest_configure", "pytest_collection_modifyitems"]
 
 
+_registered = {"process", "system"}
+
+
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line("markers", "process: a zmqprocesstest process test")
     config.addinivalue_line("markers", "system: a zmqprocesstest system test")
@@ -25,5 +28,10 @@ def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
         if cls is not None:
             names |= class_marks(cls)
         for name in sorted(names):
+            if name not in _registered:
+                # Your own marks are known too, so --strict-markers and pytest's
+                # unknown-mark warning accept them.
+                config.addinivalue_line("markers", f"{name}: a zmqprocesstest mark")
+                _registered.add(name)
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)

@@ -42,6 +42,9 @@ __all__ = ["ProcessTestCase", "EventError", "TestTimeout", "LeakError", "CHECK_L
 
 #: Set to ``1`` to turn on the leak check for every test case.
 CHECK_LEAKS_ENV = "ZMQPROCESSTEST_CHECK_LEAKS"
+#: A file to which each test that ran its body to the end appends its id: a check,
+#: for any runner, that no test "passes" without running (see ``.ci/runner-matrix``).
+BODY_LOG_ENV = "ZMQPROCESSTEST_BODY_LOG"
 #: Set to ``1`` to keep zmqprocesstest's own frames in failure tracebacks.
 FULL_TRACEBACK_ENV = "ZMQPROCESSTEST_FULL_TRACEBACK"
 
@@ -259,6 +262,10 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     endpoint_transport: str = "ipc"
     #: Bounds in seconds for each stop step (``message``, ``SIGINT``, ``SIGTERM``, ``SIGKILL``).
     stop_timeouts: Dict[str, float] = dict(_processes.DEFAULT_STOP_TIMEOUTS)
+    #: How :meth:`start_process` starts processes: ``"fork"`` (so patches such as a
+    #: :class:`~zmqprocesstest.ProcessMock` reach the child, and output is captured),
+    #: or ``None`` for multiprocessing's default.
+    start_method: Optional[str] = "fork"
     #: Capture stdout/stderr of processes under test and show their tail on failure.
     capture_output: bool = True
     #: How many messages the failure report's transcript shows.
@@ -351,7 +358,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         """
         res = self._resources()
         proc = _processes.start_process(target, args, kwargs, name=None, capture=self.capture_output,
-                                        stop_timeouts=self.stop_timeouts)
+                                        stop_timeouts=self.stop_timeouts, start_method=self.start_method)
         res.processes.append(proc)
         res.refresh()
         return proc.obj
@@ -662,6 +669,10 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
             raise
         if result is not None:
             raise TypeError(f"expected the test to return None, got {result!r}; use self.assert...() to check a result")
+        log = os.environ.get(BODY_LOG_ENV)
+        if log:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(self.id() + "\n")
 
     def _add_report(self, exc: BaseException) -> None:
         res = self._zpt

@@ -65,6 +65,13 @@ class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""
 
 
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
 def _describe_exit(code: Optional[int]) -> str:
     if code is None:
         return "still running"
@@ -167,6 +174,10 @@ def _in_forked_child(_: object) -> None:
             os.dup2(output.write_fd, 2)
             os.close(output.write_fd)
             os.close(output.read_fd)
+            # The runner may have replaced sys.stdout (pytest's capture does): write to
+            # the pipe, a line at a time, so waits on output see each line at once.
+            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
 class _Hook:
@@ -286,9 +297,13 @@ class ManagedProcess:
         return self.exitcode()
 
     def send_signal(self, sig: int, group: bool = True) -> None:
-        """Send *sig* to the process (and, by default, its whole process group)."""
+        """Send *sig* to the process (and, by default, its whole process group).
+
+        Sent once the process can act on it (:meth:`wait_until_blocked`).
+        """
         if self.exitcode() is not None:
-            raise ProcessDied(f"cannot send {signal.Signals(sig).name} to {self.describe()}: it is not running")
+            raise ProcessDied(f"cannot send {_signal_name(sig)} to {self.describe()}: it is not running")
+        self.wait_until_blocked()
         if group and self.pgid is not None:
             os.killpg(self.pgid, sig)
         else:
@@ -373,24 +388,32 @@ class ManagedProcess:
             return ""
         return stat[stat.rfind(b")") + 2:][:1].decode()
 
-    def _interrupt(self) -> None:
-        """SIGINT, sent when the process can act on it, and again while it sleeps on.
+    def wait_until_blocked(self, timeout: float = 0.5) -> None:
+        """Wait, at most *timeout* seconds, until the process can act on a signal at once.
 
-        A Python process can miss a SIGINT: one taken between two blocking calls (just
+        A Python process can miss a signal: one taken between two blocking calls (just
         replied, on its way back into ``recv``), or one that lands on a libzmq thread in
         the instant before it masks signals, only sets a flag, and the main thread then
-        blocks in ``poll`` without running the handler. So: wait, bounded, until the
-        child can take signals and its main thread is blocked (state ``S``); send
-        SIGINT; and if the process is still blocked, alive, 100 ms later, send it again
-        (a process that is busy, say with its clean-up, is left alone).
+        blocks in ``poll`` without running the handler. So wait until a forked child
+        has passed the point where signals are reset, and its main thread is blocked
+        (state ``S``), where a signal interrupts the call and is handled at once.
         """
-        deadline = time.monotonic() + scaled(0.5)
+        deadline = time.monotonic() + scaled(timeout)
         if self.started_fd is not None:
             # The fork hook writes this (or it closes on exit) once the child can take signals.
-            select.select([self.started_fd], [], [], scaled(0.5))
+            select.select([self.started_fd], [], [], scaled(timeout))
         while self._main_thread_state() not in ("", "S", "Z", "X", "T", "t") and time.monotonic() < deadline:
             if self.wait(0.001) is not None:
                 return
+
+    def _interrupt(self) -> None:
+        """The SIGINT stop step: sent when it will be acted on, and again while ignored.
+
+        If the process is still alive and blocked 100 ms after the SIGINT, the signal
+        was missed (see :meth:`wait_until_blocked`), so it is sent again; a process
+        that is busy, say with its clean-up, is left alone.
+        """
+        self.wait_until_blocked()
         deadline = time.monotonic() + scaled(self.stop_timeouts.get("SIGINT", 2.0))
         while True:
             self._signal_quietly(signal.SIGINT)
@@ -442,22 +465,37 @@ class ManagedProcess:
 
 
 def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str],
-                  capture: bool, stop_timeouts: Dict[str, float]) -> ManagedProcess:
+                  capture: bool, stop_timeouts: Dict[str, float], start_method: Optional[str] = "fork") -> ManagedProcess:
     """Start a :class:`multiprocessing.Process` subclass or a target function.
 
-    With the fork start method the child moves into its own process group and its
-    stdout/stderr go to a pipe the parent drains, before any of its code runs.
+    With the fork start method (the default here, whatever multiprocessing's default
+    is) the child moves into its own process group and its stdout/stderr go to a pipe
+    the parent drains, before any of its code runs; a :class:`~zmqprocesstest.ProcessMock`
+    patched in the test is inherited. A class made for an explicit context
+    (``get_context("spawn").Process``) keeps its own method.
     """
-    if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
-        proc = target(*args, **kwargs)
-    elif callable(target):
-        proc = multiprocessing.Process(target=target, args=tuple(args), kwargs=kwargs)
-    else:
-        raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
+    context = multiprocessing.get_context(start_method) if start_method else None
     output = _Output() if capture else None
     started_r, started_w = os.pipe()
     _pending.active, _pending.output, _pending.started = True, output, (started_r, started_w)
+    # Parallel runners run tests in daemonic pool workers, which multiprocessing forbids
+    # to have children (they could be orphaned). The test case stops and reaps its
+    # processes itself, and kills leftovers at exit, so lift the rule while the process
+    # is made (so it does not inherit the flag) and started.
+    me = multiprocessing.current_process()
+    daemonic = me.daemon
     try:
+        if daemonic:
+            me.daemon = False
+        if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
+            proc = target(*args, **kwargs)
+            if context is not None and getattr(proc, "_start_method", None) is None:
+                proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
+                proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
+        elif callable(target):
+            proc = (context or multiprocessing).Process(target=target, args=tuple(args), kwargs=kwargs)
+        else:
+            raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
         proc.start()
     except BaseException:
         if output is not None:
@@ -466,6 +504,8 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
         os.close(started_r)
         raise
     finally:
+        if daemonic:
+            me.daemon = True
         _pending.active, _pending.output, _pending.started = False, None, None
         os.close(started_w)
     if output is not None:
