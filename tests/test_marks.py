@@ -45,6 +45,20 @@ class TestExpressions(unittest.TestCase):
                 parse_expression(expr)
             self.assertIn(message, str(caught.exception))
 
+    def test_default_from_setup_cfg(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "setup.cfg"), "w") as f:
+                f.write("[zmqprocesstest]\nmarks = not slow\n")
+            here = os.getcwd()
+            os.chdir(directory)
+            try:
+                with mock.patch.dict(os.environ):
+                    os.environ.pop(MARKS_ENV, None)
+                    self.assertEqual(selection_expression(), "not slow")
+            finally:
+                os.chdir(here)
+
     def test_precedence_env_over_setup_cfg_and_explicit_over_env(self):
         with mock.patch.dict(os.environ, {MARKS_ENV: "system"}):
             self.assertEqual(selection_expression(), "system")
