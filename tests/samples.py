@@ -3,8 +3,6 @@
 Not collected directly: the module name does not start with ``test``, and the tests
 import the module, not its classes.
 """
-import signal
-import sys
 import unittest
 
 import zmq
@@ -12,7 +10,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase, mark, process
 
 from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
-from pingpong.faulty import CrashingProc, DeafProc, FloodProc, StubbornProc
+from pingpong.faulty import CrashingProc, DeafProc, StubbornProc
 from pingpong.pongproc import PongProc
 
 SHORT_STOPS = {"message": 0.5, "SIGINT": 0.5, "SIGTERM": 0.5, "SIGKILL": 2.0}
@@ -169,7 +167,7 @@ class Crash(ProcessTestCase):
     timeout = 10.0
 
     def test_crash_while_waiting(self):
-        proc = self.start_process(CrashingProc, self.endpoint)
+        self.start_process(CrashingProc, self.endpoint)
         req = self.socket(zmq.REQ, connect=self.endpoint)
         yield ("send", req, [], ["crash", 3])
         yield ("recv", req)

@@ -6,7 +6,7 @@ import unittest
 
 import zmq
 
-from zmqprocesstest import EventError, ProcessTestCase, TestTimeout
+from zmqprocesstest import ProcessTestCase
 
 from . import samples
 from .support import only_problem, problems, run_case

@@ -8,7 +8,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zmqprocesstest import LeakError, ProcessTestCase
+from zmqprocesstest import ProcessTestCase
 
 from . import samples
 from .support import only_problem, problems, run_case

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import logging
 import multiprocessing
 import os
 import re
+import select
 import shutil
 import signal as _signal
 import socket as _socket
@@ -137,6 +137,7 @@ class _Resources(_Watch):
         self.closers: List[Callable[[], None]] = []
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
+        self.endpoint: Optional[str] = None
         self.transcript = Transcript(case.transcript_length)
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
@@ -326,9 +327,9 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     def endpoint(self) -> str:
         """A fresh endpoint for this test (the same one on each access)."""
         res = self._resources()
-        if not hasattr(res, "endpoint"):
-            res.endpoint = self.new_endpoint()  # type: ignore[attr-defined]
-        return res.endpoint  # type: ignore[attr-defined]
+        if res.endpoint is None:
+            res.endpoint = self.new_endpoint()
+        return res.endpoint
 
     def new_endpoint(self, transport: Optional[str] = None) -> str:
         """A new endpoint nobody else uses: ipc in a private (0700) temp dir, or tcp.
@@ -547,10 +548,10 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProcessError(f"expected something to listen on {endpoint} within {limit:g} s")
+            # Nothing to poll for a listener that is not there yet: retry every 5 ms,
+            # but wake at once if a process under test dies.
             fds = res.fds()
-            # Wakes early when a process dies; otherwise a short bounded retry.
             if fds:
-                import select
                 select.select(fds, [], [], min(remaining, 0.005))
             else:
                 time.sleep(min(remaining, 0.005))
@@ -761,6 +762,7 @@ def _raise_if_bad_arguments(name: str, handler: Callable[..., Any], args: Tuple[
 
 
 def _listening(endpoint: str) -> bool:
+    address: Any
     if endpoint.startswith("ipc://"):
         family, address = _socket.AF_UNIX, endpoint[len("ipc://"):]
     elif endpoint.startswith("tcp://"):

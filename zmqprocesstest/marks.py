@@ -175,20 +175,26 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
         pos += 1
         return tok
 
-    def or_expr() -> Callable[[FrozenSet[str]], bool]:
+    Predicate = Callable[[FrozenSet[str]], bool]
+
+    def either(a: Predicate, b: Predicate) -> Predicate:
+        return lambda m: a(m) or b(m)
+
+    def both(a: Predicate, b: Predicate) -> Predicate:
+        return lambda m: a(m) and b(m)
+
+    def or_expr() -> Predicate:
         left = and_expr()
         while peek() == "or":
             take()
-            right, prev = and_expr(), left
-            left = lambda m, a=prev, b=right: a(m) or b(m)  # noqa: E731
+            left = either(left, and_expr())
         return left
 
-    def and_expr() -> Callable[[FrozenSet[str]], bool]:
+    def and_expr() -> Predicate:
         left = not_expr()
         while peek() == "and":
             take()
-            right, prev = not_expr(), left
-            left = lambda m, a=prev, b=right: a(m) and b(m)  # noqa: E731
+            left = both(left, not_expr())
         return left
 
     def not_expr() -> Callable[[FrozenSet[str]], bool]:

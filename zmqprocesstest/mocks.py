@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from .sockets import scaled
 

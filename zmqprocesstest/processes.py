@@ -14,6 +14,7 @@ socket: a crash ends a wait at once.
 from __future__ import annotations
 
 import atexit
+import functools
 import multiprocessing
 import multiprocessing.util
 import os
@@ -355,8 +356,8 @@ class ManagedProcess:
             if self.stop_message is not None:
                 steps.append(("message", self.stop_message[0]))
             steps.append(("SIGINT", self._interrupt))
-            for name in ("SIGTERM", "SIGKILL"):
-                steps.append((name, lambda sig=getattr(signal, name): self._signal_quietly(sig)))
+            steps.append(("SIGTERM", functools.partial(self._signal_quietly, signal.SIGTERM)))
+            steps.append(("SIGKILL", functools.partial(self._signal_quietly, signal.SIGKILL)))
             for step, action in steps:
                 try:
                     action()
@@ -493,7 +494,8 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
                 proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
         elif callable(target):
-            proc = (context or multiprocessing).Process(target=target, args=tuple(args), kwargs=kwargs)
+            make = context.Process if context is not None else multiprocessing.Process  # type: ignore[attr-defined]
+            proc = make(target=target, args=tuple(args), kwargs=kwargs)
         else:
             raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
         proc.start()

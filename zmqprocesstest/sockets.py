@@ -184,7 +184,7 @@ class TestSocket:
     ) -> None:
         self.sock = sock
         self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
-        self.socket_type: int = sock.type
+        self.socket_type: int = int(sock.type)
         self.name = name or type_name(self.socket_type)
         self.endpoints: List[str] = []
         #: The last multipart message received (for timeout reports), or ``None``.
