@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from zmqprocesstest import ProcessTestCase
 
 from . import samples
+from pingpong.faulty import FloodProc
 from .support import only_problem, problems, run_case
 
 #: Words that start or mark the library's deliberate error messages.
@@ -82,7 +83,7 @@ class TestPeerInput(unittest.TestCase):
             transcript_length = 5
 
             def test_it(self):
-                self.start_process(samples.FloodProc, self.endpoint)
+                self.start_process(FloodProc, self.endpoint)
                 pull = self.socket(zmq.PULL, connect=self.endpoint, rcvhwm=10)
                 for _ in range(100):
                     yield ("recv", pull, None)
