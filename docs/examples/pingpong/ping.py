@@ -1,5 +1,4 @@
 """The client: ``python -m pingpong.ping ENDPOINT [COUNT]`` sends pings, prints replies."""
-import json
 import sys
 
 import zmq
