@@ -1,0 +1,1 @@
+"""Examples for the how-to guides and the tutorial (run with the other examples)."""
