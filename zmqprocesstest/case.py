@@ -254,8 +254,9 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
                 self.assertEqual(reply, [['pong', 1]])
     """
 
-    #: Default send/recv timeout of sockets made by :meth:`socket`, in seconds
-    #: (multiplied by ``ZMQPROCESSTEST_TIMEOUT_SCALE``).
+    #: Default timeout in seconds (multiplied by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) of
+    #: sockets made by :meth:`socket`, and of the waits that take no explicit timeout:
+    #: ``wait_exit``, ``wait_output``, ``wait_endpoint`` and :meth:`process_mock`.
     timeout: float = DEFAULT_TIMEOUT
     #: Longest a generator test may run, in seconds (scaled like :attr:`timeout`).
     run_timeout: float = 60.0
@@ -271,7 +272,8 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     capture_output: bool = True
     #: How many messages the failure report's transcript shows.
     transcript_length: int = 20
-    #: Fail a test that leaves an fd, socket, context or child process behind.
+    #: Fail a test that leaves a file descriptor or a child process behind (a zmq
+    #: socket or context left open shows up through its file descriptors).
     check_leaks: bool = False
     #: The SUB socket the :meth:`log` event reads (set it in ``setUp``).
     log_socket: Optional[TestSocket] = None
@@ -403,7 +405,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
 
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
         """A :class:`~zmqprocesstest.ProcessMock` whose pipe is closed after the test."""
-        mock = ProcessMock(name, timeout=self.timeout if timeout is None else timeout)
+        mock = ProcessMock(name, timeout=scaled(self.timeout) if timeout is None else timeout)
         self._resources().closers.append(mock.close)
         return mock
 

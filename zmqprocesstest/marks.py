@@ -8,7 +8,8 @@ defined above its test classes. Select with an expression such as
 * ``ZMQPROCESSTEST_MARKS=EXPR`` when the tests run, under any runner: unselected tests
   of a :class:`~zmqprocesstest.ProcessTestCase` are reported as skipped, with the reason;
 * ``python -m zmqprocesstest -m EXPR [unittest args]``: unselected tests are not run at all;
-* ``nose2 -A process`` (marks are also plain attributes, ``method.process = True``);
+* ``nose2 --plugin nose2.plugins.attrib -A process`` (marks are also plain attributes,
+  ``method.process = True``; or enable the attrib plugin in nose2's config);
 * ``pytest -m process`` (the bundled plugin turns marks into pytest marks);
 * a default in ``setup.cfg``: ``[zmqprocesstest]`` / ``marks = not slow``.
 """

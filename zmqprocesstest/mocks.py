@@ -52,8 +52,11 @@ class ProcessMock:
 
     __test__ = False
 
-    def __init__(self, name: str = "process", timeout: float = 1.0) -> None:
+    def __init__(self, name: str = "process", timeout: Optional[float] = None) -> None:
+        #: A name for messages.
         self.name = name
+        #: Default wait of :meth:`wait_for_call` in seconds (``None``: 1 s, scaled by
+        #: ``ZMQPROCESSTEST_TIMEOUT_SCALE``).
         self.timeout = timeout
         self._reader, self._writer = multiprocessing.Pipe(duplex=False)
         self.pid: Optional[int] = None
@@ -70,7 +73,12 @@ class ProcessMock:
 
         :raises MockTimeout: the mock was not constructed in time.
         """
-        limit = scaled(self.timeout) if timeout is None else timeout
+        if timeout is not None:
+            limit = timeout
+        elif self.timeout is not None:
+            limit = self.timeout
+        else:
+            limit = scaled(1.0)
         if not self._reader.poll(limit):
             raise MockTimeout(f"expected the mocked process {self.name!r} to be constructed within {limit:g} s; "
                               "it was not (is the patch target right, and does the process use fork?)")

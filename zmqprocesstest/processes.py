@@ -202,21 +202,26 @@ class ManagedProcess:
 
     def __init__(self, obj: Union[multiprocessing.process.BaseProcess, "subprocess.Popen[bytes]"], name: str,
                  output: Optional[_Output], stop_timeouts: Dict[str, float]) -> None:
+        #: The :class:`multiprocessing.Process` or :class:`subprocess.Popen`.
         self.obj = obj
+        #: Name used in messages.
         self.name = name
         self.output = output
+        #: Process id.
         self.pid: int = obj.pid  # type: ignore[assignment]
+        #: Its own process group (``None`` if it could not have one).
         self.pgid: Optional[int] = None
         self.stop_timeouts = dict(stop_timeouts)
         #: ``(send, description)``: how to send the stop message, if any.
         self.stop_message: Optional[Tuple[Callable[[], None], str]] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``).
         self.stopped_by: Optional[str] = None
         self._code: Optional[int] = None
         self.closed = False
-        #: Readable once a forked child has passed the point where signals get lost.
-        self.started_fd: Optional[int] = None
+        # Readable once a forked child has passed the point where signals get lost.
+        self._started_fd: Optional[int] = None
         self.pidfd: Optional[int] = None
         try:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
@@ -252,6 +257,7 @@ class ManagedProcess:
         return self._code
 
     def alive(self) -> bool:
+        """Whether the process is still running."""
         return self.exitcode() is None
 
     @property
@@ -400,9 +406,9 @@ class ManagedProcess:
         (state ``S``), where a signal interrupts the call and is handled at once.
         """
         deadline = time.monotonic() + scaled(timeout)
-        if self.started_fd is not None:
+        if self._started_fd is not None:
             # The fork hook writes this (or it closes on exit) once the child can take signals.
-            select.select([self.started_fd], [], [], scaled(timeout))
+            select.select([self._started_fd], [], [], scaled(timeout))
         while self._main_thread_state() not in ("", "S", "Z", "X", "T", "t") and time.monotonic() < deadline:
             if self.wait(0.001) is not None:
                 return
@@ -452,9 +458,9 @@ class ManagedProcess:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
-        if self.started_fd is not None:
-            os.close(self.started_fd)
-            self.started_fd = None
+        if self._started_fd is not None:
+            os.close(self._started_fd)
+            self._started_fd = None
         if self.output is not None:
             self.output.close()
         if isinstance(self.obj, subprocess.Popen):
@@ -513,7 +519,7 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
     if output is not None:
         output.start()
     managed = ManagedProcess(proc, name or proc.name, output, stop_timeouts)
-    managed.started_fd = started_r
+    managed._started_fd = started_r
     return managed
 
 

@@ -133,8 +133,11 @@ class SocketTimeout(AssertionError):
 
     def __init__(self, sock: "TestSocket", operation: str, timeout: float) -> None:
         super().__init__(sock.describe(), operation, timeout)
+        #: The :class:`TestSocket` that timed out.
         self.socket = sock
+        #: The socket method (``"recv_multipart"``...).
         self.operation = operation
+        #: The timeout in seconds.
         self.timeout = timeout
         #: Set by the event loop to the event that was being handled.
         self.event: Optional[str] = None
@@ -182,10 +185,15 @@ class TestSocket:
         timeout: Optional[float] = None,
         name: Optional[str] = None,
     ) -> None:
+        #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
+        #: Default send/recv timeout in seconds.
         self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
+        #: The zmq socket type (``zmq.REQ``...).
         self.socket_type: int = int(sock.type)
+        #: Name used in messages and the transcript.
         self.name = name or type_name(self.socket_type)
+        #: ``"bind ..."``/``"connect ..."`` entries, for messages.
         self.endpoints: List[str] = []
         #: The last multipart message received (for timeout reports), or ``None``.
         self.last_received: Optional[List[Any]] = None
@@ -346,7 +354,7 @@ class TestSocket:
         return self.recv(timeout=timeout, **kwargs).decode(encoding)
 
     def recv_json(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
-        """Receive one frame and decode it as JSON (see :func:`decode_json`)."""
+        """Receive one frame and decode it as JSON (a clear ``ValueError`` if it is not)."""
         frame = self.recv(timeout=timeout, **kwargs)
         return decode_json(self, [frame], 0)
 

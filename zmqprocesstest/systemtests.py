@@ -61,15 +61,16 @@ class ProgramTimeout(AssertionError):
 
 
 def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
-                stdin: Union[str, bytes, None] = None, timeout: float = 10.0) -> ProgramResult:
+                stdin: Union[str, bytes, None] = None, timeout: Optional[float] = None) -> ProgramResult:
     """Run *argv* to completion and capture stdout and stderr as text.
 
-    The program runs in a new session; on *timeout* (seconds, scaled) the whole session
-    is killed and :class:`ProgramTimeout` shows what it printed so far.
+    The program runs in a new session; after *timeout* seconds (default 10 s, scaled
+    by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
+    :class:`ProgramTimeout` shows what it printed so far.
     """
     if isinstance(argv, str):
         raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
-    limit = scaled(timeout)
+    limit = scaled(10.0) if timeout is None else timeout
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
     with subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as proc:
@@ -145,9 +146,9 @@ class SystemTestCase(ProcessTestCase):
     """A test case for whole-application tests against golden output.
 
     Set :attr:`golden_dir` (default: ``golden/`` beside the test module). Start the
-    application with :meth:`start_command`, talk to it through test sockets with yield
-    events like a client would, or run a program with :meth:`run_program` and compare
-    its output with :meth:`assertGolden`.
+    application with :meth:`~zmqprocesstest.ProcessTestCase.start_command`, talk to it
+    through test sockets with yield events like a client would, or run a program with
+    :meth:`run_program` and compare its output with :meth:`assertGolden`.
     """
 
     #: Directory of golden files; relative paths are relative to the test module.
