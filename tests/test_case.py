@@ -192,11 +192,16 @@ class TestResources(unittest.TestCase):
 
         class First(ProcessTestCase):
             def test_it(self):
-                holder["sock"] = self.socket(zmq.PUB, bind=self.endpoint)
+                holder["closed"] = self.socket(zmq.PUB, bind=self.endpoint)
 
         class Second(ProcessTestCase):
+            def test_closed(self):
+                yield ("send", holder["closed"], [], 1)
+
             def test_foreign(self):
-                yield ("send", holder["sock"], [], 1)
+                other = First("test_it")
+                self.addCleanup(other.doCleanups)
+                yield ("send", other.socket(zmq.PUB), [], 1)
 
             def test_raw(self):
                 sock = self.context.socket(zmq.PUSH)
@@ -206,13 +211,12 @@ class TestResources(unittest.TestCase):
                     sock.close()
 
         run_case(First)
-        result = run_case(Second)
-        texts = dict(problems(result))
-        foreign = [t for i, t in texts.items() if i.endswith("test_foreign")][0]
-        raw = [t for i, t in texts.items() if i.endswith("test_raw")][0]
-        self.assertIn("belongs to another test (tests.test_case.TestResources.", foreign)
-        self.assertIn("make it with self.socket()", foreign)
-        self.assertIn("expected a TestSocket (made by self.socket() or make_sock()), got Socket", raw)
+        texts = {test_id.rsplit(".", 1)[1]: text for test_id, text in problems(run_case(Second))}
+        self.assertEqual(sorted(texts), ["test_closed", "test_foreign", "test_raw"])
+        self.assertIn("is closed; make a new one with self.socket()", texts["test_closed"])
+        self.assertIn("belongs to another test (tests.test_case.TestResources.", texts["test_foreign"])
+        self.assertIn("make it with self.socket()", texts["test_foreign"])
+        self.assertIn("expected a TestSocket (made by self.socket() or make_sock()), got Socket", texts["test_raw"])
 
 
 if __name__ == "__main__":

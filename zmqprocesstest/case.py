@@ -181,6 +181,17 @@ class _Resources(_Watch):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return problems
 
+    def forget(self) -> None:
+        """Drop the references between case, sockets and processes (no garbage cycles)."""
+        for sock in self.sockets:
+            sock.owner = sock.watch = sock.transcript = None
+            sock._poller = None
+        self.sockets.clear()
+        self.processes.clear()
+        self.closers.clear()
+        self.contexts.clear()
+        self.case = None  # type: ignore[assignment]
+
     def report(self) -> str:
         parts = [f"Messages (last {self.transcript.entries.maxlen}, oldest first):", self.transcript.format()]
         if self.processes:
@@ -293,8 +304,10 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
         if res is None:
             return
         problems = res.release()
+        message = "\n".join(problems) + "\n" + "\n".join("  " + p.report() for p in res.processes)
+        res.forget()
         if problems:
-            raise ProcessStopError("\n".join(problems) + "\n" + "\n".join("  " + p.report() for p in res.processes))
+            raise ProcessStopError(message)
 
     @property
     def context(self) -> zmq.Context:

@@ -221,6 +221,15 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
 
 def config_expression(path: str = "setup.cfg") -> str:
     """The default expression from ``[zmqprocesstest] marks`` in *path*, or ``''``."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    return _read_config(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_config(path: str, mtime_ns: int, size: int) -> str:
     parser = configparser.ConfigParser()
     try:
         parser.read(path, encoding="utf-8")

@@ -370,7 +370,8 @@ class ManagedProcess:
                 except Exception as exc:  # the stop message could not be sent
                     problems.append(f"could not send the stop message to {self.name!r}: {exc}")
                     continue
-                code = self.wait(scaled(self.stop_timeouts.get(step, 2.0)))
+                # The SIGINT step waits its bound itself (it may resend); the others here.
+                code = self.exitcode() if step == "SIGINT" else self.wait(scaled(self.stop_timeouts.get(step, 2.0)))
                 if code is not None:
                     self.stopped_by = step
                     break
@@ -420,14 +421,19 @@ class ManagedProcess:
         was missed (see :meth:`wait_until_blocked`), so it is sent again; a process
         that is busy, say with its clean-up, is left alone.
         """
-        self.wait_until_blocked()
         deadline = time.monotonic() + scaled(self.stop_timeouts.get("SIGINT", 2.0))
+        self.wait_until_blocked()
+        resend = True
         while True:
-            self._signal_quietly(signal.SIGINT)
-            if self.wait(min(0.1, max(0.0, deadline - time.monotonic()))) is not None:
+            if resend:
+                self._signal_quietly(signal.SIGINT)
+            remaining = deadline - time.monotonic()
+            if self.wait(min(0.1, max(0.0, remaining)) if resend else max(0.0, remaining)) is not None:
                 return
-            if time.monotonic() >= deadline or self._main_thread_state() != "S":
+            if time.monotonic() >= deadline:
                 return
+            # Still blocked: it missed the signal, send it again; busy: let it finish.
+            resend = self._main_thread_state() == "S"
 
     def _signal_quietly(self, sig: int) -> None:
         try:
