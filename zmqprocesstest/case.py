@@ -163,7 +163,9 @@ class _Resources(_Watch):
             if proc.watched and proc.exitcode() is not None:
                 proc.watched = False  # report a death once; later waits may go on
                 self.refresh()
-                raise ProcessDied(f"{proc.name!r} died while the test was waiting: {proc.report()}")
+                died = ProcessDied(f"{proc.name!r} died while the test was waiting: {proc.report()}")
+                died.process = proc
+                raise died
 
     # -- teardown ------------------------------------------------------------------------
     def release(self) -> List[str]:
@@ -192,11 +194,13 @@ class _Resources(_Watch):
         self.contexts.clear()
         self.case = None  # type: ignore[assignment]
 
-    def report(self) -> str:
+    def report(self, shown: Optional[ManagedProcess] = None) -> str:
+        """Transcript and processes; the output of *shown* is in the message already."""
         parts = [f"Messages (last {self.transcript.entries.maxlen}, oldest first):", self.transcript.format()]
         if self.processes:
             parts.append("Processes under test:")
-            parts.extend("  " + p.report() for p in self.processes)
+            parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report())
+                         for p in self.processes)
         return "\n".join(parts)
 
 
@@ -693,7 +697,7 @@ class ProcessTestCase(unittest.TestCase, metaclass=ProcessTestMeta):
     def _add_report(self, exc: BaseException) -> None:
         res = self._zpt
         if res is not None and (res.transcript.entries or res.processes):
-            _add_note(exc, res.report())
+            _add_note(exc, res.report(shown=getattr(exc, "process", None)))
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:

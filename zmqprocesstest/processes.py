@@ -61,6 +61,9 @@ class ProcessError(AssertionError):
 class ProcessDied(ProcessError):
     """A process under test exited while the test was waiting for it."""
 
+    #: The :class:`ManagedProcess` that died, where known.
+    process: Optional["ManagedProcess"] = None
+
 
 class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""
