@@ -202,13 +202,7 @@ def bare_crash(endpoint, use_timer):
         if timer is not None:
             timer.cancel()
             timer.join(1)
-        sock.close(linger=0)
-        if proc.exitcode is None:
-            proc.kill()
-            proc.join(WAIT)
-        if proc.exitcode is not None:
-            proc.close()
-        ctx.term()
+        _bench.close_bare(sock, proc, ctx)
 
 
 def ms(seconds):

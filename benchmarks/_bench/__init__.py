@@ -208,14 +208,19 @@ def bare_cycle(endpoint, stop="message", proc_cls=PongProc, sigint_wait=0.2):
         if proc.exitcode != expected:
             raise BenchError(f"bare cycle ({stop}): {proc_cls.__name__} exit code {proc.exitcode}, expected {expected}")
     finally:
-        sock.close(linger=0)
-        if proc.exitcode is None:
-            proc.kill()
-            proc.join(WAIT)
-        if proc.exitcode is not None:
-            proc.close()
-        ctx.term()
+        close_bare(sock, proc, ctx)
     return perf_counter() - start
+
+
+def close_bare(sock, proc, ctx):
+    """End a bare cycle: close the socket, kill and reap the process if needed, term."""
+    sock.close(linger=0)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join(WAIT)
+    if proc.exitcode is not None:
+        proc.close()
+    ctx.term()
 
 
 def resources():
