@@ -50,6 +50,26 @@ class TestExports(unittest.TestCase):
                     with self.subTest(file=name):
                         self.assertFalse(module.split(".")[0] in ("pytest", "_pytest"), f"{name} imports {module}")
 
+    def test_received_data_is_never_unpickled(self):
+        """No pickle, no multiprocessing queues, no recv_pyobj, no Connection.recv()."""
+        package = os.path.join(ROOT, "zmqprocesstest")
+        unpicklers = {"Queue", "SimpleQueue", "JoinableQueue", "recv_pyobj", "loads"}
+        for name in os.listdir(package):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(package, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                with self.subTest(file=name):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                        self.assertFalse(any("pickle" in n for n in names), f"{name} imports pickle")
+                    if isinstance(node, ast.Attribute) and node.attr in unpicklers:
+                        owner = getattr(node.value, "id", "")
+                        self.assertEqual(owner, "json", f"{name} uses {owner}.{node.attr}")
+                    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "recv" and not node.args and not node.keywords:
+                        self.fail(f"{name} calls a no-argument .recv() (multiprocessing Connection.recv unpickles)")
+
     def test_typed_package(self):
         self.assertTrue(os.path.exists(os.path.join(ROOT, "zmqprocesstest", "py.typed")))
 
