@@ -123,6 +123,14 @@ class Decorated(PongCase):
         self.assertTrue(self.proc.is_alive())
 
 
+@unittest.skip("probe")
+class SkipProbe(unittest.TestCase):
+    """Plain unittest: Python 3.12.1 leaves a skipped test out of testsRun (gh-106584)."""
+
+    def test_probe(self):
+        pass
+
+
 class RunTimeout(ProcessTestCase):
     run_timeout = 0.2
 
@@ -265,4 +273,4 @@ class Hanging(ProcessTestCase):
         yield ("send", req, [], ["ping", 1])
         yield ("recv", req)
         print("READY", proc.pid, flush=True)
-        yield ("recv", req, -1, 60.0)  # waits until the runner is interrupted
+        yield ("wait_exit", proc, 60.0)  # waits until the runner is interrupted

@@ -32,7 +32,8 @@ class TestMetaclass(unittest.TestCase):
 
     def test_skip_expected_failure_subtests_and_plain_tests_work(self):
         result = run_case(samples.Decorated)
-        self.assertEqual(result.testsRun, 4)
+        # 3 run + the skipped one, if this unittest counts skipped tests (3.12.1 does not)
+        self.assertEqual(result.testsRun, 3 + run_case(samples.SkipProbe).testsRun)
         self.assertEqual(len(result.skipped), 1)
         self.assertEqual(len(result.expectedFailures), 1)
         self.assertEqual(problems(result), [])

@@ -91,6 +91,8 @@ def _add_note(exc: BaseException, note: str) -> None:
         exc.add_note(note)
     elif len(exc.args) == 1 and isinstance(exc.args[0], str):  # Python < 3.11
         exc.args = (exc.args[0] + "\n" + note,)
+    elif isinstance(getattr(exc, "_notes", None), list):  # Python < 3.11, SocketTimeout
+        exc._notes.append(note)  # type: ignore[attr-defined]
 
 
 def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., None]:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -507,13 +508,20 @@ def start_process(target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, n
             proc = target(*args, **kwargs)
             if context is not None and getattr(proc, "_start_method", None) is None:
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
-                proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
+                if hasattr(context.Process, "_after_fork"):  # type: ignore[attr-defined]  # 3.10+ only
+                    proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
         elif callable(target):
             make = context.Process if context is not None else multiprocessing.Process  # type: ignore[attr-defined]
             proc = make(target=target, args=tuple(args), kwargs=kwargs)
         else:
             raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
-        proc.start()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that fork() in a process with threads may deadlock the
+            # child. The test's zmq context has libzmq threads by design, and forking
+            # here is the documented choice (start_method); the child never uses them.
+            warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
+                                    DeprecationWarning)
+            proc.start()
     except BaseException:
         if output is not None:
             os.close(output.write_fd)

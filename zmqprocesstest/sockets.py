@@ -143,6 +143,8 @@ class SocketTimeout(AssertionError):
         self.timeout = timeout
         #: Set by the event loop to the event that was being handled.
         self.event: Optional[str] = None
+        # The failure report, on Python < 3.11 (no add_note); see case._add_note.
+        self._notes: List[str] = []
 
     def __str__(self) -> str:
         sock = self.socket
@@ -151,7 +153,7 @@ class SocketTimeout(AssertionError):
         return (
             f"{self.operation} on {sock.describe()}{during} timed out after "
             f"{self.timeout:g} s; last received on it: {last}"
-        )
+        ) + "".join("\n" + note for note in self._notes)
 
 
 class _Watch:
