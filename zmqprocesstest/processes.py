@@ -122,6 +122,20 @@ class _Output:
                     self.dropped += cut
                 self.cond.notify_all()
 
+    def settle(self, timeout: float) -> None:
+        """Wait, at most *timeout* seconds, until everything written has been read.
+
+        For a process that has exited: the pipe ends when the last writer (it, or a
+        child that inherited its output) is gone.
+        """
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.closed and self.thread.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.cond.wait(remaining)
+
     def text(self) -> str:
         with self.cond:
             return self.data.decode("utf-8", "replace")
@@ -282,6 +296,8 @@ class ManagedProcess:
         text = self.describe()
         if self.stopped_by:
             text += f", stopped by {self.stopped_by}"
+        if self.output is not None and self.exitcode() is not None:
+            self.output.settle(0.2)  # the last lines it wrote may still be in the pipe
         tail = self.output.tail() if self.output is not None else ""
         if tail:
             indented = "\n".join("    | " + line for line in tail.splitlines())
