@@ -1,8 +1,11 @@
 """Helpers for the library's own tests: run inner test cases and read their results."""
 import os
+import select
 import sys
 import traceback
 import unittest
+
+from zmqprocesstest.case import child_pids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "docs", "examples")
@@ -38,3 +41,21 @@ def only_problem(testcase, result, kind="failure"):
 
 def format_exc(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def gone(pid, timeout=5.0):
+    """True once *pid* no longer exists (bounded wait on a pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        select.select([fd], [], [], timeout)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state in ("Z", "X") and pid not in child_pids()  # a zombie nobody will reap is still a leak
+    finally:
+        os.close(fd)

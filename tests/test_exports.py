@@ -16,6 +16,15 @@ DOCUMENTED = {
 }
 
 
+def library_sources():
+    """(file name, parsed module) for each module of the library."""
+    package = os.path.join(ROOT, "zmqprocesstest")
+    for name in sorted(os.listdir(package)):
+        if name.endswith(".py"):
+            with open(os.path.join(package, name)) as f:
+                yield name, ast.parse(f.read())
+
+
 class TestExports(unittest.TestCase):
     def test_all_matches_the_documented_api(self):
         self.assertEqual(set(zmqprocesstest.__all__), DOCUMENTED)
@@ -34,12 +43,7 @@ class TestExports(unittest.TestCase):
             self.assertIs(cls.__test__, False)
 
     def test_the_library_never_imports_pytest(self):
-        package = os.path.join(ROOT, "zmqprocesstest")
-        for name in os.listdir(package):
-            if not name.endswith(".py"):
-                continue
-            with open(os.path.join(package, name)) as f:
-                tree = ast.parse(f.read())
+        for name, tree in library_sources():
             for node in ast.walk(tree):
                 modules = []
                 if isinstance(node, ast.Import):
@@ -52,13 +56,8 @@ class TestExports(unittest.TestCase):
 
     def test_received_data_is_never_unpickled(self):
         """No pickle, no multiprocessing queues, no recv_pyobj, no Connection.recv()."""
-        package = os.path.join(ROOT, "zmqprocesstest")
         unpicklers = {"Queue", "SimpleQueue", "JoinableQueue", "recv_pyobj", "loads"}
-        for name in os.listdir(package):
-            if not name.endswith(".py"):
-                continue
-            with open(os.path.join(package, name)) as f:
-                tree = ast.parse(f.read())
+        for name, tree in library_sources():
             for node in ast.walk(tree):
                 with self.subTest(file=name):
                     if isinstance(node, (ast.Import, ast.ImportFrom)):

@@ -10,28 +10,9 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest.case import child_pids
 
 from . import samples
-from .support import EXAMPLES, ROOT, only_problem, problems, run_case
-
-
-def gone(pid, timeout=5.0):
-    """True once *pid* no longer exists (bounded wait on a pidfd)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        select.select([fd], [], [], timeout)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        return state in ("Z", "X") and pid not in child_pids()  # a zombie nobody will reap is still a leak
-    finally:
-        os.close(fd)
+from .support import EXAMPLES, ROOT, gone, only_problem, problems, run_case
 
 
 class TestStopProtocol(unittest.TestCase):

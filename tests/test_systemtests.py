@@ -1,5 +1,6 @@
 """Tests of systemtests.py: programs, golden files, normalisers, update mode."""
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -11,7 +12,7 @@ from zmqprocesstest import (ProgramTimeout, SystemTestCase, normalise_path, norm
                             normalise_timestamps, run_program)
 from zmqprocesstest.systemtests import UPDATE_GOLDEN_ENV, golden_path
 
-from .support import only_problem, problems, run_case
+from .support import gone, only_problem, problems, run_case
 
 
 class GoldenTestBase(unittest.TestCase):
@@ -100,13 +101,15 @@ class TestRunProgram(unittest.TestCase):
     def test_timeout_kills_the_program_and_its_children(self):
         start = time.monotonic()
         with self.assertRaises(ProgramTimeout) as caught:
+            # The sleeps are the behaviour under test: a program (and its child) that hangs.
             run_program([sys.executable, "-c", "import subprocess, sys, time\n"
-                         "print('started', flush=True)\n"
-                         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                         "print('started child', child.pid, flush=True)\n"
                          "time.sleep(60)"], timeout=1.0)
         self.assertLess(time.monotonic() - start, 10)
         self.assertIn("did not finish within 1 s (killed it)", str(caught.exception))
-        self.assertIn("started", str(caught.exception))
+        child = int(re.search(r"started child (\d+)", str(caught.exception)).group(1))
+        self.assertTrue(gone(child), f"the program's child {child} outlived the timeout")
 
     def test_string_argv_is_refused(self):
         with self.assertRaises(TypeError):
