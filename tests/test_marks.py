@@ -88,6 +88,47 @@ class TestMarking(unittest.TestCase):
             with self.subTest(name=name), self.assertRaises(ValueError):
                 mark(name)
 
+    def test_dunder_names_are_refused_before_they_clobber_anything(self):
+        def test_documented():
+            """The docstring."""
+
+        for name in ("__doc__", "__name__", "__zmqprocesstest_marks__", "__x__"):
+            with self.subTest(name=name), self.assertRaises(ValueError) as caught:
+                mark(name)(test_documented)
+            self.assertIn("expected a mark name that is not a dunder name", str(caught.exception))
+            self.assertIn(f"got {name!r}", str(caught.exception))
+        self.assertEqual((test_documented.__doc__, test_documented.__name__), ("The docstring.", "test_documented"))
+
+    def test_a_mark_never_overwrites_an_attribute_of_the_test(self):
+        def test_it():
+            pass
+
+        test_it.owner = "someone"
+        with self.assertRaises(ValueError) as caught:
+            mark("owner")(test_it)
+        self.assertIn("cannot mark 'TestMarking.test_a_mark_never_overwrites_an_attribute_of_the_test.<locals>.test_it' "
+                      "with 'owner': expected its attribute 'owner' to be unset or a bool mark flag, got 'someone'",
+                      str(caught.exception))
+        self.assertEqual(test_it.owner, "someone")
+        self.assertFalse(hasattr(test_it, MARKS_ATTR))
+
+        with self.assertRaises(ValueError):
+            @mark("owner")
+            class Marked(unittest.TestCase):
+                def test_x(self):
+                    pass
+
+                test_x.owner = "someone"
+
+    def test_marking_twice_and_flags_set_by_hand_are_fine(self):
+        def test_it():
+            pass
+
+        test_it.slow = False  # a nose2 attribute set by hand
+        mark("slow")(mark("slow", "process")(test_it))
+        self.assertIs(test_it.slow, True)
+        self.assertEqual(getattr(test_it, MARKS_ATTR), {"slow", "process"})
+
     def test_unselected_tests_are_skipped_with_the_reason(self):
         with mock.patch.dict(os.environ, {MARKS_ENV: "not slow"}):
             result = run_case(samples.Marked)

@@ -51,22 +51,50 @@ def mark(*names: str) -> Callable[[T], T]:
 
         @mark("process", "slow")
         def test_many_pings(self): ...
+
+    A mark is also set as an attribute ``name = True`` on each test method (for nose2's
+    attrib plugin), so dunder names (``__doc__``) are refused, and so is marking a
+    method whose attribute of that name is something other than a bool flag.
+
+    :raises ValueError: for a name that is not an identifier, is ``and``/``or``/``not``,
+        is a dunder name, or would overwrite an attribute of the test method.
     """
     for name in names:
-        if not isinstance(name, str) or not _NAME.match(name) or name in ("and", "or", "not"):
-            raise ValueError(f"a mark must be an identifier other than and/or/not, got {name!r}")
+        _check_name(name)
 
     def decorate(obj: T) -> T:
+        if not isinstance(obj, type):
+            for name in names:
+                _check_free(obj, name)
         own = frozenset(getattr(obj, "__dict__", {}).get(MARKS_ATTR, ()))
         setattr(obj, MARKS_ATTR, own | frozenset(names))
-        for name in names:
-            if not isinstance(obj, type):
+        if not isinstance(obj, type):
+            for name in names:
                 setattr(obj, name, True)  # for nose2's attrib plugin
-        if isinstance(obj, type):
+        else:
             propagate(obj)
         return obj
 
     return decorate
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not _NAME.match(name) or name in ("and", "or", "not"):
+        raise ValueError(f"a mark must be an identifier other than and/or/not, got {name!r}")
+    if name.startswith("__") and name.endswith("__"):
+        raise ValueError(f"expected a mark name that is not a dunder name (a mark is set as an attribute of the "
+                         f"test method), got {name!r}")
+
+
+def _check_free(obj: object, name: str) -> None:
+    """Refuse to overwrite an attribute of *obj* that is not a bool mark flag."""
+    try:
+        existing = getattr(obj, name)
+    except AttributeError:
+        return
+    if not isinstance(existing, bool):
+        raise ValueError(f"cannot mark {getattr(obj, '__qualname__', obj)!r} with {name!r}: expected its attribute "
+                         f"{name!r} to be unset or a bool mark flag, got {existing!r}")
 
 
 def process(obj: T) -> T:
@@ -126,6 +154,9 @@ def propagate(cls: type, prefix: str = "test") -> None:
         have = frozenset(getattr(func, MARKS_ATTR, ()))
         if marks <= have:
             continue
+        for m in marks - have:
+            _check_name(m)
+            _check_free(func, m)
         if name not in cls.__dict__:
             func = _rewrap(func)
             setattr(cls, name, func)
