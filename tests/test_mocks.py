@@ -13,7 +13,7 @@ from pingpong import manager
 class TestProcessMock(unittest.TestCase):
     def test_acts_as_class_and_instance(self):
         proc_mock = ProcessMock("worker")
-        self.addCleanup(proc_mock.close)
+        self.addCleanup(proc_mock.close_pipe)
         instance = proc_mock(1234, name="w")
         self.assertIs(instance, proc_mock)
         for method in ("start", "join", "terminate", "kill"):
@@ -25,17 +25,39 @@ class TestProcessMock(unittest.TestCase):
 
     def test_non_json_arguments_arrive_as_repr(self):
         proc_mock = ProcessMock()
-        self.addCleanup(proc_mock.close)
+        self.addCleanup(proc_mock.close_pipe)
         proc_mock(object)
         self.assertEqual(proc_mock.wait_for_call(1.0).args, [repr(object)])
 
     def test_timeout_is_a_clear_failure(self):
         proc_mock = ProcessMock("worker", timeout=0.05)
-        self.addCleanup(proc_mock.close)
+        self.addCleanup(proc_mock.close_pipe)
         with self.assertRaises(MockTimeout) as caught:
             proc_mock.wait_for_call()
         self.assertIsInstance(caught.exception, AssertionError)
         self.assertIn("expected the mocked process 'worker' to be constructed within 0.05 s", str(caught.exception))
+
+    def test_close_is_the_process_api_and_leaves_the_pipe_open(self):
+        proc_mock = ProcessMock("worker")
+        self.addCleanup(proc_mock.close_pipe)
+        # Code under test that cleans up after its child, then starts another one.
+        first = proc_mock(1)
+        first.start()
+        first.join()
+        self.assertIsNone(first.close())
+        proc_mock(2).start()
+        self.assertEqual(proc_mock.wait_for_call(1.0).args, [1])
+        self.assertEqual(proc_mock.wait_for_call(1.0).args, [2])
+
+    def test_close_pipe_closes_it_once_and_for_all(self):
+        proc_mock = ProcessMock("worker")
+        proc_mock.close_pipe()
+        proc_mock.close_pipe()  # again: nothing happens
+        self.assertTrue(proc_mock._reader.closed and proc_mock._writer.closed)
+        with self.assertRaises(ValueError) as caught:
+            proc_mock.wait_for_call(0.01)
+        self.assertIn("cannot wait for a call of the mocked process 'worker': its reporting pipe is closed",
+                      str(caught.exception))
 
     def test_reports_the_random_port_from_a_forked_process(self):
         seen = {}

@@ -5,7 +5,8 @@ test needs that port. Patch the child's class with a :class:`ProcessMock`; the p
 under test "constructs" it, and the mock reports the arguments back through a pipe as
 JSON (never pickle). It acts as class and instance alike: calling it returns itself, and
 ``start``, ``join``, ``terminate``, ``kill``, ``close`` and ``is_alive`` exist and do
-nothing.
+nothing. The reporting pipe is closed by :meth:`ProcessMock.close_pipe`, which the test
+case calls after the test (for a mock from ``process_mock``), never by the code under test.
 
 It needs the *fork* start method (the default on Linux up to Python 3.13): the patch made
 in the test process is inherited by the forked process under test. Under *spawn* or
@@ -42,7 +43,7 @@ class ProcessMock:
 
     Example::
 
-        mock = self.process_mock("worker")       # closed after the test
+        mock = self.process_mock("worker")       # its pipe is closed after the test
         with unittest.mock.patch("app.Worker", new=mock):
             self.start_process(app.Manager, self.endpoint)
         port = mock.wait_for_call().args[0]
@@ -79,6 +80,9 @@ class ProcessMock:
             limit = self.timeout
         else:
             limit = scaled(1.0)
+        if self._reader.closed:
+            raise ValueError(f"cannot wait for a call of the mocked process {self.name!r}: its reporting pipe is "
+                             "closed (close_pipe() was called; the test case calls it after the test)")
         if not self._reader.poll(limit):
             raise MockTimeout(f"expected the mocked process {self.name!r} to be constructed within {limit:g} s; "
                               "it was not (is the patch target right, and does the process use fork?)")
@@ -103,7 +107,20 @@ class ProcessMock:
         """Does nothing."""
 
     def close(self) -> None:
-        """Close the reporting pipe (the test case does it after the test)."""
+        """Does nothing, like the other process methods: code under test may call
+        ``Process.close()`` and still construct the mock again afterwards.
+
+        The reporting pipe is closed by :meth:`close_pipe`.
+        """
+
+    # -- the test's side ----------------------------------------------------------------
+    def close_pipe(self) -> None:
+        """Close the reporting pipe; :meth:`wait_for_call` cannot be used afterwards.
+
+        The test case calls it after the test for a mock made with ``process_mock``;
+        call it yourself (e.g. with ``addCleanup``) for a mock you construct directly.
+        Calling it again does nothing.
+        """
         self._reader.close()
         self._writer.close()
 
