@@ -49,8 +49,26 @@ class TestGolden(GoldenTestBase):
         text = only_problem(self, run_case(self.case))
         self.assertIn("output differs from golden file", text)
         self.assertIn("-hallo\n+hello\n", text)
-        self.assertIn("--- golden/echo.out\n+++ actual output", text)
+        # golden_dir is an absolute directory here: the header shows it, not "golden/".
+        self.assertIn(f"--- {os.path.join(os.path.realpath(self.dir), 'echo.out')}\n+++ actual output", text)
         self.assertIn(f"rerun with {UPDATE_GOLDEN_ENV}=1", text)
+
+    def test_diff_header_shows_a_relative_golden_dir_as_configured(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        directory = tempfile.mkdtemp(prefix="expected-", dir=here)
+        self.addCleanup(shutil.rmtree, directory)
+        with open(os.path.join(directory, "echo.out"), "w") as f:
+            f.write("hallo\n")
+
+        class Relative(SystemTestCase):
+            golden_dir = os.path.basename(directory)
+
+            def test_echo(self):
+                self.assertProgramOutput([sys.executable, "-c", "print('hello')"], "echo.out")
+
+        text = only_problem(self, run_case(Relative))
+        self.assertIn(f"--- {os.path.basename(directory)}/echo.out\n+++ actual output", text)
+        self.assertNotIn("golden/echo.out", text)
 
     def test_missing_golden_file_says_how_to_create_it(self):
         text = only_problem(self, run_case(self.case))

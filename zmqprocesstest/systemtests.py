@@ -158,8 +158,16 @@ class SystemTestCase(ProcessTestCase):
 
     def golden_directory(self) -> str:
         """The absolute golden-file directory of this test case."""
-        module_dir = os.path.dirname(os.path.abspath(sys.modules[type(self).__module__].__file__ or "."))
-        return os.path.join(module_dir, self.golden_dir or "golden")
+        return os.path.join(self._module_directory(), self.golden_dir or "golden")
+
+    def _module_directory(self) -> str:
+        return os.path.dirname(os.path.abspath(sys.modules[type(self).__module__].__file__ or "."))
+
+    def _shown_golden_path(self, path: str) -> str:
+        """*path* as a diff shows it: relative to the test module's directory (where a
+        relative :attr:`golden_dir` starts) if it is inside it, else absolute."""
+        relative = os.path.relpath(path, os.path.realpath(self._module_directory()))
+        return path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
 
     def run_program(self, argv: Sequence[str], **kwargs: object) -> ProgramResult:
         """Same as :func:`run_program`."""
@@ -187,7 +195,7 @@ class SystemTestCase(ProcessTestCase):
             self.fail(f"golden file {path} does not exist; create it by running this test with {UPDATE_GOLDEN_ENV}=1 "
                       "and review the file before committing it")
         diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                            fromfile=f"golden/{name}", tofile="actual output"))
+                                            fromfile=self._shown_golden_path(path), tofile="actual output"))
         self.fail(f"output differs from golden file {path} "
                   f"(rerun with {UPDATE_GOLDEN_ENV}=1 to accept the new output):\n{diff}")
 
