@@ -154,10 +154,10 @@ class TestMarking(unittest.TestCase):
         self.assertEqual((len(result.skipped), ran), (1, []))
 
 
-def run_runner(*argv, env=None):
+def run_runner(*argv, env=None, cwd=ROOT):
     full_env = dict(os.environ, **(env or {}))
     full_env.pop(MARKS_ENV, None)
-    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, *argv], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -177,6 +177,24 @@ class TestRunnerSelection(unittest.TestCase):
         self.assertEqual(code_all, 0, out_all)
         self.assertLess(self.ran(out), self.ran(out_all))
         self.assertNotIn("skipped", out)
+
+    def test_command_deselects_tests_named_on_the_command_line(self):
+        # Names go through loadTestsFromName and modules through loadTestsFromModule,
+        # not loadTestsFromTestCase: deselected tests are not run or counted there either.
+        code, out = run_runner("-m", "zmqprocesstest", "-m", "not system",
+                               "test_system.TestPingPongApp.test_pong_prints_its_endpoint",  # a method
+                               "test_system.TestPingPongApp",  # a class
+                               "test_system",  # a module
+                               "test_pongproc.TestPongProc.test_ping", cwd=EXAMPLES)
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.ran(out), 1, out)
+        self.assertNotIn("skipped", out)
+
+    def test_command_keeps_names_that_failed_to_load(self):
+        code, out = run_runner("-m", "zmqprocesstest", "-m", "process", "no_such_module_here", cwd=EXAMPLES)
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("no_such_module_here", out)
+        self.assertEqual(self.ran(out), 1, out)
 
     def test_command_refuses_a_bad_expression(self):
         code, out = run_runner("-m", "zmqprocesstest", "-m", "process and", "discover", "-s", EXAMPLES)

@@ -12,22 +12,45 @@ from typing import Any, List, Optional
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
 
 
-def _filtered(suite: Any, expr: str) -> unittest.TestSuite:
+# unittest's stand-in for a module or name that could not be loaded.
+_LOAD_FAILURES = tuple(cls for cls in (getattr(unittest.loader, "_FailedTest", None),) if cls is not None)
+
+
+def _filtered(test: Any, expr: str) -> unittest.TestSuite:
+    """*test* (a suite, nested or not, or one test) without the unselected tests.
+
+    Placeholders for tests that failed to load (an import error) are kept, so such an
+    error is never deselected away.
+    """
     kept = unittest.TestSuite()
-    for test in suite:
-        if isinstance(test, unittest.TestSuite):
-            kept.addTest(_filtered(test, expr))
-        elif deselection_reason(test, expr) is None:
-            kept.addTest(test)
+    if isinstance(test, unittest.TestSuite):
+        for inner in test:
+            if isinstance(inner, unittest.TestSuite):
+                kept.addTest(_filtered(inner, expr))
+            elif _selected(inner, expr):
+                kept.addTest(inner)
+    elif _selected(test, expr):
+        kept.addTest(test)
     return kept
 
 
-def _loader(expr: str) -> unittest.TestLoader:
-    class MarkFilteringLoader(unittest.TestLoader):
-        def loadTestsFromTestCase(self, testCaseClass: Any) -> unittest.TestSuite:
-            return _filtered(super().loadTestsFromTestCase(testCaseClass), expr)
+def _selected(test: Any, expr: str) -> bool:
+    if isinstance(test, _LOAD_FAILURES):
+        return True
+    return deselection_reason(test, expr) is None
 
-    return MarkFilteringLoader()
+
+class _MarkFilteringProgram(unittest.TestProgram):
+    """unittest's main program, removing unselected tests from whatever it loaded:
+    test names (``loadTestsFromName``), modules, and ``discover`` alike."""
+
+    def __init__(self, mark_expression: str, **kwargs: Any) -> None:
+        self.mark_expression = mark_expression  # set first: __init__ loads and runs the tests
+        super().__init__(**kwargs)
+
+    def createTests(self, *args: Any, **kwargs: Any) -> None:
+        super().createTests(*args, **kwargs)
+        self.test = _filtered(self.test, self.mark_expression)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -45,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ValueError as exc:
         sys.exit(str(exc))
     os.environ[MARKS_ENV] = expr  # so tests that are run agree with the filter
-    unittest.main(module=None, argv=["python -m zmqprocesstest"] + args, testLoader=_loader(expr))
+    _MarkFilteringProgram(expr, module=None, argv=["python -m zmqprocesstest"] + args)
 
 
 if __name__ == "__main__":
