@@ -1,12 +1,16 @@
-"""Tests of marks.py and ``python -m zmqprocesstest``: marking and selecting tests."""
+"""Tests of marks.py, ``python -m zmqprocesstest`` and the pytest plugin: marking and selecting tests."""
+import importlib.util
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import textwrap
 import unittest
 from unittest import mock
 
 from zmqprocesstest import ProcessTestCase, mark, process
+from zmqprocesstest import _pytest_plugin
 from zmqprocesstest.marks import MARKS_ATTR, MARKS_ENV, marks_of, parse_expression, selection_expression
 
 from . import samples
@@ -154,6 +158,18 @@ class TestMarking(unittest.TestCase):
         self.assertEqual((len(result.skipped), ran), (1, []))
 
 
+def importable(name):
+    """True if module *name* can be imported here (and so by ``sys.executable -m``)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+HAVE_NOSE2 = importable("nose2")
+HAVE_PYTEST = importable("pytest")
+
+
 def run_runner(*argv, env=None, cwd=ROOT):
     full_env = dict(os.environ, **(env or {}))
     full_env.pop(MARKS_ENV, None)
@@ -201,17 +217,93 @@ class TestRunnerSelection(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("bad mark expression 'process and'", out)
 
+    @unittest.skipUnless(HAVE_NOSE2, "nose2 is not installed (pip install nose2)")
     def test_nose2_attrib_plugin_sees_marks(self):
         code, out = run_runner("-m", "nose2", "--plugin", "nose2.plugins.attrib", "-s", EXAMPLES, "-t", EXAMPLES,
                                "-A", "system", "test_system")
         self.assertEqual(code, 0, out)
         self.assertEqual(self.ran(out), 3)
 
+    @unittest.skipUnless(HAVE_PYTEST, "pytest is not installed (pip install pytest)")
     def test_pytest_m_sees_marks(self):
         code, out = run_runner("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "system", "--strict-markers",
                                os.path.join(EXAMPLES, "test_system.py"), os.path.join(EXAMPLES, "test_pongproc.py"))
         self.assertEqual(code, 0, out)
         self.assertRegex(out, r"3 passed, 6 deselected")
+
+
+
+class FakeConfig:
+    """Just what the plugin uses of a pytest config."""
+
+    def __init__(self):
+        self.lines = []
+
+    def addinivalue_line(self, name, line):
+        self.lines.append((name, line))
+
+
+class FakeItem:
+    """Just what the plugin uses of a pytest item."""
+
+    def __init__(self, cls, name):
+        self.cls, self.obj, self.markers = cls, getattr(cls, name), []
+
+    def get_closest_marker(self, name):
+        return name if name in self.markers else None
+
+    def add_marker(self, name):
+        self.markers.append(name)
+
+
+class TestPytestPlugin(unittest.TestCase):
+    def configure_and_collect(self):
+        config = FakeConfig()
+        _pytest_plugin.pytest_configure(config)
+        item = FakeItem(samples.Marked, "test_slow")
+        _pytest_plugin.pytest_collection_modifyitems(config, [item])
+        return config, item
+
+    def test_each_config_registers_the_marks_it_meets(self):
+        for _ in range(2):  # a second session in the same interpreter, with a new config
+            config, item = self.configure_and_collect()
+            self.assertEqual(config.lines, [("markers", "process: a zmqprocesstest process test"),
+                                            ("markers", "system: a zmqprocesstest system test"),
+                                            ("markers", "slow: a zmqprocesstest mark")])
+            self.assertEqual(item.markers, ["process", "slow"])
+
+    def test_a_mark_is_registered_once_per_config(self):
+        config, _ = self.configure_and_collect()
+        _pytest_plugin.pytest_collection_modifyitems(config, [FakeItem(samples.Marked, "test_slow")])
+        self.assertEqual([line for _, line in config.lines].count("slow: a zmqprocesstest mark"), 1)
+
+    @unittest.skipUnless(HAVE_PYTEST, "pytest is not installed (pip install pytest)")
+    def test_two_pytest_sessions_in_one_interpreter_both_know_your_marks(self):
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "test_own_mark.py"), "w") as f:
+                f.write(textwrap.dedent("""\
+                    import unittest
+                    from zmqprocesstest import mark
+
+                    class TestOwn(unittest.TestCase):
+                        @mark("ownmark")
+                        def test_marked(self):
+                            pass
+
+                        def test_plain(self):
+                            pass
+                    """))
+            script = textwrap.dedent("""\
+                import sys, pytest
+                args = ["-q", "-p", "no:cacheprovider", "--strict-markers", "-m", "ownmark", sys.argv[1]]
+                codes = [int(pytest.main(args)) for _ in range(2)]
+                print("exit codes", codes)
+                sys.exit(max(codes))
+                """)
+            code, out = run_runner("-c", script, directory, cwd=directory)
+        self.assertEqual(code, 0, out)
+        self.assertIn("exit codes [0, 0]", out)
+        self.assertEqual(out.count("1 passed, 1 deselected"), 2, out)
 
 
 if __name__ == "__main__":

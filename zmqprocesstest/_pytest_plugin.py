@@ -4,20 +4,44 @@ It imports nothing from pytest: pytest calls these hooks by name, and
 ``item.add_marker`` takes a mark name as a string. So ``pytest -m process`` selects
 tests marked with :func:`zmqprocesstest.process`, and ``--strict-markers`` knows the
 ``process`` and ``system`` marks.
+
+The marks registered so far are kept on each pytest config object, never in the
+module: every pytest session in one interpreter (``pytest.main`` called twice, a plugin
+test running pytest inline) registers the marks it meets with its own config.
 """
-from typing import Any, List
+from typing import Any, List, Set
 
 from .marks import MARKS_ATTR, class_marks
 
 __all__ = ["pytest_configure", "pytest_collection_modifyitems"]
 
+#: Attribute of the pytest config holding the mark names registered with it.
+_REGISTERED_ATTR = "_zmqprocesstest_registered_marks"
+_BUILTIN = {
+    "process": "a zmqprocesstest process test",
+    "system": "a zmqprocesstest system test",
+}
 
-_registered = {"process", "system"}
+
+def _registered(config: Any) -> Set[str]:
+    """The mark names registered with *config* (a set stored on it)."""
+    names = getattr(config, _REGISTERED_ATTR, None)
+    if names is None:
+        names = set()
+        setattr(config, _REGISTERED_ATTR, names)
+    return names
+
+
+def _register(config: Any, name: str, description: str) -> None:
+    registered = _registered(config)
+    if name not in registered:
+        config.addinivalue_line("markers", f"{name}: {description}")
+        registered.add(name)
 
 
 def pytest_configure(config: Any) -> None:
-    config.addinivalue_line("markers", "process: a zmqprocesstest process test")
-    config.addinivalue_line("markers", "system: a zmqprocesstest system test")
+    for name, description in _BUILTIN.items():
+        _register(config, name, description)
 
 
 def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
@@ -28,10 +52,8 @@ def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
         if cls is not None:
             names |= class_marks(cls)
         for name in sorted(names):
-            if name not in _registered:
-                # Your own marks are known too, so --strict-markers and pytest's
-                # unknown-mark warning accept them.
-                config.addinivalue_line("markers", f"{name}: a zmqprocesstest mark")
-                _registered.add(name)
+            # Your own marks are known too, so --strict-markers and pytest's
+            # unknown-mark warning accept them.
+            _register(config, name, "a zmqprocesstest mark")
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)
