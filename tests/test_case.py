@@ -101,7 +101,7 @@ class TestSendBackLoop(unittest.TestCase):
 
     def test_wrong_arguments_for_a_handler(self):
         self.assertBadYield("test_bad_arguments", "bad arguments for event 'send': missing a required argument: "
-                            "'header'", "expected ('send', sock, header, body, extra_frames, timeout)",
+                            "'header'", "expected ('send', sock, header, body, extra_frames=(), timeout=None)",
                             'yield ("send", self.req)')
 
     def test_typeerror_inside_a_handler_is_not_called_an_argument_error(self):

@@ -152,7 +152,7 @@ class TestGeneratorMisbehaviour(unittest.TestCase):
         self.assertEqual(problems(run_case(Persists)), [])
 
     def test_generator_that_ignores_close_is_still_stopped(self):
-        from zmqprocesstest import case as case_module
+        from zmqprocesstest import events as events_module
         released = []
 
         class Ignores(ProcessTestCase):
@@ -167,7 +167,7 @@ class TestGeneratorMisbehaviour(unittest.TestCase):
 
         text = only_problem(self, run_case(Ignores))
         self.assertIn("ran longer than run_timeout (0.1 s)", text)
-        generator = case_module._UNSTOPPABLE.pop()
+        generator = events_module._UNSTOPPABLE.pop()
         released.append(True)
         generator.close()  # now it can end
 

@@ -7,7 +7,9 @@ from unittest import mock
 import zmq
 
 from zmqprocesstest import SocketTimeout, TestSocket, make_sock
-from zmqprocesstest.sockets import TIMEOUT_SCALE_ENV, Transcript, decode_json, scaled, short
+from zmqprocesstest._config import TIMEOUT_SCALE_ENV, scaled
+from zmqprocesstest.sockets import decode_json
+from zmqprocesstest.transcript import Transcript, short
 
 
 class SocketTestBase(unittest.TestCase):

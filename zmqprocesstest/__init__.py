@@ -1,13 +1,20 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
-from .case import EventError, LeakError, ProcessTestCase, TestTimeout
+from importlib import metadata as _metadata
+
+from .case import ProcessTestCase, TestTimeout
+from .events import EventError
 from .marks import mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
+from .resources import LeakError
 from .sockets import SocketTimeout, TestSocket, make_sock
 from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normalise_path, normalise_pids,
-                     normalise_ports, normalise_regex, normalise_timestamps, run_program)
+                          normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version(__name__)  # setup.cfg is the one place the version is written
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "EventError",

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from .sockets import scaled
+from ._config import scaled
 
 __unittest = True
 __tracebackhide__ = True

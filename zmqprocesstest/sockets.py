@@ -8,120 +8,27 @@ at once instead of after the timeout.
 """
 from __future__ import annotations
 
-import collections
-import ipaddress
+import functools
 import json
 import math
-import os
 import time
-from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import zmq
+
+from ._config import DEFAULT_TIMEOUT, scaled
+from .endpoints import Endpoint, check_loopback, endpoint_list
+from .transcript import Transcript, short, short_frames, type_name
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "SocketTimeout",
-    "TestSocket",
-    "Transcript",
-    "make_sock",
-    "scaled",
-    "TIMEOUT_SCALE_ENV",
-]
-
-#: Environment variable that multiplies every *default* timeout (not explicit ones),
-#: e.g. ``ZMQPROCESSTEST_TIMEOUT_SCALE=5`` on a slow CI machine.
-TIMEOUT_SCALE_ENV = "ZMQPROCESSTEST_TIMEOUT_SCALE"
-
-#: Default send/recv timeout of a test socket, in seconds, before scaling.
-DEFAULT_TIMEOUT = 1.0
-
-Endpoint = Union[str, Tuple[str, int]]
+__all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
 _SEND_ONLY = {zmq.PUB, zmq.PUSH}
 _STRICT = {zmq.REQ, zmq.REP}
 _POLLIN, _POLLOUT, _NOBLOCK, _EVENTS = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK), int(zmq.EVENTS)
 _RECV_ONLY = {zmq.SUB, zmq.PULL}
-
-
-def scaled(seconds: float) -> float:
-    """Return *seconds* multiplied by :data:`TIMEOUT_SCALE_ENV` (default 1).
-
-    :raises ValueError: if the variable is set but is not a positive number.
-    """
-    raw = os.environ.get(TIMEOUT_SCALE_ENV)
-    if not raw:
-        return seconds
-    try:
-        factor = float(raw)
-    except ValueError:
-        factor = -1.0
-    if not factor > 0:
-        raise ValueError(f"{TIMEOUT_SCALE_ENV} must be a positive number, got {raw!r}")
-    return seconds * factor
-
-
-def type_name(sock_type: int) -> str:
-    """Name of a zmq socket type (``zmq.REQ`` -> ``'REQ'``)."""
-    try:
-        return zmq.SocketType(sock_type).name
-    except ValueError:
-        return str(sock_type)
-
-
-def short(frame: Any, limit: int = 60) -> str:
-    """A readable, bounded rendering of one frame (huge frames are cut)."""
-    if isinstance(frame, zmq.Frame):
-        frame = frame.bytes
-    if isinstance(frame, (bytes, bytearray, memoryview)):
-        data = bytes(frame[: limit + 1])
-        text = repr(data[:limit])
-        if len(frame) > limit:
-            text += f"... ({len(frame)} bytes)"
-        return text
-    text = repr(frame)
-    if len(text) > limit:
-        text = text[:limit] + f"... ({len(text)} chars)"
-    return text
-
-
-def short_frames(frames: Sequence[Any], limit: int = 60, most: int = 8) -> str:
-    """Render a multipart message as ``[frame, frame, ...]`` with bounded size."""
-    shown = [short(f, limit) for f in list(frames)[:most]]
-    if len(frames) > most:
-        shown.append(f"... {len(frames) - most} more frames")
-    return "[" + ", ".join(shown) + "]"
-
-
-class Transcript:
-    """What test sockets sent and received during one test, newest last.
-
-    Kept in a bounded :class:`collections.deque`; frames are stored by reference and
-    only rendered (shortened) when a report is made, so recording costs next to nothing.
-    """
-
-    def __init__(self, maxlen: int = 20) -> None:
-        self.start = time.monotonic()
-        self.entries: Deque[Tuple[float, str, str, Any]] = collections.deque(maxlen=maxlen)
-
-    def record(self, direction: str, name: str, frames: Any) -> None:
-        self.entries.append((time.monotonic(), direction, name, frames))
-
-    def format(self) -> str:
-        """Render the transcript, one exchange a line."""
-        if not self.entries:
-            return "  (no messages sent or received)"
-        lines = []
-        for when, direction, name, frames in self.entries:
-            arrow = "->" if direction == "sent" else "<-"
-            if isinstance(frames, (list, tuple)):
-                rendered = short_frames(frames)
-            else:
-                rendered = short(frames)
-            lines.append(f"  +{when - self.start:8.3f}s {name} {arrow} {rendered}")
-        return "\n".join(lines)
 
 
 class SocketTimeout(AssertionError):
@@ -156,16 +63,20 @@ class SocketTimeout(AssertionError):
         ) + "".join("\n" + note for note in self._notes)
 
 
-class _Watch:
-    """What a test socket watches besides itself while it waits (processes)."""
+class Watch(Protocol):
+    """What a test socket watches besides itself while it waits: the processes under test.
 
-    def fds(self) -> Tuple[int, ...]:  # pragma: no cover - interface
-        return ()
+    The test's resources implement it; a socket made with :func:`make_sock` alone has none.
+    """
 
-    def check(self) -> None:  # pragma: no cover - interface
-        """Raise if a watched process has died."""
+    #: If set, wake at least this often (seconds) to :meth:`check` (a process with no fd).
+    poll_slice: Optional[float]
 
-    poll_slice: Optional[float] = None
+    def fds(self) -> Tuple[int, ...]:
+        """File descriptors that become readable when a watched process exits."""
+
+    def check(self) -> None:
+        """Raise :class:`~zmqprocesstest.ProcessDied` if a watched process has died."""
 
 
 class TestSocket:
@@ -202,7 +113,7 @@ class TestSocket:
         #: The last multipart message received (for timeout reports), or ``None``.
         self.last_received: Optional[List[Any]] = None
         self.transcript: Optional[Transcript] = None
-        self.watch: Optional[_Watch] = None
+        self.watch: Optional[Watch] = None
         self.owner: Any = None
         self._poll_key: Any = None
         self._poller: Optional[zmq.Poller] = None
@@ -218,7 +129,21 @@ class TestSocket:
         return f"<TestSocket {self.describe()}{state}>"
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(self.sock, attr)
+        raw = getattr(self.sock, attr)
+        if attr.startswith(("send", "recv")) and callable(raw):
+            # A send*/recv* of zmq.Socket not wrapped below (recv_into, *_serialized,
+            # newer ones): bounded all the same, never handed over raw.
+            return functools.partial(self._bounded, raw, attr)
+        return raw
+
+    def _bounded(self, method: Callable[..., Any], operation: str, *args: Any, timeout: Optional[float] = None,
+                 **kwargs: Any) -> Any:
+        receiving = operation.startswith("recv")
+        result = self._call(method, _POLLIN if receiving else _POLLOUT, operation, timeout, *args, **kwargs)
+        if self.transcript is not None:
+            self.transcript.record("received" if receiving else "sent", self.name,
+                                   result if receiving else (args[0] if args else None))
+        return result
 
     # -- bind/connect (recorded for reports) ------------------------------------------
     def bind(self, endpoint: str) -> None:
@@ -367,6 +292,21 @@ class TestSocket:
         frame = self.recv(timeout=timeout, **kwargs)
         return decode_json(self, [frame], 0)
 
+    send_unicode = send_string
+    recv_unicode = recv_string
+
+    def send_pyobj(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        """Refused: the peer would have to unpickle it (see :meth:`recv_pyobj`)."""
+        raise TypeError(f"send_pyobj on {self.describe()} is refused: it pickles, and a test socket never "
+                        "pickles or unpickles; use send_json, or deliberately test_socket.sock.send_pyobj(...) "
+                        "on the raw zmq socket (unbounded)")
+
+    def recv_pyobj(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: unpickling received data can run arbitrary code."""
+        raise TypeError(f"recv_pyobj on {self.describe()} is refused: it unpickles received data, which can run "
+                        "arbitrary code; use recv_json, or deliberately test_socket.sock.recv_pyobj() on the raw "
+                        "zmq socket (unbounded: poll it first)")
+
     def poll(self, timeout: Optional[float] = None, flags: int = zmq.POLLIN) -> bool:
         """``True`` if the socket becomes ready within *timeout* seconds (no error)."""
         try:
@@ -396,36 +336,6 @@ def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
             f"expected JSON in frame {index} of the message on {sock.describe()}, "
             f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}"
         ) from None
-
-
-_LOOPBACK_NAMES = {"localhost"}
-
-
-def _check_loopback(endpoint: str) -> None:
-    if not endpoint.startswith("tcp://"):
-        return
-    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
-    if host in _LOOPBACK_NAMES:
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ValueError(
-        f"refusing to bind a test socket to {endpoint!r}: expected a loopback address "
-        "(127.0.0.1, ::1 or localhost); pass allow_remote=True to bind elsewhere"
-    )
-
-
-def as_endpoint(where: Endpoint) -> str:
-    """Accept ``'tcp://host:port'`` or, like the seed article, ``(host, port)``."""
-    if isinstance(where, tuple):
-        host, port = where
-        return f"tcp://{host}:{port}"
-    if not isinstance(where, str):
-        raise TypeError(f"expected an endpoint string or (host, port) tuple, got {where!r}")
-    return where
 
 
 def make_sock(
@@ -469,11 +379,11 @@ def make_sock(
                 topics = [topics]
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
-        for endpoint in _endpoints(bind):
+        for endpoint in endpoint_list(bind):
             if not allow_remote:
-                _check_loopback(endpoint)
+                check_loopback(endpoint)
             tsock.bind(endpoint)
-        for endpoint in _endpoints(connect):
+        for endpoint in endpoint_list(connect):
             tsock.connect(endpoint)
     except BaseException:
         sock.close(linger=0)
@@ -481,9 +391,3 @@ def make_sock(
     return tsock
 
 
-def _endpoints(where: Union[Endpoint, Iterable[Endpoint], None]) -> List[str]:
-    if where is None:
-        return []
-    if isinstance(where, (str, tuple)):
-        return [as_endpoint(where)]
-    return [as_endpoint(w) for w in where]

@@ -22,7 +22,7 @@ import sys
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
 
 from .case import ProcessTestCase
-from .sockets import scaled
+from ._config import scaled
 
 __unittest = True
 __tracebackhide__ = True

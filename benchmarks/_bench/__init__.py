@@ -26,7 +26,7 @@ for _path in (EXAMPLES, REPO):
 
 import zmq  # (imports below the sys.path set-up on purpose)
 
-from zmqprocesstest.case import child_pids
+from zmqprocesstest._compat import child_pids
 from pingpong.pongproc import PongProc
 
 perf_counter = time.perf_counter

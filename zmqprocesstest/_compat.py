@@ -1,0 +1,78 @@
+"""Platform and version shims: Linux ``/proc`` readers and the ``add_note`` backport.
+
+Everything here degrades quietly where ``/proc`` is missing (empty answers), so callers
+need no platform checks of their own.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional
+
+__all__ = ["add_note", "child_pids", "open_fds", "thread_state", "command_line"]
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, also before Python 3.11 (appended to a one-string message)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    elif len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (exc.args[0] + "\n" + note,)
+    elif isinstance(getattr(exc, "_notes", None), list):  # SocketTimeout keeps its own
+        exc._notes.append(note)  # type: ignore[attr-defined]
+
+
+def _stat_fields(path: str) -> Optional[List[bytes]]:
+    """The fields of a ``/proc/.../stat`` file after the command name, or ``None``."""
+    try:
+        with open(path, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def open_fds() -> Dict[int, str]:
+    """This process's open file descriptors and what each points to."""
+    fds = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return fds
+    for name in names:
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass
+    return fds
+
+
+def child_pids(parent: Optional[int] = None) -> List[int]:
+    """Pids of the processes whose parent is *parent* (default: this process)."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.isdigit():
+            fields = _stat_fields(f"/proc/{entry}/stat")
+            if fields is not None and int(fields[1]) == parent:
+                found.append(int(entry))
+    return found
+
+
+def thread_state(pid: int, tid: Optional[int] = None) -> str:
+    """The one-letter state (``R``, ``S``, ``Z``...) of thread *tid* (default: main) of *pid*; ``''`` if unknown."""
+    fields = _stat_fields(f"/proc/{pid}/task/{pid if tid is None else tid}/stat")
+    return fields[0].decode() if fields else ""
+
+
+def command_line(pid: int) -> str:
+    """The command line of *pid*, space-separated (``''`` if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")

@@ -1,0 +1,408 @@
+"""Events: what a generator test yields, the built-in ones, and the send-back loop.
+
+A test yields ``('name', *args)``; :func:`run_events` calls the event handler of that
+name on the test case, sends its result back into the generator, and throws any error
+into the generator at the ``yield`` (with zmqprocesstest's own frames removed), so the
+failure's traceback ends at the yield line and the test may catch it.
+
+Built-in events are methods of :class:`Events` marked with :func:`event`. Public methods
+that users define on their own test case classes are events too (a custom ``log`` or
+``send_signed``), except those that override a library method that is not an event
+(``setUp``...). Adding a built-in event means adding one marked method here.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import signal as _signal
+import time
+import types
+from typing import Any, Callable, FrozenSet, Generator, List, Optional, Sequence, Tuple, TypeVar, Union
+
+import zmq
+
+from ._config import FULL_TRACEBACK_ENV, env_flag, scaled
+from .processes import ProcessError
+from .endpoints import wait_listening
+from .sockets import SocketTimeout, TestSocket, decode_json
+from .transcript import short_frames
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["EventError", "Events", "dispatch", "event", "known_events", "run_events", "trim_traceback"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_EVENT_ATTR = "__zmqprocesstest_event__"
+_LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class EventError(TypeError):
+    """A test yielded something that is not a valid event."""
+
+
+class _BadArgument(TypeError):
+    """An event argument of the wrong kind; the loop adds the event's signature."""
+
+
+def event(func: F) -> F:
+    """Mark a method of the library as a built-in event (one a test may yield)."""
+    setattr(func, _EVENT_ATTR, True)
+    return func
+
+
+# -- argument checks ---------------------------------------------------------------------
+def frames_arg(what: str, frames: Any) -> List[Any]:
+    """Check and encode header or extra frames: bytes-like (str is UTF-8 encoded)."""
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, (list, tuple)):
+        raise _BadArgument(f"expected {what} to be a list of frames (bytes), got {frames!r}")
+    result = []
+    for frame in frames:
+        if isinstance(frame, str):
+            frame = frame.encode("utf-8")
+        elif not isinstance(frame, (bytes, bytearray, memoryview, zmq.Frame)):
+            raise _BadArgument(f"expected each of {what} to be bytes or str, got {frame!r}")
+        result.append(frame)
+    return result
+
+
+def seconds_arg(name: str, value: Any, allow_none: bool = True) -> Any:
+    """Check a duration argument: a number of seconds >= 0 (or ``None``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise _BadArgument(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, "
+                           f"got {value!r}")
+    return value
+
+
+def int_arg(name: str, value: Any, what: str, allow_none: bool = True) -> Any:
+    """Check an integer argument (never a bool)."""
+    if (value is None and allow_none) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise _BadArgument(f"expected {name} to be {what}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def check_socket(case: Any, sock: Any) -> TestSocket:
+    """A test socket of this test (or of its class), or a clear error."""
+    if not isinstance(sock, TestSocket):
+        raise _BadArgument(f"expected a TestSocket (made by self.socket() or make_sock()), got "
+                           f"{type(sock).__name__} {sock!r}; a plain zmq socket could block forever")
+    if sock.owner is not None and sock.owner is not case and sock.owner is not type(case):
+        raise ValueError(f"{sock.describe()} belongs to another test ({sock.owner.id()}); make it with self.socket()")
+    return sock
+
+
+def _signature(name: str, handler: Callable[..., Any]) -> str:
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return f"('{name}', ...)"
+    shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return f"('{name}'" + "".join(", " + p for p in shown) + ")"
+
+
+# -- the built-in events -----------------------------------------------------------------------
+class Events:
+    """The built-in events, as methods of :class:`~zmqprocesstest.ProcessTestCase`.
+
+    Each may also be called directly (``self.send(...)``) from setUp or a plain test.
+    """
+
+    timeout: float
+    log_socket: Optional[TestSocket]
+
+    @event
+    def send(self, sock: TestSocket, header: Sequence[Any], body: Any, extra_frames: Sequence[Any] = (),
+             timeout: Optional[float] = None) -> None:
+        """Event: send ``header + [json(body)] + extra_frames`` on *sock*.
+
+        Header and extra frames are bytes (str is UTF-8 encoded)."""
+        check_socket(self, sock)
+        frames = frames_arg("header", header)
+        try:
+            frames.append(json.dumps(body).encode("utf-8"))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
+        if extra_frames:
+            frames.extend(frames_arg("extra_frames", extra_frames))
+        sock.send_multipart(frames, timeout=seconds_arg("timeout", timeout))
+
+    @event
+    def recv(self, sock: TestSocket, json_index: Optional[int] = -1, timeout: Optional[float] = None,
+             frames: Optional[int] = None) -> List[Any]:
+        """Event: receive a multipart message with frame *json_index* JSON-decoded.
+
+        ``json_index=None`` returns the raw bytes. *frames*, if given, is the number of
+        frames the message must have.
+        """
+        check_socket(self, sock)
+        int_arg("json_index", json_index, "a frame index (int)")
+        if frames is not None and (type(frames) is not int or frames < 0):
+            raise _BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
+        msg = sock.recv_multipart(timeout=seconds_arg("timeout", timeout))
+        if frames is not None and len(msg) != frames:
+            raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: {short_frames(msg)}")
+        if json_index is not None:
+            msg[json_index] = decode_json(sock, msg, json_index)
+        return msg
+
+    @event
+    def recv_nothing(self, sock: TestSocket, seconds: float = 0.1,
+                     ignore: Union[bytes, str, Sequence[Union[bytes, str]], Callable[[List[bytes]], bool], None] = None
+                     ) -> None:
+        """Event: assert that no message arrives on *sock* within *seconds*.
+
+        *ignore* passes over messages that don't count (heartbeats on a SUB socket): a
+        topic prefix or a list of them (matched against the first frame), or a function
+        of the frames that returns true for a message to pass over.
+        """
+        check_socket(self, sock)
+        seconds_arg("seconds", seconds, allow_none=False)
+        skip = _ignore_rule(ignore)
+        deadline = time.monotonic() + seconds
+        while sock.poll(max(0.0, deadline - time.monotonic())):
+            msg = sock.recv_multipart(timeout=0)
+            if not skip(msg):
+                raise AssertionError(f"expected no message on {sock.describe()} within {seconds:g} s, "
+                                     f"got {short_frames(msg)}")
+
+    @event
+    def log(self, substr: str = "", level: Optional[str] = None, timeout: Optional[float] = None) -> str:
+        """Event: the next log record from a :class:`zmq.log.handlers.PUBHandler` contains *substr*.
+
+        Reads :attr:`log_socket` (a SUB socket connected or bound to the handler's PUB
+        socket). With *level* (``'INFO'``...), records of other levels are passed over.
+        Returns the message text.
+        """
+        sock = self.log_socket
+        if sock is None:
+            raise ValueError("expected self.log_socket (the SUB socket the log event reads) to be set in setUp, e.g. "
+                             "self.log_socket = self.socket(zmq.SUB, connect=LOG_ENDPOINT)")
+        check_socket(self, sock)
+        if not isinstance(substr, str) or not (level is None or isinstance(level, str)):
+            raise _BadArgument(f"expected a str substring and a level name or None, got {substr!r}, {level!r}")
+        want = level.upper() if level else None
+        seconds_arg("timeout", timeout)
+        seen: List[str] = []
+        deadline = time.monotonic() + (sock.timeout if timeout is None else timeout)
+        while True:
+            try:
+                frames = sock.recv_multipart(timeout=max(0.0, deadline - time.monotonic()))
+            except SocketTimeout:
+                raise AssertionError(
+                    f"expected a log message{' of level ' + want if want else ''} containing {substr!r} "
+                    f"on {sock.describe()}; none came. Seen: {seen or 'nothing'}") from None
+            if len(frames) < 2:
+                raise AssertionError(f"expected a log record [topic, message] from PUBHandler, got {short_frames(frames)}")
+            topic = frames[0].decode("utf-8", "replace")
+            text = frames[-1].decode("utf-8", "replace")
+            rec_level = next((part for part in topic.split(".") if part in _LEVELS), topic)
+            seen.append(f"{rec_level}: {text.rstrip()}")
+            if want and rec_level != want:
+                continue
+            if substr not in text:
+                raise AssertionError(f"expected the next log message{' of level ' + want if want else ''} "
+                                     f"to contain {substr!r}, got {text.rstrip()!r}. Seen: {seen}")
+            return text
+
+    @event
+    def signal(self, proc: Any, sig: int = _signal.SIGINT, group: bool = False) -> None:
+        """Event: send signal *sig* to *proc* (with ``group=True``, to its process group)."""
+        int_arg("sig", sig, "a signal number such as signal.SIGINT", allow_none=False)
+        self.managed(proc).send_signal(sig, group=group)  # type: ignore[attr-defined]
+
+    @event
+    def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:
+        """Event: wait for *proc* to exit and assert its exit *code* (``None``: any).
+
+        The process is no longer watched for crashes. Returns the exit code.
+        """
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        int_arg("code", code, "an exit code (int)")
+        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        managed.watched = False
+        self._resources().refresh()  # type: ignore[attr-defined]
+        result = managed.wait(limit)
+        if result is None:
+            raise ProcessError(f"expected {managed.describe()} to exit within {limit:g} s")
+        if managed.output is not None:
+            managed.output.settle(scaled(1.0))  # so output_of() has all of it
+        if code is not None and result != code:
+            raise ProcessError(f"expected {managed.name!r} to exit with code {code}, got {managed.describe()}\n"
+                               f"  {managed.report()}")
+        return result
+
+    @event
+    def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None) -> str:
+        """Event: wait until *proc*'s output matches *pattern* (a regex); return the match."""
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        if managed.output is None:
+            raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
+        if not isinstance(pattern, (str, re.Pattern)):
+            raise _BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        match = managed.output.wait_for(regex, limit, managed.alive)
+        if match is None:
+            state = "it exited" if not managed.alive() else f"not within {limit:g} s"
+            raise ProcessError(f"expected output of {managed.name!r} to match {regex.pattern!r}; {state}\n"
+                               f"  {managed.report()}")
+        return match.group(0)
+
+    @event
+    def wait_endpoint(self, endpoint: str, timeout: Optional[float] = None) -> None:
+        """Event: wait until something listens on a ``tcp://`` or ``ipc://`` *endpoint*.
+
+        Fails at once if a process under test dies meanwhile.
+        """
+        if not isinstance(endpoint, str):
+            raise _BadArgument(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
+        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        if not wait_listening(endpoint, limit, self._resources()):  # type: ignore[attr-defined]
+            raise ProcessError(f"expected something to listen on {endpoint} within {limit:g} s")
+
+
+def _ignore_rule(ignore: Any) -> Callable[[List[bytes]], bool]:
+    if ignore is None:
+        return lambda frames: False
+    if callable(ignore):
+        return lambda frames: bool(ignore(frames))
+    topics = [ignore] if isinstance(ignore, (bytes, str)) else ignore
+    if not isinstance(topics, (list, tuple)) or not all(isinstance(t, (bytes, str)) for t in topics):
+        raise _BadArgument(f"expected ignore to be a topic prefix, a list of them or a function of the frames, "
+                           f"got {ignore!r}")
+    prefixes = tuple(t.encode("utf-8") if isinstance(t, str) else t for t in topics)
+    return lambda frames: bool(frames) and bytes(frames[0]).startswith(prefixes)
+
+
+# -- finding events ------------------------------------------------------------------------------
+def _is_library(klass: type) -> bool:
+    return klass.__module__.split(".")[0] in ("zmqprocesstest", "unittest") or klass is object
+
+
+def known_events(cls: type) -> FrozenSet[str]:
+    """Names a test of *cls* can yield: marked methods, and public methods of user classes.
+
+    A user's public method is an event unless its name is a library method that is not
+    one (``setUp``, ``socket``, ``assertGolden``...), or a test method.
+    """
+    cached = cls.__dict__.get("_zpt_events")
+    if cached is not None:
+        return cached
+    prefix = getattr(cls, "testMethodPrefix", "test")
+    library = {name for klass in cls.__mro__ if _is_library(klass) for name in vars(klass)}
+    names = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if getattr(value, _EVENT_ATTR, False):
+                names.add(name)
+            elif (not _is_library(klass) and not name.startswith("_") and not name.startswith(prefix)
+                  and name not in library and callable(value)
+                  and not isinstance(value, (type, classmethod, staticmethod))):
+                names.add(name)
+    result = frozenset(names)
+    setattr(cls, "_zpt_events", result)
+    return result
+
+
+# -- the send-back loop ------------------------------------------------------------------------
+def trim_traceback(exc: BaseException) -> BaseException:
+    """Drop zmqprocesstest's own frames from *exc*'s traceback (user frames stay)."""
+    if env_flag(FULL_TRACEBACK_ENV):
+        return exc
+    kept: List[types.TracebackType] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE_DIR:
+            kept.append(tb)
+        tb = tb.tb_next
+    new_tb: Optional[types.TracebackType] = None
+    for entry in reversed(kept):
+        new_tb = types.TracebackType(new_tb, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return exc.with_traceback(new_tb)
+
+
+def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
+    if type(item) is not tuple:
+        raise EventError(f"expected a tuple ('event', *args) to be yielded, got {type(item).__name__} {item!r}")
+    if not item:
+        raise EventError("expected a tuple ('event', *args) to be yielded, got an empty tuple")
+    name = item[0]
+    if not isinstance(name, str):
+        raise EventError(f"expected an event name (str) first in the yielded tuple, got {name!r}")
+    events = known_events(type(case))
+    if name not in events:
+        raise EventError(f"unknown event {name!r}; known events: {', '.join(sorted(events))}. "
+                         f"Add one by defining a method {name}(self, ...) on the test case")
+    return getattr(case, name), item[1:]
+
+
+def _call(name: str, handler: Callable[..., Any], args: Tuple[Any, ...]) -> Any:
+    try:
+        return handler(*args)
+    except _BadArgument as exc:
+        raise _BadArgument(f"{exc}; event {name!r} takes {_signature(name, handler)}") from None
+    except TypeError as exc:
+        try:
+            inspect.signature(handler).bind(*args)
+        except TypeError as bind_error:
+            raise EventError(f"bad arguments for event {name!r}: {bind_error}; expected "
+                             f"{_signature(name, handler)}, got {args!r}") from None
+        except ValueError:
+            pass
+        raise exc
+
+
+def dispatch(case: Any, item: Any) -> Any:
+    """Handle one event *item* (``('name', *args)``) on *case* as the loop does; return the result."""
+    handler, args = _handler_for(case, item)
+    return _call(item[0], handler, args)
+
+
+#: Generators that refused to close; kept so their finaliser does not complain at exit.
+_UNSTOPPABLE: List[Generator[Any, Any, Any]] = []
+
+
+def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float] = None,
+               on_timeout: Optional[Callable[[Any], BaseException]] = None) -> None:
+    """Drive a generator test: dispatch each yielded event, send results back.
+
+    An exception from a handler is thrown into the generator at its ``yield`` (with
+    zmqprocesstest's own frames removed from the traceback), so the test may catch it
+    and an uncaught one points at the yield line. The test fails if it returns a value.
+    Past *deadline* (``time.monotonic()``), the generator is closed before the next
+    event and ``on_timeout(event)`` is raised.
+    """
+    value: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            item = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            if stop.value is not None:
+                raise TypeError(f"expected the test to return None, got {stop.value!r}; "
+                                "use self.assert...() to check a result") from None
+            return
+        finally:
+            error = None
+        if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
+            try:
+                gen.close()
+            except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
+                _UNSTOPPABLE.append(gen)
+            raise on_timeout(item)
+        try:
+            value = dispatch(case, item)
+        except (KeyboardInterrupt, SystemExit):
+            gen.close()
+            raise
+        except BaseException as exc:
+            if isinstance(exc, SocketTimeout) and exc.event is None:
+                exc.event = item[0]
+            error = trim_traceback(exc)
+            value = None

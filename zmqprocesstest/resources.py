@@ -1,0 +1,199 @@
+"""What a test owns, how it is released, and the leak check.
+
+:class:`Resources` holds everything a test made through its test case: zmq contexts and
+test sockets, processes under test, mocks, the private temp dir of its ipc endpoints,
+and the transcript of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
+of its sockets (the processes they watch while waiting), and releases everything in a
+safe order after the test: processes first (so nothing talks to a closed socket), then
+sockets (``linger=0``), then contexts (bounded, never a hang), then the temp dir.
+
+The leak check (:func:`leak_snapshot`, :func:`check_leaks`) compares open file
+descriptors and child processes before and after a test, kills what was left running,
+and fails the test that leaked, never a later one.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import zmq
+
+from ._compat import child_pids, open_fds
+from ._config import scaled
+from .processes import ManagedProcess, ProcessDied
+from .sockets import TestSocket
+from .transcript import Transcript
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["LeakError", "Resources", "check_leaks", "leak_snapshot"]
+
+
+class LeakError(AssertionError):
+    """A test left a socket, context, file descriptor or child process behind."""
+
+
+class Resources:
+    """What one test owns: contexts, sockets, processes, closers, temp dir, transcript."""
+
+    def __init__(self, owner: Any, transcript_length: int = 20) -> None:
+        #: The test case (or class) that owns them, for messages.
+        self.owner = owner
+        self.contexts: List[zmq.Context] = []
+        self.sockets: List[TestSocket] = []
+        self.processes: List[ManagedProcess] = []
+        self.closers: List[Callable[[], None]] = []
+        self.tmpdir: Optional[str] = None
+        self.endpoints = 0
+        self.endpoint: Optional[str] = None
+        self.transcript = Transcript(transcript_length)
+        self._fds: Tuple[int, ...] = ()
+        self.poll_slice: Optional[float] = None
+
+    # -- what the test adds ------------------------------------------------------------------
+    def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
+        """Own *sock* (and its *context*, if not ours yet): watched, transcribed, closed after."""
+        if context is not None and context not in self.contexts:
+            self.contexts.append(context)
+        sock.transcript = self.transcript
+        sock.watch = self
+        sock.owner = self.owner
+        self.sockets.append(sock)
+        return sock
+
+    def add_process(self, proc: ManagedProcess) -> ManagedProcess:
+        """Own *proc*: watched while the test waits, stopped after it."""
+        self.processes.append(proc)
+        self.refresh()
+        return proc
+
+    def ipc_endpoint(self) -> str:
+        """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
+        if self.tmpdir is None:
+            self.tmpdir = tempfile.mkdtemp(prefix="zpt-")
+        self.endpoints += 1
+        return f"ipc://{self.tmpdir}/{self.endpoints}"
+
+    # -- the watch protocol used by TestSocket.wait --------------------------------------------
+    def refresh(self) -> None:
+        """Recompute which fds to watch (after a process was added, stopped or unwatched)."""
+        fds, blind = [], False
+        for proc in self.processes:
+            if proc.watched:
+                fd = proc.fd
+                if fd is None:
+                    blind = True
+                else:
+                    fds.append(fd)
+        self._fds = tuple(fds)
+        self.poll_slice = 0.02 if blind else None
+
+    def fds(self) -> Tuple[int, ...]:
+        return self._fds
+
+    def check(self) -> None:
+        for proc in self.processes:
+            if proc.watched and proc.exitcode() is not None:
+                proc.watched = False  # report a death once; later waits may go on
+                self.refresh()
+                died = ProcessDied(f"{proc.name!r} died while the test was waiting: {proc.report()}")
+                died.process = proc
+                raise died
+
+    # -- after the test -----------------------------------------------------------------------
+    def release(self) -> List[str]:
+        """Stop, close and remove everything; return the problems found (stop failures...)."""
+        problems: List[str] = []
+        for proc in reversed(self.processes):
+            problems.extend(proc.stop())
+        for sock in self.sockets:
+            if not sock.closed:
+                sock.close(linger=0)
+        for ctx in self.contexts:
+            problems.extend(_terminate(ctx, scaled(2.0)))
+        for close in reversed(self.closers):
+            close()
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+        return problems
+
+    def kill_all(self) -> None:
+        """The runner is being interrupted: kill the processes at once, then release."""
+        for proc in self.processes:
+            proc.kill_now()
+        self.processes.clear()
+        self.release()
+
+    def forget(self) -> None:
+        """Drop the references between case, sockets and processes (no garbage cycles)."""
+        for sock in self.sockets:
+            sock.owner = sock.watch = sock.transcript = None
+            sock._poller = None
+        self.sockets.clear()
+        self.processes.clear()
+        self.closers.clear()
+        self.contexts.clear()
+        self.owner = None
+
+    def report(self, shown: Optional[ManagedProcess] = None) -> str:
+        """Transcript and processes; the output of *shown* is in the message already."""
+        parts = [f"Messages (last {self.transcript.entries.maxlen}, oldest first):", self.transcript.format()]
+        if self.processes:
+            parts.append("Processes under test:")
+            parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report())
+                         for p in self.processes)
+        return "\n".join(parts)
+
+
+def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
+    """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
+    problems = []
+    leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
+    if leftover:
+        problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
+    worker = threading.Thread(target=ctx.destroy, kwargs={"linger": 0}, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
+    return problems
+
+
+# -- the leak check ------------------------------------------------------------------------------
+def leak_snapshot() -> Tuple[Dict[int, str], Set[int]]:
+    """Open file descriptors and child processes now, to compare after the test."""
+    return open_fds(), set(child_pids())
+
+
+def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]]) -> None:
+    """Fail with :class:`LeakError` if fds or child processes were added since *before*.
+
+    Leftover children are killed and reaped first.
+    """
+    fds_before, children_before = before
+    problems = []
+    new_fds = {fd: target for fd, target in open_fds().items() if fd not in fds_before}
+    if new_fds:
+        shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
+        problems.append(f"file descriptors left open: {shown}")
+    children = [pid for pid in child_pids() if pid not in children_before]
+    if children:
+        problems.append(f"child processes left running: {children}")
+        ours = {p.pid: p for p in multiprocessing.active_children()}
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                if pid in ours:
+                    ours[pid].join(5)  # multiprocessing reaps its own
+                else:
+                    os.waitpid(pid, 0)
+            except OSError:
+                pass
+    if problems:
+        raise LeakError(f"{test_id} left resources behind: " + "; ".join(problems))
