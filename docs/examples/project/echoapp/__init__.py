@@ -1,0 +1,1 @@
+"""echoapp: a tiny PyZMQ application, laid out the way most projects are."""
