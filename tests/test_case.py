@@ -222,3 +222,40 @@ class TestResources(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestUnittestHooks(unittest.TestCase):
+    """ProcessTestCase overrides unittest's private _callSetUp and _callTestMethod.
+
+    If a Python release drops or renames them, deselection, the leak check and the
+    failure report would silently stop working: this test fails loudly instead.
+    """
+
+    def test_the_private_hooks_exist_with_the_signatures_we_override(self):
+        for name, params in (("_callSetUp", ["self"]), ("_callTestMethod", ["self", "method"])):
+            with self.subTest(hook=name):
+                hook = getattr(unittest.TestCase, name, None)
+                self.assertTrue(callable(hook), f"unittest.TestCase.{name} is gone: zmqprocesstest/case.py overrides it")
+                self.assertEqual(list(inspect.signature(hook).parameters), params)
+
+    def test_unittest_calls_them_for_each_test(self):
+        calls = []
+
+        class Probe(unittest.TestCase):
+            def _callSetUp(self):
+                calls.append("setUp")
+
+            def _callTestMethod(self, method):
+                calls.append("test")
+
+            def test_it(self):
+                pass
+
+        unittest.TestSuite([Probe("test_it")]).run(unittest.TestResult())
+        self.assertEqual(calls, ["setUp", "test"])
+
+    def test_the_report_reaches_setup_and_test_failures_through_them(self):
+        text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
+        self.assertIn("Processes under test:", text)
+        text = only_problem(self, run_case(samples.SetUpError), "error")
+        self.assertIn("Processes under test:", text)

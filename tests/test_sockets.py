@@ -1,4 +1,5 @@
 """Tests of sockets.py: timeouts by polling, errors that say what happened."""
+import inspect
 import os
 import time
 import unittest
@@ -195,3 +196,51 @@ class TestHelpers(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestEveryMethodOfZmqSocket(SocketTestBase):
+    """Every send*/recv* of zmq.Socket is bounded by the test socket's timeout, or refused."""
+
+    ARGUMENTS = {"data": b"x", "msg_parts": [b"x"], "u": "x", "obj": 1, "msg": 1, "serialize": lambda m: [b"x"],
+                 "deserialize": lambda frames: frames, "buffer": bytearray(8)}
+
+    def call(self, sock, name):
+        method = getattr(zmq.Socket, name)
+        params = [p for p in inspect.signature(method).parameters.values()
+                  if p.name != "self" and p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        missing = [p.name for p in params if p.name not in self.ARGUMENTS]
+        self.assertEqual(missing, [], f"zmq.Socket.{name} takes arguments this test does not know: add them")
+        return getattr(sock, name)(*(self.ARGUMENTS[p.name] for p in params))
+
+    def test_each_one_times_out_or_is_refused(self):
+        server, _ = self.pair()
+        lonely = self.make(zmq.DEALER, timeout=0.2, name="lonely")  # no peer: nothing can be sent
+        names = sorted(n for n in dir(zmq.Socket) if n.startswith(("send", "recv")) and callable(getattr(zmq.Socket, n)))
+        self.assertIn("recv_pyobj", names)
+        for raw in (server.sock, lonely.sock):  # were a call handed over unbounded, it would end in zmq.Again
+            raw.rcvtimeo = raw.sndtimeo = 2000
+        for name in names:
+            sock = server if name.startswith("recv") else lonely
+            with self.subTest(method=name):
+                start = time.monotonic()
+                try:
+                    self.call(sock, name)
+                except SocketTimeout as exc:
+                    self.assertLess(time.monotonic() - start, 1.0)
+                    self.assertEqual(exc.timeout, 0.2)
+                except TypeError as exc:
+                    self.assertIn("pyobj", name)
+                    self.assertIn("is refused", str(exc))
+                    self.assertIn(f".sock.{name}(", str(exc))  # says how to do it on purpose
+                else:
+                    self.fail(f"{name} returned instead of timing out")
+
+
+class TestPollZero(SocketTestBase):
+    def test_poll_with_no_time_still_looks_once(self):
+        server, client = self.pair()
+        self.assertFalse(server.poll(0))
+        client.send(b"x")
+        self.assertTrue(server.poll(1.0))  # it has arrived
+        self.assertTrue(server.poll(0))
+        self.assertEqual(server.recv(timeout=0), b"x")

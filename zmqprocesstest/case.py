@@ -27,7 +27,7 @@ from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
-from .sockets import TestSocket, make_sock
+from .sockets import TestSocket, make_sock, replies
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
@@ -223,7 +223,9 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event.
         """
         event = ("send", sock, list(header), body, (), scaled(0.5))
-        self.managed(proc).stop_action = (lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}")
+        managed = self.managed(proc)
+        managed.stop_action = (lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}")
+        managed.stop_replies = lambda: replies(sock)
 
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
         """Stop *proc* after the test by handling *event* first (the polite stop step).

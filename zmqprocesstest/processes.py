@@ -97,6 +97,8 @@ class ManagedProcess:
         self.stop_action: Optional[Tuple[Callable[[], Any], str]] = None
         #: What came of the polite stop (its result or error), for reports.
         self.stop_outcome: Optional[str] = None
+        #: Reads what came back after a stop message that did not stop it, for reports.
+        self.stop_replies: Optional[Callable[[], str]] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
         #: The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``).

@@ -204,17 +204,19 @@ class TestSocket:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         watch = self.watch
+        polled = False
         while True:
             fds = watch.fds() if watch is not None else ()
             poller = self._poller_for(fds, flag)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and polled:  # a timeout of 0 still looks once
                 if watch is not None:
                     watch.check()
                 raise SocketTimeout(self, operation, timeout)
             if watch is not None and watch.poll_slice:
                 remaining = min(remaining, watch.poll_slice)
-            ready = dict(poller.poll(math.ceil(remaining * 1000)))
+            ready = dict(poller.poll(max(0, math.ceil(remaining * 1000))))
+            polled = True
             if ready.get(self.sock, 0) & flag:
                 return
             if watch is not None and (ready or watch.poll_slice):
@@ -314,6 +316,14 @@ class TestSocket:
         except SocketTimeout:
             return False
         return True
+
+
+def replies(sock: TestSocket, most: int = 5) -> str:
+    """What is waiting on *sock* now (at most *most* messages, read without waiting), for reports."""
+    got = []
+    while len(got) < most and not sock.closed and sock.socket_type not in _SEND_ONLY and sock.poll(0):
+        got.append(short_frames(sock.recv_multipart(timeout=0)))
+    return ", ".join(got) if got else "nothing"
 
 
 def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:

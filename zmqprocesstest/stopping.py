@@ -76,9 +76,12 @@ class StopStep:
         if self.sig is None:
             assert proc.stop_action is not None
             outcome = proc.stop_action[0]()
-            proc.stop_outcome = "done" if outcome is None else f"returned {outcome!r}"
-        else:
-            proc.signal_quietly(self.sig)
+            proc.stop_outcome = "sent" if outcome is None else f"returned {outcome!r}"
+            code = proc.wait(timeout)
+            if code is None and proc.stop_replies is not None:
+                proc.stop_outcome += f"; what came back: {proc.stop_replies()}"
+            return code
+        proc.signal_quietly(self.sig)
         return proc.wait(timeout)
 
 

@@ -22,7 +22,8 @@ import sys
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
 
 from .case import ProcessTestCase
-from ._config import scaled
+from ._config import UPDATE_GOLDEN_ENV, env_flag, scaled
+from .processes import launch
 
 __unittest = True
 __tracebackhide__ = True
@@ -41,8 +42,6 @@ __all__ = [
     "UPDATE_GOLDEN_ENV",
 ]
 
-#: Set to ``1`` to rewrite golden files instead of failing on a mismatch.
-UPDATE_GOLDEN_ENV = "ZMQPROCESSTEST_UPDATE_GOLDEN"
 
 Normaliser = Callable[[str], str]
 
@@ -64,16 +63,15 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
                 stdin: Union[str, bytes, None] = None, timeout: Optional[float] = None) -> ProgramResult:
     """Run *argv* to completion and capture stdout and stderr as text.
 
-    The program runs in a new session; after *timeout* seconds (default 10 s, scaled
-    by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
+    It is started like every command under test (:func:`~zmqprocesstest.processes.launch`:
+    a new session, default signal dispositions); after *timeout* seconds (default 10 s,
+    scaled by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
     :class:`ProgramTimeout` shows what it printed so far.
     """
-    if isinstance(argv, str):
-        raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
     limit = scaled(10.0) if timeout is None else timeout
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-    with subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as proc:
+    with launch(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         try:
             out, err = proc.communicate(data, timeout=limit)
         except subprocess.TimeoutExpired:
@@ -139,7 +137,7 @@ def golden_path(directory: str, name: str) -> str:
 
 
 def _updating() -> bool:
-    return os.environ.get(UPDATE_GOLDEN_ENV, "") not in ("", "0")
+    return env_flag(UPDATE_GOLDEN_ENV)
 
 
 class SystemTestCase(ProcessTestCase):

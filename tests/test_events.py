@@ -1,0 +1,142 @@
+"""Tests of events.py: which methods are events, argument messages, recv_nothing's ignore."""
+import unittest
+
+import zmq
+
+from zmqprocesstest import ProcessTestCase, SystemTestCase
+from zmqprocesstest.events import Events, event, known_events
+
+from . import samples
+from .support import only_problem, problems, run_case
+
+
+class TestWhichMethodsAreEvents(unittest.TestCase):
+    def test_builtin_events_are_the_marked_methods(self):
+        marked = {name for name, value in vars(Events).items() if getattr(value, "__zmqprocesstest_event__", False)}
+        self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
+                                  "wait_endpoint"})
+        self.assertEqual(known_events(ProcessTestCase), frozenset(marked))
+
+    def test_library_methods_of_system_test_case_are_not_events(self):
+        class Golden(SystemTestCase):
+            pass
+
+        events = known_events(Golden)
+        for name in ("run_program", "assertGolden", "assertProgramOutput", "golden_directory", "socket",
+                     "start_process", "set_stop_event", "setUp", "run_events"):
+            self.assertNotIn(name, events)
+
+    def test_users_public_methods_are_events_but_overrides_are_not(self):
+        class Mine(ProcessTestCase):
+            def setUp(self):
+                pass
+
+            def socket(self, *args, **kwargs):  # overrides a resource method
+                return super().socket(*args, **kwargs)
+
+            def send_signed(self, sock, body):
+                pass
+
+            def _private(self):
+                pass
+
+            def test_x(self):
+                pass
+
+        events = known_events(Mine)
+        self.assertIn("send_signed", events)
+        for name in ("setUp", "socket", "_private", "test_x"):
+            self.assertNotIn(name, events)
+
+    def test_a_marked_method_on_a_user_mixin_is_an_event(self):
+        class Mixin:
+            @event
+            def ping(self):
+                return "pong"
+
+            @classmethod
+            def factory(cls):
+                return cls
+
+        class Mine(Mixin, ProcessTestCase):
+            pass
+
+        self.assertIn("ping", known_events(Mine))
+        self.assertNotIn("factory", known_events(Mine))
+
+    def test_yielding_a_library_method_is_refused(self):
+        class YieldsRunProgram(SystemTestCase):
+            def test_it(self):
+                yield ("run_program", ["true"])
+
+        text = only_problem(self, run_case(YieldsRunProgram), "error")
+        self.assertIn("unknown event 'run_program'", text)
+
+
+class TestArgumentMessages(unittest.TestCase):
+    def test_arguments_in_the_wrong_order_name_the_expected_order(self):
+        class WrongOrder(samples.PongCase):
+            def test_it(self):
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req, 5.0)  # meant the timeout
+
+        text = only_problem(self, run_case(WrongOrder), "error")
+        self.assertIn("expected json_index to be a frame index (int) or None, got 5.0; event 'recv' takes "
+                      "('recv', sock, json_index=-1, timeout=None, frames=None)", text)
+        self.assertIn('yield ("recv", self.req, 5.0)', text)
+
+    def test_signal_accepts_signal_enum_members(self):
+        class Signals(samples.PongCase):
+            def test_it(self):
+                import signal
+                yield ("signal", self.proc, signal.SIGINT)
+                yield ("wait_exit", self.proc)
+
+        self.assertEqual(problems(run_case(Signals)), [])
+
+
+class TestRecvNothing(unittest.TestCase):
+    def run_with(self, ignore, sent):
+        seen = {}
+
+        class Heartbeats(ProcessTestCase):
+            timeout = 0.5
+
+            def test_it(self):
+                pub = self.socket(zmq.PUB, bind=self.endpoint)
+                sub = self.socket(zmq.SUB, connect=self.endpoint)
+                # the slow joiner: publish until the subscriber gets one
+                for _ in range(300):
+                    pub.send_multipart([b"hello", b"0"])
+                    if sub.poll(0.01):
+                        break
+                while sub.poll(0.05):
+                    sub.recv_multipart()  # the hellos
+                for frames in sent:
+                    pub.send_multipart(frames)
+                yield ("recv_nothing", sub, 0.2, ignore)
+                seen["done"] = True
+
+        return run_case(Heartbeats), seen
+
+    def test_heartbeats_are_passed_over_by_topic(self):
+        result, seen = self.run_with(b"hb", [[b"hb", b"1"], [b"hb", b"2"]])
+        self.assertEqual((problems(result), seen), ([], {"done": True}))
+
+    def test_by_a_list_of_topics_or_a_predicate(self):
+        for ignore in (["hb", "tick"], lambda frames: frames[0] in (b"hb", b"tick")):
+            with self.subTest(ignore=ignore):
+                result, seen = self.run_with(ignore, [[b"tick", b"1"], [b"hb", b"2"]])
+                self.assertEqual((problems(result), seen), ([], {"done": True}))
+
+    def test_a_message_that_counts_still_fails_the_test(self):
+        result, seen = self.run_with(b"hb", [[b"hb", b"1"], [b"order", b"2"]])
+        text = only_problem(self, result)
+        self.assertIn("expected no message on socket 'SUB'", text)
+        self.assertIn("got [b'order', b'2']", text)
+        self.assertEqual(seen, {})
+
+    def test_a_bad_ignore_rule_is_a_clear_error(self):
+        result, _ = self.run_with(42, [])
+        self.assertIn("expected ignore to be a topic prefix, a list of them or a function of the frames, got 42",
+                      only_problem(self, result, "error"))

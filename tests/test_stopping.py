@@ -1,0 +1,123 @@
+"""Tests of stopping.py: the stop protocol's table, chosen steps and stop events."""
+import unittest
+
+import zmq
+
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS, check_stop_steps
+
+from . import samples
+from .support import only_problem, problems, run_case
+from pingpong.faulty import StubbornProc
+from pingpong.pongproc import PongProc
+
+
+class TestTable(unittest.TestCase):
+    def test_steps_in_escalation_order_and_timeouts_derived_from_them(self):
+        self.assertEqual(list(STOP_STEPS), ["message", "SIGINT", "SIGTERM", "SIGKILL"])
+        self.assertEqual(DEFAULT_STOP_TIMEOUTS, {name: step.timeout for name, step in STOP_STEPS.items()})
+
+    def test_a_choice_of_steps_always_ends_with_sigkill(self):
+        self.assertEqual(check_stop_steps(["SIGTERM"]), ("SIGTERM", "SIGKILL"))
+        self.assertEqual(check_stop_steps(("message", "SIGINT", "SIGKILL")), ("message", "SIGINT", "SIGKILL"))
+
+    def test_unknown_or_out_of_order_steps_are_refused(self):
+        for steps in (["SIGTERM", "SIGINT"], ["SIGHUP"], "SIGTERM", ["SIGINT", "SIGINT"]):
+            with self.subTest(steps=steps), self.assertRaises(ValueError) as caught:
+                check_stop_steps(steps)
+            self.assertIn("expected stop steps from ['message', 'SIGINT', 'SIGTERM', 'SIGKILL'], in that order",
+                          str(caught.exception))
+
+
+class TestChosenSteps(unittest.TestCase):
+    def test_a_server_whose_documented_stop_is_sigterm(self):
+        seen = {}
+
+        class TermServer(ProcessTestCase):
+            stop_steps = ("SIGTERM",)
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.start_process(StubbornProc, self.endpoint)  # ignores SIGINT
+                seen["managed"] = self.managed(proc)
+
+        self.assertEqual(problems(run_case(TermServer)), [])
+        self.assertEqual(seen["managed"].stopped_by, "SIGTERM")
+
+    def test_set_stop_steps_per_process(self):
+        seen = {}
+
+        class PerProcess(ProcessTestCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.start_process(StubbornProc, self.endpoint)
+                self.set_stop_steps(proc, ["SIGTERM"])
+                seen["managed"] = self.managed(proc)
+
+        self.assertEqual(problems(run_case(PerProcess)), [])
+        self.assertEqual(seen["managed"].stop_steps, ("SIGTERM", "SIGKILL"))
+
+
+class TestStopEvent(unittest.TestCase):
+    def test_a_custom_event_is_the_polite_stop(self):
+        seen = {}
+
+        class Signed(samples.PongCase):
+            def send_shutdown(self, sock):
+                """The test case's own event: here it sends the stop message by hand."""
+                sock.send_multipart([b'["plzdiekthxbye", null]'])
+                seen["sent"] = True
+
+            def test_it(self):
+                self.set_stop_event(self.proc, ("send_shutdown", self.req))
+                seen["managed"] = self.managed(self.proc)
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req)
+
+        self.assertEqual(problems(run_case(Signed)), [])
+        self.assertEqual((seen["sent"], seen["managed"].stopped_by, seen["managed"].exitcode()), (True, "message", 0))
+
+    def test_a_stop_event_that_fails_shows_its_outcome_and_the_transcript(self):
+        class Broken(samples.PongCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def send_shutdown(self, sock):
+                raise ConnectionError("signing key missing")
+
+            def test_it(self):
+                self.set_stop_event(self.proc, ("send_shutdown", self.req))
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req)
+
+        text = only_problem(self, run_case(Broken))
+        self.assertIn("the polite stop of 'pongproc' failed: signing key missing", text)
+        self.assertIn("did not stop politely (stop event ('send_shutdown', <TestSocket", text)
+        self.assertIn("polite stop: stop event ('send_shutdown'", text)
+        self.assertIn("-> failed: ConnectionError: signing key missing", text)
+        self.assertIn("Messages (last 20, oldest first):", text)
+        self.assertIn("req -> [b'[\"ping\", 1]']", text)
+
+    def test_a_stop_message_that_gets_no_reaction_shows_what_was_sent(self):
+        class Ignored(ProcessTestCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.start_process(PongProc, self.endpoint)
+                dealer = self.socket(zmq.DEALER, connect=self.endpoint, name="dealer")
+                self.set_stop_message(proc, dealer, ["not-a-stop", None], header=[b""])
+                yield ("send", dealer, [b""], ["ping", 1])
+                yield ("recv", dealer)
+
+        text = only_problem(self, run_case(Ignored))
+        self.assertIn("did not stop politely (stop message ['not-a-stop', None] on socket 'dealer'", text)
+        self.assertIn("polite stop: stop message ['not-a-stop', None] on socket 'dealer'", text)
+        self.assertIn("-> sent; what came back: [b'', b'[\"error\", \"unknown message type: not-a-stop\"]']", text)
+
+    def test_a_bad_stop_event_is_refused_at_once(self):
+        class Bad(samples.PongCase):
+            def test_it(self):
+                self.set_stop_event(self.proc, "send_shutdown")
+
+        self.assertIn("expected an event tuple ('name', *args), got 'send_shutdown'",
+                      only_problem(self, run_case(Bad), "error"))
