@@ -1,7 +1,8 @@
 """Hostile input: whatever a test or a peer sends, the run ends with a clear result."""
 import json
 import os
-import signal
+import subprocess
+import sys
 import unittest
 
 import zmq
@@ -12,7 +13,7 @@ from zmqprocesstest import ProcessTestCase
 
 from . import samples
 from pingpong.faulty import FloodProc
-from .support import only_problem, problems, run_case
+from .support import gone, only_problem, problems, run_case
 
 #: Words that start or mark the library's deliberate error messages.
 CLEAR = ("expected", "cannot", "is closed", "belongs to", "unknown event", "bad arguments", "timed out", "died")
@@ -190,23 +191,25 @@ class TestLeakCheck(unittest.TestCase):
         self.assertIn("-> /dev/null", text)
 
     def test_leaked_child_process_fails_the_test_and_is_killed(self):
-        import multiprocessing
-
+        # A subprocess, not a multiprocessing.Process: this test must run inside the
+        # daemonic workers of parallel runners too, which may not have Process children.
         class LeaksChild(ProcessTestCase):
             check_leaks = True
 
             def test_it(self):
-                self.child = multiprocessing.Process(target=signal.pause)
-                self.child.start()
+                self.child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
 
         case = LeaksChild("test_it")
         result = unittest.TestResult()
         case.run(result)
-        text = only_problem(self, result)
-        self.assertIn(f"child processes left running: [{case.child.pid}]", text)
-        case.child.join(5)
-        self.assertIsNotNone(case.child.exitcode)
-        case.child.close()
+        try:
+            text = only_problem(self, result)
+            self.assertIn(f"child processes left running: [{case.child.pid}]", text)
+            self.assertTrue(gone(case.child.pid), "the leaked child was not killed")
+        finally:
+            if case.child.poll() is None:  # only if the check failed to kill it
+                case.child.kill()
+            case.child.wait(5)
 
     def test_a_clean_test_passes_the_check(self):
         class Clean(samples.PongCase):
