@@ -262,6 +262,8 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         managed = self.managed(proc)
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
+        if managed.exitcode() is not None:
+            managed.output.settle(scaled(1.0))  # all of it: read the pipe to its end (bounded)
         return managed.output.text()
 
     # -- running tests -----------------------------------------------------------------------
@@ -312,7 +314,13 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
             if res is not None and (res.transcript.entries or res.processes):
-                add_note(exc, res.report(shown=getattr(exc, "process", None)))
+                # Stop the processes now, so a stop that needs escalation is told in this
+                # failure's report rather than as a second failure of the same test.
+                problems = res.stop_processes()
+                note = res.report(shown=getattr(exc, "process", None))
+                if problems:
+                    note = "Stopping the processes after this failure:\n  " + "\n  ".join(problems) + "\n" + note
+                add_note(exc, note)
             raise
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:

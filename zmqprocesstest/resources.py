@@ -107,11 +107,17 @@ class Resources:
                 raise died
 
     # -- after the test -----------------------------------------------------------------------
-    def release(self) -> List[str]:
-        """Stop, close and remove everything; return the problems found (stop failures...)."""
+    def stop_processes(self) -> List[str]:
+        """Stop every process (last started first); return the problems found."""
         problems: List[str] = []
         for proc in reversed(self.processes):
             problems.extend(proc.stop())
+        self.refresh()
+        return problems
+
+    def release(self) -> List[str]:
+        """Stop, close and remove everything; return the problems found (stop failures...)."""
+        problems = self.stop_processes()
         for sock in self.sockets:
             if not sock.closed:
                 sock.close(linger=0)

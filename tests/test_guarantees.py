@@ -1,0 +1,144 @@
+"""The guarantees at the edges CI hits, each proved the way a user would break it.
+
+docs/guarantees.rst lists each guarantee with the test here (or in test_guardian.py and
+test_watchdog.py) that proves it.
+"""
+import os
+import signal
+import subprocess
+import sys
+import traceback
+import unittest
+
+from zmqprocesstest import ProcessTestCase
+
+from . import samples
+from .support import EXAMPLES, only_problem, problems, run_case
+from pingpong.faulty import StubbornProc
+
+_WATCHED = {"SIGHUP": signal.SIGHUP, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+
+
+def report_signals():
+    """In a process under test: print which of INT, TERM, HUP are ignored or blocked."""
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+    ignored, blocked = int(status["SigIgn"], 16), int(status["SigBlk"], 16)
+    for name, sig in _WATCHED.items():
+        print(f"{name} ignored={bool(ignored >> (sig - 1) & 1)}", flush=True)
+    print(f"blocked={blocked:x}", flush=True)
+
+
+REPORT_COMMAND = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                  "from tests.test_guarantees import report_signals; report_signals()",
+                  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+
+
+class TestInheritedSignalDispositions(unittest.TestCase):
+    """Processes under test start with default INT/TERM/HUP and no blocked signals."""
+
+    def setUp(self):
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _WATCHED.values()}
+        self.addCleanup(lambda: [signal.signal(sig, handler) for sig, handler in previous.items()])
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+        self.addCleanup(signal.pthread_sigmask, signal.SIG_SETMASK, old_mask)
+
+    def test_forked_and_command_processes_get_defaults(self):
+        outputs = {}
+
+        class Reports(ProcessTestCase):
+            def test_it(self):
+                for name, proc in (("forked", self.start_process(report_signals)),
+                                   ("command", self.start_command(REPORT_COMMAND))):
+                    yield ("wait_exit", proc)
+                    outputs[name] = self.output_of(proc)
+
+        self.assertEqual(problems(run_case(Reports)), [])
+        expected = "SIGHUP ignored=False\nSIGINT ignored=False\nSIGTERM ignored=False\nblocked=0\n"
+        self.assertEqual(outputs, {"forked": expected, "command": expected})
+
+    def test_the_main_job_passes_from_a_runner_with_sigint_ignored(self):
+        """README's first command run as a background job of a script (SIGINT ignored)."""
+        proc = subprocess.run([sys.executable, "-m", "unittest", "test_pongproc", "test_signals"], cwd=EXAMPLES,
+                              capture_output=True, text=True, timeout=120)  # inherits this test's SIG_IGN
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertRegex(proc.stderr, r"\nOK\n")
+        self.assertNotIn("did not stop politely", proc.stderr)
+
+
+class TestOneFailureForOneTest(unittest.TestCase):
+    def test_escalation_after_a_failure_joins_that_failure(self):
+        class FailsThenStubborn(ProcessTestCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                self.start_process(StubbornProc, self.endpoint)
+                self.fail("the test itself failed")
+
+        text = only_problem(self, run_case(FailsThenStubborn))
+        self.assertIn("AssertionError: the test itself failed", text)
+        self.assertRegex(text, r"Stopping the processes after this failure:\n  process 'StubbornProc' \(pid \d+, "
+                               r"killed by SIGTERM\) did not stop politely \(SIGINT\); it took SIGTERM")
+
+    def test_escalation_after_a_pass_is_still_a_failure(self):
+        self.assertIn("did not stop politely (SIGINT); it took SIGTERM", only_problem(self, run_case(samples.Stubborn)))
+
+
+class TestReports(unittest.TestCase):
+    def test_last_output_is_shown_even_after_a_wait_read_it(self):
+        class ReadThenFail(samples.PongCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", "print('first'); print('ready'); "
+                                           "import sys; sys.stdin.read()"])
+                yield ("wait_output", proc, "ready")
+                self.fail("after the wait")
+
+        text = only_problem(self, run_case(ReadThenFail))
+        self.assertRegex(text, r"last output of 'python[\d.]*':\n    \| first\n    \| ready")
+
+    def test_output_of_after_wait_exit_holds_all_of_a_crash(self):
+        code = ("import sys\n"
+                "for i in range(300): print('line', i)\n"
+                "raise SystemExit('the very end of the crash')\n")
+        seen = []
+
+        class Crashes(ProcessTestCase):
+            def test_it(self):
+                for _ in range(20):
+                    proc = self.start_command([sys.executable, "-c", code])
+                    yield ("wait_exit", proc, None, 1)
+                    seen.append(self.output_of(proc).rstrip().endswith("the very end of the crash"))
+
+        self.assertEqual(problems(run_case(Crashes)), [])
+        self.assertEqual(seen, [True] * 20)
+
+    def test_bad_arguments_to_start_process_and_start_command_end_at_the_users_line(self):
+        class BadStarts(ProcessTestCase):
+            def test_process(self):
+                self.start_process(42)
+
+            def test_command(self):
+                self.start_command("python -m pingpong.pongproc")
+
+        result = run_case(BadStarts)
+        self.assertEqual(len(result.errors), 2)
+        for test, text in result.errors:
+            with self.subTest(test=test.id()):
+                self.assertNotIn("zmqprocesstest", text.split("Traceback (most recent call last):")[1].split("Error:")[0])
+                self.assertRegex(text, r"self\.start_(process|command)\(")
+                self.assertRegex(text, r"TypeError: expected (a multiprocessing.Process subclass or a callable, got 42"
+                                       r"|an argument list, got the string)")
+
+    def test_the_traceback_object_itself_ends_at_the_users_line(self):
+        class BadStart(ProcessTestCase):
+            def test_it(self):
+                self.start_process(42)
+
+        case = BadStart("test_it")
+        try:
+            case._callTestMethod(case.test_it)
+        except TypeError as exc:
+            frames = traceback.extract_tb(exc.__traceback__)
+        case.doCleanups()
+        last = frames[-1]
+        self.assertEqual((os.path.basename(last.filename), last.line), ("test_guarantees.py", "self.start_process(42)"))
