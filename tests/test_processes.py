@@ -203,3 +203,25 @@ class TestNoOrphans(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestAKindOfProcessOfYourOwn(unittest.TestCase):
+    def test_a_managed_process_subclass_is_owned_through_add_process(self):
+        from zmqprocesstest.processes import CommandProcess
+        seen = {}
+
+        class ShellProcess(CommandProcess):
+            """A shell line as a process under test: one subclass, nothing else to touch."""
+
+            @classmethod
+            def start_line(cls, line):
+                return cls.start(["sh", "-c", line], name="sh")
+
+        class UsesShell(ProcessTestCase):
+            def test_it(self):
+                proc = self.add_process(ShellProcess.start_line("echo up; exec sleep 30"))
+                yield ("wait_output", proc, "up")
+                seen["proc"] = proc
+
+        self.assertEqual(problems(run_case(UsesShell)), [])
+        self.assertEqual((seen["proc"].stopped_by, seen["proc"].exitcode()), ("SIGINT", -signal.SIGINT))

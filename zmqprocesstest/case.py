@@ -192,10 +192,9 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        res = self._resources()
-        proc = ForkedProcess.start(target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
-                                   stop_steps=self.stop_steps, start_method=self.start_method)
-        return res.add_process(proc).obj
+        return self.add_process(ForkedProcess.start(
+            target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
+            stop_steps=self.stop_steps, start_method=self.start_method)).obj
 
     def start_command(self, argv: Sequence[str], name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
                       cwd: Optional[str] = None) -> Any:
@@ -205,10 +204,19 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        res = self._resources()
-        proc = CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output,
-                                    stop_timeouts=self.stop_timeouts, stop_steps=self.stop_steps)
-        return res.add_process(proc).obj
+        return self.add_process(CommandProcess.start(
+            argv, name=name, env=env, cwd=cwd, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
+            stop_steps=self.stop_steps)).obj
+
+    def add_process(self, proc: ManagedProcess) -> ManagedProcess:
+        """Own a process started by a :class:`~zmqprocesstest.ManagedProcess` subclass of your own.
+
+        Like the processes of :meth:`start_process`, it is watched while the test
+        waits, shows in the failure report and is stopped after the test.
+        """
+        if not isinstance(proc, ManagedProcess):
+            raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
+        return self._resources().add_process(proc)
 
     def managed(self, proc: Any) -> ManagedProcess:
         """The :class:`~zmqprocesstest.ManagedProcess` record of *proc*."""
