@@ -1,0 +1,353 @@
+"""A hard per-test timeout that interrupts code blocked in C.
+
+``with hard_timeout(seconds, describe):`` bounds the block: when the time runs out,
+:class:`TestTimeout` is raised in the main thread from a signal handler, so it also
+stops a raw ``socket.recv()`` without a timeout, ``time.sleep(100)`` or a ``select()``
+on nothing (the signal interrupts the system call, and Python, pyzmq and the standard
+library check for signal handlers when that happens). Its traceback ends at the line
+that was running, and its message shows where every thread was.
+
+Mechanisms, in order of preference:
+
+* ``SIGALRM`` and ``setitimer(ITIMER_REAL)``: no thread at all. Used when SIGALRM has
+  the default (or ignore) disposition and no itimer is armed, or when they belong to an
+  enclosing ``hard_timeout`` (nesting: the inner one arms the earlier of the two
+  deadlines and gives the outer one back its handler and its remaining time).
+* When the runner owns SIGALRM (a Python handler of its own, for instance
+  pytest-timeout's, or an armed itimer), it is left alone: a daemon watchdog thread
+  sends a spare real-time signal (``SIGRTMIN+2`` or the next free one) to the main
+  thread with ``pthread_kill``; the message says so.
+* Outside the main thread no signal can interrupt the test: the block runs unbounded,
+  and the caller checks :meth:`HardTimeout.expired` between steps and calls
+  :meth:`HardTimeout.check`, whose message says why the timeout came late.
+
+The previous handlers and itimer are restored on the way out (also when the timeout
+fired), and the timeout fires at most once, so cleanup code that runs after it is not
+interrupted again.
+"""
+import faulthandler
+import math
+import os
+import re
+import signal
+import tempfile
+import threading
+import time
+from types import FrameType, TracebackType
+from typing import Any, Optional, Tuple, Type
+
+__unittest = True  # unittest leaves this module's frames out of its reports
+
+__all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
+
+_THIS_FILE = os.path.splitext(os.path.abspath(__file__))[0]
+_NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
+_FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
+_JOIN_TIMEOUT = 5.0
+
+
+class TestTimeout(AssertionError):
+    """A test ran longer than its ``run_timeout``.
+
+    Raised in the main thread from a signal handler, so it also stops code that blocks
+    in C (a socket's ``recv()``, ``time.sleep()``, ``select()``). Its traceback ends at
+    the line that was running, and its message shows where every thread was.
+    """
+
+    __test__ = False
+
+
+def _flush_pending_signals() -> None:
+    """Calling a Python function lets CPython run the Python handler of a signal that
+    has already arrived (while our inert handler is still the installed one)."""
+
+
+def _handler_name(handler: Any) -> str:
+    if handler is None:
+        return "a handler installed outside Python"
+    module = getattr(handler, "__module__", None) or "?"
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    text = f"{module}.{name}"
+    if module.startswith("pytest_timeout"):
+        return f"pytest-timeout's handler {text}"
+    return f"handler {text}"
+
+
+def _owned_by_hard_timeout(handler: Any) -> bool:
+    return isinstance(getattr(handler, "__self__", None), HardTimeout)
+
+
+def _sigalrm_owner() -> Optional[str]:
+    """Why SIGALRM cannot be used (someone else owns it), or None if it is ours to use."""
+    handler = signal.getsignal(signal.SIGALRM)
+    delay, _ = signal.getitimer(signal.ITIMER_REAL)
+    if _owned_by_hard_timeout(handler):
+        return None  # an enclosing hard_timeout: nest
+    if handler not in (signal.SIG_DFL, signal.SIG_IGN):
+        return f"SIGALRM is owned by the runner ({_handler_name(handler)})"
+    if delay > 0:
+        return f"SIGALRM is owned by the runner (an itimer is already armed, {delay:g} s left)"
+    return None
+
+
+def _spare_rt_signal() -> Optional[int]:
+    low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
+    if low is None or high is None:
+        return None
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    for sig in range(low + _FIRST_SPARE_RT, high):  # SIGRTMAX too is often taken (valgrind)
+        if sig not in blocked and signal.getsignal(sig) == signal.SIG_DFL:
+            return sig
+    return None
+
+
+def _signal_name(sig: int) -> str:
+    low = getattr(signal, "SIGRTMIN", None)
+    if sig == signal.SIGALRM:
+        return "SIGALRM"
+    if low is not None and sig >= low:
+        return f"SIGRTMIN+{sig - low}"
+    return f"signal {sig}"
+
+
+def thread_stacks() -> str:
+    """Where every thread is now, as faulthandler writes it, with thread names added."""
+    try:
+        fd = os.memfd_create("zmqprocesstest-stacks", getattr(os, "MFD_CLOEXEC", 0))
+        spare = None
+    except (AttributeError, OSError):
+        spare = tempfile.TemporaryFile()
+        fd = spare.fileno()
+    try:
+        faulthandler.dump_traceback(fd, all_threads=True)
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if spare is None:
+            os.close(fd)
+        else:
+            spare.close()
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    lines = []
+    for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
+        if line.lstrip().startswith("File ") and _THIS_FILE in line:
+            continue  # the signal handler itself: not where the test was
+        match = re.match(r"^(Current thread|Thread) (0x[0-9a-fA-F]+)", line)
+        if match and int(match.group(2), 16) in names:
+            line = f"{line[:match.end()]} [{names[int(match.group(2), 16)]}]{line[match.end():]}"
+        lines.append(line)
+    return "\n".join(lines).rstrip()
+
+
+def _trim_our_frames(tb: Optional[TracebackType]) -> None:
+    """Cut this module's frames (the signal handler) off the end of a traceback."""
+    keep = None
+    while tb is not None:
+        if not os.path.splitext(os.path.abspath(tb.tb_frame.f_code.co_filename))[0] == _THIS_FILE:
+            keep = tb
+        tb = tb.tb_next
+    if keep is not None and keep.tb_next is not None:
+        keep.tb_next = None
+
+
+class HardTimeout:
+    """A hard timeout for a block of code; see :func:`hard_timeout`.
+
+    Attributes: ``seconds``, ``describe``, ``mechanism`` (``"SIGALRM"``,
+    ``"SIGRTMIN+k"`` or ``None`` when nothing can interrupt the block), ``note`` (why a
+    fallback was used, or why the block cannot be interrupted) and ``fired``.
+    """
+
+    def __init__(self, seconds: Optional[float], describe: str) -> None:
+        if seconds is not None and not math.isinf(seconds) and not seconds > 0:
+            raise ValueError(f"expected a positive number of seconds (or None for no limit), got {seconds!r}")
+        self.seconds: Optional[float] = None if seconds is None or math.isinf(seconds) else float(seconds)
+        self.describe = describe
+        self.mechanism: Optional[str] = None
+        self.note = ""
+        self.fired = False
+        self._state = _NEW
+        self._deadline: Optional[float] = None
+        self._signum: Optional[int] = None
+        self._previous_handler: Any = None
+        self._previous_timer: Tuple[float, float] = (0.0, 0.0)
+        self._armed_at = 0.0
+        self._for_previous = False  # the itimer is armed for the enclosing timeout's deadline
+        self._restored = True
+        self._thread: Optional[threading.Thread] = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- state --------------------------------------------------------------------------
+    def expired(self) -> bool:
+        """True once the time has run out (whether or not the block was interrupted)."""
+        return self.fired or (self._deadline is not None and time.monotonic() >= self._deadline)
+
+    def remaining(self) -> float:
+        """Seconds left (``math.inf`` without a limit, 0.0 once expired)."""
+        if self._deadline is None:
+            return math.inf
+        return max(0.0, self._deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`TestTimeout` if the time has run out.
+
+        For callers that run outside the main thread, where the block cannot be
+        interrupted: call it between steps (events)."""
+        __tracebackhide__ = True  # noqa: F841 (pytest)
+        if self.expired():
+            self.fired = True
+            raise TestTimeout(self._message(thread_stacks()))
+
+    def _message(self, stacks: str) -> str:
+        text = f"{self.describe} ran longer than run_timeout ({self.seconds:g} s)"
+        if self.mechanism is None:
+            text += f"; {self.note}." if self.note else "."
+        else:
+            text += "; stopped it where it was."
+            text += f" {self.note}." if self.note else ""
+        return f"{text}\nWhere every thread was:\n{stacks}"
+
+    # -- arming and restoring ----------------------------------------------------------
+    def __enter__(self) -> "HardTimeout":
+        if self._state != _NEW:
+            raise RuntimeError("a hard_timeout cannot be entered twice")
+        if self.seconds is None:
+            self._state = _ARMED
+            return self
+        self._deadline = time.monotonic() + self.seconds
+        if threading.current_thread() is not threading.main_thread():
+            self.note = ("the hard timeout could not interrupt blocking code because the test "
+                         "does not run in the main thread (only the main thread receives signals)")
+            self._state = _ARMED
+            return self
+        owner = _sigalrm_owner()
+        try:
+            if owner is None:
+                self._arm_sigalrm()
+            else:
+                sig = _spare_rt_signal()
+                if sig is None:
+                    self.note = (f"{owner} and no real-time signal is free, so the hard timeout "
+                                 "could not interrupt blocking code")
+                else:
+                    self.note = f"{owner}, used {_signal_name(sig)} instead"
+                    self._arm_thread(sig)
+        except ValueError as exc:  # signals not allowed here (a subinterpreter)
+            self.note = f"the hard timeout could not interrupt blocking code ({exc})"
+        return self
+
+    def _arm_sigalrm(self) -> None:
+        assert self.seconds is not None
+        previous_delay, _ = signal.getitimer(signal.ITIMER_REAL)
+        delay = self.seconds
+        if 0 < previous_delay < delay:
+            delay, self._for_previous = previous_delay, True
+        self._signum = signal.SIGALRM
+        self._previous_handler = signal.getsignal(signal.SIGALRM)
+        self.mechanism = "SIGALRM"
+        self._previous_timer = signal.getitimer(signal.ITIMER_REAL)
+        self._armed_at = time.monotonic()
+        self._state = _ARMED
+        self._restored = False
+        signal.signal(signal.SIGALRM, self._on_signal)
+        signal.setitimer(signal.ITIMER_REAL, max(delay, 1e-6))  # the handler may run right after this
+
+    def _arm_thread(self, sig: int) -> None:
+        self._signum = sig
+        self._previous_handler = signal.getsignal(sig)
+        self.mechanism = _signal_name(sig)
+        self._state = _ARMED
+        self._restored = False
+        signal.signal(sig, self._on_signal)
+        self._thread = threading.Thread(target=self._watch, args=(threading.main_thread().ident, sig),
+                                        name=f"zmqprocesstest hard_timeout ({self.describe})", daemon=True)
+        self._thread.start()
+
+    def _watch(self, target: int, sig: int) -> None:
+        assert self._deadline is not None
+        while True:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._cancel.wait(left):
+                return
+        with self._lock:
+            if not self._cancel.is_set():
+                self._cancel.set()  # one signal only
+                signal.pthread_kill(target, sig)
+
+    def _restore(self, rearm_previous: bool = True) -> None:
+        """Disarm, then give the previous owner back its handler and remaining time."""
+        if self._restored:
+            return
+        self._restored = True
+        sig = self._signum
+        assert sig is not None
+        try:
+            if sig == signal.SIGALRM:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            else:
+                with self._lock:  # after this no signal can come from the watchdog thread
+                    self._cancel.set()
+            _flush_pending_signals()
+        finally:
+            try:
+                signal.signal(sig, self._previous_handler if self._previous_handler is not None
+                              else signal.SIG_DFL)
+            finally:
+                delay, interval = self._previous_timer
+                if sig == signal.SIGALRM and delay > 0 and rearm_previous:
+                    left = delay - (time.monotonic() - self._armed_at)
+                    # past its deadline already: let it fire now rather than never
+                    signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
+                if self._thread is not None and self._thread is not threading.current_thread():
+                    self._thread.join(_JOIN_TIMEOUT)
+
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+        __tracebackhide__ = True  # noqa: F841 (pytest)
+        if self._state != _ARMED:
+            return  # late: the timeout fired already or the block has ended
+        if self._for_previous and self._deadline is not None and time.monotonic() < self._deadline:
+            # The enclosing timeout's deadline came first: hand the signal on to it.
+            self._state = _DONE
+            previous = self._previous_handler
+            self._restore(rearm_previous=False)
+            if callable(previous):
+                previous(signum, frame)
+            return
+        self._state = _FIRED
+        self.fired = True
+        try:
+            stacks = thread_stacks()
+        except Exception as exc:  # noqa: BLE001 (the timeout matters more than the stacks)
+            stacks = f"(could not dump the threads' stacks: {exc!r})"
+        self._restore()
+        raise TestTimeout(self._message(stacks))
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> bool:
+        if self._state == _ARMED:
+            self._state = _DONE
+        self._restore()
+        if isinstance(exc, TestTimeout):
+            _trim_our_frames(tb)
+        return False
+
+
+def hard_timeout(seconds: Optional[float], describe: str) -> HardTimeout:
+    """Bound a block (a whole test) to *seconds*, even while it blocks in C.
+
+    ``with hard_timeout(limit, self.id()):`` raises :class:`TestTimeout` in the main
+    thread at the line that is running when the time runs out; the message names
+    *describe* and shows every thread's stack. ``None`` (or ``math.inf``) means no
+    limit. The returned :class:`HardTimeout` tells which mechanism was used; outside the
+    main thread nothing can interrupt the block, so check :meth:`HardTimeout.expired`
+    between steps and call :meth:`HardTimeout.check`.
+    """
+    return HardTimeout(seconds, describe)
