@@ -4,17 +4,23 @@ docs/guarantees.rst lists each guarantee with the test here (or in test_guardian
 test_watchdog.py) that proves it.
 """
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
+import time
 import traceback
 import unittest
+
+import zmq
 
 from zmqprocesstest import ProcessTestCase
 
 from . import samples
 from .support import EXAMPLES, only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
+from pingpong.pongproc import PongProc
 
 _WATCHED = {"SIGHUP": signal.SIGHUP, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
@@ -142,3 +148,76 @@ class TestReports(unittest.TestCase):
         case.doCleanups()
         last = frames[-1]
         self.assertEqual((os.path.basename(last.filename), last.line), ("test_guarantees.py", "self.start_process(42)"))
+
+
+class TestHardTimeout(unittest.TestCase):
+    """run_timeout bounds the whole test, even code blocked in C, and cleanup still runs."""
+
+    def run_blocking(self, case_class):
+        start = time.monotonic()
+        text = only_problem(self, run_case(case_class))
+        self.assertLess(time.monotonic() - start, 5.0)
+        self.assertIn("TestTimeout", text)
+        self.assertIn("ran longer than run_timeout (0.3 s)", text)
+        self.assertIn("Where every thread was:", text)
+        return text
+
+    def test_a_blocking_custom_event(self):
+        seen = {}
+
+        class BlocksInEvent(ProcessTestCase):
+            run_timeout = 0.3
+
+            def raw_recv(self, endpoint):
+                raw = self.context.socket(zmq.PULL)
+                self.addCleanup(raw.close, 0)
+                raw.bind(endpoint)
+                return raw.recv()  # a raw zmq recv: no timeout at all
+
+            def test_it(self):
+                proc = self.start_process(PongProc, self.endpoint)
+                seen["proc"] = self.managed(proc)
+                yield ("raw_recv", self.new_endpoint())
+
+        text = self.run_blocking(BlocksInEvent)
+        self.assertIn("return raw.recv()  # a raw zmq recv: no timeout at all", text)
+        self.assertEqual(seen["proc"].stopped_by, "SIGINT")  # cleanup ran as usual
+        self.assertNotIn("zmqprocesstest/events.py", text.split("Where every thread was:")[0])
+
+    def test_a_blocking_plain_test(self):
+        class BlocksPlainly(ProcessTestCase):
+            run_timeout = 0.3
+
+            def test_it(self):
+                select.select([], [], [], 30)  # blocks in C
+
+        self.assertIn("select.select([], [], [], 30)  # blocks in C", self.run_blocking(BlocksPlainly))
+
+    def test_a_blocking_setup(self):
+        class BlocksInSetUp(ProcessTestCase):
+            run_timeout = 0.3
+
+            def setUp(self):
+                threading.Event().wait()
+
+            def test_it(self):
+                pass
+
+        result = run_case(BlocksInSetUp)
+        self.assertEqual(len(result.failures), 1, problems(result))
+        self.assertIn("(setUp) ran longer than run_timeout (0.3 s)", result.failures[0][1])
+
+    def test_the_timeout_is_not_thrown_into_the_generator(self):
+        class Catches(ProcessTestCase):
+            run_timeout = 0.3
+
+            def block(self):
+                select.select([], [], [], 30)
+
+            def test_it(self):
+                try:
+                    yield ("block",)
+                except AssertionError:
+                    self.caught = True
+
+        self.assertIn("select.select([], [], [], 30)", self.run_blocking(Catches))

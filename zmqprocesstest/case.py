@@ -28,18 +28,13 @@ from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock, replies
+from ._watchdog import TestTimeout, hard_timeout
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["ProcessTestCase", "TestTimeout"]
-
-
-class TestTimeout(AssertionError):
-    """A test ran longer than its ``run_timeout``."""
-
-    __test__ = False
 
 
 def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., None]:
@@ -99,7 +94,10 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
     #: sockets made by :meth:`socket`, and of the waits that take no explicit timeout:
     #: ``wait_exit``, ``wait_output``, ``wait_endpoint`` and :meth:`process_mock`.
     timeout: float = DEFAULT_TIMEOUT
-    #: Longest a generator test may run, in seconds (scaled like :attr:`timeout`).
+    #: Longest ``setUp`` and the test body may each run, in seconds (scaled like
+    #: :attr:`timeout`), generator test or plain, even when blocked in C: past it the
+    #: test fails with :class:`TestTimeout` at the blocking line (see
+    #: :doc:`/guarantees`), and cleanup runs as usual.
     run_timeout: float = 60.0
     #: ``'ipc'`` (a private temp dir, no port races) or ``'tcp'`` (127.0.0.1).
     endpoint_transport: str = "ipc"
@@ -298,13 +296,15 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             raise unittest.SkipTest(reason)
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
             self.addCleanup(check_leaks, self.id(), leak_snapshot())
-        self._reported(super()._callSetUp)  # type: ignore[misc]
+        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (setUp)"):
+            self._reported(super()._callSetUp)  # type: ignore[misc]
 
     def _callTestMethod(self, method: Callable[[], Any]) -> None:
         if inspect.isgeneratorfunction(getattr(method, "__func__", method)):
             raise TypeError(f"{self.id()} is a generator function that was not converted; "
                             "define it in the class body of a ProcessTestCase (not set after class creation)")
-        result = self._reported(method)
+        with hard_timeout(scaled(self.run_timeout), self.id()):
+            result = self._reported(method)
         if result is not None:
             raise TypeError(f"expected the test to return None, got {result!r}; use self.assert...() to check a result")
         log = os.environ.get(BODY_LOG_ENV)

@@ -25,6 +25,7 @@ import zmq
 
 from ._config import FULL_TRACEBACK_ENV, env_flag, scaled
 from .processes import ProcessError
+from ._watchdog import TestTimeout
 from .endpoints import wait_listening
 from .sockets import SocketTimeout, TestSocket, decode_json
 from .transcript import short_frames
@@ -368,6 +369,13 @@ def dispatch(case: Any, item: Any) -> Any:
 _UNSTOPPABLE: List[Generator[Any, Any, Any]] = []
 
 
+def _close(gen: Generator[Any, Any, Any]) -> None:
+    try:
+        gen.close()
+    except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
+        _UNSTOPPABLE.append(gen)
+
+
 def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float] = None,
                on_timeout: Optional[Callable[[Any], BaseException]] = None) -> None:
     """Drive a generator test: dispatch each yielded event, send results back.
@@ -378,6 +386,17 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[floa
     Past *deadline* (``time.monotonic()``), the generator is closed before the next
     event and ``on_timeout(event)`` is raised.
     """
+    try:
+        _drive(case, gen, deadline, on_timeout)
+    except (KeyboardInterrupt, SystemExit, TestTimeout):
+        # Not for the test to catch: the generator is closed, and the traceback stays
+        # at the line that was running (a blocking handler, or the test itself).
+        _close(gen)
+        raise
+
+
+def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
+           on_timeout: Optional[Callable[[Any], BaseException]]) -> None:
     value: Any = None
     error: Optional[BaseException] = None
     while True:
@@ -391,15 +410,10 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[floa
         finally:
             error = None
         if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
-            try:
-                gen.close()
-            except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
-                _UNSTOPPABLE.append(gen)
             raise on_timeout(item)
         try:
             value = dispatch(case, item)
-        except (KeyboardInterrupt, SystemExit):
-            gen.close()
+        except (KeyboardInterrupt, SystemExit, TestTimeout):
             raise
         except BaseException as exc:
             if isinstance(exc, SocketTimeout) and exc.event is None:
