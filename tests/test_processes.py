@@ -124,6 +124,7 @@ class TestReadiness(unittest.TestCase):
         class Waits(ProcessTestCase):
             def test_it(self):
                 proc = self.start_command([sys.executable, "-m", "pingpong.pongproc", self.endpoint], cwd=EXAMPLES)
+                yield ("wait_output", proc, "serving on", 10.0)  # the tail to show, however slow the start
                 yield ("wait_output", proc, "never printed", 0.3)
 
         text = only_problem(self, run_case(Waits))
