@@ -1,7 +1,7 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
 from importlib import metadata as _metadata
 
-from .case import ProcessTestCase, TestTimeout
+from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import EventError
 from .marks import mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
@@ -34,6 +34,7 @@ __all__ = [
     "TestSocket",
     "TestTimeout",
     "make_sock",
+    "module_scope",
     "mark",
     "normalise_path",
     "normalise_pids",

@@ -1,4 +1,4 @@
-"""Optional pytest plugin (entry point ``pytest11``): zmqprocesstest marks as pytest marks.
+"""Optional pytest plugin (entry point ``pytest11``): marks, and module scopes released.
 
 It imports nothing from pytest: pytest calls these hooks by name, and
 ``item.add_marker`` takes a mark name as a string. So ``pytest -m process`` selects
@@ -8,12 +8,17 @@ tests marked with :func:`zmqprocesstest.process`, and ``--strict-markers`` knows
 The marks registered so far are kept on each pytest config object, never in the
 module: every pytest session in one interpreter (``pytest.main`` called twice, a plugin
 test running pytest inline) registers the marks it meets with its own config.
+
+pytest runs no ``unittest.addModuleCleanup`` cleanups, so what a
+:func:`~zmqprocesstest.module_scope` shares is released here instead, after the last
+test of its module (``pytest_runtest_teardown``).
 """
-from typing import Any, List, Set
+from typing import Any, List, Optional, Set
 
 from .marks import MARKS_ATTR, class_marks
+from .scopes import release_module
 
-__all__ = ["pytest_configure", "pytest_collection_modifyitems"]
+__all__ = ["pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_teardown"]
 
 #: Attribute of the pytest config holding the mark names registered with it.
 _REGISTERED_ATTR = "_zmqprocesstest_registered_marks"
@@ -57,3 +62,9 @@ def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
             _register(config, name, "a zmqprocesstest mark")
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)
+
+
+def pytest_runtest_teardown(item: Any, nextitem: Optional[Any]) -> None:
+    module = getattr(item, "module", None)
+    if module is not None and getattr(nextitem, "module", None) is not module:
+        release_module(module.__name__)  # its last test (in this worker) has run

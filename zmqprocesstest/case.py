@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import time
 import unittest
-from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Type, Union
 
 import zmq
 
@@ -29,12 +30,13 @@ from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock, replies
 from ._watchdog import TestTimeout, hard_timeout
+from .scopes import MODULE_SCOPES, scoped, shared_of, shared_resources
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["ProcessTestCase", "TestTimeout"]
+__all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 
 
 def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., None]:
@@ -123,10 +125,13 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
     _zpt: Optional[Resources] = None
 
     # -- resources ---------------------------------------------------------------------------
+    @scoped
     def _resources(self) -> Resources:
+        if isinstance(self, type):
+            return shared_resources(self)  # called on the class: what the class shares
         res = self._zpt
         if res is None:
-            res = self._zpt = Resources(self, self.transcript_length)
+            res = self._zpt = Resources(self, self.transcript_length, shared_of(self))
             self.addCleanup(self._release_resources)
         return res
 
@@ -143,11 +148,16 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
     @property
     def context(self) -> zmq.Context:
         """This test's own :class:`zmq.Context`, terminated after the test."""
+        return self._context()
+
+    @scoped
+    def _context(self) -> zmq.Context:
         res = self._resources()
         if not res.contexts:
             res.contexts.append(zmq.Context())
         return res.contexts[0]
 
+    @scoped
     def socket(self, sock_type: int, bind: Union[Endpoint, Sequence[Endpoint], None] = None,
                connect: Union[Endpoint, Sequence[Endpoint], None] = None,
                subscribe: Union[bytes, str, Sequence[Union[bytes, str]], None] = None,
@@ -159,7 +169,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         *context* is closed too, and that context terminated.
         """
         res = self._resources()
-        sock = make_sock(context or self.context, sock_type, bind=bind, connect=connect, subscribe=subscribe,
+        sock = make_sock(context or self._context(), sock_type, bind=bind, connect=connect, subscribe=subscribe,
                          timeout=scaled(self.timeout) if timeout is None else timeout, name=name, **options)
         return res.add_socket(sock, context)
 
@@ -171,6 +181,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             res.endpoint = self.new_endpoint()
         return res.endpoint
 
+    @scoped
     def new_endpoint(self, transport: Optional[str] = None) -> str:
         """A new endpoint nobody else uses: ipc in a private (0700) temp dir, or tcp.
 
@@ -184,6 +195,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             return free_tcp_endpoint()
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
+    @scoped
     def start_process(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         """Start *target* (a :class:`multiprocessing.Process` subclass or a function).
 
@@ -194,6 +206,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
             stop_steps=self.stop_steps, start_method=self.start_method)).obj
 
+    @scoped
     def start_command(self, argv: Sequence[str], name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
                       cwd: Optional[str] = None) -> Any:
         """Start a command line (any program) as a process under test.
@@ -206,6 +219,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             argv, name=name, env=env, cwd=cwd, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
             stop_steps=self.stop_steps)).obj
 
+    @scoped
     def add_process(self, proc: ManagedProcess) -> ManagedProcess:
         """Own a process started by a :class:`~zmqprocesstest.ManagedProcess` subclass of your own.
 
@@ -216,13 +230,16 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         return self._resources().add_process(proc)
 
+    @scoped
     def managed(self, proc: Any) -> ManagedProcess:
         """The :class:`~zmqprocesstest.ManagedProcess` record of *proc*."""
-        for managed in self._resources().processes:
-            if managed.obj is proc or managed is proc:
-                return managed
-        raise ValueError(f"expected a process started by this test (start_process/start_command), got {proc!r}")
+        managed = self._resources().find(proc)
+        if managed is None:
+            raise ValueError(f"expected a process started by this test or shared with it (start_process/"
+                             f"start_command), got {proc!r}")
+        return managed
 
+    @scoped
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any, header: Sequence[Any] = ()) -> None:
         """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
 
@@ -233,6 +250,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         managed.stop_action = (lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}")
         managed.stop_replies = lambda: replies(sock)
 
+    @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
         """Stop *proc* after the test by handling *event* first (the polite stop step).
 
@@ -245,10 +263,12 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             raise TypeError(f"expected an event tuple ('name', *args), got {event!r}")
         managed.stop_action = (lambda: dispatch(self, event), f"stop event {event!r}")
 
+    @scoped
     def set_stop_steps(self, proc: Any, steps: Sequence[str]) -> None:
         """Stop *proc* with these steps (see :data:`~zmqprocesstest.stopping.STOP_STEPS`), e.g. ``["SIGTERM"]``."""
         self.managed(proc).stop_steps = check_stop_steps(steps)
 
+    @scoped
     def stop_process(self, proc: Any) -> None:
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
@@ -257,12 +277,14 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
 
+    @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
         """A :class:`~zmqprocesstest.ProcessMock` whose pipe is closed after the test."""
         mock = ProcessMock(name, timeout=scaled(self.timeout) if timeout is None else timeout)
         self._resources().closers.append(mock.close_pipe)
         return mock
 
+    @scoped
     def output_of(self, proc: Any) -> str:
         """All captured output of *proc* so far (stdout and stderr together)."""
         managed = self.managed(proc)
@@ -295,9 +317,15 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         if reason:
             raise unittest.SkipTest(reason)
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
-            self.addCleanup(check_leaks, self.id(), leak_snapshot())
+            shared_sockets = any(res.sockets for res in shared_of(self))
+            self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_sockets)
         with hard_timeout(scaled(self.run_timeout), f"{self.id()} (setUp)"):
-            self._reported(super()._callSetUp)  # type: ignore[misc]
+            self._reported(self._set_up)
+
+    def _set_up(self) -> None:
+        if shared_of(self):
+            self._resources().check_shared()  # a shared process that died fails the test at once
+        super()._callSetUp()  # type: ignore[misc]
 
     def _callTestMethod(self, method: Callable[[], Any]) -> None:
         if inspect.isgeneratorfunction(getattr(method, "__func__", method)):
@@ -340,3 +368,27 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             if res is not None:
                 res.kill_all()
             raise
+
+
+def module_scope(module: str) -> Type[ProcessTestCase]:
+    """The resources a test module shares, for ``setUpModule``.
+
+    It has the resource API of a test case class (``new_endpoint``, ``socket``,
+    ``start_process``, ``set_stop_message``...); what it makes is shared by every test in
+    *module*, watched while each of them runs, and stopped and closed after the module's
+    last test (``addModuleCleanup``)::
+
+        def setUpModule():
+            global ENDPOINT
+            scope = module_scope(__name__)
+            ENDPOINT = scope.new_endpoint()
+            scope.start_process(PongProc, ENDPOINT)
+    """
+    if not isinstance(module, str) or module not in sys.modules:
+        raise ValueError(f"expected the name of an imported test module (module_scope(__name__)), got {module!r}")
+    scope = MODULE_SCOPES.get(module)
+    if scope is None:
+        scope = ProcessTestMeta("module_scope", (ProcessTestCase,),
+                                {"__module__": module, "__qualname__": f"module_scope({module!r})", "__test__": False})
+        MODULE_SCOPES[module] = scope
+    return scope  # type: ignore[return-value]

@@ -27,6 +27,8 @@ from ._config import FULL_TRACEBACK_ENV, env_flag, scaled
 from .processes import ProcessError
 from ._watchdog import TestTimeout
 from .endpoints import wait_listening
+from .resources import owner_name
+from .scopes import MODULE_SCOPES
 from .sockets import SocketTimeout, TestSocket, decode_json
 from .transcript import short_frames
 
@@ -92,9 +94,13 @@ def check_socket(case: Any, sock: Any) -> TestSocket:
     if not isinstance(sock, TestSocket):
         raise _BadArgument(f"expected a TestSocket (made by self.socket() or make_sock()), got "
                            f"{type(sock).__name__} {sock!r}; a plain zmq socket could block forever")
-    if sock.owner is not None and sock.owner is not case and sock.owner is not type(case):
-        raise ValueError(f"{sock.describe()} belongs to another test ({sock.owner.id()}); make it with self.socket()")
-    return sock
+    owner = sock.owner
+    if owner is None or owner is case:
+        return sock
+    if isinstance(owner, type) and (isinstance(case, owner) or owner in MODULE_SCOPES.values()
+                                    or (isinstance(case, type) and issubclass(case, owner))):
+        return sock  # shared by the test's class or module
+    raise ValueError(f"{sock.describe()} belongs to another test ({owner_name(owner)}); make it with self.socket()")
 
 
 def _signature(name: str, handler: Callable[..., Any]) -> str:
@@ -336,11 +342,15 @@ def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, .
     name = item[0]
     if not isinstance(name, str):
         raise EventError(f"expected an event name (str) first in the yielded tuple, got {name!r}")
-    events = known_events(type(case))
+    shared = isinstance(case, type)  # a stop event of what a class or module shares
+    events = known_events(case if shared else type(case))
     if name not in events:
         raise EventError(f"unknown event {name!r}; known events: {', '.join(sorted(events))}. "
                          f"Add one by defining a method {name}(self, ...) on the test case")
-    return getattr(case, name), item[1:]
+    handler = getattr(case, name)
+    if shared and not isinstance(handler, types.MethodType):
+        handler = types.MethodType(handler, case)
+    return handler, item[1:]
 
 
 def _call(name: str, handler: Callable[..., Any], args: Tuple[Any, ...]) -> Any:

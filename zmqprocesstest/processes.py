@@ -101,6 +101,8 @@ class ManagedProcess:
         self.stop_replies: Optional[Callable[[], str]] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: For a shared process that died: the test during which it died (or when).
+        self.died_during: Optional[str] = None
         #: The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``).
         self.stopped_by: Optional[str] = None
         self.closed = False

@@ -19,7 +19,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import zmq
 
@@ -32,19 +32,32 @@ from .transcript import Transcript
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["LeakError", "Resources", "check_leaks", "leak_snapshot"]
+__all__ = ["LeakError", "Resources", "check_leaks", "leak_snapshot", "owner_name"]
 
 
 class LeakError(AssertionError):
     """A test left a socket, context, file descriptor or child process behind."""
 
 
-class Resources:
-    """What one test owns: contexts, sockets, processes, closers, temp dir, transcript."""
+def owner_name(owner: Any) -> str:
+    """A test's id, or a class's or module scope's dotted name, for messages."""
+    if isinstance(owner, type):
+        return f"{owner.__module__}.{owner.__qualname__}"
+    return owner.id() if owner is not None else "nobody"
 
-    def __init__(self, owner: Any, transcript_length: int = 20) -> None:
-        #: The test case (or class) that owns them, for messages.
+
+class Resources:
+    """What one test (or a class or module, shared) owns: contexts, sockets, processes...
+
+    A test's resources also watch the processes of its class's and module's shared
+    resources (*parents*), and while the test runs the shared sockets record into the
+    test's transcript.
+    """
+
+    def __init__(self, owner: Any, transcript_length: int = 20, parents: Sequence["Resources"] = ()) -> None:
+        #: The test case, or the class (or module scope) sharing them.
         self.owner = owner
+        self.parents = list(parents)
         self.contexts: List[zmq.Context] = []
         self.sockets: List[TestSocket] = []
         self.processes: List[ManagedProcess] = []
@@ -52,9 +65,16 @@ class Resources:
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
         self.endpoint: Optional[str] = None
+        #: For shared resources: the last test that used them.
+        self.last_user: Optional[str] = None
         self.transcript = Transcript(transcript_length)
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
+        for parent in self.parents:
+            for sock in parent.sockets:
+                sock.transcript, sock.watch = self.transcript, self
+        if self.parents:
+            self.refresh()
 
     # -- what the test adds ------------------------------------------------------------------
     def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
@@ -81,10 +101,18 @@ class Resources:
         return f"ipc://{self.tmpdir}/{self.endpoints}"
 
     # -- the watch protocol used by TestSocket.wait --------------------------------------------
+    def watched(self) -> List[ManagedProcess]:
+        """Its own processes and its parents' (shared) ones."""
+        return self.processes + [proc for parent in self.parents for proc in parent.processes]
+
+    def find(self, obj: Any) -> Optional[ManagedProcess]:
+        """The managed record of *obj* (a process object or record) among :meth:`watched`."""
+        return next((proc for proc in self.watched() if proc.obj is obj or proc is obj), None)
+
     def refresh(self) -> None:
         """Recompute which fds to watch (after a process was added, stopped or unwatched)."""
         fds, blind = [], False
-        for proc in self.processes:
+        for proc in self.watched():
             if proc.watched:
                 fd = proc.fd
                 if fd is None:
@@ -98,11 +126,14 @@ class Resources:
         return self._fds
 
     def check(self) -> None:
-        for proc in self.processes:
+        for proc in self.watched():
             if proc.watched and proc.exitcode() is not None:
                 proc.watched = False  # report a death once; later waits may go on
                 self.refresh()
-                died = ProcessDied(f"{proc.name!r} died while the test was waiting: {proc.report()}")
+                shared = "" if proc in self.processes else "shared "
+                if shared:
+                    proc.died_during = f"during {owner_name(self.owner)}"
+                died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {proc.report()}")
                 died.process = proc
                 raise died
 
@@ -127,6 +158,10 @@ class Resources:
             close()
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        for parent in self.parents:
+            for sock in parent.sockets:  # back to the class's (or module's) own
+                sock.transcript, sock.watch = parent.transcript, parent
+            parent.last_user = owner_name(self.owner)
         return problems
 
     def kill_all(self) -> None:
@@ -145,16 +180,32 @@ class Resources:
         self.processes.clear()
         self.closers.clear()
         self.contexts.clear()
+        self.parents.clear()
         self.owner = None
 
     def report(self, shown: Optional[ManagedProcess] = None) -> str:
         """Transcript and processes; the output of *shown* is in the message already."""
         parts = [f"Messages (last {self.transcript.entries.maxlen}, oldest first):", self.transcript.format()]
-        if self.processes:
-            parts.append("Processes under test:")
-            parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report())
-                         for p in self.processes)
+        for title, procs in (("Processes under test:", self.processes),
+                             ("Processes shared by the class or module:", [p for r in self.parents for p in r.processes])):
+            if procs:
+                parts.append(title)
+                parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report()) for p in procs)
         return "\n".join(parts)
+
+    def check_shared(self) -> None:
+        """Before a test: fail at once if a shared process has died (naming when)."""
+        for parent in self.parents:
+            for proc in parent.processes:
+                if proc.died_during is None and proc.watched and proc.exitcode() is not None:
+                    proc.watched = False
+                    proc.died_during = f"between tests (after {parent.last_user or 'setUpClass or setUpModule'})"
+                if proc.died_during is not None:
+                    died = ProcessDied(f"shared {proc.describe()} of {owner_name(parent.owner)} died "
+                                       f"{proc.died_during}; every later test that shares it fails at once\n"
+                                       f"  {proc.report()}")
+                    died.process = proc
+                    raise died
 
 
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
@@ -177,14 +228,17 @@ def leak_snapshot() -> Tuple[Dict[int, str], Set[int]]:
     return open_fds(), set(child_pids())
 
 
-def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]]) -> None:
+def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_sockets: bool = False) -> None:
     """Fail with :class:`LeakError` if fds or child processes were added since *before*.
 
-    Leftover children are killed and reaped first.
+    Leftover children are killed and reaped first. With *shared_sockets* (the test's
+    class or module shares zmq sockets, whose connections come and go at any time),
+    new network sockets are not counted; pipes, files and zmq contexts still are.
     """
     fds_before, children_before = before
     problems = []
-    new_fds = {fd: target for fd, target in open_fds().items() if fd not in fds_before}
+    new_fds = {fd: target for fd, target in open_fds().items()
+               if fd not in fds_before and not (shared_sockets and target.startswith("socket:"))}
     if new_fds:
         shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
         problems.append(f"file descriptors left open: {shown}")

@@ -1,0 +1,85 @@
+"""Scopes: resources shared by the tests of a class or a module.
+
+The resource API of :class:`~zmqprocesstest.ProcessTestCase` (``socket``,
+``new_endpoint``, ``start_process``...) is made of :class:`scoped` methods. Called on a
+test, they act on that test's resources, released after the test. Called on the class
+(in ``setUpClass``), they act on resources the class shares, released with
+``addClassCleanup``. Called on a module scope (:func:`~zmqprocesstest.module_scope`, in
+``setUpModule``), on resources the module shares, released with ``addModuleCleanup``
+(and by the pytest plugin at the module's last test, since pytest runs no module
+cleanups). Shared processes are stopped with the same stop protocol; a stop that
+needed escalation is an error of the class's (or module's) teardown.
+"""
+from __future__ import annotations
+
+import functools
+import types
+import unittest
+from typing import Any, Callable, Dict, List, Optional
+
+from .processes import ProcessStopError
+from .resources import Resources, owner_name
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["MODULE_SCOPES", "release_module", "release_shared", "scoped", "shared_of", "shared_resources"]
+
+_SHARED = "_zpt_shared"
+#: Module name -> its module scope (a class made by ``module_scope``).
+MODULE_SCOPES: Dict[str, type] = {}
+
+
+class scoped:  # noqa: N801 - used like a decorator, as classmethod is
+    """A method that binds to the test when called on one, and to the class otherwise."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.__func__ = func
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        return types.MethodType(self.__func__, owner if obj is None else obj)
+
+
+def shared_resources(cls: type) -> Resources:
+    """The resources *cls* (a test case class or a module scope) shares; made on first use."""
+    res = cls.__dict__.get(_SHARED)
+    if res is None:
+        res = Resources(cls, getattr(cls, "transcript_length", 20))
+        setattr(cls, _SHARED, res)
+        if cls in MODULE_SCOPES.values():
+            unittest.addModuleCleanup(release_shared, cls)
+        else:
+            cls.addClassCleanup(release_shared, cls)  # type: ignore[attr-defined]
+    return res
+
+
+def release_shared(cls: type) -> None:
+    """Stop and close what *cls* shares; raise :class:`ProcessStopError` for a stop that needed more."""
+    res = cls.__dict__.get(_SHARED)
+    if res is None:
+        return  # released already (a module scope under pytest)
+    delattr(cls, _SHARED)
+    problems = res.release()
+    report = res.report() if problems else ""
+    res.forget()
+    if problems:
+        raise ProcessStopError(f"shared by {owner_name(cls)}: " + "\n".join(problems) + "\n" + report)
+
+
+def release_module(module: str) -> None:
+    """Release what the module scope of *module* shares, if anything."""
+    scope = MODULE_SCOPES.get(module)
+    if scope is not None:
+        release_shared(scope)
+
+
+def shared_of(case: Any) -> List[Resources]:
+    """The shared resources a test of this class sees: its class's, then its module's."""
+    found = []
+    cls = type(case)
+    for owner in (cls, MODULE_SCOPES.get(cls.__module__)):
+        res = owner.__dict__.get(_SHARED) if owner is not None else None
+        if res is not None:
+            found.append(res)
+    return found
