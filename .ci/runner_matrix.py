@@ -52,8 +52,8 @@ def runners(top, start):
         ("python -m unittest discover", [PY, "-m", "unittest", "discover", "-s", rel, "-t", "."]),
         ("nose2", [PY, "-m", "nose2", "-s", rel, "-t", "."]),
         ("nose2 (mp plugin, 2 processes)", [PY, "-m", "nose2", "--plugin", "nose2.plugins.mp", "-N", "2", "-s", rel, "-t", "."]),
-        ("pytest", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", rel]),
-        ("pytest-xdist (-n 2)", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2", rel]),
+        ("pytest", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", rel]),
+        ("pytest-xdist (-n 2)", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-n", "2", rel]),
         ("unittest-parallel (-j 2)", [os.path.join(BIN, "unittest-parallel"), "-s", rel, "-t", ".", "-j", "2"]),
         ("xmlrunner (JUnit XML)", [PY, "-m", "xmlrunner", "discover", "-s", rel, "-t", ".", "-o", "REPORTS"]),
     ]
@@ -78,13 +78,19 @@ def parse(output):
         failed = counts.get("failures", 0) + counts.get("errors", 0) + counts.get("unexpected successes", 0)
         skipped = counts.get("skipped", 0)
         return total, total - failed - skipped - counts.get("expected failures", 0), failed, skipped
-    summary = re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", output.splitlines()[-1] if output else "")
+    summary = re.findall(r"(?<!subtests )(\d+) (passed|failed|skipped|error|errors|deselected)",
+                         output.splitlines()[-1] if output else "")
     if summary:
         counts = {}
         for value, key in summary:
             counts[key.rstrip("s") if key.startswith("error") else key] = int(value)
         failed = counts.get("failed", 0) + counts.get("error", 0)
         passed, skipped = counts.get("passed", 0), counts.get("skipped", 0)
+        # pytest counts a skipped subtest as one more skip beside its passing test;
+        # unittest counts the test itself as skipped. Count it unittest's way (-rs
+        # lists the subtest skips as SUBSKIPPED [N]).
+        subskipped = sum(int(n) for n in re.findall(r"^SUBSKIPPED(?:\[.*?\])? \[(\d+)\]", output, re.M))
+        passed -= subskipped
         return passed + failed + skipped, passed, failed, skipped
     return None
 
