@@ -24,7 +24,6 @@ Every result is one JSON line on stdout. The guardian module is standalone (it r
 script itself), so it is loaded by path: this helper starts fast and never imports zmq.
 """
 import gc
-import importlib.util
 import json
 import multiprocessing
 import multiprocessing.util  # noqa: F401 - imported before the guardian, as processes.py does
@@ -38,14 +37,11 @@ import time
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULE = os.path.join(os.path.dirname(HERE), "zmqprocesstest", "_guardian.py")
 BOUND = 30.0  # every wait of this helper ends by then
 KEEP = []  # Popen objects of processes left running on purpose (no "still running" warning)
 
-spec = importlib.util.spec_from_file_location("zmqprocesstest._guardian", MODULE)
-guardian = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = guardian
-spec.loader.exec_module(guardian)
+sys.path.insert(0, os.path.dirname(HERE))
+from zmqprocesstest import _guardian as guardian, _reaper as reaper  # noqa: E402
 
 # A group leader that starts a child in its group; prints the child's pid.
 GROUP = ("import subprocess, sys, time\n"
@@ -111,7 +107,7 @@ def forked_member(report_fd):
 
 def start_tree():
     """Start the tree of a test; return (pids by name, private directory, write end link)."""
-    guardian.become_subreaper()
+    reaper.become_subreaper()
     private = tempfile.mkdtemp(prefix="zmqprocesstest guard ")  # a space: the path encoding
     with open(os.path.join(private, "endpoint"), "w") as f:
         f.write("ipc")
@@ -127,7 +123,7 @@ def start_tree():
     daemon, middle = map(int, read_line(starter.stdout).split())
     starter.wait(BOUND)
     wait_exit(middle)
-    guardian.new_descendants(set(), set())  # reaps the middle process, a zombie of ours now
+    reaper.new_descendants(set(), set())  # reaps the middle process, a zombie of ours now
 
     report_r, report_w = os.pipe()
     member = multiprocessing.get_context("fork").Process(target=forked_member, args=(report_w,))
@@ -216,37 +212,37 @@ def mode_fork():
 
 
 def mode_subreaper():
-    result = {"subreaper": guardian.become_subreaper(), "again": guardian.become_subreaper()}
+    result = {"subreaper": reaper.become_subreaper(), "again": reaper.become_subreaper()}
     guardian.start()
-    before = {pid for pid, _ in guardian.new_descendants(set(), set())}
+    before = {pid for pid, _ in reaper.new_descendants(set(), set())}
     result["guardian_listed"] = guardian.guardian_pid() in before
     starter = subprocess.Popen([sys.executable, "-c", DAEMON], stdout=subprocess.PIPE)
     daemon, middle = map(int, read_line(starter.stdout).split())
     starter.stdout.close()
     starter.wait(BOUND)
     wait_exit(middle)  # the middle process of the double fork: now our zombie
-    found = guardian.new_descendants(before, {starter.pid})
+    found = reaper.new_descendants(before, {starter.pid})
     result["daemon"] = daemon
     result["found"] = found
     result["middle_reaped"] = not os.path.exists(f"/proc/{middle}")
-    result["known_skipped"] = guardian.new_descendants(before | {daemon}, set())
-    result["left"] = guardian.kill_and_reap(found)
+    result["known_skipped"] = reaper.new_descendants(before | {daemon}, set())
+    result["left"] = reaper.kill_and_reap(found)
     result["daemon_reaped"] = not os.path.exists(f"/proc/{daemon}")
-    result["after"] = guardian.new_descendants(before, set())
+    result["after"] = reaper.new_descendants(before, set())
 
     member = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,))
     member.start()
-    result["member_left"] = guardian.kill_and_reap([member.pid])
+    result["member_left"] = reaper.kill_and_reap([member.pid])
     result["member_exitcode"] = member.exitcode
     result["stopped"] = guardian.stop()
     emit(**result)
 
 
 def mode_cost():
-    guardian.become_subreaper()
+    reaper.become_subreaper()
     guardian.start()
     leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
-    before = {pid for pid, _ in guardian.new_descendants(set(), set())}
+    before = {pid for pid, _ in reaper.new_descendants(set(), set())}
     known = {leader.pid}
     rounds = 2000
     best = None
@@ -255,7 +251,7 @@ def mode_cost():
         for _ in range(rounds):
             guardian.watch_group(leader.pid)
             guardian.forget_group(leader.pid)
-            guardian.new_descendants(before, known)
+            reaper.new_descendants(before, known)
         elapsed = (time.perf_counter() - start) / rounds
         best = elapsed if best is None else min(best, elapsed)
     leader.kill()

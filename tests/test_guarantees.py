@@ -3,6 +3,7 @@
 docs/guarantees.rst lists each guarantee with the test here (or in test_guardian.py and
 test_watchdog.py) that proves it.
 """
+import json
 import os
 import select
 import signal
@@ -18,7 +19,9 @@ import zmq
 from zmqprocesstest import ProcessTestCase
 
 from . import samples
-from .support import EXAMPLES, only_problem, problems, run_case
+from zmqprocesstest._compat import alive, command_line
+
+from .support import EXAMPLES, ROOT, only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
 
@@ -221,3 +224,71 @@ class TestHardTimeout(unittest.TestCase):
                     self.caught = True
 
         self.assertIn("select.select([], [], [], 30)", self.run_blocking(Catches))
+
+
+class TestRunnerKilled(unittest.TestCase):
+    """The runner dying mid-test leaves nothing running 2 s later, and no private directory."""
+
+    def run_and_kill(self, how):
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.killed_runner_sample"], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.addCleanup(runner.stderr.close)
+        self.addCleanup(runner.stdout.close)
+        try:
+            ready, _, _ = select.select([runner.stdout], [], [], 60)
+            self.assertTrue(ready, "the child runner printed nothing in 60 s")
+            line = runner.stdout.readline()
+            if not line:
+                self.fail("the child runner ended early: " + runner.stderr.read().decode(errors="replace")[-3000:])
+            started = json.loads(line)
+            pids = [started["forked"], started["command"], started["daemon"], *started["group"]]
+            self.assertGreaterEqual(len(started["group"]), 2, started)  # the forked process and its own child
+            self.assertTrue(os.path.isdir(started["tmpdir"]))
+            if how == "os._exit":
+                os.kill(runner.pid, signal.SIGUSR1)  # the sample's runner has no handler: it dies as by _exit
+            else:
+                os.kill(runner.pid, how)
+            runner.wait(30)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait(30)
+        deadline = time.monotonic() + 2.0
+        living = pids
+        while living and time.monotonic() < deadline:
+            select.select([], [], [], 0.02)  # nothing to poll for processes that are not ours
+            living = [pid for pid in pids if alive(pid)]
+        self.assertEqual(living, [], f"still running 2 s after the runner died ({how}): "
+                                     + "; ".join(f"{pid}: {command_line(pid)}" for pid in living))
+        self.assertFalse(os.path.exists(started["tmpdir"]))
+
+    def test_sigint(self):
+        self.run_and_kill(signal.SIGINT)
+
+    def test_sigterm(self):
+        self.run_and_kill(signal.SIGTERM)
+
+    def test_sighup(self):
+        self.run_and_kill(signal.SIGHUP)
+
+    def test_sigkill(self):
+        self.run_and_kill(signal.SIGKILL)
+
+    def test_os_exit(self):
+        self.run_and_kill("os._exit")
+
+
+class TestDaemonizingProcess(unittest.TestCase):
+    def test_a_daemon_left_by_a_passing_test_is_killed_and_fails_it(self):
+        from .killed_runner_sample import DAEMONIZING
+        seen = {}
+
+        class Daemonizes(ProcessTestCase):
+            def test_it(self):
+                command = self.start_command([sys.executable, "-c", DAEMONIZING])
+                seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
+
+        text = only_problem(self, run_case(Daemonizes))
+        self.assertRegex(text, r"left descendants running outside its process group \(daemonized\?\); killed them: "
+                               rf"pid {seen['daemon']}: \S*python\S* -c")
+        self.assertFalse(alive(seen["daemon"]))

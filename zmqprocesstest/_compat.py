@@ -6,9 +6,11 @@ need no platform checks of their own.
 from __future__ import annotations
 
 import os
+import select
+import time
 from typing import Dict, List, Optional
 
-__all__ = ["add_note", "child_pids", "open_fds", "thread_state", "command_line"]
+__all__ = ["add_note", "alive", "child_pids", "command_line", "open_fds", "thread_state", "wait_gone"]
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -76,3 +78,28 @@ def command_line(pid: int) -> str:
     except OSError:
         return ""
     return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    """Wait until *pid* has exited (not reaped), at most *timeout* seconds, without sleeping."""
+    try:
+        fd = getattr(os, "pidfd_open")(pid)
+    except (AttributeError, OSError):
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
+def alive(pid: int) -> bool:
+    """True if *pid* exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X", b"x")

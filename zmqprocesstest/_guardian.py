@@ -19,8 +19,9 @@ The guardian lives in a session of its own (a Ctrl-C in the terminal does not re
 ignores ``SIGINT``/``SIGTERM``/``SIGHUP``, and has ``/dev/null`` for stdout and stderr, so
 it never keeps a capture pipe of the runner open.
 
-While the runner lives, :func:`become_subreaper` makes orphaned descendants reparent to
-it, and :func:`new_descendants`/:func:`kill_and_reap` find and end them after each test.
+While the runner lives, orphaned descendants are found after each test by
+:mod:`zmqprocesstest._reaper`. The guardian's own code is
+:mod:`zmqprocesstest._guardian_process`.
 
 Not covered: a descendant forked (without ``exec``) from the runner itself -- a
 :mod:`multiprocessing` child -- that leaves its process group with ``setsid`` and is
@@ -28,52 +29,44 @@ still running when the runner dies before the per-test check saw it (it carries 
 token); a descendant that execs with a scrubbed environment (or whose environment the
 guardian may not read: setuid, non-dumpable); anything outside Linux (no guardian
 starts and :func:`new_descendants` finds nothing there).
-
-This file runs as the guardian itself (``python -I -S _guardian.py TOKEN RUNNER_PID``),
-so it imports nothing but the standard library.
 """
 from __future__ import annotations
 
 import atexit
 import os
 import select
-import shutil
-import signal
 import sys
 import threading
 import time
 import warnings
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set
+
+from ._compat import wait_gone
 
 __all__ = [
     "ENV_NAME",
-    "watch_group",
-    "forget_group",
-    "watch_path",
-    "forget_path",
     "child_env",
-    "become_subreaper",
-    "new_descendants",
-    "kill_and_reap",
+    "forget_group",
+    "forget_path",
+    "guardian_fds",
+    "guardian_pid",
+    "guardian_pids",
     "start",
     "stop",
-    "guardian_pid",
-    "guardian_fds",
+    "watch_group",
+    "watch_path",
 ]
 
 #: The environment variable that carries the marker tokens (space-separated: a command
 #: started by a runner that was itself started under a guardian carries both tokens).
 ENV_NAME = "ZMQPROCESSTEST_GUARD"
 
-_LINUX = sys.platform.startswith("linux")
-_PR_SET_CHILD_SUBREAPER = 36
 _WRITE_TIMEOUT = 5.0  # a guardian that reads nothing for this long is treated as gone
 _EXIT_TIMEOUT = 5.0  # how long the runner waits at exit for the guardian to clean up
-_KILL_ROUNDS = 50  # bounds the guardian's kill-until-nothing-is-left loop
+_LINUX = sys.platform.startswith("linux")
+_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_guardian_process.py")
 
 
-# ---------------------------------------------------------------------------------------
-# The runner's side.
 
 class _State:
     """Everything this process knows about its guardian; replaced in a forked child."""
@@ -88,7 +81,6 @@ class _State:
         self.dirs: Set[str] = set()
         self.retired: List[Any] = []  # guardians that died and are not reaped yet
         self.failed = False  # starting failed once: warned, do not retry on every call
-        self.subreaper = False
 
 
 _state = _State()
@@ -123,11 +115,7 @@ def _token(state: _State) -> str:
 
 
 def _guardian_argv(token: str) -> List[str]:
-    here = os.path.abspath(__file__)
-    runner = str(os.getpid())
-    if here.endswith(".py") and os.path.isfile(here):
-        return [sys.executable, "-I", "-S", here, token, runner]
-    return [sys.executable, "-m", "zmqprocesstest._guardian", token, runner]  # pragma: no cover
+    return [sys.executable, "-I", "-S", _SCRIPT, token, str(os.getpid())]
 
 
 def _start(state: _State) -> bool:
@@ -139,7 +127,7 @@ def _start(state: _State) -> bool:
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != ENV_NAME}  # its own token would kill it
-    if not os.path.isfile(os.path.abspath(__file__)):  # pragma: no cover - zipped install
+    if not os.path.isfile(_SCRIPT):  # pragma: no cover - zipped install
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     read_fd, write_fd = os.pipe()  # both close-on-exec (PEP 446)
     try:
@@ -306,16 +294,22 @@ def stop(timeout: float = _EXIT_TIMEOUT) -> bool:
             state.retired.append(popen)
         deadline = time.monotonic() + timeout
         for p in state.retired:
-            _wait_exit(p.pid, max(0.0, deadline - time.monotonic()))
+            wait_gone(p.pid, max(0.0, deadline - time.monotonic()))
         _reap_retired(state)
         return not state.retired
 
 
 def guardian_pid() -> Optional[int]:
-    """The pid of this runner's guardian, or ``None`` if it does not run (it is a child of
-    the runner: a check for leftover children must skip it)."""
+    """The pid of this runner's running guardian, or ``None``."""
     state = _current()
     return None if state.popen is None else state.popen.pid
+
+
+def guardian_pids() -> Set[int]:
+    """The pids of this runner's guardians, running or not reaped yet (children of the
+    runner: a check for leftover children must skip them)."""
+    state = _current()
+    return {p.pid for p in [state.popen] + state.retired if p is not None}
 
 
 def guardian_fds() -> Set[int]:
@@ -324,308 +318,12 @@ def guardian_fds() -> Set[int]:
     return set() if state.write_fd is None else {state.write_fd}
 
 
-def _wait_exit(pid: int, timeout: float) -> None:
-    """Wait until *pid* has exited (not reaped), at most *timeout* seconds, without sleeping."""
-    try:
-        fd = getattr(os, "pidfd_open")(pid)
-    except (AttributeError, OSError):
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    """True if *pid* exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X", b"x")
-
-
 def _shutdown_at_exit() -> None:
     state = _state
     if state.owner == os.getpid() and (state.write_fd is not None or state.retired):
         stop()
 
 
-# ---------------------------------------------------------------------------------------
-# The per-test check: orphans reparent to the runner, which finds and ends them.
-
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux ``prctl``).
-
-    A process under test that daemonizes (double fork and ``setsid``) then stays our
-    descendant, and :func:`new_descendants` sees it. Idempotent; ``False`` where it is
-    not available. Not inherited by forked children.
-    """
-    state = _current()
-    if state.subreaper:
-        return True
-    if not _LINUX:
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
-    state.subreaper = ok
-    return ok
-
-
-_children_files: Optional[bool] = None
-
-
-def _children() -> List[int]:
-    """Pids of this process's children (``/proc/self/task/*/children``, else a ``/proc`` scan)."""
-    global _children_files
-    me = os.getpid()
-    if _children_files is None:
-        _children_files = os.path.exists(f"/proc/{me}/task/{me}/children")
-    if not _children_files:
-        return _scan_children(me)
-    found: List[int] = []
-    try:
-        tids = os.listdir(f"/proc/{me}/task")
-    except OSError:
-        return found
-    for tid in tids:
-        try:
-            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
-                found.extend(int(p) for p in f.read().split())
-        except OSError:  # the thread just ended
-            continue
-    return found
-
-
-def _scan_children(me: int) -> List[int]:
-    found: List[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(b")") + 2:].split()[1]) == me:
-                found.append(int(entry))
-    return found
-
-
-def _describe(pid: int) -> Tuple[Optional[str], str]:
-    """(state letter, command line) of *pid*; state ``None`` if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None, ""
-    state = stat[stat.rfind(b")") + 2:][:1].decode()
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        cmdline = ""
-    if not cmdline:
-        cmdline = "[" + stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace") + "]"
-    return state, cmdline
-
-
-def _multiprocessing_children() -> Dict[int, Any]:
-    mp = sys.modules.get("multiprocessing")
-    if mp is None:
-        return {}
-    return {p.pid: p for p in mp.active_children()}
-
-
-def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
-    """Children of this process not in *before* or *known*, with their command lines.
-
-    After :func:`become_subreaper` these include orphaned descendants (a daemon a process
-    under test left behind). The guardian is never listed. Children that already exited
-    (zombies, such as the middle process of a double fork) are reaped here and not
-    listed -- except :mod:`multiprocessing` children, which it reaps itself.
-    """
-    state = _current()
-    skip = before | known | {p.pid for p in [state.popen] + state.retired if p is not None}
-    found: List[Tuple[int, str]] = []
-    exited: List[int] = []
-    for pid in _children():
-        if pid in skip:
-            continue
-        letter, cmdline = _describe(pid)
-        if letter is None:
-            continue
-        if letter in ("Z", "X", "x"):
-            exited.append(pid)
-        else:
-            found.append((pid, cmdline))
-    if exited:
-        ours = _multiprocessing_children()
-        for pid in exited:
-            if pid not in ours:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-    return found
-
-
-def kill_and_reap(pids: Iterable[Any], timeout: float = 5.0) -> List[int]:
-    """``SIGKILL`` each pid (or ``(pid, command)`` pair) and reap those that are our children.
-
-    :mod:`multiprocessing` children are joined instead (it reaps its own). Waits at most
-    *timeout* seconds in all; returns the pids still running after that.
-    """
-    pids = [p[0] if isinstance(p, tuple) else int(p) for p in pids]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    ours = _multiprocessing_children() if pids else {}
-    deadline = time.monotonic() + timeout
-    left = []
-    for pid in pids:
-        remaining = max(0.0, deadline - time.monotonic())
-        if pid in ours:
-            ours[pid].join(remaining)
-            if ours[pid].exitcode is None:
-                left.append(pid)
-            continue
-        _wait_exit(pid, remaining)
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if _alive(pid):
-            left.append(pid)
-    return left
-
-
-# ---------------------------------------------------------------------------------------
-# The guardian's side: ``python -I -S _guardian.py TOKEN RUNNER_PID``.
-
-def _serve(token: str, runner: int) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    groups: Set[int] = set()
-    dirs: Set[bytes] = set()
-    try:
-        _follow(runner, groups, dirs)
-    finally:
-        _clean_up(token.encode(), groups, dirs)
-
-
-def _follow(runner: int, groups: Set[int], dirs: Set[bytes]) -> None:
-    """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires)."""
-    watch: List[int] = [0]
-    try:
-        pidfd = getattr(os, "pidfd_open")(runner)
-    except (AttributeError, OSError):
-        pidfd = None
-    if pidfd is not None:
-        watch.append(pidfd)
-    # After the pidfd is open, a parent that is still the runner proves it is the runner's.
-    runner_gone = os.getppid() != runner
-    buffer = b""
-    while not runner_gone:
-        ready = select.select(watch, [], [], None if pidfd is not None else 1.0)[0]
-        if 0 in ready:
-            data = os.read(0, 65536)
-            if not data:
-                return
-            buffer = _apply(buffer + data, groups, dirs)
-        if pidfd in ready or os.getppid() != runner:
-            runner_gone = True
-    os.set_blocking(0, False)  # the runner is dead: take what it wrote, then clean up
-    while True:
-        try:
-            data = os.read(0, 65536)
-        except (BlockingIOError, OSError):
-            break
-        if not data:
-            break
-        buffer = _apply(buffer + data, groups, dirs)
-
-
-def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> bytes:
-    *lines, rest = buffer.split(b"\n")
-    for line in lines:
-        verb, _, arg = line.partition(b" ")
-        try:
-            if verb == b"+g":
-                groups.add(int(arg))
-            elif verb == b"-g":
-                groups.discard(int(arg))
-            elif verb == b"+d":
-                dirs.add(bytes.fromhex(arg.decode()))
-            elif verb == b"-d":
-                dirs.discard(bytes.fromhex(arg.decode()))
-        except ValueError:
-            continue
-    return rest
-
-
-def _marked(token: bytes) -> List[int]:
-    """Pids of processes whose environment carries *token* in :data:`ENV_NAME`."""
-    me = os.getpid()
-    prefix = ENV_NAME.encode() + b"="
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if token not in environ:
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(prefix) and token in item[len(prefix):].split():
-                found.append(int(entry))
-                break
-    return found
-
-
-def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
-    """Kill the groups and the marked processes until a scan finds no new one; remove dirs."""
-    own_group = os.getpgrp()
-    groups = {g for g in groups if g > 1 and g != own_group}
-    killed: Set[int] = set()
-    for _round in range(_KILL_ROUNDS):
-        for pgid in groups:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except OSError:
-                pass
-        fresh = [pid for pid in _marked(token) if pid not in killed]
-        for pid in fresh:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            killed.add(pid)
-        if not fresh:  # a killed process forks no more; one that forked before we saw it is fresh
-            break
-    for path in dirs:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]))
-elif hasattr(os, "register_at_fork"):
+if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
     atexit.register(_shutdown_at_exit)

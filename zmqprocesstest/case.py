@@ -350,12 +350,12 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
             if res is not None and (res.transcript.entries or res.processes):
+                note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.
                 problems = res.stop_processes()
-                note = res.report(shown=getattr(exc, "process", None))
                 if problems:
-                    note = "Stopping the processes after this failure:\n  " + "\n  ".join(problems) + "\n" + note
+                    note += "\nStopping the processes after this failure:\n  " + "\n  ".join(problems)
                 add_note(exc, note)
             raise
 

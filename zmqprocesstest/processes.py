@@ -30,7 +30,9 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import _guardian
 from ._compat import thread_state
+from ._reaper import reap_group
 from ._config import scaled
 from ._output import Output
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps, describe_exit, signal_name, stop
@@ -122,6 +124,8 @@ class ManagedProcess:
             self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
+        if self.pgid is not None:
+            _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         _LIVE.add(self)
 
     # -- what subclasses supply ------------------------------------------------------------
@@ -165,7 +169,7 @@ class ManagedProcess:
         text = self.describe()
         if self.stopped_by:
             text += f", stopped by {self.stopped_by}"
-        if self.stop_action is not None and self.stop_outcome is not None:
+        if self.stop_action is not None and self.stop_outcome is not None and self.stopped_by != "message":
             text += f"\n  polite stop: {self.stop_action[1]} -> {self.stop_outcome}"
         if self.output is not None and self.exitcode() is not None:
             self.output.settle(0.2)  # the last lines it wrote may still be in the pipe
@@ -240,27 +244,27 @@ class ManagedProcess:
 
         Returns whether members had to be killed.
         """
-        deadline = time.monotonic() + scaled(0.5)
-        while self._group_alive():
-            if time.monotonic() > deadline:
-                self.signal_quietly(signal.SIGKILL)
-                return True
-            # Orphans are not our children: there is nothing to wait on but the clock.
-            time.sleep(0.005)
-        return False
+        if self.pgid is None or wait_group_gone(self.pgid, scaled(0.5)):
+            return False
+        self.signal_quietly(signal.SIGKILL)
+        wait_group_gone(self.pgid, scaled(1.0))
+        return True
 
     # -- stopping ------------------------------------------------------------------------------
-    def stop(self) -> List[str]:
+    def stop(self, close: bool = True) -> List[str]:
         """Stop the process with the stop protocol (:func:`~zmqprocesstest.stopping.stop`).
 
-        Returns a list of problems (empty if it stopped politely and cleanly).
+        Returns a list of problems (empty if it stopped politely and cleanly). With
+        *close* false, :meth:`close` is left to the caller (who first ends descendants
+        that left the group and may still hold the output pipe).
         """
-        if self.closed:
+        if self.closed or self.stopped_by is not None:
             return []  # stopped already (stop_process)
         problems = stop(self)
         if self._kill_group():
             problems.append(f"children of {self.name!r} (process group {self.pgid}) were still running and were killed")
-        self.close()
+        if close:
+            self.close()
         return problems
 
     def kill_now(self) -> None:
@@ -270,11 +274,14 @@ class ManagedProcess:
             self.wait(1.0)
         if self._group_alive():
             self.signal_quietly(signal.SIGKILL)
+            wait_group_gone(self.pgid, 1.0)  # type: ignore[arg-type]
         self.close()
 
     def close(self) -> None:
         """Release the pidfd, the output pipe and what the process object holds."""
         _LIVE.discard(self)
+        if self.pgid is not None and not self.closed:
+            _guardian.forget_group(self.pgid)
         self.closed = True
         self.watched = False
         if self.pidfd is not None:
@@ -313,7 +320,7 @@ def launch(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Op
         raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
     if isinstance(argv, bytes) or not isinstance(argv, Sequence) or not argv:
         raise TypeError(f"expected a non-empty argument list such as ['prog', '--flag'], got {argv!r}")
-    full_env = dict(os.environ if env is None else env)
+    full_env = _guardian.child_env(env)  # carries the guardian's token to every descendant
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     return subprocess.Popen(list(argv), env=full_env, cwd=cwd, start_new_session=True, close_fds=True,
                             preexec_fn=default_signals, **popen)
@@ -354,6 +361,21 @@ class CommandProcess(ManagedProcess):
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()
+
+
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        # Members that are not our children give nothing to wait on but the clock.
+        time.sleep(0.005)
 
 
 @atexit.register

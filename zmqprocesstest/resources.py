@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import zmq
 
+from . import _guardian, _reaper
 from ._compat import child_pids, open_fds
 from ._config import scaled
 from .processes import ManagedProcess, ProcessDied
@@ -65,6 +66,8 @@ class Resources:
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
         self.endpoint: Optional[str] = None
+        #: Children of the runner before the first process started (for :meth:`_end_orphans`).
+        self.children_before: Optional[Set[int]] = None
         #: For shared resources: the last test that used them.
         self.last_user: Optional[str] = None
         self.transcript = Transcript(transcript_length)
@@ -89,6 +92,9 @@ class Resources:
 
     def add_process(self, proc: ManagedProcess) -> ManagedProcess:
         """Own *proc*: watched while the test waits, stopped after it."""
+        if self.children_before is None:
+            _reaper.become_subreaper()  # orphaned descendants now reparent to us
+            self.children_before = {pid for pid, _ in _reaper.new_descendants(set(), set())}
         self.processes.append(proc)
         self.refresh()
         return proc
@@ -97,6 +103,7 @@ class Resources:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
         if self.tmpdir is None:
             self.tmpdir = tempfile.mkdtemp(prefix="zpt-")
+            _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
         self.endpoints += 1
         return f"ipc://{self.tmpdir}/{self.endpoints}"
 
@@ -139,10 +146,14 @@ class Resources:
 
     # -- after the test -----------------------------------------------------------------------
     def stop_processes(self) -> List[str]:
-        """Stop every process (last started first); return the problems found."""
+        """Stop every process (last started first), then what they left running outside
+        their groups; return the problems found."""
         problems: List[str] = []
         for proc in reversed(self.processes):
-            problems.extend(proc.stop())
+            problems.extend(proc.stop(close=False))
+        problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
+        for proc in self.processes:
+            proc.close()
         self.refresh()
         return problems
 
@@ -158,11 +169,25 @@ class Resources:
             close()
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+            _guardian.forget_path(self.tmpdir)
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
                 sock.transcript, sock.watch = parent.transcript, parent
             parent.last_user = owner_name(self.owner)
         return problems
+
+    def _end_orphans(self) -> List[str]:
+        """Kill descendants that left their process group and outlived it (daemons)."""
+        if self.children_before is None:
+            return []
+        known = {proc.pid for proc in self.watched()}
+        found = _reaper.new_descendants(self.children_before, known)
+        if not found:
+            return []
+        _reaper.kill_and_reap([pid for pid, _ in found])
+        shown = "; ".join(f"pid {pid}: {cmdline}" for pid, cmdline in found)
+        return [f"a process under test left descendants running outside its process group (daemonized?); "
+                f"killed them: {shown}"]
 
     def kill_all(self) -> None:
         """The runner is being interrupted: kill the processes at once, then release."""
@@ -237,12 +262,13 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_so
     """
     fds_before, children_before = before
     problems = []
+    guardian = _guardian.guardian_fds()  # it may have started during the test: not a leak
     new_fds = {fd: target for fd, target in open_fds().items()
-               if fd not in fds_before and not (shared_sockets and target.startswith("socket:"))}
+               if fd not in fds_before and fd not in guardian and not (shared_sockets and target.startswith("socket:"))}
     if new_fds:
         shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
         problems.append(f"file descriptors left open: {shown}")
-    children = [pid for pid in child_pids() if pid not in children_before]
+    children = [pid for pid in child_pids() if pid not in children_before and pid not in _guardian.guardian_pids()]
     if children:
         problems.append(f"child processes left running: {children}")
         ours = {p.pid: p for p in multiprocessing.active_children()}

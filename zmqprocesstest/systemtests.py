@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Uni
 
 from .case import ProcessTestCase
 from ._config import UPDATE_GOLDEN_ENV, env_flag, scaled
-from .processes import launch
+from .processes import launch, wait_group_gone
 
 __unittest = True
 __tracebackhide__ = True
@@ -88,6 +88,8 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
                 os.killpg(proc.pid, signal.SIGKILL)  # grandchildren it left behind
             except (ProcessLookupError, PermissionError):
                 pass
+            else:
+                wait_group_gone(proc.pid, scaled(2.0))  # reaping those that were orphans (subreaper)
     return ProgramResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 

@@ -1,0 +1,129 @@
+"""The guardian process itself: ``python -I -S _guardian_process.py TOKEN RUNNER_PID``.
+
+It follows the runner's commands on its stdin (``+g PGID``/``-g PGID`` for process
+groups, ``+d HEXPATH``/``-d HEXPATH`` for directories) until the runner is gone
+(end-of-file on the pipe, or the runner's pidfd fires), then kills every registered
+process group and every process whose environment carries TOKEN, until none is left,
+and removes the directories. It runs as a script in isolated mode, so it imports nothing
+but the standard library. See :mod:`zmqprocesstest._guardian` for the runner's side.
+"""
+import os
+import select
+import shutil
+import signal
+import sys
+from typing import List, Set
+
+ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
+_KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
+
+
+def _serve(token: str, runner: int) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    groups: Set[int] = set()
+    dirs: Set[bytes] = set()
+    try:
+        _follow(runner, groups, dirs)
+    finally:
+        _clean_up(token.encode(), groups, dirs)
+
+
+def _follow(runner: int, groups: Set[int], dirs: Set[bytes]) -> None:
+    """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires)."""
+    watch: List[int] = [0]
+    try:
+        pidfd = getattr(os, "pidfd_open")(runner)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        watch.append(pidfd)
+    # After the pidfd is open, a parent that is still the runner proves it is the runner's.
+    runner_gone = os.getppid() != runner
+    buffer = b""
+    while not runner_gone:
+        ready = select.select(watch, [], [], None if pidfd is not None else 1.0)[0]
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if not data:
+                return
+            buffer = _apply(buffer + data, groups, dirs)
+        if pidfd in ready or os.getppid() != runner:
+            runner_gone = True
+    os.set_blocking(0, False)  # the runner is dead: take what it wrote, then clean up
+    while True:
+        try:
+            data = os.read(0, 65536)
+        except (BlockingIOError, OSError):
+            break
+        if not data:
+            break
+        buffer = _apply(buffer + data, groups, dirs)
+
+
+def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> bytes:
+    *lines, rest = buffer.split(b"\n")
+    for line in lines:
+        verb, _, arg = line.partition(b" ")
+        try:
+            if verb == b"+g":
+                groups.add(int(arg))
+            elif verb == b"-g":
+                groups.discard(int(arg))
+            elif verb == b"+d":
+                dirs.add(bytes.fromhex(arg.decode()))
+            elif verb == b"-d":
+                dirs.discard(bytes.fromhex(arg.decode()))
+        except ValueError:
+            continue
+    return rest
+
+
+def _marked(token: bytes) -> List[int]:
+    """Pids of processes whose environment carries *token* in :data:`ENV_NAME`."""
+    me = os.getpid()
+    prefix = ENV_NAME.encode() + b"="
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if token not in environ:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix) and token in item[len(prefix):].split():
+                found.append(int(entry))
+                break
+    return found
+
+
+def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
+    """Kill the groups and the marked processes until a scan finds no new one; remove dirs."""
+    own_group = os.getpgrp()
+    groups = {g for g in groups if g > 1 and g != own_group}
+    killed: Set[int] = set()
+    for _round in range(_KILL_ROUNDS):
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+        fresh = [pid for pid in _marked(token) if pid not in killed]
+        for pid in fresh:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            killed.add(pid)
+        if not fresh:  # a killed process forks no more; one that forked before we saw it is fresh
+            break
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], int(sys.argv[2]))

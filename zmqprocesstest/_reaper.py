@@ -1,0 +1,201 @@
+"""Descendants that leave their process group: the runner as their reaper.
+
+A process under test that daemonizes (double fork and ``setsid``) leaves the process
+group that the stop protocol signals. With :func:`become_subreaper` (Linux
+``prctl(PR_SET_CHILD_SUBREAPER)``) such orphans reparent to the runner instead of init,
+so after each test :func:`new_descendants` finds the ones that are new, and
+:func:`kill_and_reap` ends them; the test then fails naming each (pid and command line).
+Elsewhere there is no such mechanism: nothing is found, and daemons are left to the
+guardian's token scan (:mod:`zmqprocesstest._guardian`).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from ._compat import alive, wait_gone
+from ._guardian import guardian_pids
+
+__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "reap_group"]
+
+_LINUX = sys.platform.startswith("linux")
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux ``prctl``).
+
+    A process under test that daemonizes (double fork and ``setsid``) then stays our
+    descendant, and :func:`new_descendants` sees it. Idempotent; ``False`` where it is
+    not available. Not inherited by forked children.
+    """
+    global _subreaper_pid
+    if _subreaper_pid == os.getpid():
+        return True
+    if not _LINUX:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        ok = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+    if ok:
+        _subreaper_pid = os.getpid()
+    return ok
+
+
+_children_files: Optional[bool] = None
+
+
+def _children() -> List[int]:
+    """Pids of this process's children (``/proc/self/task/*/children``, else a ``/proc`` scan)."""
+    global _children_files
+    me = os.getpid()
+    if _children_files is None:
+        _children_files = os.path.exists(f"/proc/{me}/task/{me}/children")
+    if not _children_files:
+        return _scan_children(me)
+    found: List[int] = []
+    try:
+        tids = os.listdir(f"/proc/{me}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                found.extend(int(p) for p in f.read().split())
+        except OSError:  # the thread just ended
+            continue
+    return found
+
+
+def _scan_children(me: int) -> List[int]:
+    found: List[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2:].split()[1]) == me:
+                found.append(int(entry))
+    return found
+
+
+def _describe(pid: int) -> Tuple[Optional[str], str]:
+    """(state letter, command line) of *pid*; state ``None`` if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None, ""
+    state = stat[stat.rfind(b")") + 2:][:1].decode()
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmdline = ""
+    if not cmdline:
+        cmdline = "[" + stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace") + "]"
+    return state, cmdline
+
+
+def _multiprocessing_children() -> Dict[int, Any]:
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return {}
+    return {p.pid: p for p in mp.active_children()}
+
+
+def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
+    """Children of this process not in *before* or *known*, with their command lines.
+
+    After :func:`become_subreaper` these include orphaned descendants (a daemon a process
+    under test left behind). The guardian is never listed. Children that already exited
+    (zombies, such as the middle process of a double fork) are reaped here and not
+    listed -- except :mod:`multiprocessing` children, which it reaps itself.
+    """
+    skip = before | known | guardian_pids()
+    found: List[Tuple[int, str]] = []
+    exited: List[int] = []
+    for pid in _children():
+        if pid in skip:
+            continue
+        letter, cmdline = _describe(pid)
+        if letter is None:
+            continue
+        if letter in ("Z", "X", "x"):
+            exited.append(pid)
+        else:
+            found.append((pid, cmdline))
+    if exited:
+        ours = _multiprocessing_children()
+        for pid in exited:
+            if pid not in ours:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+    return found
+
+
+def kill_and_reap(pids: Iterable[Any], timeout: float = 5.0) -> List[int]:
+    """``SIGKILL`` each pid (or ``(pid, command)`` pair) and reap those that are our children.
+
+    :mod:`multiprocessing` children are joined instead (it reaps its own). Waits at most
+    *timeout* seconds in all; returns the pids still running after that.
+    """
+    pids = [p[0] if isinstance(p, tuple) else int(p) for p in pids]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    ours = _multiprocessing_children() if pids else {}
+    deadline = time.monotonic() + timeout
+    left = []
+    for pid in pids:
+        remaining = max(0.0, deadline - time.monotonic())
+        if pid in ours:
+            ours[pid].join(remaining)
+            if ours[pid].exitcode is None:
+                left.append(pid)
+            continue
+        wait_gone(pid, remaining)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if alive(pid):
+            left.append(pid)
+    return left
+
+
+def reap_group(pgid: int) -> None:
+    """Reap the children of ours (orphans that reparented to us) that exited in group *pgid*.
+
+    After a killed group's members die, those that were orphans are zombies of the
+    subreaper until someone reaps them.
+    """
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] in (b"Z", b"X") and int(fields[2]) == pgid:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
