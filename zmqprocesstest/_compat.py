@@ -49,9 +49,25 @@ def open_fds() -> Dict[int, str]:
 
 
 def child_pids(parent: Optional[int] = None) -> List[int]:
-    """Pids of the processes whose parent is *parent* (default: this process)."""
+    """Pids of the processes whose parent is *parent* (default: this process).
+
+    Read from ``/proc/PID/task/*/children`` where the kernel has it (cheap), else by a
+    scan of every ``/proc/PID/stat``.
+    """
     parent = os.getpid() if parent is None else parent
-    found = []
+    found: List[int] = []
+    try:
+        tids = os.listdir(f"/proc/{parent}/task")
+    except OSError:
+        tids = []
+    if tids and os.path.exists(f"/proc/{parent}/task/{tids[0]}/children"):
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as f:
+                    found.extend(int(p) for p in f.read().split())
+            except OSError:  # the thread just ended
+                continue
+        return found
     try:
         entries = os.listdir("/proc")
     except OSError:

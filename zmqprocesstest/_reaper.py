@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ._compat import alive, wait_gone
+from ._compat import alive, child_pids, wait_gone
 from ._guardian import guardian_pids
 
 __all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "reap_group"]
@@ -48,49 +48,6 @@ def become_subreaper() -> bool:
     if ok:
         _subreaper_pid = os.getpid()
     return ok
-
-
-_children_files: Optional[bool] = None
-
-
-def _children() -> List[int]:
-    """Pids of this process's children (``/proc/self/task/*/children``, else a ``/proc`` scan)."""
-    global _children_files
-    me = os.getpid()
-    if _children_files is None:
-        _children_files = os.path.exists(f"/proc/{me}/task/{me}/children")
-    if not _children_files:
-        return _scan_children(me)
-    found: List[int] = []
-    try:
-        tids = os.listdir(f"/proc/{me}/task")
-    except OSError:
-        return found
-    for tid in tids:
-        try:
-            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
-                found.extend(int(p) for p in f.read().split())
-        except OSError:  # the thread just ended
-            continue
-    return found
-
-
-def _scan_children(me: int) -> List[int]:
-    found: List[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(b")") + 2:].split()[1]) == me:
-                found.append(int(entry))
-    return found
 
 
 def _describe(pid: int) -> Tuple[Optional[str], str]:
@@ -129,7 +86,7 @@ def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
     skip = before | known | guardian_pids()
     found: List[Tuple[int, str]] = []
     exited: List[int] = []
-    for pid in _children():
+    for pid in child_pids():
         if pid in skip:
             continue
         letter, cmdline = _describe(pid)
@@ -188,7 +145,7 @@ def reap_group(pgid: int) -> None:
     After a killed group's members die, those that were orphans are zombies of the
     subreaper until someone reaps them.
     """
-    for pid in _children():
+    for pid in child_pids():
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
