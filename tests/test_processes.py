@@ -202,10 +202,6 @@ class TestNoOrphans(unittest.TestCase):
             runner.stderr.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class TestAKindOfProcessOfYourOwn(unittest.TestCase):
     def test_a_managed_process_subclass_is_owned_through_add_process(self):
         from zmqprocesstest.processes import CommandProcess
@@ -226,3 +222,7 @@ class TestAKindOfProcessOfYourOwn(unittest.TestCase):
 
         self.assertEqual(problems(run_case(UsesShell)), [])
         self.assertEqual((seen["proc"].stopped_by, seen["proc"].exitcode()), ("SIGINT", -signal.SIGINT))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import signal
+import _signal
 import tempfile
 import threading
 import time
@@ -40,6 +41,9 @@ __unittest = True  # unittest leaves this module's frames out of its reports
 
 __all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
 
+# The C functions, without the enum conversions of the signal module (run twice a test).
+_getsignal, _setsignal, _getitimer, _setitimer = _signal.getsignal, _signal.signal, _signal.getitimer, _signal.setitimer
+_SIGALRM, _ITIMER_REAL, _SIG_DFL = int(signal.SIGALRM), int(signal.ITIMER_REAL), int(signal.SIG_DFL)
 _THIS_FILE = os.path.splitext(os.path.abspath(__file__))[0]
 _NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
 _FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
@@ -79,8 +83,8 @@ def _owned_by_hard_timeout(handler: Any) -> bool:
 
 def _sigalrm_owner() -> Optional[str]:
     """Why SIGALRM cannot be used (someone else owns it), or None if it is ours to use."""
-    handler = signal.getsignal(signal.SIGALRM)
-    delay, _ = signal.getitimer(signal.ITIMER_REAL)
+    handler = _getsignal(_SIGALRM)
+    delay, _ = _getitimer(_ITIMER_REAL)
     if _owned_by_hard_timeout(handler):
         return None  # an enclosing hard_timeout: nest
     if handler not in (signal.SIG_DFL, signal.SIG_IGN):
@@ -180,8 +184,8 @@ class HardTimeout:
         self._for_previous = False  # the itimer is armed for the enclosing timeout's deadline
         self._restored = True
         self._thread: Optional[threading.Thread] = None
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
+        self._cancel: Optional[threading.Event] = None  # made for the watchdog thread only
+        self._lock: Optional[threading.Lock] = None
 
     # -- state --------------------------------------------------------------------------
     def expired(self) -> bool:
@@ -244,21 +248,22 @@ class HardTimeout:
 
     def _arm_sigalrm(self) -> None:
         assert self.seconds is not None
-        previous_delay, _ = signal.getitimer(signal.ITIMER_REAL)
+        self._previous_timer = _getitimer(_ITIMER_REAL)
+        previous_delay = self._previous_timer[0]
         delay = self.seconds
         if 0 < previous_delay < delay:
             delay, self._for_previous = previous_delay, True
-        self._signum = signal.SIGALRM
-        self._previous_handler = signal.getsignal(signal.SIGALRM)
+        self._signum = _SIGALRM
+        self._previous_handler = _getsignal(_SIGALRM)
         self.mechanism = "SIGALRM"
-        self._previous_timer = signal.getitimer(signal.ITIMER_REAL)
         self._armed_at = time.monotonic()
         self._state = _ARMED
         self._restored = False
-        signal.signal(signal.SIGALRM, self._on_signal)
-        signal.setitimer(signal.ITIMER_REAL, max(delay, 1e-6))  # the handler may run right after this
+        _setsignal(_SIGALRM, self._on_signal)
+        _setitimer(_ITIMER_REAL, max(delay, 1e-6))  # the handler may run right after this
 
     def _arm_thread(self, sig: int) -> None:
+        self._cancel, self._lock = threading.Event(), threading.Lock()
         self._signum = sig
         self._previous_handler = signal.getsignal(sig)
         self.mechanism = _signal_name(sig)
@@ -270,7 +275,7 @@ class HardTimeout:
         self._thread.start()
 
     def _watch(self, target: int, sig: int) -> None:
-        assert self._deadline is not None
+        assert self._deadline is not None and self._cancel is not None and self._lock is not None
         while True:
             left = self._deadline - time.monotonic()
             if left <= 0:
@@ -290,19 +295,23 @@ class HardTimeout:
         sig = self._signum
         assert sig is not None
         try:
-            if sig == signal.SIGALRM:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            else:
+            if sig == _SIGALRM:
+                _setitimer(_ITIMER_REAL, 0)
+            elif self._lock is not None and self._cancel is not None:
                 with self._lock:  # after this no signal can come from the watchdog thread
                     self._cancel.set()
             _flush_pending_signals()
         finally:
             try:
-                signal.signal(sig, self._previous_handler if self._previous_handler is not None
-                              else signal.SIG_DFL)
+                previous = self._previous_handler
+                if previous is None or (isinstance(previous, int) and previous == _SIG_DFL):
+                    previous = _signal.SIG_DFL  # the C function takes its own constants only
+                elif isinstance(previous, int):
+                    previous = _signal.SIG_IGN
+                _setsignal(sig, previous)
             finally:
                 delay, interval = self._previous_timer
-                if sig == signal.SIGALRM and delay > 0 and rearm_previous:
+                if sig == _SIGALRM and delay > 0 and rearm_previous:
                     left = delay - (time.monotonic() - self._armed_at)
                     # past its deadline already: let it fire now rather than never
                     signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)

@@ -147,14 +147,21 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
 
     @property
     def context(self) -> zmq.Context:
-        """This test's own :class:`zmq.Context`, terminated after the test."""
+        """This test's :class:`zmq.Context`, terminated after the test (or, in a class that
+        shares resources, the class's, terminated after the class)."""
         return self._context()
 
     @scoped
     def _context(self) -> zmq.Context:
         res = self._resources()
-        if not res.contexts:
-            res.contexts.append(zmq.Context())
+        if res.contexts:
+            return res.contexts[0]
+        # A test that shares a class's or module's context makes its sockets there (they
+        # are still the test's own, closed after it): no context to start and end per test.
+        shared = next((parent.contexts[0] for parent in res.parents if parent.contexts), None)
+        if shared is not None:
+            return shared
+        res.contexts.append(zmq.Context())
         return res.contexts[0]
 
     @scoped
