@@ -1,0 +1,159 @@
+"""Cost of a FaultLink: round trips through a healed link vs direct, and reconnection after a reset.
+
+(a) N ping-pong round trips over ipc from a blocking REQ socket to a running PongProc
+    (REP), directly and through a FaultLink that was partitioned and healed first
+    (so it counts messages and follows the framing, as in a test); rounds alternate,
+    both loops run in each round, medians and the median per-round ratio are reported.
+(b) R resets of a link between a REQ socket (RECONNECT_IVL 2 ms, as make_sock sets)
+    and a REP socket, both in this process: the time from calling reset() to the REP
+    receiving the client's first message on its new connection; median and max.
+
+Usage: python benchmarks/fault_link.py [--quick] [-n N] [--rounds R] [--resets R]
+"""
+import json
+import multiprocessing
+import shutil
+import sys
+import tempfile
+
+import _bench  # sets sys.path: repo root and docs/examples first
+from _bench import STOP, WAIT, BenchError, median, perf_counter, target
+
+import zmq
+
+from zmqprocesstest.faults import FaultLink
+from pingpong.pongproc import PongProc
+
+TARGET_RATIO = 1.5
+RESET_TARGET_MS = 20.0  # median, with a 2 ms reconnect interval
+
+
+def req_socket(ctx, endpoint):
+    sock = ctx.socket(zmq.REQ)
+    sock.linger = 0
+    sock.reconnect_ivl = 2
+    sock.rcvtimeo = sock.sndtimeo = int(WAIT * 1000)
+    sock.connect(endpoint)
+    return sock
+
+
+def loop(sock, n):
+    """The fastest bare code: blocking multipart send/recv (RCVTIMEO bounds the wait)."""
+    send, recv, dumps, loads = sock.send_multipart, sock.recv_multipart, json.dumps, json.loads
+    start = perf_counter()
+    for i in range(n):
+        send([dumps(["ping", i]).encode()])
+        if loads(recv()[-1]) != ["pong", i]:
+            raise BenchError(f"unexpected reply to ping {i}")
+    return perf_counter() - start
+
+
+def bench_roundtrips(n, rounds, tmpdir):
+    endpoint = f"ipc://{tmpdir}/pong"
+    proc = PongProc(endpoint)
+    proc.daemon = True
+    proc.start()
+    ctx = zmq.Context()
+    link = FaultLink(endpoint, endpoint=f"ipc://{tmpdir}/link")
+    direct, linked = req_socket(ctx, endpoint), req_socket(ctx, link.endpoint)
+    try:
+        loop(direct, 200)  # warm-up: connections, caches
+        loop(linked, 200)
+        link.partition()
+        link.heal()
+        rows = {"direct": [], "link": []}  # us per round trip
+        for r in range(rounds):
+            order = [("direct", direct), ("link", linked)]
+            if r % 2:
+                order.reverse()
+            for name, sock in order:
+                rows[name].append(loop(sock, n) / n * 1e6)
+        stats = link.stats
+        expected = 200 + rounds * n
+        if (stats["to_server"].messages, stats["to_client"].messages) != (expected, expected):
+            raise BenchError(f"the link counted {stats['to_server'].messages} requests and "
+                             f"{stats['to_client'].messages} replies, expected {expected}")
+        direct.send_multipart([json.dumps(STOP).encode()])
+        proc.join(WAIT)
+        if proc.exitcode != 0:
+            raise BenchError(f"PongProc did not stop on its stop message (exit code {proc.exitcode})")
+    finally:
+        direct.close()
+        linked.close()
+        link.close()
+        ctx.term()
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    return rows
+
+
+def bench_resets(resets, tmpdir):
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep.linger = 0
+    rep.rcvtimeo = rep.sndtimeo = int(WAIT * 1000)
+    rep.bind(f"ipc://{tmpdir}/rep")
+    link = FaultLink(f"ipc://{tmpdir}/rep", endpoint=f"ipc://{tmpdir}/reset-link")
+    req = req_socket(ctx, link.endpoint)
+    times = []
+    try:
+        for i in range(resets + 1):
+            start = perf_counter()
+            if i:
+                link.reset()
+            req.send(b"%d" % i)
+            if rep.recv() != b"%d" % i:
+                raise BenchError(f"unexpected request after reset {i}")
+            if i:
+                times.append((perf_counter() - start) * 1e3)
+            rep.send(b"ok")
+            req.recv()
+        if link.stats.accepted != resets + 1:
+            raise BenchError(f"expected {resets + 1} connections through the link, got {link.stats.accepted}")
+    finally:
+        req.close()
+        rep.close()
+        link.close()
+        ctx.term()
+    return times
+
+
+def run(args):
+    n = args.n or (300 if args.quick else 5000)
+    rounds = args.rounds or (3 if args.quick else 7)
+    resets = args.resets or (10 if args.quick else 100)
+    tmpdir = tempfile.mkdtemp(prefix="zpt-bench-")
+    try:
+        _bench.header("zmqprocesstest fault link benchmark")
+        print(f"(a) ping-pong round trips over ipc, REQ -> REP PongProc, direct and through a healed FaultLink: "
+              f"{rounds} alternating rounds x {n}")
+        rows = bench_roundtrips(n, rounds, tmpdir)
+        med = {k: median(v) for k, v in rows.items()}
+        paired = median([b / a for a, b in zip(rows["direct"], rows["link"])])
+        print(f"  {'':34s} {'us/rt':>8s} {'ratio':>6s} {'paired':>7s}  rounds (us/rt)")
+        for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP")):
+            print(f"  {label:34s} {med[name]:8.1f} {med[name] / med['direct']:6.2f} "
+                  f"{paired if name == 'link' else 1.0:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
+        print("  (ratio: of the medians; paired: median of the per-round ratios)")
+        ratio = med["link"] / med["direct"]
+        target(f"round trip through a healed link <= {TARGET_RATIO} x direct", ratio <= TARGET_RATIO,
+               f"ratio {med['link'] / med['direct']:.2f}, paired {paired:.2f}")
+
+        print(f"(b) {resets} resets of a link between REQ (RECONNECT_IVL 2 ms) and REP over ipc: "
+              "reset() to the REP receiving the first request on the new connection")
+        times = bench_resets(resets, tmpdir)
+        print(f"  median {median(times):.2f} ms, max {max(times):.2f} ms, min {min(times):.2f} ms")
+        target(f"reconnection after a reset, median <= {RESET_TARGET_MS:g} ms", median(times) <= RESET_TARGET_MS,
+               f"median {median(times):.2f} ms")
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    p = _bench.parser(__doc__.splitlines()[0], default_deadline=120)
+    p.add_argument("-n", type=int, default=0, help="round trips per measurement (default 5000, quick 300)")
+    p.add_argument("--rounds", type=int, default=0, help="alternating rounds of (a) (default 7, quick 3)")
+    p.add_argument("--resets", type=int, default=0, help="resets in (b) (default 100, quick 10)")
+    multiprocessing.set_start_method("fork", force=True)  # what the library and the other benchmarks assume
+    sys.exit(_bench.main_wrapper(run, p.parse_args()))

@@ -1,0 +1,222 @@
+"""ZMTP framing followed on the fly: where ZeroMQ messages start and end in a byte stream.
+
+A :class:`Tracker` reads one direction of one connection as it passes through a
+:class:`~zmqprocesstest.faults.FaultLink`, chunk by chunk, without copying: the ZMTP 3.x
+greeting (64 bytes: signature ``0xFF ... 0x7F``, version, mechanism name, as-server,
+filler), then frames (a flags byte: bit 0 MORE, bit 1 LONG, bit 2 COMMAND; a size of
+1 or 8 bytes; the body). Command frames (the handshake's READY, HELLO, WELCOME,
+INITIATE; PING and PONG heartbeats) are never part of a message; a message is the
+non-command frames up to the one without MORE. The tracker counts whole messages and,
+when drops are armed, leaves the frames of the next messages out.
+
+Only the NULL and PLAIN mechanisms send message frames in the clear. With CURVE (every
+message an encrypted MESSAGE command), an unknown mechanism, or peers that speak ZMTP
+2.0 or older, the tracker stops looking after the greeting and passes everything on.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["DROPPABLE_MECHANISMS", "Tally", "Tracker"]
+
+#: Mechanisms whose message frames travel in the clear, so a message can be left out.
+DROPPABLE_MECHANISMS = frozenset({"NULL", "PLAIN"})
+
+_GREETING, _FRAMES, _OPAQUE = 0, 1, 2
+_MORE, _LONG, _COMMAND = 1, 2, 4
+_GREETING_SIZE = 64
+Segments = Optional[List[Tuple[int, int]]]
+
+
+class Tally:
+    """Drops of one direction of a link: armed by the test, done by the trackers."""
+
+    __slots__ = ("armed", "dropped_messages", "dropped_bytes")
+
+    def __init__(self) -> None:
+        #: Messages still to drop (the next ones to start, on any connection).
+        self.armed = 0
+        self.dropped_messages = 0
+        self.dropped_bytes = 0
+
+
+class Tracker:
+    """The ZMTP framing of one direction of one connection.
+
+    :param tally: the direction's drops (shared by all connections of the link).
+    :param on_greeting: called with the tracker once its protocol is known.
+    """
+
+    __slots__ = ("tally", "on_greeting", "peer", "mode", "greeting", "major", "minor", "mechanism", "reason",
+                 "body", "need", "size", "flags", "in_msg", "dropping", "cur_drop")
+
+    def __init__(self, tally: Tally, on_greeting: Callable[["Tracker"], None]) -> None:
+        self.tally = tally
+        self.on_greeting = on_greeting
+        #: The tracker of the other direction (version negotiation), set by the link.
+        self.peer: Optional[Tracker] = None
+        self.mode = _GREETING
+        self.greeting = bytearray()
+        #: ZMTP major and minor version, and mechanism (``None`` until known).
+        self.major: Optional[int] = None
+        self.minor: Optional[int] = None
+        self.mechanism: Optional[str] = None
+        #: Why messages cannot be dropped on this connection (``None``: they can).
+        self.reason: Optional[str] = None
+        self.body = 0  # body bytes of the current frame still to come
+        self.need = 0  # size bytes of the current frame's header still to come
+        self.size = 0
+        self.flags = 0
+        self.in_msg = False  # between the frames of a multipart message
+        self.dropping = False  # the current message is being dropped
+        self.cur_drop = False  # the current frame's bytes are being dropped
+
+    # -- what the link asks ----------------------------------------------------------------------
+    @property
+    def protocol(self) -> str:
+        """``'ZMTP 3.1, NULL'``, ``'ZMTP 2.0 or older'``, or ``''`` before the greeting."""
+        if self.major is None or self.mode == _GREETING:
+            return ""
+        if self.mechanism is None:
+            return "ZMTP 2.0 or older" if self.major < 3 else f"ZMTP {self.major}.x"
+        return f"ZMTP {self.major}.{self.minor}, {self.mechanism}"
+
+    # -- the greeting -----------------------------------------------------------------------------
+    def _opaque(self, major: int, reason: str) -> None:
+        if self.mode == _OPAQUE:
+            return
+        self.mode, self.major, self.reason = _OPAQUE, major, reason
+        self.greeting = bytearray()
+        self.on_greeting(self)
+
+    def _greet(self, data: memoryview, n: int) -> int:
+        """Take greeting bytes from *data*; return where the frames start (or *n*)."""
+        g = self.greeting
+        take = min(n, _GREETING_SIZE - len(g))
+        g += data[:take]
+        if len(g) >= 1 and g[0] != 0xFF or len(g) >= 10 and not g[9] & 1:
+            self._opaque(1, "the peers speak ZMTP 1.0 (no version in the greeting)")
+            return n
+        if len(g) < 11:
+            return n
+        major = g[10]
+        peer = self.peer
+        if peer is not None and peer.major is not None:
+            major = min(major, peer.major)  # the peers settle on the older version
+        if major < 3:
+            old = "the peers speak ZMTP 2.0 or older"
+            self._opaque(major, old)
+            if peer is not None:
+                peer._opaque(major, old)
+            return n
+        self.major = major
+        if len(g) < _GREETING_SIZE:
+            return n
+        self.minor = g[11]
+        self.mechanism = bytes(g[12:32]).rstrip(b"\0").decode("ascii", "replace")
+        self.greeting = bytearray()
+        if self.mechanism in DROPPABLE_MECHANISMS:
+            self.mode = _FRAMES
+        else:
+            self.mode = _OPAQUE
+            self.reason = (f"the {self.mechanism} mechanism encrypts each message (an encrypted MESSAGE command), "
+                           "so a dropped message would break the nonce sequence"
+                           if self.mechanism == "CURVE" else f"the {self.mechanism} mechanism is not understood")
+        self.on_greeting(self)
+        return take
+
+    # -- the frames -----------------------------------------------------------------------------
+    def feed(self, data: memoryview, n: int) -> Tuple[int, Segments]:
+        """Follow the next *n* bytes of *data*.
+
+        Returns the number of messages completed in them and ``None`` if all the
+        bytes go on, or else the ``(start, end)`` slices that go on (drops left out).
+        """
+        mode = self.mode
+        if mode == _OPAQUE:
+            return 0, None
+        i = 0
+        if mode == _GREETING:
+            i = self._greet(data, n)
+            if self.mode != _FRAMES or i >= n:
+                return 0, None
+        msgs = 0
+        segs: Segments = None
+        keep = 0  # where the bytes that go on start
+        dstart = 0 if self.cur_drop else -1  # where the dropped frame started, in this chunk
+        body, need, flags, cur_drop = self.body, self.need, self.flags, self.cur_drop
+        while i < n:
+            if body:
+                if n - i < body:
+                    body -= n - i
+                    i = n
+                    break
+                i += body
+                body = 0
+            elif need:  # a frame header split between chunks (rare): the size byte by byte
+                size = self.size
+                while need and i < n:
+                    size = (size << 8) | data[i]
+                    i += 1
+                    need -= 1
+                self.size = size
+                if need:
+                    break
+                body = size
+                if body:
+                    continue
+            else:  # a frame starts
+                flags = data[i]
+                if not flags & _COMMAND and not self.in_msg:
+                    self.in_msg = True
+                    tally = self.tally
+                    if tally.armed > 0:
+                        tally.armed -= 1
+                        tally.dropped_messages += 1
+                        self.dropping = True
+                cur_drop = self.dropping and not flags & _COMMAND
+                if cur_drop:
+                    dstart = i
+                if flags & _LONG:
+                    if n - i >= 9:
+                        body = int.from_bytes(data[i + 1:i + 9], "big")
+                        i += 9
+                    else:
+                        need, self.size, i = 8, 0, i + 1
+                        continue
+                elif n - i >= 2:
+                    body = data[i + 1]
+                    i += 2
+                else:
+                    need, self.size, i = 1, 0, i + 1
+                    continue
+                if body:
+                    continue
+            # the frame ends at i
+            if not flags & (_COMMAND | _MORE):
+                self.in_msg = False
+                if self.dropping:
+                    self.dropping = False
+                else:
+                    msgs += 1
+            if cur_drop:
+                if segs is None:
+                    segs = []
+                if keep < dstart:
+                    segs.append((keep, dstart))
+                self.tally.dropped_bytes += i - dstart
+                keep, dstart, cur_drop = i, -1, False
+        self.body, self.need, self.flags, self.cur_drop = body, need, flags, cur_drop
+        if dstart >= 0:  # a dropped frame goes on in the next chunk
+            if segs is None:
+                segs = []
+            if keep < dstart:
+                segs.append((keep, dstart))
+            self.tally.dropped_bytes += n - dstart
+            keep = n
+        if segs is not None and keep < n:
+            segs.append((keep, n))
+        return msgs, segs
