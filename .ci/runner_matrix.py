@@ -55,6 +55,8 @@ def runners(top, start):
         ("pytest", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", rel]),
         ("pytest-xdist (-n 2)", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-n", "2", rel]),
         ("unittest-parallel (-j 2)", [os.path.join(BIN, "unittest-parallel"), "-s", rel, "-t", ".", "-j", "2"]),
+        ("unittest-parallel (-j 2, --level class)",
+         [os.path.join(BIN, "unittest-parallel"), "-s", rel, "-t", ".", "-j", "2", "--level", "class"]),
         ("xmlrunner (JUnit XML)", [PY, "-m", "xmlrunner", "discover", "-s", rel, "-t", ".", "-o", "REPORTS"]),
     ]
 
