@@ -4,7 +4,8 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase, SystemTestCase
-from zmqprocesstest.events import Events, event, known_events
+from zmqprocesstest.events import Events, event
+from zmqprocesstest.loop import known_events
 
 from . import samples
 from .support import only_problem, problems, run_case

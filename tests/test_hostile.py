@@ -153,7 +153,7 @@ class TestGeneratorMisbehaviour(unittest.TestCase):
         self.assertEqual(problems(run_case(Persists)), [])
 
     def test_generator_that_ignores_close_is_still_stopped(self):
-        from zmqprocesstest import events as events_module
+        from zmqprocesstest import loop as events_module
         released = []
 
         class Ignores(ProcessTestCase):

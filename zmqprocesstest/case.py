@@ -23,7 +23,8 @@ from . import marks as _marks
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
-from .events import Events, dispatch, run_events, trim_traceback
+from .events import Events
+from .loop import dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot

@@ -12,20 +12,17 @@ that users define on their own test case classes are events too (a custom ``log`
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
 import signal as _signal
 import time
-import types
-from typing import Any, Callable, FrozenSet, Generator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, List, Optional, Sequence, TypeVar, Union
 
 import zmq
 
-from ._config import FULL_TRACEBACK_ENV, env_flag, scaled
+from ._config import scaled
 from .processes import ProcessError
-from ._watchdog import TestTimeout
 from .endpoints import wait_listening
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
@@ -35,10 +32,11 @@ from .transcript import short_frames
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["EventError", "Events", "dispatch", "event", "known_events", "run_events", "trim_traceback"]
+__all__ = ["EVENT_ATTR", "EventError", "Events", "check_socket", "event", "frames_arg", "int_arg", "seconds_arg"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_EVENT_ATTR = "__zmqprocesstest_event__"
+#: The attribute that marks a built-in event.
+EVENT_ATTR = "__zmqprocesstest_event__"
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +51,7 @@ class _BadArgument(TypeError):
 
 def event(func: F) -> F:
     """Mark a method of the library as a built-in event (one a test may yield)."""
-    setattr(func, _EVENT_ATTR, True)
+    setattr(func, EVENT_ATTR, True)
     return func
 
 
@@ -101,16 +99,6 @@ def check_socket(case: Any, sock: Any) -> TestSocket:
                                     or (isinstance(case, type) and issubclass(case, owner))):
         return sock  # shared by the test's class or module
     raise ValueError(f"{sock.describe()} belongs to another test ({owner_name(owner)}); make it with self.socket()")
-
-
-def _signature(name: str, handler: Callable[..., Any]) -> str:
-    try:
-        params = inspect.signature(handler).parameters.values()
-    except (TypeError, ValueError):
-        return f"('{name}', ...)"
-    shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params
-             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return f"('{name}'" + "".join(", " + p for p in shown) + ")"
 
 
 # -- the built-in events -----------------------------------------------------------------------
@@ -285,148 +273,3 @@ def _ignore_rule(ignore: Any) -> Callable[[List[bytes]], bool]:
                            f"got {ignore!r}")
     prefixes = tuple(t.encode("utf-8") if isinstance(t, str) else t for t in topics)
     return lambda frames: bool(frames) and bytes(frames[0]).startswith(prefixes)
-
-
-# -- finding events ------------------------------------------------------------------------------
-def _is_library(klass: type) -> bool:
-    return klass.__module__.split(".")[0] in ("zmqprocesstest", "unittest") or klass is object
-
-
-def known_events(cls: type) -> FrozenSet[str]:
-    """Names a test of *cls* can yield: marked methods, and public methods of user classes.
-
-    A user's public method is an event unless its name is a library method that is not
-    one (``setUp``, ``socket``, ``assertGolden``...), or a test method.
-    """
-    cached = cls.__dict__.get("_zpt_events")
-    if cached is not None:
-        return cached
-    prefix = getattr(cls, "testMethodPrefix", "test")
-    library = {name for klass in cls.__mro__ if _is_library(klass) for name in vars(klass)}
-    names = set()
-    for klass in cls.__mro__:
-        for name, value in vars(klass).items():
-            if getattr(value, _EVENT_ATTR, False):
-                names.add(name)
-            elif (not _is_library(klass) and not name.startswith("_") and not name.startswith(prefix)
-                  and name not in library and callable(value)
-                  and not isinstance(value, (type, classmethod, staticmethod))):
-                names.add(name)
-    result = frozenset(names)
-    setattr(cls, "_zpt_events", result)
-    return result
-
-
-# -- the send-back loop ------------------------------------------------------------------------
-def trim_traceback(exc: BaseException) -> BaseException:
-    """Drop zmqprocesstest's own frames from *exc*'s traceback (user frames stay)."""
-    if env_flag(FULL_TRACEBACK_ENV):
-        return exc
-    kept: List[types.TracebackType] = []
-    tb = exc.__traceback__
-    while tb is not None:
-        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE_DIR:
-            kept.append(tb)
-        tb = tb.tb_next
-    new_tb: Optional[types.TracebackType] = None
-    for entry in reversed(kept):
-        new_tb = types.TracebackType(new_tb, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
-    return exc.with_traceback(new_tb)
-
-
-def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
-    if type(item) is not tuple:
-        raise EventError(f"expected a tuple ('event', *args) to be yielded, got {type(item).__name__} {item!r}")
-    if not item:
-        raise EventError("expected a tuple ('event', *args) to be yielded, got an empty tuple")
-    name = item[0]
-    if not isinstance(name, str):
-        raise EventError(f"expected an event name (str) first in the yielded tuple, got {name!r}")
-    shared = isinstance(case, type)  # a stop event of what a class or module shares
-    events = known_events(case if shared else type(case))
-    if name not in events:
-        raise EventError(f"unknown event {name!r}; known events: {', '.join(sorted(events))}. "
-                         f"Add one by defining a method {name}(self, ...) on the test case")
-    handler = getattr(case, name)
-    if shared and not isinstance(handler, types.MethodType):
-        handler = types.MethodType(handler, case)
-    return handler, item[1:]
-
-
-def _call(name: str, handler: Callable[..., Any], args: Tuple[Any, ...]) -> Any:
-    try:
-        return handler(*args)
-    except _BadArgument as exc:
-        raise _BadArgument(f"{exc}; event {name!r} takes {_signature(name, handler)}") from None
-    except TypeError as exc:
-        try:
-            inspect.signature(handler).bind(*args)
-        except TypeError as bind_error:
-            raise EventError(f"bad arguments for event {name!r}: {bind_error}; expected "
-                             f"{_signature(name, handler)}, got {args!r}") from None
-        except ValueError:
-            pass
-        raise exc
-
-
-def dispatch(case: Any, item: Any) -> Any:
-    """Handle one event *item* (``('name', *args)``) on *case* as the loop does; return the result."""
-    handler, args = _handler_for(case, item)
-    return _call(item[0], handler, args)
-
-
-#: Generators that refused to close; kept so their finaliser does not complain at exit.
-_UNSTOPPABLE: List[Generator[Any, Any, Any]] = []
-
-
-def _close(gen: Generator[Any, Any, Any]) -> None:
-    try:
-        gen.close()
-    except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
-        _UNSTOPPABLE.append(gen)
-
-
-def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float] = None,
-               on_timeout: Optional[Callable[[Any], BaseException]] = None) -> None:
-    """Drive a generator test: dispatch each yielded event, send results back.
-
-    An exception from a handler is thrown into the generator at its ``yield`` (with
-    zmqprocesstest's own frames removed from the traceback), so the test may catch it
-    and an uncaught one points at the yield line. The test fails if it returns a value.
-    Past *deadline* (``time.monotonic()``), the generator is closed before the next
-    event and ``on_timeout(event)`` is raised.
-    """
-    try:
-        _drive(case, gen, deadline, on_timeout)
-    except (KeyboardInterrupt, SystemExit, TestTimeout):
-        # Not for the test to catch: the generator is closed, and the traceback stays
-        # at the line that was running (a blocking handler, or the test itself).
-        _close(gen)
-        raise
-
-
-def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
-           on_timeout: Optional[Callable[[Any], BaseException]]) -> None:
-    value: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            item = gen.send(value) if error is None else gen.throw(error)
-        except StopIteration as stop:
-            if stop.value is not None:
-                raise TypeError(f"expected the test to return None, got {stop.value!r}; "
-                                "use self.assert...() to check a result") from None
-            return
-        finally:
-            error = None
-        if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
-            raise on_timeout(item)
-        try:
-            value = dispatch(case, item)
-        except (KeyboardInterrupt, SystemExit, TestTimeout):
-            raise
-        except BaseException as exc:
-            if isinstance(exc, SocketTimeout) and exc.event is None:
-                exc.event = item[0]
-            error = trim_traceback(exc)
-            value = None
