@@ -142,3 +142,41 @@ class TestRecvNothing(unittest.TestCase):
         result, _ = self.run_with(42, [])
         self.assertIn("expected ignore to be a topic prefix, a list of them or a function of the frames, got 42",
                       only_problem(self, result, "error"))
+
+
+class TestRawFramesAndTheSlowJoiner(unittest.TestCase):
+    def test_send_raw_and_recv_raw_skip_the_json_codec(self):
+        seen = {}
+
+        class Raw(samples.PongCase):
+            def test_it(self):
+                yield ("send_raw", self.req, [b'["ping", 5]'])
+                seen["reply"] = yield ("recv_raw", self.req)
+
+        self.assertEqual(problems(run_case(Raw)), [])
+        self.assertEqual(seen["reply"], [b'["pong", 5]'])
+
+    def test_wait_subscribed_repeats_the_trigger_until_the_first_message(self):
+        seen = {}
+
+        class SlowJoiner(ProcessTestCase):
+            def test_it(self):
+                pub = self.socket(zmq.PUB, bind=self.endpoint)
+                sub = self.socket(zmq.SUB, connect=self.endpoint, subscribe=b"hello")
+                first = yield ("wait_subscribed", sub, ("send_raw", pub, [b"hello", b"?"]))
+                yield ("send_raw", pub, [b"news", b"1"])
+                seen["first"] = first
+
+        self.assertEqual(problems(run_case(SlowJoiner)), [])
+        self.assertEqual(seen["first"], [b"hello", b"?"])
+
+    def test_wait_subscribed_is_bounded_and_says_what_it_repeated(self):
+        class NeverJoins(ProcessTestCase):
+            def test_it(self):
+                pub = self.socket(zmq.PUB, bind=self.endpoint)
+                sub = self.socket(zmq.SUB, connect=self.endpoint, subscribe=b"other")
+                yield ("wait_subscribed", sub, ("send_raw", pub, [b"hello"]), 0.2)
+
+        text = only_problem(self, run_case(NeverJoins))
+        self.assertRegex(text, r"expected a message on socket 'SUB' .* within 0.2 s while repeating "
+                               r"\('send_raw', .*\) \(\d+ times\); none came")

@@ -224,5 +224,67 @@ class TestAKindOfProcessOfYourOwn(unittest.TestCase):
         self.assertEqual((seen["proc"].stopped_by, seen["proc"].exitcode()), ("SIGINT", -signal.SIGINT))
 
 
+class TestProcessFaults(unittest.TestCase):
+    def test_a_frozen_process_hangs_but_is_not_dead_and_thaws(self):
+        seen = {}
+
+        class Freezes(samples.PongCase):
+            def test_it(self):
+                yield ("freeze", self.proc)
+                yield ("send", self.req, [], ["ping", 1])
+                try:
+                    yield ("recv", self.req, -1, 0.2)
+                except AssertionError as exc:
+                    seen["while frozen"] = type(exc).__name__
+                yield ("thaw", self.proc)
+                seen["after thaw"] = yield ("recv", self.req, -1, 2.0)
+                yield ("freeze", self.proc)  # left frozen: thawed before it is stopped
+                seen["managed"] = self.managed(self.proc)
+
+        self.assertEqual(problems(run_case(Freezes)), [])
+        self.assertEqual(seen["while frozen"], "SocketTimeout")  # a hang, not ProcessDied
+        self.assertEqual(seen["after thaw"], [["pong", 1]])
+        self.assertEqual((seen["managed"].stopped_by, seen["managed"].exitcode()), ("SIGINT", 0))
+
+    def test_restart_gives_a_new_process_on_the_same_endpoint(self):
+        seen = {}
+
+        class Restarts(samples.PongCase):
+            def test_it(self):
+                ctl = self.socket(zmq.DEALER, connect=self.endpoint, name="ctl")  # a REQ would wait for a reply
+                self.set_stop_message(self.proc, ctl, ["plzdiekthxbye", None], header=[b""])
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req)
+                old, old_pid = self.managed(self.proc), self.proc.pid
+                self.proc = yield ("restart", self.proc)
+                seen["pids"] = (old_pid, self.proc.pid)
+                yield ("send", self.req, [], ["ping", 2])
+                seen["reply"] = yield ("recv", self.req, -1, 2.0)
+                seen["old"], seen["new"] = old.exitcode(), self.managed(self.proc)
+
+        self.assertEqual(problems(run_case(Restarts)), [])
+        self.assertNotEqual(*seen["pids"])
+        self.assertEqual((seen["reply"], seen["old"]), ([["pong", 2]], 0))
+        self.assertEqual(seen["new"].stopped_by, "message")  # the polite stop carried over
+
+    def test_restart_a_command(self):
+        seen = {}
+
+        class RestartsCommand(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-m", "pingpong.pongproc", self.endpoint], cwd=EXAMPLES)
+                req = self.socket(zmq.REQ, connect=self.endpoint)
+                yield ("send", req, [], ["ping", 1])
+                yield ("recv", req, -1, 5.0)
+                new = yield ("restart", proc)
+                yield ("send", req, [], ["ping", 2])
+                seen["reply"] = yield ("recv", req, -1, 5.0)
+                seen["pids"] = (proc.pid, new.pid)
+
+        self.assertEqual(problems(run_case(RestartsCommand)), [])
+        self.assertEqual(seen["reply"], [["pong", 2]])
+        self.assertNotEqual(*seen["pids"])
+
+
 if __name__ == "__main__":
     unittest.main()

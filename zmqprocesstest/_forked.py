@@ -126,6 +126,8 @@ class ForkedProcess(ManagedProcess):
         if output is not None:
             output.start()
         managed = cls(proc, name or proc.name, output, stop_timeouts, stop_steps)
+        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, stop_timeouts=stop_timeouts,
+                                             stop_steps=stop_steps, start_method=start_method)
         managed._started_fd = started_r
         return managed
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence, TypeVar, Union
 import zmq
 
 from ._config import scaled
-from .processes import ProcessError
+from .processes import ProcessError, ProcessStopError
 from .endpoints import wait_listening
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
@@ -210,6 +210,71 @@ class Events:
         """Event: send signal *sig* to *proc* (with ``group=True``, to its process group)."""
         int_arg("sig", sig, "a signal number such as signal.SIGINT", allow_none=False)
         self.managed(proc).send_signal(sig, group=group)  # type: ignore[attr-defined]
+
+    @event
+    def freeze(self, proc: Any) -> None:
+        """Event: freeze *proc* and its process group (SIGSTOP): it hangs, as far as its
+        peers can tell. A freeze is not a crash; the process is thawed before it is stopped."""
+        self.managed(proc).freeze()  # type: ignore[attr-defined]
+
+    @event
+    def thaw(self, proc: Any) -> None:
+        """Event: let a frozen *proc* go on (SIGCONT)."""
+        self.managed(proc).thaw()  # type: ignore[attr-defined]
+
+    @event
+    def restart(self, proc: Any) -> Any:
+        """Event: stop *proc* with its stop protocol and start it again with the same
+        arguments (and endpoints); return the new process object.
+
+        Fails (:class:`~zmqprocesstest.ProcessStopError`) if the stop needed more than
+        the polite step; the new process runs all the same.
+        """
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        new, problems = managed.restart()
+        self._resources().replace(managed, new)  # type: ignore[attr-defined]
+        if problems:
+            raise ProcessStopError("restarting: " + "\n".join(problems) + "\n  " + managed.report())
+        return new.obj
+
+    @event
+    def send_raw(self, sock: TestSocket, frames: Sequence[Any], timeout: Optional[float] = None) -> None:
+        """Event: send *frames* as they are (bytes; str is UTF-8 encoded), without the JSON codec."""
+        check_socket(self, sock)
+        sock.send_multipart(frames_arg("frames", frames), timeout=seconds_arg("timeout", timeout))
+
+    @event
+    def recv_raw(self, sock: TestSocket, timeout: Optional[float] = None) -> List[Any]:
+        """Event: receive a multipart message as raw frames (bytes), without the JSON codec."""
+        check_socket(self, sock)
+        return sock.recv_multipart(timeout=seconds_arg("timeout", timeout))
+
+    @event
+    def wait_subscribed(self, sock: TestSocket, trigger: Any, timeout: Optional[float] = None,
+                        interval: float = 0.01) -> List[Any]:
+        """Event: repeat the *trigger* event until a message arrives on *sock*; return it (raw).
+
+        The slow joiner: a SUB socket receives nothing its publisher sends before the
+        subscription has reached it, and nothing tells when that is. So send something
+        (*trigger*, any event tuple, e.g. ``("send", pub, [b"hello"], None)``) every
+        *interval* seconds until the first message comes, bounded by *timeout*.
+        """
+        from .loop import dispatch  # the loop imports this module
+
+        check_socket(self, sock)
+        if type(trigger) is not tuple or not trigger or not isinstance(trigger[0], str):
+            raise _BadArgument(f"expected trigger to be an event tuple ('name', *args), got {trigger!r}")
+        seconds_arg("interval", interval, allow_none=False)
+        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        deadline, count = time.monotonic() + limit, 0
+        while True:
+            dispatch(self, trigger)
+            count += 1
+            if sock.poll(max(0.0, min(interval, deadline - time.monotonic()))):
+                return sock.recv_multipart(timeout=0)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"expected a message on {sock.describe()} within {limit:g} s while repeating "
+                                     f"{trigger!r} ({count} times); none came (is it subscribed to that topic?)")
 
     @event
     def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:

@@ -103,6 +103,10 @@ class ManagedProcess:
         self.stop_replies: Optional[Callable[[], str]] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: Starts the same process again (same arguments), for ``restart``; set by ``start``.
+        self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
+        #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
+        self.frozen = False
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
         #: The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``).
@@ -205,6 +209,33 @@ class ManagedProcess:
             os.killpg(self.pgid, sig)
         else:
             os.kill(self.pid, sig)
+
+    def freeze(self) -> None:
+        """Stop the whole process group with SIGSTOP (a hang, as far as its peers can tell)."""
+        if self.exitcode() is not None:
+            raise ProcessDied(f"cannot freeze {self.describe()}: it is not running")
+        self.signal_quietly(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """Let a frozen process group go on (SIGCONT)."""
+        self.signal_quietly(signal.SIGCONT)
+        self.frozen = False
+
+    def restart(self) -> Tuple["ManagedProcess", List[str]]:
+        """Stop it with its stop protocol and start it again with the same arguments.
+
+        Returns the new record (with the same polite stop and stop steps) and the
+        problems of the stop.
+        """
+        if self.relaunch is None:
+            raise ValueError(f"cannot restart {self.describe()}: it was not started by a launcher that can "
+                             "start it again")
+        problems = self.stop()
+        new = self.relaunch()
+        new.stop_action, new.stop_replies = self.stop_action, self.stop_replies
+        new.stop_steps, new.stop_timeouts = self.stop_steps, self.stop_timeouts
+        return new, problems
 
     def signal_quietly(self, sig: int) -> None:
         """Send *sig* to its group (or to it), ignoring that it may be gone already."""
@@ -346,7 +377,10 @@ class CommandProcess(ManagedProcess):
             raise
         if output is not None:
             output.start()
-        return cls(popen, name or os.path.basename(argv[0]), output, stop_timeouts, stop_steps)
+        managed = cls(popen, name or os.path.basename(argv[0]), output, stop_timeouts, stop_steps)
+        managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture,
+                                             stop_timeouts=stop_timeouts, stop_steps=stop_steps)
+        return managed
 
     def _poll(self) -> Optional[int]:
         return self.obj.poll()

@@ -99,6 +99,13 @@ class Resources:
         self.refresh()
         return proc
 
+    def replace(self, old: ManagedProcess, new: ManagedProcess) -> None:
+        """Put *new* (a restarted process) where *old* was, here or in a parent."""
+        for res in [self] + self.parents:
+            if old in res.processes:
+                res.processes[res.processes.index(old)] = new
+        self.refresh()
+
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
         if self.tmpdir is None:

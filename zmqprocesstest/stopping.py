@@ -141,6 +141,8 @@ def stop(proc: "ManagedProcess") -> List[str]:
     it stopped politely and cleanly.
     """
     problems: List[str] = []
+    if proc.frozen:
+        proc.thaw()  # a frozen process cannot act on a stop message or SIGINT
     steps = [STOP_STEPS[name] for name in proc.stop_steps if STOP_STEPS[name].applies(proc)]
     polite = steps[0]
     code = proc.exitcode()
