@@ -4,14 +4,20 @@
     (REP), directly and through a FaultLink that was partitioned and healed first
     (so it counts messages and follows the framing, as in a test); rounds alternate,
     both loops run in each round, medians and the median per-round ratio are reported.
+    Like roundtrip.py it runs twice: with the client, the link's thread and PongProc on
+    one CPU (--cpu; reproducible: the cost of the work itself), and where the scheduler
+    puts them (adds cross-CPU wake-ups, two more per round trip through the link).
 (b) R resets of a link between a REQ socket (RECONNECT_IVL 2 ms, as make_sock sets)
     and a REP socket, both in this process: the time from calling reset() to the REP
-    receiving the client's first message on its new connection; median and max.
+    receiving the client's first message on its new connection; median and max. The
+    client sends once its monitor reports the disconnect (a request sent before that
+    may be taken by the dying connection and lost, as with any REQ socket).
 
-Usage: python benchmarks/fault_link.py [--quick] [-n N] [--rounds R] [--resets R]
+Usage: python benchmarks/fault_link.py [--quick] [-n N] [--rounds R] [--resets R] [--cpu C]
 """
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +26,8 @@ import _bench  # sets sys.path: repo root and docs/examples first
 from _bench import STOP, WAIT, BenchError, median, perf_counter, target
 
 import zmq
+
+from zmq.utils.monitor import recv_monitor_message
 
 from zmqprocesstest.faults import FaultLink
 from pingpong.pongproc import PongProc
@@ -48,7 +56,16 @@ def loop(sock, n):
     return perf_counter() - start
 
 
-def bench_roundtrips(n, rounds, tmpdir):
+def bench_roundtrips(n, rounds, tmpdir, cpus=None):
+    """Alternate the two loops; with *cpus*, this thread (so PongProc and the link's
+    thread, which it starts) runs on those CPUs only."""
+    if cpus:
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+        try:
+            return bench_roundtrips(n, rounds, tmpdir)
+        finally:
+            os.sched_setaffinity(0, allowed)
     endpoint = f"ipc://{tmpdir}/pong"
     proc = PongProc(endpoint)
     proc.daemon = True
@@ -96,12 +113,15 @@ def bench_resets(resets, tmpdir):
     rep.bind(f"ipc://{tmpdir}/rep")
     link = FaultLink(f"ipc://{tmpdir}/rep", endpoint=f"ipc://{tmpdir}/reset-link")
     req = req_socket(ctx, link.endpoint)
+    mon = req.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     times = []
     try:
         for i in range(resets + 1):
             start = perf_counter()
             if i:
                 link.reset()
+                if not mon.poll(int(WAIT * 1000)) or recv_monitor_message(mon)["event"] != zmq.EVENT_DISCONNECTED:
+                    raise BenchError(f"the client did not see the disconnect of reset {i}")
             req.send(b"%d" % i)
             if rep.recv() != b"%d" % i:
                 raise BenchError(f"unexpected request after reset {i}")
@@ -112,11 +132,26 @@ def bench_resets(resets, tmpdir):
         if link.stats.accepted != resets + 1:
             raise BenchError(f"expected {resets + 1} connections through the link, got {link.stats.accepted}")
     finally:
+        req.disable_monitor()
+        mon.close()
         req.close()
         rep.close()
         link.close()
         ctx.term()
     return times
+
+
+def report_roundtrips(rows, where):
+    med = {k: median(v) for k, v in rows.items()}
+    paired = median([b / a for a, b in zip(rows["direct"], rows["link"])])
+    print(f"  {'':34s} {'us/rt':>8s} {'ratio':>6s} {'paired':>7s}  rounds (us/rt)")
+    for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP")):
+        print(f"  {label:34s} {med[name]:8.1f} {med[name] / med['direct']:6.2f} "
+              f"{paired if name == 'link' else 1.0:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
+    print("  (ratio: of the medians; paired: median of the per-round ratios)")
+    ratio = med["link"] / med["direct"]
+    target(f"round trip through a healed link <= {TARGET_RATIO} x direct, {where}", ratio <= TARGET_RATIO,
+           f"ratio {ratio:.2f}, paired {paired:.2f}")
 
 
 def run(args):
@@ -126,19 +161,13 @@ def run(args):
     tmpdir = tempfile.mkdtemp(prefix="zpt-bench-")
     try:
         _bench.header("zmqprocesstest fault link benchmark")
-        print(f"(a) ping-pong round trips over ipc, REQ -> REP PongProc, direct and through a healed FaultLink: "
-              f"{rounds} alternating rounds x {n}")
-        rows = bench_roundtrips(n, rounds, tmpdir)
-        med = {k: median(v) for k, v in rows.items()}
-        paired = median([b / a for a, b in zip(rows["direct"], rows["link"])])
-        print(f"  {'':34s} {'us/rt':>8s} {'ratio':>6s} {'paired':>7s}  rounds (us/rt)")
-        for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP")):
-            print(f"  {label:34s} {med[name]:8.1f} {med[name] / med['direct']:6.2f} "
-                  f"{paired if name == 'link' else 1.0:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
-        print("  (ratio: of the medians; paired: median of the per-round ratios)")
-        ratio = med["link"] / med["direct"]
-        target(f"round trip through a healed link <= {TARGET_RATIO} x direct", ratio <= TARGET_RATIO,
-               f"ratio {med['link'] / med['direct']:.2f}, paired {paired:.2f}")
+        placements = [("on one CPU", {args.cpu}), ("where the scheduler puts them", None)]
+        if args.cpu < 0:
+            placements = placements[1:]
+        for where, cpus in placements:
+            print(f"(a) ping-pong round trips over ipc, REQ -> REP PongProc, direct and through a healed FaultLink, "
+                  f"{where}{f' (cpu {args.cpu})' if cpus else ''}: {rounds} alternating rounds x {n}")
+            report_roundtrips(bench_roundtrips(n, rounds, tmpdir, cpus), where)
 
         print(f"(b) {resets} resets of a link between REQ (RECONNECT_IVL 2 ms) and REP over ipc: "
               "reset() to the REP receiving the first request on the new connection")
@@ -155,5 +184,7 @@ if __name__ == "__main__":
     p.add_argument("-n", type=int, default=0, help="round trips per measurement (default 5000, quick 300)")
     p.add_argument("--rounds", type=int, default=0, help="alternating rounds of (a) (default 7, quick 3)")
     p.add_argument("--resets", type=int, default=0, help="resets in (b) (default 100, quick 10)")
+    p.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)),
+                   help="CPU for the pinned run of (a) (default: the last one; -1: only the unpinned run)")
     multiprocessing.set_start_method("fork", force=True)  # what the library and the other benchmarks assume
     sys.exit(_bench.main_wrapper(run, p.parse_args()))
