@@ -95,8 +95,9 @@ class TestSendBackLoop(unittest.TestCase):
 
     def test_unknown_event_lists_known_ones(self):
         self.assertBadYield("test_unknown_event", "unknown event 'pingg'",
-                            "known events: explode, log, recv, recv_nothing, send, signal, wait_endpoint, "
-                            "wait_exit, wait_output",
+                            "known events: delay, drop, explode, freeze, heal, log, partition, recv, recv_nothing, "
+                            "recv_raw, refuse, reset, restart, send, send_raw, signal, thaw, wait_endpoint, wait_exit, "
+                            "wait_output, wait_subscribed.",
                             "Add one by defining a method pingg(self, ...)")
 
     def test_wrong_arguments_for_a_handler(self):

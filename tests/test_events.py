@@ -15,8 +15,10 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
     def test_builtin_events_are_the_marked_methods(self):
         marked = {name for name, value in vars(Events).items() if getattr(value, "__zmqprocesstest_event__", False)}
         self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
-                                  "wait_endpoint"})
-        self.assertEqual(known_events(ProcessTestCase), frozenset(marked))
+                                  "wait_endpoint", "send_raw", "recv_raw", "wait_subscribed", "freeze", "thaw",
+                                  "restart"})
+        faults = {"partition", "heal", "reset", "refuse", "delay", "drop"}
+        self.assertEqual(known_events(ProcessTestCase), frozenset(marked | faults))
 
     def test_library_methods_of_system_test_case_are_not_events(self):
         class Golden(SystemTestCase):

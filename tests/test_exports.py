@@ -9,7 +9,7 @@ import zmqprocesstest
 from .support import ROOT
 
 DOCUMENTED = {
-    "EventError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout", "ProcessDied", "ProcessError",
+    "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout", "ProcessDied", "ProcessError",
     "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult", "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "make_sock", "mark", "normalise_path", "normalise_pids",
     "normalise_ports", "normalise_regex", "normalise_timestamps", "process", "run_program", "system", "module_scope",

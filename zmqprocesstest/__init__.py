@@ -3,6 +3,7 @@ from importlib import metadata as _metadata
 
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import EventError
+from .faults import FaultLink, FaultLinkError
 from .marks import mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
@@ -18,6 +19,8 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that was n
 
 __all__ = [
     "EventError",
+    "FaultLink",
+    "FaultLinkError",
     "LeakError",
     "ManagedProcess",
     "MockCall",

@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-__all__ = ["add_note", "alive", "child_pids", "command_line", "open_fds", "thread_state", "wait_gone"]
+__all__ = ["add_note", "alive", "child_pids", "command_line", "group_members", "open_fds", "signal_main_thread",
+           "thread_state", "wait_gone"]
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -119,3 +120,44 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X", b"x")
+
+
+def group_members(pgid: int) -> List[int]:
+    """Pids of the processes in process group *pgid* (empty where ``/proc`` is missing)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.isdigit():
+            fields = _stat_fields(f"/proc/{entry}/stat")
+            if fields is not None and int(fields[2]) == pgid:
+                found.append(int(entry))
+    return found
+
+
+_tgkill: Any = None
+
+
+def signal_main_thread(pid: int, sig: int) -> None:
+    """Send *sig* to the main thread of process *pid* (Linux ``tgkill``), else to the process.
+
+    A signal sent to a process may land on any of its threads that does not block it:
+    on a libzmq thread in the instant before it masks signals, CPython only sets a flag,
+    and the main thread, blocked in ``poll``, never learns of it. Sent to the main
+    thread, the signal interrupts its blocking call and the handler runs at once.
+
+    :raises ProcessLookupError: the process is gone.
+    """
+    global _tgkill
+    if _tgkill is None:
+        try:
+            import ctypes
+
+            _tgkill = ctypes.CDLL(None, use_errno=True).tgkill
+        except (OSError, AttributeError):
+            _tgkill = False
+    if _tgkill and _tgkill(pid, pid, sig) == 0:
+        return
+    os.kill(pid, sig)  # no tgkill, or it failed: the process-directed signal (raises if gone)

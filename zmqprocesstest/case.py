@@ -24,6 +24,7 @@ from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
 from .events import Events
+from .faults import FaultEvents, FaultLink, make_link
 from .loop import dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
@@ -70,7 +71,7 @@ class ProcessTestMeta(type):
         _marks.propagate(cls, prefix)
 
 
-class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
+class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessTestMeta):
     """A :class:`unittest.TestCase` for testing PyZMQ processes with real messages.
 
     Generator test methods yield events (see :meth:`run_events`); ordinary test methods
@@ -228,6 +229,20 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
             stop_steps=self.stop_steps)).obj
 
     @scoped
+    def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
+        """A :class:`~zmqprocesstest.FaultLink` to *endpoint*, closed after the test.
+
+        Connect clients to ``link.endpoint`` instead of *endpoint*; the fault events
+        (``partition``, ``heal``, ``reset``, ``refuse``, ``delay``, ``drop``) then break
+        the link between them, and the failure report shows its state, counts and the
+        faults applied, in order. An ipc link listens in the test's private directory.
+        """
+        res = self._resources()
+        link = make_link(endpoint, res.ipc_endpoint, transport)
+        res.links.append(link)
+        return link
+
+    @scoped
     def add_process(self, proc: ManagedProcess) -> ManagedProcess:
         """Own a process started by a :class:`~zmqprocesstest.ManagedProcess` subclass of your own.
 
@@ -325,8 +340,8 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         if reason:
             raise unittest.SkipTest(reason)
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
-            shared_sockets = any(res.sockets for res in shared_of(self))
-            self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_sockets)
+            shared_zmq = any(res.contexts for res in shared_of(self))
+            self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_zmq)
         with hard_timeout(scaled(self.run_timeout), f"{self.id()} (setUp)"):
             self._reported(self._set_up)
 
@@ -357,7 +372,7 @@ class ProcessTestCase(Events, unittest.TestCase, metaclass=ProcessTestMeta):
         except BaseException as exc:
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
-            if res is not None and (res.transcript.entries or res.processes):
+            if res is not None and (res.transcript.entries or res.processes or res.links):
                 note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.

@@ -31,7 +31,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
-from ._compat import thread_state
+from ._compat import group_members, signal_main_thread, thread_state
 from ._reaper import reap_group
 from ._config import scaled
 from ._output import Output
@@ -65,6 +65,8 @@ class ProcessDied(ProcessError):
 class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""
 
+
+_WHOLE_PROCESS = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT})
 
 # Every live managed process, for the last-resort clean-up at interpreter exit.
 _LIVE: "weakref.WeakSet[ManagedProcess]" = weakref.WeakSet()
@@ -205,10 +207,7 @@ class ManagedProcess:
         if self.exitcode() is not None:
             raise ProcessDied(f"cannot send {signal_name(sig)} to {self.describe()}: it is not running")
         self.wait_until_blocked()
-        if group and self.pgid is not None:
-            os.killpg(self.pgid, sig)
-        else:
-            os.kill(self.pid, sig)
+        self._deliver(sig, group)
 
     def freeze(self) -> None:
         """Stop the whole process group with SIGSTOP (a hang, as far as its peers can tell)."""
@@ -240,12 +239,26 @@ class ManagedProcess:
     def signal_quietly(self, sig: int) -> None:
         """Send *sig* to its group (or to it), ignoring that it may be gone already."""
         try:
-            if self.pgid is not None:
-                os.killpg(self.pgid, sig)
-            else:
-                os.kill(self.pid, sig)
+            self._deliver(sig, group=True)
         except ProcessLookupError:
             pass
+
+    def _deliver(self, sig: int, group: bool) -> None:
+        """Send *sig* to the main thread of each process (see :func:`_compat.signal_main_thread`).
+
+        SIGKILL, SIGSTOP and SIGCONT act on whole processes whatever thread gets them,
+        and go to the group in one call.
+        """
+        if group and self.pgid is not None and sig in _WHOLE_PROCESS:
+            os.killpg(self.pgid, sig)
+            return
+        members = group_members(self.pgid) if group and self.pgid is not None else []
+        for pid in members or [self.pid]:
+            try:
+                signal_main_thread(pid, sig)
+            except ProcessLookupError:
+                if pid == self.pid:
+                    raise
 
     def wait_until_blocked(self, timeout: float = 0.5) -> None:
         """Wait, at most *timeout* seconds, until the process can act on a signal at once.

@@ -63,6 +63,8 @@ class Resources:
         self.sockets: List[TestSocket] = []
         self.processes: List[ManagedProcess] = []
         self.closers: List[Callable[[], None]] = []
+        #: Fault links (:class:`~zmqprocesstest.faults.FaultLink`), closed after the sockets.
+        self.links: List[Any] = []
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
         self.endpoint: Optional[str] = None
@@ -170,6 +172,11 @@ class Resources:
         for sock in self.sockets:
             if not sock.closed:
                 sock.close(linger=0)
+        for link in self.links:
+            try:
+                link.close()
+            except Exception as exc:  # its thread failed: a problem of this test
+                problems.append(f"{link.describe()}: {exc}")
         for ctx in self.contexts:
             problems.extend(_terminate(ctx, scaled(2.0)))
         for close in reversed(self.closers):
@@ -211,6 +218,7 @@ class Resources:
         self.sockets.clear()
         self.processes.clear()
         self.closers.clear()
+        self.links.clear()
         self.contexts.clear()
         self.parents.clear()
         self.owner = None
@@ -223,6 +231,7 @@ class Resources:
             if procs:
                 parts.append(title)
                 parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report()) for p in procs)
+        parts.extend(link.report() for link in self.links)
         return "\n".join(parts)
 
     def check_shared(self) -> None:
@@ -260,18 +269,20 @@ def leak_snapshot() -> Tuple[Dict[int, str], Set[int]]:
     return open_fds(), set(child_pids())
 
 
-def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_sockets: bool = False) -> None:
+def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zmq: bool = False) -> None:
     """Fail with :class:`LeakError` if fds or child processes were added since *before*.
 
-    Leftover children are killed and reaped first. With *shared_sockets* (the test's
-    class or module shares zmq sockets, whose connections come and go at any time),
-    new network sockets are not counted; pipes, files and zmq contexts still are.
+    Leftover children are killed and reaped first. With *shared_zmq* (the test's class
+    or module shares a zmq context, whose connections come and go at any time and which
+    frees a closed socket's descriptors on its own thread), new network sockets and
+    event descriptors are not counted; pipes and files still are.
     """
     fds_before, children_before = before
     problems = []
     guardian = _guardian.guardian_fds()  # it may have started during the test: not a leak
     new_fds = {fd: target for fd, target in open_fds().items()
-               if fd not in fds_before and fd not in guardian and not (shared_sockets and target.startswith("socket:"))}
+               if fd not in fds_before and fd not in guardian
+               and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}
     if new_fds:
         shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
         problems.append(f"file descriptors left open: {shown}")

@@ -15,7 +15,6 @@ import signal
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from ._compat import thread_state
 from ._config import scaled
 
 if TYPE_CHECKING:
@@ -86,25 +85,15 @@ class StopStep:
 
 
 class _InterruptStep(StopStep):
-    """SIGINT, sent when it will be acted on, and again while it is plainly being missed.
-
-    If the process is still alive and blocked 100 ms after the SIGINT, the signal was
-    missed (see :meth:`ManagedProcess.wait_until_blocked`), so it is sent again; a process
-    that is busy, say with its clean-up, is left alone.
-    """
+    """SIGINT, sent once the process can act on it (:meth:`ManagedProcess.wait_until_blocked`),
+    to the main thread of each process of the group, so it is never lost on a libzmq
+    thread; and sent once, so a slow clean-up is never interrupted a second time."""
 
     def run(self, proc: "ManagedProcess", timeout: float) -> Optional[int]:
         deadline = time.monotonic() + timeout
         proc.wait_until_blocked()
-        resend = True
-        while True:
-            if resend:
-                proc.signal_quietly(signal.SIGINT)
-            remaining = max(0.0, deadline - time.monotonic())
-            code = proc.wait(min(0.1, remaining) if resend else remaining)
-            if code is not None or time.monotonic() >= deadline:
-                return code
-            resend = thread_state(proc.pid) == "S"
+        proc.signal_quietly(signal.SIGINT)
+        return proc.wait(max(0.0, deadline - time.monotonic()))
 
 
 #: The stop protocol, in escalation order. A process takes the steps named in its
