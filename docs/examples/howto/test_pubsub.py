@@ -12,7 +12,7 @@ class TestBroadcaster(ProcessTestCase):
     """The process under test publishes: the test subscribes with a SUB socket."""
 
     def setUp(self):
-        pub_endpoint = self.new_endpoint()
+        self.pub_endpoint = pub_endpoint = self.new_endpoint()
         self.sub = self.socket(zmq.SUB, connect=pub_endpoint, name="sub")  # subscribes to everything
         self.push = self.socket(zmq.PUSH, connect=self.endpoint, name="push")
         self.proc = self.start_process(Broadcaster, self.endpoint, pub_endpoint)
@@ -33,6 +33,18 @@ class TestBroadcaster(ProcessTestCase):
         yield ("recv", self.sub)
         yield ("send", self.push, [], ["ping", 1])
         msg = yield ("recv_topic", self.sub, b"pong")
+        self.assertEqual(msg, [b"pong", ["pong", 1]])
+
+    def test_slow_joiner_without_a_heartbeat(self):
+        # Subscribed to pongs only, nothing comes by itself: ping until the first pong
+        # arrives (bounded by the socket's timeout), then the subscription is live.
+        pongs = self.socket(zmq.SUB, connect=self.pub_endpoint, subscribe=b"pong", name="pongs")
+        first = yield ("wait_subscribed", pongs, ("send", self.push, [], ["ping", 0]))
+        self.assertEqual(first[0], b"pong")
+        yield ("send", self.push, [], ["ping", 1])
+        msg = yield ("recv", pongs)
+        while msg == [b"pong", ["pong", 0]]:  # answers to the pings sent while it was on its way
+            msg = yield ("recv", pongs)
         self.assertEqual(msg, [b"pong", ["pong", 1]])
 
 
