@@ -50,7 +50,7 @@ class _MarkFilteringProgram(unittest.TestProgram):
 
     def createTests(self, *args: Any, **kwargs: Any) -> None:
         super().createTests(*args, **kwargs)
-        self.test = _filtered(self.test, self.mark_expression)
+        self.test: unittest.TestSuite = _filtered(self.test, self.mark_expression)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

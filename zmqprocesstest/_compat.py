@@ -36,7 +36,7 @@ def _stat_fields(path: str) -> Optional[List[bytes]]:
 
 def open_fds() -> Dict[int, str]:
     """This process's open file descriptors and what each points to."""
-    fds = {}
+    fds: Dict[int, str] = {}
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
@@ -124,7 +124,7 @@ def alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> List[int]:
     """Pids of the processes in process group *pgid* (empty where ``/proc`` is missing)."""
-    found = []
+    found: List[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:

@@ -30,7 +30,7 @@ import math
 import os
 import re
 import signal
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import tempfile
 import threading
 import time
@@ -340,13 +340,12 @@ class HardTimeout:
         raise TestTimeout(self._message(stacks))
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> bool:
+                 tb: Optional[TracebackType]) -> None:
         if self._state == _ARMED:
             self._state = _DONE
         self._restore()
         if isinstance(exc, TestTimeout):
             _trim_our_frames(tb)
-        return False
 
 
 def hard_timeout(seconds: Optional[float], describe: str) -> HardTimeout:

@@ -320,7 +320,7 @@ class TestSocket:
 
 def replies(sock: TestSocket, most: int = 5) -> str:
     """What is waiting on *sock* now (at most *most* messages, read without waiting), for reports."""
-    got = []
+    got: List[str] = []
     while len(got) < most and not sock.closed and sock.socket_type not in _SEND_ONLY and sock.poll(0):
         got.append(short_frames(sock.recv_multipart(timeout=0)))
     return ", ".join(got) if got else "nothing"
