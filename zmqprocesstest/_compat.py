@@ -69,6 +69,12 @@ def child_pids(parent: Optional[int] = None) -> List[int]:
             except OSError:  # the thread just ended
                 continue
         return found
+    return _processes_where(1, parent)
+
+
+def _processes_where(field: int, value: int) -> List[int]:
+    """Pids whose ``/proc/PID/stat`` field *field* (after the state: 1 ppid, 2 pgrp) is *value*."""
+    found: List[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -76,7 +82,7 @@ def child_pids(parent: Optional[int] = None) -> List[int]:
     for entry in entries:
         if entry.isdigit():
             fields = _stat_fields(f"/proc/{entry}/stat")
-            if fields is not None and int(fields[1]) == parent:
+            if fields is not None and int(fields[field]) == value:
                 found.append(int(entry))
     return found
 
@@ -124,17 +130,7 @@ def alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> List[int]:
     """Pids of the processes in process group *pgid* (empty where ``/proc`` is missing)."""
-    found: List[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            fields = _stat_fields(f"/proc/{entry}/stat")
-            if fields is not None and int(fields[2]) == pgid:
-                found.append(int(entry))
-    return found
+    return _processes_where(2, pgid)
 
 
 _tgkill: Any = None

@@ -209,25 +209,17 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
 
     Predicate = Callable[[FrozenSet[str]], bool]
 
-    def either(a: Predicate, b: Predicate) -> Predicate:
-        return lambda m: a(m) or b(m)
-
-    def both(a: Predicate, b: Predicate) -> Predicate:
-        return lambda m: a(m) and b(m)
-
-    def or_expr() -> Predicate:
-        left = and_expr()
-        while peek() == "or":
-            take()
-            left = either(left, and_expr())
-        return left
-
-    def and_expr() -> Predicate:
-        left = not_expr()
-        while peek() == "and":
-            take()
-            left = both(left, not_expr())
-        return left
+    def chain(word: str, operand: Callable[[], Predicate], any_of: bool) -> Callable[[], Predicate]:
+        """A parser of ``operand (word operand)*``: or-ed (*any_of*) or and-ed together."""
+        def parse() -> Predicate:
+            parts = [operand()]
+            while peek() == word:
+                take()
+                parts.append(operand())
+            if len(parts) == 1:
+                return parts[0]
+            return (lambda m: any(p(m) for p in parts)) if any_of else (lambda m: all(p(m) for p in parts))
+        return parse
 
     def not_expr() -> Callable[[FrozenSet[str]], bool]:
         if peek() == "not":
@@ -244,6 +236,8 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
             raise ValueError(f"bad mark expression {expr!r}: expected a name, got {name!r}")
         return lambda m: name in m
 
+    and_expr = chain("and", not_expr, any_of=False)
+    or_expr = chain("or", and_expr, any_of=True)
     predicate = or_expr()
     if pos != len(tokens):
         raise ValueError(f"bad mark expression {expr!r}: expected the end, got {tokens[pos]!r}")
