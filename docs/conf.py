@@ -63,5 +63,12 @@ def _check_public_api(app, env):
             "public names missing from the reference (reference.rst): %s", ", ".join(missing))
 
 
+def _public_bases(app, name, obj, options, bases):
+    """Leave private implementation classes (``zmqprocesstest._proxy.Proxy``...) out of "Bases:"."""
+    bases[:] = [base for base in bases
+                if not (base.__module__.startswith("zmqprocesstest.") and base.__module__.split(".")[1].startswith("_"))]
+
+
 def setup(app):
     app.connect("env-check-consistency", _check_public_api)
+    app.connect("autodoc-process-bases", _public_bases)

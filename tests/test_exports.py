@@ -75,3 +75,15 @@ class TestExports(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestLayout(unittest.TestCase):
+    """One concept per module: each says which in its docstring, and stays small."""
+
+    def test_every_module_has_a_docstring_and_at_most_450_lines(self):
+        package = os.path.join(ROOT, "zmqprocesstest")
+        for name, tree in library_sources():
+            with self.subTest(module=name):
+                self.assertTrue((ast.get_docstring(tree) or "").strip(), f"{name} has no module docstring")
+                with open(os.path.join(package, name)) as f:
+                    self.assertLessEqual(len(f.read().splitlines()), 450, f"{name} is over 450 lines: split it")
