@@ -618,5 +618,50 @@ class TestFaultEvents(unittest.TestCase):
         self.assertIn("expected a FaultLink (made by self.fault_link() or FaultLink()), got 'ipc:///x'", text)
 
 
+class TestFaultLinkOfATest(unittest.TestCase):
+    """self.fault_link(): owned by the test, closed after it, shown in its failure report."""
+
+    def test_a_failure_while_partitioned_reports_the_link(self):
+        seen = {}
+
+        class FailsPartitioned(ProcessTestCase):
+            timeout = 0.2
+
+            def test_it(self):
+                rep = self.socket(zmq.REP, bind=self.endpoint, name="server")
+                link = seen["link"] = self.fault_link(self.endpoint)
+                req = self.socket(zmq.REQ, connect=link.endpoint, name="client")
+                yield ("send", req, [], ["ping", 1])
+                yield ("recv", rep)
+                yield ("partition", link)
+                yield ("send", rep, [], ["pong", 1])
+                yield ("recv", req)  # held by the partition: times out
+
+        threads = threading.active_count()
+        text = only_problem(self, run_case(FailsPartitioned))
+        self.assertIn("SocketTimeout: recv_multipart on socket 'client'", text)
+        self.assertRegex(text, r"Fault link ipc://\S+ -> ipc://\S+\n  state: partitioned")
+        self.assertRegex(text, r"to_server: 1 messages \(\d+ B\) forwarded")
+        self.assertRegex(text, r"to_client: 0 messages \(\d+ B\) forwarded, 1 held")
+        self.assertRegex(text, r"faults \(seconds since the link started\):\n\s+\d+\.\d+  partition")
+        self.assertTrue(seen["link"].state.endswith("closed"), seen["link"].state)  # closed after the test
+        self.assertEqual(threading.active_count(), threads)  # and its thread is gone
+
+    def test_the_link_of_a_passing_test_leaves_nothing_behind(self):
+        class Passes(ProcessTestCase):
+            check_leaks = True
+
+            def test_it(self):
+                rep = self.socket(zmq.REP, bind=self.endpoint)
+                link = self.fault_link(self.endpoint)
+                req = self.socket(zmq.REQ, connect=link.endpoint)
+                yield ("send", req, [], ["ping", 1])
+                yield ("recv", rep)
+                yield ("send", rep, [], ["pong", 1])
+                self.assertEqual((yield ("recv", req)), [["pong", 1]])
+
+        self.assertEqual(problems(run_case(Passes)), [])
+
+
 if __name__ == "__main__":
     unittest.main()
