@@ -26,7 +26,7 @@ import zmq
 from . import _guardian, _reaper
 from ._compat import child_pids, open_fds
 from ._config import scaled
-from .processes import ManagedProcess, ProcessDied
+from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .transcript import Transcript
 
@@ -202,6 +202,15 @@ class Resources:
         shown = "; ".join(f"pid {pid}: {cmdline}" for pid, cmdline in found)
         return [f"a process under test left descendants running outside its process group (daemonized?); "
                 f"killed them: {shown}"]
+
+    def close(self, what: str = "") -> None:
+        """Release everything and drop the references; raise :class:`ProcessStopError`
+        (prefixed with *what*) for the problems found, with the report."""
+        problems = self.release()
+        report = self.report() if problems else ""
+        self.forget()
+        if problems:
+            raise ProcessStopError(what + "\n".join(problems) + "\n" + report)
 
     def kill_all(self) -> None:
         """The runner is being interrupted: kill the processes at once, then release."""

@@ -17,7 +17,6 @@ import types
 import unittest
 from typing import Any, Callable, Dict, List, Optional
 
-from .processes import ProcessStopError
 from .resources import Resources, owner_name
 
 __unittest = True
@@ -60,11 +59,7 @@ def release_shared(cls: type) -> None:
     if res is None:
         return  # released already (a module scope under pytest)
     delattr(cls, _SHARED)
-    problems = res.release()
-    report = res.report() if problems else ""
-    res.forget()
-    if problems:
-        raise ProcessStopError(f"shared by {owner_name(cls)}: " + "\n".join(problems) + "\n" + report)
+    res.close(f"shared by {owner_name(cls)}: ")
 
 
 def release_module(module: str) -> None:
