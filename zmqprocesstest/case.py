@@ -375,6 +375,8 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
                 if problems:
                     note += "\nStopping the processes after this failure:\n  " + "\n  ".join(problems)
                 add_note(exc, note)
+            if sys.version_info < (3, 11):  # a bare raise there re-raises the untrimmed traceback
+                raise exc
             raise
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
