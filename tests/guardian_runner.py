@@ -216,7 +216,8 @@ def mode_subreaper():
     guardian.start()
     before = {pid for pid, _ in reaper.new_descendants(set(), set())}
     result["guardian_listed"] = guardian.guardian_pid() in before
-    starter = subprocess.Popen([sys.executable, "-c", DAEMON], stdout=subprocess.PIPE)
+    # The token: should this helper die before it kills the daemon, its guardian does.
+    starter = subprocess.Popen([sys.executable, "-c", DAEMON], stdout=subprocess.PIPE, env=guardian.child_env(None))
     daemon, middle = map(int, read_line(starter.stdout).split())
     starter.stdout.close()
     starter.wait(BOUND)
@@ -241,7 +242,8 @@ def mode_subreaper():
 def mode_cost():
     reaper.become_subreaper()
     guardian.start()
-    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True,
+                              env=guardian.child_env(None))  # killed by the guardian should this helper die
     before = {pid for pid, _ in reaper.new_descendants(set(), set())}
     known = {leader.pid}
     rounds = 2000

@@ -1,6 +1,7 @@
 """Helpers for the library's own tests: run inner test cases and read their results."""
 import os
 import select
+import signal
 import sys
 import traceback
 import unittest
@@ -59,3 +60,14 @@ def gone(pid, timeout=5.0):
         return state in ("Z", "X") and pid not in child_pids()  # a zombie nobody will reap is still a leak
     finally:
         os.close(fd)
+
+
+def interruptible():
+    """``preexec_fn`` for a child runner that a test interrupts with SIGINT.
+
+    A runner started as a background job of a script has SIGINT ignored, and its
+    children inherit that: Python then installs no KeyboardInterrupt handler and the
+    SIGINT does nothing. Reset to the default, the child runner acts on SIGINT as one
+    started from a terminal does, whatever started this suite.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

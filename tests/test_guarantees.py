@@ -21,7 +21,7 @@ from zmqprocesstest import ProcessTestCase
 from . import samples
 from zmqprocesstest._compat import alive, command_line
 
-from .support import EXAMPLES, ROOT, only_problem, problems, run_case
+from .support import EXAMPLES, ROOT, interruptible, only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
 
@@ -231,7 +231,8 @@ class TestRunnerKilled(unittest.TestCase):
 
     def run_and_kill(self, how):
         runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.killed_runner_sample"], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                  preexec_fn=interruptible)
         self.addCleanup(runner.stderr.close)
         self.addCleanup(runner.stdout.close)
         try:

@@ -13,6 +13,8 @@ import tempfile
 import time
 import unittest
 
+from .support import interruptible
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "guardian_runner.py")
 GUARANTEE = 2.0  # seconds after the runner's death by which everything must be gone
@@ -82,7 +84,8 @@ class TestRunnerDeath(unittest.TestCase):
         errors = tempfile.TemporaryFile()
         self.addCleanup(errors.close)
         runner = subprocess.Popen([sys.executable, RUNNER, mode], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
+                                  stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
+                                  preexec_fn=interruptible)
         self.addCleanup(self.stop_runner, runner)
         line = read_line(runner.stdout)
         if not line:

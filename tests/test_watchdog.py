@@ -489,6 +489,10 @@ class UnderEachRunner(unittest.TestCase):
                        PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
             env.pop("PYTEST_ADDOPTS", None)
             env.pop("PYTEST_XDIST_WORKER", None)
+            # On CI (CI or BUILD_NUMBER set) pytest repeats each failure's whole message in
+            # its short summary; the counts below are of the reports themselves.
+            env.pop("CI", None)
+            env.pop("BUILD_NUMBER", None)
             proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             started.append((label, module, (proc, work, time.monotonic()), None))
