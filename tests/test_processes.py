@@ -4,6 +4,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -12,7 +13,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase
 
 from . import samples
-from .support import EXAMPLES, ROOT, gone, only_problem, problems, run_case
+from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
 
 
 class TestStopProtocol(unittest.TestCase):
@@ -182,7 +183,8 @@ class TestNoOrphans(unittest.TestCase):
 
     def test_after_ctrl_c_of_the_runner(self):
         runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.Hanging"], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                  preexec_fn=interruptible)
         try:
             ready, _, _ = select.select([runner.stdout], [], [], 20.0)
             self.assertTrue(ready, "the runner did not report READY in time")
@@ -200,6 +202,63 @@ class TestNoOrphans(unittest.TestCase):
                 runner.wait()
             runner.stdout.close()
             runner.stderr.close()
+
+
+class Interrupted(Exception):
+    """Raised by the SIGUSR1 handler of TestSignalsForTheRunner."""
+
+
+class TestSignalsForTheRunner(unittest.TestCase):
+    """A signal whose Python handler has not run when a wait blocks (it arrived a moment
+    before the blocking call, or on another thread) is acted on within WAIT_SLICE, not
+    when the wait ends: the runner's Ctrl-C is never held up by a long wait.
+
+    The signal is sent to a helper thread, so the kernel never interrupts the main
+    thread's blocking call: only the wait's slices let the handler run.
+    """
+
+    WAIT = 30.0
+
+    def setUp(self):
+        def on_signal(signum, frame):
+            raise Interrupted()
+
+        previous = signal.signal(signal.SIGUSR1, on_signal)
+        self.addCleanup(signal.signal, signal.SIGUSR1, previous)
+
+    def signal_soon(self):
+        def send():
+            time.sleep(0.2)
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # lands on this thread
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+
+    def check_interrupted(self, wait):
+        seen = {}
+        test = self
+
+        class Waits(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", "import time; time.sleep(60)"])
+                req = self.socket(zmq.PULL, bind=self.endpoint)
+                test.signal_soon()
+                start = time.monotonic()
+                try:
+                    wait(self.managed(proc), req)
+                except Interrupted:
+                    seen["after"] = time.monotonic() - start
+
+        self.assertEqual(problems(run_case(Waits)), [])
+        self.assertIn("after", seen, "the handler never ran in the wait")
+        self.assertLess(seen["after"], self.WAIT / 3)  # WAIT_SLICE after the signal; not WAIT
+
+    def test_during_a_wait_for_a_process(self):
+        self.check_interrupted(lambda proc, sock: proc.wait(self.WAIT))
+
+    def test_during_a_recv(self):
+        self.check_interrupted(lambda proc, sock: sock.recv(timeout=self.WAIT))
 
 
 class TestAKindOfProcessOfYourOwn(unittest.TestCase):

@@ -14,6 +14,7 @@ __all__ = [
     "FULL_TRACEBACK_ENV",
     "TIMEOUT_SCALE_ENV",
     "UPDATE_GOLDEN_ENV",
+    "WAIT_SLICE",
     "env_flag",
     "scaled",
 ]
@@ -32,6 +33,10 @@ BODY_LOG_ENV = "ZMQPROCESSTEST_BODY_LOG"
 
 #: Default send/recv timeout of a test socket and default wait, in seconds, before scaling.
 DEFAULT_TIMEOUT = 1.0
+#: The longest single blocking call of a wait (a process's exit, a socket's poll), in
+#: seconds. CPython runs a signal handler (the runner's Ctrl-C) only between blocking
+#: calls: a signal that arrives just before one is acted on when it returns.
+WAIT_SLICE = 0.1
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

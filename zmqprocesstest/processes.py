@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import _guardian
 from ._compat import group_members, signal_main_thread, thread_state
 from ._reaper import reap_group
-from ._config import scaled
+from ._config import WAIT_SLICE, scaled
 from ._output import Output
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps, describe_exit, signal_name, stop
 
@@ -189,15 +189,27 @@ class ManagedProcess:
 
     # -- waiting and signals -----------------------------------------------------------------
     def wait(self, timeout: float) -> Optional[int]:
-        """Wait at most *timeout* seconds for the process to exit; return its exit code."""
+        """Wait at most *timeout* seconds for the process to exit; return its exit code.
+
+        It blocks for at most :data:`WAIT_SLICE` seconds at a time: CPython runs a signal
+        handler (the runner's Ctrl-C) only between blocking calls, so a signal that
+        arrives just before one would otherwise wait until the whole wait is over.
+        """
+        deadline = time.monotonic() + timeout
         code = self.exitcode()
-        if code is not None or timeout <= 0:
-            return code
-        if self.pidfd is not None:
-            select.select([self.pidfd], [], [], timeout)
-        else:
-            self._block(timeout)
-        return self.exitcode()
+        while code is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.pidfd is not None:
+                ready = select.select([self.pidfd], [], [], min(remaining, WAIT_SLICE))[0]
+            else:
+                self._block(min(remaining, WAIT_SLICE))
+                ready = []
+            code = self.exitcode()
+            if ready:
+                break
+        return code
 
     def send_signal(self, sig: int, group: bool = True) -> None:
         """Send *sig* to the process (and, by default, its whole process group).

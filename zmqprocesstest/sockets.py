@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, 
 
 import zmq
 
-from ._config import DEFAULT_TIMEOUT, scaled
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .transcript import Transcript, short, short_frames, type_name
 
@@ -215,7 +215,9 @@ class TestSocket:
                 raise SocketTimeout(self, operation, timeout)
             if watch is not None and watch.poll_slice:
                 remaining = min(remaining, watch.poll_slice)
-            ready = dict(poller.poll(max(0, math.ceil(remaining * 1000))))
+            # In slices: a Ctrl-C of the runner that arrives just before the poll
+            # is acted on when it returns (see WAIT_SLICE).
+            ready = dict(poller.poll(max(0, math.ceil(min(remaining, WAIT_SLICE) * 1000))))
             polled = True
             if ready.get(self.sock, 0) & flag:
                 return
