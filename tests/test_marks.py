@@ -231,6 +231,16 @@ class TestRunnerSelection(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertRegex(out, r"3 passed, 6 deselected")
 
+    @unittest.skipUnless(HAVE_PYTEST, "pytest is not installed (pip install pytest)")
+    def test_pytest_releases_a_module_scope_after_the_class_of_its_last_test(self):
+        # The module's last test is one of a class with a shared process, as a
+        # pytest-xdist worker may get it: the class releases its process, then the module.
+        code, out = run_runner("-m", "pytest", "-q", "-p", "no:cacheprovider", "test_shared.py::TestSharedPong",
+                               "test_signals.py", cwd=EXAMPLES)
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("error", out)
+        self.assertRegex(out, r"\d+ passed in ")
+
 
 
 class FakeConfig:

@@ -68,3 +68,11 @@ def pytest_runtest_teardown(item: Any, nextitem: Optional[Any]) -> None:
     module = getattr(item, "module", None)
     if module is not None and getattr(nextitem, "module", None) is not module:
         release_module(module.__name__)  # its last test (in this worker) has run
+
+
+# After pytest's own teardown (as @pytest.hookimpl(trylast=True) marks it): the class of
+# the module's last test has released what it shares, as unittest orders it. Run first,
+# the module's release found the class's process still running, not in the module's
+# group, and killed it as a daemon (a pytest-xdist worker whose last test of a module
+# was in a class with shared processes).
+pytest_runtest_teardown.pytest_impl = {"trylast": True}  # type: ignore[attr-defined]
