@@ -207,7 +207,12 @@ class Events:
 
     @event
     def signal(self, proc: Any, sig: int = _signal.SIGINT, group: bool = False) -> None:
-        """Event: send signal *sig* to *proc* (with ``group=True``, to its process group)."""
+        """Event: send signal *sig* to *proc* (with ``group=True``, to its process group).
+
+        It goes to the main thread of each process, once. Send it once the process
+        serves (after its first reply, say): a Python process that is still starting can
+        miss a SIGINT that arrives just before it blocks (see :doc:`/design`).
+        """
         int_arg("sig", sig, "a signal number such as signal.SIGINT", allow_none=False)
         self.managed(proc).send_signal(sig, group=group)  # type: ignore[attr-defined]
 
