@@ -141,6 +141,8 @@ class TestRunnerDeath(unittest.TestCase):
         wait_all_exited([pid for pid, _ in self.started.values()], deadline)
         # Nobody (not the guardian, not a killed process) keeps the runner's stdout open.
         eof = select.select([runner.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
+        while os.path.exists(info["dir"]) and time.monotonic() < deadline:  # removed after the last kill
+            time.sleep(0.01)
         elapsed = time.monotonic() - died
         running = {name: pid for name, (pid, started) in self.started.items() if alive(pid, started)}
         self.assertEqual(running, {}, f"still running {elapsed:.2f} s after the runner died")
