@@ -14,14 +14,21 @@ running it:
   holds: under every runner they must be the same tests, and as many as the examples
   suite passed on its own.
 
-Usage: python3 .ci/runner_matrix.py [SUITE...]   (from anywhere, inside the venv;
-SUITE is tests or docs/examples, both by default)
+Runners run JOBS at a time (default 2; ``-j 1`` runs them one after the other). Each
+runner is started in a session of its own; one that outlives TIMEOUT is killed with its
+whole process group (its worker processes too).
+
+Usage: python3 .ci/runner_matrix.py [-j JOBS] [SUITE...]   (from anywhere, inside the
+venv; SUITE is tests or docs/examples, both by default)
 """
+import concurrent.futures
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +38,9 @@ PY = sys.executable
 BIN = os.path.dirname(PY)
 #: Seconds one runner may take on one suite.
 TIMEOUT = 900
+#: Runners run at once by default: the suites wait more than they compute (timeouts,
+#: process start-up), so two share a two-CPU CI machine without slowing each other much.
+JOBS = 2
 
 
 def test_modules(top, start):
@@ -97,40 +107,71 @@ def parse(output):
     return None
 
 
-def run_suite(name, tmp):
-    """Run suite *name* under every runner: [(label, counts, body ids, exit code, secs)], ok."""
-    top, start = SUITES[name]
-    results, ok = [], True
-    for label, argv in runners(top, start):
-        slug = re.sub(r"\W+", "_", f"{name} {label}")
-        body_log = os.path.join(tmp, slug + ".log")
-        reports = os.path.join(tmp, slug + ".reports")
-        argv = [reports if arg == "REPORTS" else arg for arg in argv]
-        env = dict(os.environ, ZMQPROCESSTEST_BODY_LOG=body_log)
-        env.pop("ZMQPROCESSTEST_MARKS", None)
-        started = time.monotonic()
-        try:
-            proc = subprocess.run(argv, cwd=top, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-            code, output = proc.returncode, (proc.stdout + "\n" + proc.stderr).strip()
-        except subprocess.TimeoutExpired as exc:
-            code = "timeout"
-            output = f"did not finish within {TIMEOUT} s\n" + "\n".join(
-                (part.decode("utf-8", "replace") if isinstance(part, bytes) else part or "")
-                for part in (exc.stdout, exc.stderr))
-        elapsed = time.monotonic() - started
-        counts = parse(output)
-        bodies = set()
-        if os.path.exists(body_log):
-            with open(body_log) as f:
-                bodies = set(f.read().split())
-        results.append((label, counts, bodies, code, elapsed))
-        if counts is None or code != 0:
-            ok = False
-            print(f"--- {name}: {label} failed (exit {code}):\n{output[-4000:]}\n")
-        if label.startswith("xmlrunner") and not (os.path.isdir(reports)
-                                                  and any(n.endswith(".xml") for n in os.listdir(reports))):
-            ok = False
-            print(f"--- {name}: xmlrunner wrote no JUnit XML report")
+def failing_tests(output):
+    """The ids of the failed tests as the runner names them (unittest-style and pytest-style)."""
+    found = re.findall(r"^(?:FAIL|ERROR|UNEXPECTED SUCCESS): (.+)$", output, re.M)
+    found += re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.M)
+    return list(dict.fromkeys(found))
+
+
+def run_one(name, label, argv, tmp):
+    """Run one runner on suite *name*: (label, counts, body ids, exit code, secs, output)."""
+    top, _ = SUITES[name]
+    slug = re.sub(r"\W+", "_", f"{name} {label}")
+    body_log = os.path.join(tmp, slug + ".log")
+    reports = os.path.join(tmp, slug + ".reports")
+    argv = [reports if arg == "REPORTS" else arg for arg in argv]
+    env = dict(os.environ, ZMQPROCESSTEST_BODY_LOG=body_log)
+    env.pop("ZMQPROCESSTEST_MARKS", None)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=top, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        code = proc.returncode
+        output = (stdout + "\n" + stderr).strip()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers
+        stdout, stderr = proc.communicate()
+        code = "timeout"
+        output = f"did not finish within {TIMEOUT} s\n" + (stdout + "\n" + stderr).strip()
+    elapsed = time.monotonic() - started
+    counts = parse(output)
+    bodies = set()
+    if os.path.exists(body_log):
+        with open(body_log) as f:
+            bodies = set(f.read().split())
+    problems = []
+    if counts is None or code != 0:
+        failed = failing_tests(output)
+        listed = "".join(f"\n  {test}" for test in failed)
+        problems.append(f"--- {name}: {label} failed (exit {code}); failing tests:{listed or ' (none named)'}\n"
+                        f"{output[-4000:]}\n")
+    if label.startswith("xmlrunner") and not (os.path.isdir(reports)
+                                              and any(n.endswith(".xml") for n in os.listdir(reports))):
+        problems.append(f"--- {name}: xmlrunner wrote no JUnit XML report")
+    return (label, counts, bodies, code, elapsed), problems
+
+
+def run_suites(names, tmp, jobs):
+    """Run every runner on every suite in *names*, *jobs* at a time.
+
+    Returns ({suite: [(label, counts, body ids, exit code, secs)] in runner order}, ok).
+    The longest suite's runners start first; problems are printed as each runner ends.
+    """
+    tasks = [(name, label, argv) for name in sorted(names, key=lambda n: n != "tests")
+             for label, argv in runners(*SUITES[name])]
+    done, ok, lock = {}, True, threading.Lock()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_one, name, label, argv, tmp): (name, label) for name, label, argv in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            result, problems = future.result()
+            done[futures[future]] = result
+            with lock:
+                for problem in problems:
+                    ok = False
+                    print(problem, flush=True)
+    results = {name: [done[(name, label)] for label, _ in runners(*SUITES[name])] for name in names}
     return results, ok
 
 
@@ -169,24 +210,24 @@ def report(name, results, examples_passed):
 
 
 def main(argv=None):
-    names = list(argv if argv is not None else sys.argv[1:]) or ["docs/examples", "tests"]
+    args = list(argv if argv is not None else sys.argv[1:])
+    jobs = JOBS
+    if args[:1] == ["-j"] and len(args) > 1 and args[1].isdigit():
+        jobs, args = int(args[1]), args[2:]
+    names = args or ["docs/examples", "tests"]
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         print(f"expected suites among {sorted(SUITES)}, got {unknown}")
         return 2
-    ok, tables = True, []
-    examples_passed = None
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            results, ran_ok = run_suite(name, tmp)
-            ok = ok and ran_ok
-            if name == "docs/examples":
-                counts = results[0][1]
-                examples_passed = counts[1] if counts else None
-            tables.append((name, results))
-    for name, results in tables:
-        ok = report(name, results, examples_passed) and ok
-    print("\nrunner matrix:", "all runners agree" if ok else "MISMATCH")
+        results, ok = run_suites(names, tmp, jobs)
+    examples_passed = None
+    if "docs/examples" in results:
+        counts = results["docs/examples"][0][1]
+        examples_passed = counts[1] if counts else None
+    for name in names:
+        ok = report(name, results[name], examples_passed) and ok
+    print(f"\nrunner matrix ({jobs} at a time):", "all runners agree" if ok else "MISMATCH")
     return 0 if ok else 1
 
 
