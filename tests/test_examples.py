@@ -11,17 +11,8 @@ and so on), so golden files, module marks and test ids are the examples' own; on
 name under which this module holds a class is prefixed with its module
 (``test_pongproc__TestPongProc``), so two example modules may use the same class name.
 An example module that does not import is an error of this module, under every runner.
-
-Module fixtures: unittest, nose2 and unittest-parallel run an example module's own
-``setUpModule`` and module cleanups around its classes (a class's module fixtures are
-those of its ``__module__``). pytest runs those of the module it collected the classes
-from, this one: :func:`setUpModule` and :func:`tearDownModule` here pass them on. This
-module holds no class of its own, so the other runners never call these two.
 """
-import sys
 import unittest
-
-from zmqprocesstest.scopes import release_module
 
 from .support import EXAMPLES
 
@@ -55,25 +46,3 @@ def _example_classes():
 
 EXAMPLE_CLASSES = _example_classes()
 globals().update(EXAMPLE_CLASSES)
-
-
-def _example_modules():
-    """The example modules whose classes this module holds, in discovery order."""
-    return list(dict.fromkeys(sys.modules[cls.__module__] for cls in EXAMPLE_CLASSES.values()))
-
-
-def setUpModule():
-    """(pytest only) Each example module's ``setUpModule``."""
-    for module in _example_modules():
-        if hasattr(module, "setUpModule"):
-            module.setUpModule()
-
-
-def tearDownModule():
-    """(pytest only) Each example module's ``tearDownModule``, and what its module scope
-    shares released (pytest runs no module cleanups, and its plugin releases the scope of
-    this module, which has none)."""
-    for module in reversed(_example_modules()):
-        if hasattr(module, "tearDownModule"):
-            module.tearDownModule()
-        release_module(module.__name__)
