@@ -6,6 +6,7 @@ returning the worker's answer. The worker doubles numbers.
 """
 import json
 import multiprocessing
+import signal
 
 import zmq
 
@@ -62,6 +63,9 @@ class Manager(multiprocessing.Process):
         except KeyboardInterrupt:
             pass
         finally:
+            # Stopping now: a second SIGINT (Ctrl-C pressed twice, or zmqprocesstest
+            # sending it again) must not cut the clean-up short in worker.join().
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 worker_sock.send_json(["stop", None], zmq.NOBLOCK)
             except zmq.Again:
