@@ -129,8 +129,27 @@ def alive(pid: int) -> bool:
 
 
 def group_members(pgid: int) -> List[int]:
-    """Pids of the processes in process group *pgid* (empty where ``/proc`` is missing)."""
-    return _processes_where(2, pgid)
+    """Pids of the processes in process group *pgid* (empty where ``/proc`` is missing).
+
+    Found by walking down from the group's leader and from this process's own children
+    (orphans reparent to it as a subreaper) through ``/proc/PID/task/*/children``, which
+    costs microseconds; where the kernel lacks those files, by a scan of all of ``/proc``.
+    """
+    me = os.getpid()
+    if not os.path.exists(f"/proc/{me}/task/{me}/children"):
+        return _processes_where(2, pgid)
+    members: List[int] = []
+    todo, seen = [pgid] + child_pids(), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        fields = _stat_fields(f"/proc/{pid}/stat")
+        if fields is not None and int(fields[2]) == pgid:
+            members.append(pid)
+            todo.extend(child_pids(pid))
+    return members
 
 
 _tgkill: Any = None
