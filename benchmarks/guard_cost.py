@@ -11,25 +11,12 @@ import multiprocessing
 import sys
 from unittest import mock
 
-import zmq
-
 import _bench
-from _bench import STOP, PongProc, median, perf_counter, require_success, run_tests, target
-from zmqprocesstest import ProcessTestCase, _guardian, _reaper, case
+from _bench import median, perf_counter, require_success, run_tests, target
+from roundtrip import OnePingCase  # the typical process test the per-test cost is measured on
+from zmqprocesstest import _guardian, _reaper, case
 
 BUDGET_MS = 0.5
-
-
-class OnePing(ProcessTestCase):
-    def setUp(self):
-        self.req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
-        self.proc = self.start_process(PongProc, self.endpoint)
-        self.set_stop_message(self.proc, self.req, STOP)
-
-    def test_ping(self):
-        yield ("send", self.req, [], ["ping", 1])
-        reply = yield ("recv", self.req)
-        self.assertEqual(reply, [["pong", 1]])
 
 
 def without_guards():
@@ -63,7 +50,7 @@ def measure(count, patches=()):
         patch.start()
     try:
         start = perf_counter()
-        result = run_tests([OnePing("test_ping") for _ in range(count)])
+        result = run_tests([OnePingCase("test_ping") for _ in range(count)])
         elapsed = perf_counter() - start
     finally:
         for patch in patches:
