@@ -6,6 +6,7 @@ message types with ``['error', 'unknown message type: ...']`` and stops on
 """
 import json
 import multiprocessing
+import signal
 import sys
 
 import zmq
@@ -30,6 +31,7 @@ class PongProc(multiprocessing.Process):
         except KeyboardInterrupt:
             pass  # stopped with SIGINT: fall through to the clean-up
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not cut the clean-up short
             if sock is not None:
                 sock.close()
             if context is not None:
