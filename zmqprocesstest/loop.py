@@ -85,16 +85,22 @@ def trim_traceback(exc: BaseException) -> BaseException:
     return exc.with_traceback(new_tb)
 
 
-def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
+def _bad_item(item: Any) -> EventError:
     if type(item) is not tuple:
-        raise EventError(f"expected a tuple ('event', *args) to be yielded, got {type(item).__name__} {item!r}")
+        return EventError(f"expected a tuple ('event', *args) to be yielded, got {type(item).__name__} {item!r}")
     if not item:
-        raise EventError("expected a tuple ('event', *args) to be yielded, got an empty tuple")
-    name = item[0]
+        return EventError("expected a tuple ('event', *args) to be yielded, got an empty tuple")
+    return EventError(f"expected an event name (str) first in the yielded tuple, got {item[0]!r}")
+
+
+def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
+    # Runs once per event: the common case is kept to a few lines.
+    name = item[0] if type(item) is tuple and item else None
     if not isinstance(name, str):
-        raise EventError(f"expected an event name (str) first in the yielded tuple, got {name!r}")
+        raise _bad_item(item)
     shared = isinstance(case, type)  # a stop event of what a class or module shares
-    events = known_events(case if shared else type(case))
+    cls = case if shared else type(case)
+    events = cls.__dict__.get("_zpt_events") or known_events(cls)
     if name not in events:
         raise EventError(f"unknown event {name!r}; known events: {', '.join(sorted(events))}. "
                          f"Add one by defining a method {name}(self, ...) on the test case")
@@ -173,7 +179,8 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
         if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
             raise on_timeout(item)
         try:
-            value = dispatch(case, item)
+            handler, args = _handler_for(case, item)
+            value = _call(item[0], handler, args)
         except (KeyboardInterrupt, SystemExit, TestTimeout):
             raise
         except BaseException as exc:

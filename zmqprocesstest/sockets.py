@@ -1,6 +1,6 @@
 """Test sockets: pyzmq sockets whose send and recv never block forever.
 
-A :class:`TestSocket` waits with :meth:`zmq.Poller.poll` (never a sleep loop), so a
+A :class:`TestSocket` waits with :func:`zmq.zmq_poll` (never a sleep loop), so a
 message that is already queued is returned at once, and a message that never comes
 raises :class:`SocketTimeout` after ``timeout`` seconds. While it waits it also watches
 the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends the wait
@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import zmq
+from zmq import zmq_poll
 
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
@@ -25,10 +26,10 @@ __tracebackhide__ = True
 
 __all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
-_SEND_ONLY = {zmq.PUB, zmq.PUSH}
-_STRICT = {zmq.REQ, zmq.REP}
-_POLLIN, _POLLOUT, _NOBLOCK, _EVENTS = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK), int(zmq.EVENTS)
-_RECV_ONLY = {zmq.SUB, zmq.PULL}
+_SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})
+_STRICT = frozenset({int(zmq.REQ), int(zmq.REP)})
+_POLLIN, _POLLOUT, _NOBLOCK = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK)
+_RECV_ONLY = frozenset({int(zmq.SUB), int(zmq.PULL)})
 
 
 class SocketTimeout(AssertionError):
@@ -116,7 +117,7 @@ class TestSocket:
         self.watch: Optional[Watch] = None
         self.owner: Any = None
         self._poll_key: Any = None
-        self._poller: Optional[zmq.Poller] = None
+        self._items: Optional[List[Tuple[Any, int]]] = None
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -185,29 +186,30 @@ class TestSocket:
                 "(PUB, PUSH, REQ, REP, DEALER, ROUTER, PAIR, XPUB, XSUB)"
             )
 
-    def _poller_for(self, fds: Tuple[int, ...], flag: int) -> zmq.Poller:
+    def _poll_items(self, fds: Tuple[int, ...], flag: int) -> List[Tuple[Any, int]]:
+        # zmq_poll's item list, rebuilt only when the watched fds change.
         key = (fds, flag)
-        if key != self._poll_key or self._poller is None:
-            poller = zmq.Poller()
-            poller.register(self.sock, flag)
-            for fd in fds:
-                poller.register(fd, zmq.POLLIN)
-            self._poller, self._poll_key = poller, key
-        return self._poller
+        if key != self._poll_key or self._items is None:
+            self._items = [(self.sock, flag)] + [(fd, _POLLIN) for fd in fds]
+            self._poll_key = key
+        return self._items
 
-    def wait(self, flag: int, operation: str, timeout: Optional[float]) -> None:
+    def wait(self, flag: int, operation: str, timeout: Optional[float], deadline: Optional[float] = None) -> int:
         """Block until the socket can send (``POLLOUT``) or recv (``POLLIN``).
+
+        Returns the socket's poll events. *deadline* (``time.monotonic()``) overrides
+        *timeout*, which is then only reported.
 
         :raises SocketTimeout: nothing happened within *timeout*.
         :raises ProcessDied: a watched process died meanwhile (raised by the watch).
         """
         timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        watch = self.watch
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        flag, sock, watch = int(flag), self.sock, self.watch
         polled = False
         while True:
-            fds = watch.fds() if watch is not None else ()
-            poller = self._poller_for(fds, flag)
+            items = self._poll_items(watch.fds() if watch is not None else (), flag)
             remaining = deadline - time.monotonic()
             if remaining <= 0 and polled:  # a timeout of 0 still looks once
                 if watch is not None:
@@ -217,32 +219,36 @@ class TestSocket:
                 remaining = min(remaining, watch.poll_slice)
             # In slices: a Ctrl-C of the runner that arrives just before the poll
             # is acted on when it returns (see WAIT_SLICE).
-            ready = dict(poller.poll(max(0, math.ceil(min(remaining, WAIT_SLICE) * 1000))))
+            ready = zmq_poll(items, max(0, math.ceil(min(remaining, WAIT_SLICE) * 1000)))
             polled = True
-            if ready.get(self.sock, 0) & flag:
-                return
+            for what, events in ready:
+                if what is sock and events & flag:
+                    return events
             if watch is not None and (ready or watch.poll_slice):
                 watch.check()
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
-        self.check_usable(receiving=flag == _POLLIN)
-        flags = int(kwargs.pop("flags", 0)) | _NOBLOCK
-        if flag == _POLLIN:
-            # Try at once only if a message is there (a failed try costs an exception),
-            # or if a REQ/REP socket is in its sending state, to report that at once.
-            events: int = self.sock.getsockopt(_EVENTS)  # type: ignore[assignment]
-            attempt = events & _POLLIN or (events & _POLLOUT and self.socket_type in _STRICT)
-        else:
-            attempt = True
+        receiving = flag == _POLLIN
+        if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
+            self.check_usable(receiving)
+        flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
         try:
+            if not receiving:  # a send rarely has to wait: try it at once
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            # A recv waits first (zmq_poll returns at once if a message is queued). A
+            # REQ/REP socket in its sending state is POLLOUT: then recv is tried at
+            # once, to report the wrong state.
+            wait_flag = _POLLIN | _POLLOUT if receiving and self.socket_type in _STRICT else flag
             while True:
-                if attempt:
-                    try:
-                        return method(*args, flags=flags, **kwargs)
-                    except zmq.Again:
-                        pass
-                self.wait(flag, operation, timeout)
-                attempt = True
+                self.wait(wait_flag, operation, timeout, deadline)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EFSM:
                 raise
