@@ -1,5 +1,6 @@
 """Tests of processes.py: stopping, escalation, crashes, commands, readiness, no orphans."""
 import os
+import re
 import select
 import signal
 import subprocess
@@ -96,6 +97,36 @@ class TestCommands(unittest.TestCase):
                 self.assertTrue(self.output_of(proc).endswith("done\n"))
 
         self.assertEqual(problems(run_case(Chatty)), [])
+
+    def test_one_thread_drains_the_output_of_every_process(self):
+        class Many(ProcessTestCase):
+            def test_it(self):
+                procs = [self.start_command([sys.executable, "-c", f"print('hello from {i}')"]) for i in range(4)]
+                for i, proc in enumerate(procs):
+                    yield ("wait_output", proc, f"hello from {i}")
+                drainers = [t for t in threading.enumerate() if t.name == "zmqprocesstest-output"]
+                self.assertEqual(len(drainers), 1, drainers)
+
+        self.assertEqual(problems(run_case(Many)), [])
+
+    def test_output_still_held_by_another_writer_is_released_within_the_bound(self):
+        from zmqprocesstest._output import Output
+
+        output = Output()
+        holder = subprocess.Popen([sys.executable, "-c", "import sys, time; print('held', flush=True); time.sleep(30)"],
+                                  stdout=output.write_fd, pass_fds=(output.write_fd,))
+        try:
+            output.start()
+            self.assertIsNotNone(output.wait_for(re.compile("held"), 10.0))
+            start = time.monotonic()
+            output.close(timeout=0.2)
+            self.assertLess(time.monotonic() - start, 2.0)
+            self.assertTrue(output.closed)
+            self.assertEqual(output.read_fd, -1)  # the drainer closed its end
+            self.assertEqual(output.tail(), "held")
+        finally:
+            holder.kill()
+            holder.wait(10)
 
     def test_string_argv_is_refused(self):
         class Wrong(ProcessTestCase):

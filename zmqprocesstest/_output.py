@@ -1,18 +1,22 @@
-"""Captured output of a process under test: a pipe drained on a thread, bounded in size.
+"""Captured output of a process under test: a pipe drained as it comes, bounded in size.
 
-The child writes stdout and stderr to one pipe; a daemon thread reads it as it comes, so
-the child never blocks on a full pipe, and waits on output (``wait_output``) wake on each
-new line. At most :data:`CAPTURE_LIMIT` bytes are kept (the newest).
+The child writes stdout and stderr to one pipe. One daemon thread per runner process
+(:class:`_Drainer`, started on first use) reads every such pipe as data comes, so a child
+never blocks on a full pipe, and waits on output (``wait_output``) wake on each new line.
+One shared thread rather than one per process: starting a thread costs more than a whole
+round trip, and a test starts a process or more. At most :data:`CAPTURE_LIMIT` bytes are
+kept per process (the newest).
 """
 from __future__ import annotations
 
 import os
 import re
+import selectors
 import threading
 import time
-from typing import Callable, Optional
+from typing import List, Optional, Set, Tuple
 
-__all__ = ["Output", "TAIL_LINES", "CAPTURE_LIMIT"]
+__all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 
 #: How many lines of captured output a report shows.
 TAIL_LINES = 20
@@ -21,38 +25,40 @@ CAPTURE_LIMIT = 4 * 1024 * 1024
 
 
 class Output:
-    """Drains a pipe on a daemon thread so the child can never block on a full pipe."""
+    """One process's captured output: the pipe, and what was read from it so far.
+
+    After :meth:`start` the read end belongs to the drainer thread, which closes it at
+    end of file or when :meth:`close` gives up waiting for it.
+    """
 
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()
         self.data = bytearray()
         self.dropped = 0
         self.cond = threading.Condition()
-        self.closed = False
-        self.thread = threading.Thread(target=self._drain, name="zmqprocesstest-output", daemon=True)
+        self.closed = False  # the pipe was read to its end (or given up on)
+        self._started = False
 
     def start(self) -> None:
+        """The child has its copy of the write end: close ours and start draining."""
         os.close(self.write_fd)
         self.write_fd = -1
-        self.thread.start()
+        self._started = True
+        _drainer().request("add", self)
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.read_fd, 65536)
-            except OSError:
-                chunk = b""
-            with self.cond:
-                if not chunk:
-                    self.closed = True
-                    self.cond.notify_all()
-                    return
-                self.data += chunk
-                if len(self.data) > CAPTURE_LIMIT:
-                    cut = len(self.data) - CAPTURE_LIMIT
-                    del self.data[:cut]
-                    self.dropped += cut
-                self.cond.notify_all()
+    def _feed(self, chunk: bytes) -> None:
+        with self.cond:
+            self.data += chunk
+            if len(self.data) > CAPTURE_LIMIT:
+                cut = len(self.data) - CAPTURE_LIMIT
+                del self.data[:cut]
+                self.dropped += cut
+            self.cond.notify_all()
+
+    def _end(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
 
     def settle(self, timeout: float) -> None:
         """Wait, at most *timeout* seconds, until everything written has been read.
@@ -62,7 +68,7 @@ class Output:
         """
         deadline = time.monotonic() + timeout
         with self.cond:
-            while not self.closed and self.thread.is_alive():
+            while not self.closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
@@ -78,7 +84,9 @@ class Output:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_for(self, pattern: "re.Pattern[str]", timeout: float, alive: Callable[[], bool]) -> Optional["re.Match[str]"]:
+    def wait_for(self, pattern: "re.Pattern[str]", timeout: float) -> Optional["re.Match[str]"]:
+        """The first match of *pattern* in the output, waiting at most *timeout* seconds
+        for it (``None`` if the output ended or the time ran out without one)."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -88,20 +96,20 @@ class Output:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                # Woken by new output; the bound also lets a dead process be noticed.
-                self.cond.wait(min(remaining, 0.05))
-                if not alive() and not self.thread.is_alive():
-                    return pattern.search(self.data.decode("utf-8", "replace"))
+                self.cond.wait(remaining)  # woken by new output, or by its end
 
     def close(self, timeout: float = 1.0) -> None:
+        """Read the pipe to its end (at most *timeout* seconds), then release it."""
         if self.write_fd >= 0:
             os.close(self.write_fd)
             self.write_fd = -1
-        if self.thread.is_alive():
-            self.thread.join(timeout)
-        if not self.thread.is_alive() and self.read_fd >= 0:
-            os.close(self.read_fd)
-            self.read_fd = -1
+        if not self._started:
+            self.discard()
+            return
+        self.settle(timeout)
+        if not self.closed:  # a writer outlived the process: stop reading, keep what came
+            _drainer().request("drop", self)
+            self.settle(timeout)
 
     def discard(self) -> None:
         """Close both ends of a pipe whose process never started."""
@@ -109,3 +117,84 @@ class Output:
             if fd >= 0:
                 os.close(fd)
         self.write_fd = self.read_fd = -1
+        self.closed = True
+
+
+class _Drainer:
+    """The thread that reads every started :class:`Output`'s pipe (one per process)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        self.lock = threading.Lock()
+        self.pending: List[Tuple[str, Output]] = []
+        self.thread = threading.Thread(target=self._run, name="zmqprocesstest-output", daemon=True)
+        self.thread.start()
+
+    def fds(self) -> Set[int]:
+        fileno = getattr(self.selector, "fileno", None)  # epoll and kqueue have one
+        return {self.wake_r, self.wake_w} | ({fileno()} if fileno is not None else set())
+
+    def request(self, what: str, output: Output) -> None:
+        """Ask the thread to ``"add"`` or ``"drop"`` *output*'s pipe."""
+        with self.lock:
+            self.pending.append((what, output))
+        os.write(self.wake_w, b"!")
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                output: Optional[Output] = key.data
+                if output is None:
+                    os.read(self.wake_r, 4096)
+                    with self.lock:
+                        pending, self.pending = self.pending, []
+                    for what, requested in pending:
+                        if what == "add":
+                            self.selector.register(requested.read_fd, selectors.EVENT_READ, requested)
+                        else:
+                            self._drop(requested)
+                elif output.read_fd == key.fd:  # not dropped earlier in this round
+                    try:
+                        chunk = os.read(key.fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        output._feed(chunk)
+                    else:
+                        self._drop(output)
+
+    def _drop(self, output: Output) -> None:
+        if output.read_fd >= 0:
+            self.selector.unregister(output.read_fd)
+            os.close(output.read_fd)
+            output.read_fd = -1
+        output._end()
+
+
+_DRAINER: Optional[_Drainer] = None
+_DRAINER_LOCK = threading.Lock()
+
+
+def _drainer() -> _Drainer:
+    global _DRAINER
+    with _DRAINER_LOCK:
+        if _DRAINER is None or _DRAINER.pid != os.getpid():  # a forked child makes its own
+            _DRAINER = _Drainer()
+        return _DRAINER
+
+
+def _after_fork_in_child() -> None:
+    global _DRAINER_LOCK
+    _DRAINER_LOCK = threading.Lock()  # the parent's may have been held by another thread
+
+
+def drainer_fds() -> Set[int]:
+    """The file descriptors the drainer holds open for good (a leak check must skip them)."""
+    drainer = _DRAINER
+    return drainer.fds() if drainer is not None and drainer.pid == os.getpid() else set()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -118,14 +118,14 @@ class Events:
 
         Header and extra frames are bytes (str is UTF-8 encoded)."""
         check_socket(self, sock)
-        frames = frames_arg("header", header)
+        frames = [] if header == [] and type(header) is list else frames_arg("header", header)
         try:
             frames.append(json.dumps(body).encode("utf-8"))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
         if extra_frames:
             frames.extend(frames_arg("extra_frames", extra_frames))
-        sock.send_multipart(frames, timeout=seconds_arg("timeout", timeout))
+        sock.send_multipart(frames, timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
 
     @event
     def recv(self, sock: TestSocket, json_index: Optional[int] = -1, timeout: Optional[float] = None,
@@ -136,10 +136,11 @@ class Events:
         frames the message must have.
         """
         check_socket(self, sock)
-        int_arg("json_index", json_index, "a frame index (int)")
+        if type(json_index) is not int:
+            int_arg("json_index", json_index, "a frame index (int)")
         if frames is not None and (type(frames) is not int or frames < 0):
             raise _BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
-        msg = sock.recv_multipart(timeout=seconds_arg("timeout", timeout))
+        msg = sock.recv_multipart(timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
         if frames is not None and len(msg) != frames:
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: {short_frames(msg)}")
         if json_index is not None:
@@ -312,7 +313,7 @@ class Events:
             raise _BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
-        match = managed.output.wait_for(regex, limit, managed.alive)
+        match = managed.output.wait_for(regex, limit)
         if match is None:
             state = "it exited" if not managed.alive() else f"not within {limit:g} s"
             raise ProcessError(f"expected output of {managed.name!r} to match {regex.pattern!r}; {state}\n"
