@@ -2,6 +2,7 @@
 import inspect
 import os
 import socket
+import time
 import unittest
 
 import zmq
@@ -145,6 +146,23 @@ class TestResources(unittest.TestCase):
         result = run_case(Binds, "test_a", "test_b")
         self.maxDiff = None
         self.assertEqual((result.testsRun, problems(result)), (2, []))
+
+    def test_a_context_that_does_not_terminate_costs_a_bounded_wait_and_is_reported(self):
+        from zmqprocesstest.resources import _terminate
+
+        hung = zmq.Context()
+        untracked = zmq.Socket(hung, zmq.PUSH)  # not made by hung.socket(): destroy() cannot close it
+        try:
+            start = time.monotonic()
+            self.assertEqual(_terminate(hung, 0.2),
+                             ["the zmq context did not terminate within 0.2 s (a socket is still in use)"])
+            self.assertLess(time.monotonic() - start, 1.5)
+            fine = zmq.Context()
+            fine.socket(zmq.PUSH).close()
+            self.assertEqual(_terminate(fine, 2.0), [])  # a new thread takes it: not stuck behind the first
+            self.assertTrue(fine.closed)
+        finally:
+            untracked.close(linger=0)
 
     def test_endpoints_are_private_and_removed(self):
         seen = {}

@@ -14,6 +14,7 @@ and fails the test that leaked, never a later one.
 from __future__ import annotations
 
 import multiprocessing
+import collections
 import os
 import shutil
 import signal
@@ -24,8 +25,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 import zmq
 
 from . import _guardian, _reaper
-from ._compat import child_pids, open_fds
+from ._compat import child_pids, open_fds, orphan_pids
 from ._config import scaled
+from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .transcript import Transcript
@@ -96,7 +98,7 @@ class Resources:
         """Own *proc*: watched while the test waits, stopped after it."""
         if self.children_before is None:
             _reaper.become_subreaper()  # orphaned descendants now reparent to us
-            self.children_before = {pid for pid, _ in _reaper.new_descendants(set(), set())}
+            self.children_before = set(orphan_pids())
         self.processes.append(proc)
         self.refresh()
         return proc
@@ -223,7 +225,7 @@ class Resources:
         """Drop the references between case, sockets and processes (no garbage cycles)."""
         for sock in self.sockets:
             sock.owner = sock.watch = sock.transcript = None
-            sock._poller = None
+            sock._items = None
         self.sockets.clear()
         self.processes.clear()
         self.closers.clear()
@@ -258,16 +260,61 @@ class Resources:
                     raise died
 
 
+class _Terminator:
+    """One daemon thread that terminates the tests' zmq contexts, so that a ``term()``
+    that hangs (a socket still in use somewhere) costs the test a bounded wait, not the
+    run. One thread kept for the run, not one per test: starting a thread costs more
+    than a round trip. A thread stuck in a hung ``term()`` is left to it; a new one
+    takes the next context."""
+
+    def __init__(self) -> None:
+        self.jobs: Optional[_Jobs] = None
+        self.pid = 0
+
+    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
+        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
+        if self.jobs is None or self.pid != os.getpid():
+            self.jobs, self.pid = _Jobs(), os.getpid()
+            threading.Thread(target=self.jobs.serve, name="zmqprocesstest-term", daemon=True).start()
+        done = threading.Event()
+        self.jobs.put(ctx, done)
+        if done.wait(timeout):
+            return True
+        self.jobs = None  # its thread is stuck in term(): the next context gets a new one
+        return False
+
+
+class _Jobs:
+    """The contexts waiting for one terminator thread."""
+
+    def __init__(self) -> None:
+        self.waiting: "collections.deque[Tuple[zmq.Context, threading.Event]]" = collections.deque()
+        self.ready = threading.Semaphore(0)
+
+    def put(self, ctx: zmq.Context, done: threading.Event) -> None:
+        self.waiting.append((ctx, done))
+        self.ready.release()
+
+    def serve(self) -> None:
+        while True:
+            self.ready.acquire()
+            ctx, done = self.waiting.popleft()
+            try:
+                ctx.destroy(linger=0)
+            finally:
+                done.set()
+
+
+_TERMINATOR = _Terminator()
+
+
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
     problems = []
     leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
     if leftover:
         problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
-    worker = threading.Thread(target=ctx.destroy, kwargs={"linger": 0}, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    if not _TERMINATOR.terminate(ctx, timeout):
         problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
     return problems
 
@@ -288,7 +335,9 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     """
     fds_before, children_before = before
     problems = []
-    guardian = _guardian.guardian_fds()  # it may have started during the test: not a leak
+    # The guardian's and the library's threads' descriptors may have been made during
+    # the test: they stay for the run, not a leak.
+    guardian = _guardian.guardian_fds() | drainer_fds()
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}
