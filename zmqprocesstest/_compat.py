@@ -10,7 +10,7 @@ import select
 import time
 from typing import Any, Dict, List, Optional
 
-__all__ = ["add_note", "alive", "child_pids", "command_line", "group_members", "open_fds", "signal_main_thread",
+__all__ = ["add_note", "alive", "child_pids", "command_line", "group_members", "open_fds", "orphan_pids", "signal_main_thread",
            "thread_state", "wait_gone"]
 
 
@@ -70,6 +70,22 @@ def child_pids(parent: Optional[int] = None) -> List[int]:
                 continue
         return found
     return _processes_where(1, parent)
+
+
+def orphan_pids() -> List[int]:
+    """Children of this process that are where orphans land: the main thread's.
+
+    An orphan re-parents to the first live thread of its subreaper's thread group,
+    the main thread (Linux ``find_new_reaper``), and the library forks from the thread
+    that runs the test, so this one file usually lists all that matters, at a fraction
+    of the cost of :func:`child_pids`. Falls back to it where the file is missing.
+    """
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return child_pids()
 
 
 def _processes_where(field: int, value: int) -> List[int]:

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ._compat import alive, child_pids, wait_gone
+from ._compat import alive, orphan_pids, wait_gone
 from ._guardian import guardian_pids
 
 __all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "reap_group"]
@@ -86,7 +86,7 @@ def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
     skip = before | known | guardian_pids()
     found: List[Tuple[int, str]] = []
     exited: List[int] = []
-    for pid in child_pids():
+    for pid in orphan_pids():
         if pid in skip:
             continue
         letter, cmdline = _describe(pid)
@@ -145,7 +145,7 @@ def reap_group(pgid: int) -> None:
     After a killed group's members die, those that were orphans are zombies of the
     subreaper until someone reaps them.
     """
-    for pid in child_pids():
+    for pid in orphan_pids():
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
