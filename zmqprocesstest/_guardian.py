@@ -33,6 +33,7 @@ starts and :func:`new_descendants` finds nothing there).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import select
 import sys
@@ -130,6 +131,11 @@ def _start(state: _State) -> bool:
     if not os.path.isfile(_SCRIPT):  # pragma: no cover - zipped install
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     read_fd, write_fd = os.pipe()  # both close-on-exec (PEP 446)
+    try:
+        # Room for many lines between the guardian's reads (see _guardian_process._follow).
+        fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except OSError:
+        pass  # over the system's limit: the default size, and writes may wait a little
     try:
         popen = subprocess.Popen(
             _guardian_argv(_token(state)), stdin=read_fd, stdout=subprocess.DEVNULL,

@@ -12,10 +12,11 @@ import select
 import shutil
 import signal
 import sys
-from typing import List, Set
+from typing import List, Set, Tuple
 
 ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
 _KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
+_DRAIN_EVERY = 0.25  # seconds between reads of the runner's commands
 
 
 def _serve(token: str, runner: int) -> None:
@@ -30,34 +31,42 @@ def _serve(token: str, runner: int) -> None:
 
 
 def _follow(runner: int, groups: Set[int], dirs: Set[bytes]) -> None:
-    """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires)."""
-    watch: List[int] = [0]
+    """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires).
+
+    The pipe is polled for its end only (no ``POLLIN``) and read every
+    :data:`_DRAIN_EVERY` seconds, so the runner's writes, a few per test, never wake this
+    process in the middle of the runner's work.
+    """
     try:
         pidfd = getattr(os, "pidfd_open")(runner)
     except (AttributeError, OSError):
         pidfd = None
+    poller = select.poll()
+    poller.register(0, 0)  # POLLHUP/POLLERR only: reported whatever the mask
     if pidfd is not None:
-        watch.append(pidfd)
+        poller.register(pidfd, select.POLLIN)
+    os.set_blocking(0, False)
+    buffer = b""
     # After the pidfd is open, a parent that is still the runner proves it is the runner's.
     runner_gone = os.getppid() != runner
-    buffer = b""
     while not runner_gone:
-        ready = select.select(watch, [], [], None if pidfd is not None else 1.0)[0]
-        if 0 in ready:
-            data = os.read(0, 65536)
-            if not data:
-                return
-            buffer = _apply(buffer + data, groups, dirs)
-        if pidfd in ready or os.getppid() != runner:
-            runner_gone = True
-    os.set_blocking(0, False)  # the runner is dead: take what it wrote, then clean up
+        ready = poller.poll(_DRAIN_EVERY * 1000)
+        buffer, ended = _drain(buffer, groups, dirs)
+        runner_gone = ended or bool(ready) or os.getppid() != runner
+    _drain(buffer, groups, dirs)  # the runner is dead: take what it wrote, then clean up
+
+
+def _drain(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> Tuple[bytes, bool]:
+    """Apply what the runner wrote so far; also say whether the pipe has ended."""
     while True:
         try:
             data = os.read(0, 65536)
-        except (BlockingIOError, OSError):
-            break
+        except BlockingIOError:
+            return buffer, False
+        except OSError:
+            return buffer, True
         if not data:
-            break
+            return buffer, True
         buffer = _apply(buffer + data, groups, dirs)
 
 
