@@ -15,7 +15,7 @@ Mechanisms, in order of preference:
   deadlines and gives the outer one back its handler and its remaining time).
 * When the runner owns SIGALRM (a Python handler of its own, for instance
   pytest-timeout's, or an armed itimer), it is left alone: a daemon watchdog thread
-  sends a spare real-time signal (``SIGRTMIN+2`` or the next free one) to the main
+  (one per process, started on first need and kept) sends a spare real-time signal (``SIGRTMIN+2`` or the next free one) to the main
   thread with ``pthread_kill``; the message says so.
 * Outside the main thread no signal can interrupt the test: the block runs unbounded,
   and the caller checks :meth:`HardTimeout.expired` between steps and calls
@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 from types import FrameType, TracebackType
-from typing import Any, Optional, Tuple, Type
+from typing import Any, List, Optional, Tuple, Type
 
 __unittest = True  # unittest leaves this module's frames out of its reports
 
@@ -47,7 +47,6 @@ _SIGALRM, _ITIMER_REAL, _SIG_DFL = int(signal.SIGALRM), int(signal.ITIMER_REAL),
 _THIS_FILE = os.path.splitext(os.path.abspath(__file__))[0]
 _NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
 _FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
-_JOIN_TIMEOUT = 5.0
 
 
 class TestTimeout(AssertionError):
@@ -183,9 +182,8 @@ class HardTimeout:
         self._armed_at = 0.0
         self._for_previous = False  # the itimer is armed for the enclosing timeout's deadline
         self._restored = True
-        self._thread: Optional[threading.Thread] = None
-        self._cancel: Optional[threading.Event] = None  # made for the watchdog thread only
-        self._lock: Optional[threading.Lock] = None
+        self._target = 0  # the thread the watchdog thread signals (fallback mechanism only)
+        self._watched = False  # armed on the watchdog thread
 
     # -- state --------------------------------------------------------------------------
     def expired(self) -> bool:
@@ -263,29 +261,15 @@ class HardTimeout:
         _setitimer(_ITIMER_REAL, max(delay, 1e-6))  # the handler may run right after this
 
     def _arm_thread(self, sig: int) -> None:
-        self._cancel, self._lock = threading.Event(), threading.Lock()
         self._signum = sig
         self._previous_handler = signal.getsignal(sig)
         self.mechanism = _signal_name(sig)
         self._state = _ARMED
         self._restored = False
         signal.signal(sig, self._on_signal)
-        self._thread = threading.Thread(target=self._watch, args=(threading.main_thread().ident, sig),
-                                        name=f"zmqprocesstest hard_timeout ({self.describe})", daemon=True)
-        self._thread.start()
-
-    def _watch(self, target: int, sig: int) -> None:
-        assert self._deadline is not None and self._cancel is not None and self._lock is not None
-        while True:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                break
-            if self._cancel.wait(left):
-                return
-        with self._lock:
-            if not self._cancel.is_set():
-                self._cancel.set()  # one signal only
-                signal.pthread_kill(target, sig)
+        self._target = threading.main_thread().ident or 0
+        self._watched = True
+        _watchdog().arm(self)
 
     def _restore(self, rearm_previous: bool = True) -> None:
         """Disarm, then give the previous owner back its handler and remaining time."""
@@ -297,9 +281,9 @@ class HardTimeout:
         try:
             if sig == _SIGALRM:
                 _setitimer(_ITIMER_REAL, 0)
-            elif self._lock is not None and self._cancel is not None:
-                with self._lock:  # after this no signal can come from the watchdog thread
-                    self._cancel.set()
+            elif self._watched:
+                self._watched = False
+                _watchdog().disarm(self)  # after this no signal can come from the watchdog thread
             _flush_pending_signals()
         finally:
             try:
@@ -315,8 +299,6 @@ class HardTimeout:
                     left = delay - (time.monotonic() - self._armed_at)
                     # past its deadline already: let it fire now rather than never
                     signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
-                if self._thread is not None and self._thread is not threading.current_thread():
-                    self._thread.join(_JOIN_TIMEOUT)
 
     def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
         __tracebackhide__ = True  # noqa: F841 (pytest)
@@ -346,6 +328,60 @@ class HardTimeout:
         self._restore()
         if isinstance(exc, TestTimeout):
             _trim_our_frames(tb)
+
+
+class _WatchdogThread:
+    """The fallback's clock: one daemon thread per process that sends each armed
+    :class:`HardTimeout` its signal when its deadline passes. One thread for the run,
+    not one per block: starting a thread costs more than a whole shared-process test."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.cond = threading.Condition()
+        self.armed: List[HardTimeout] = []
+        threading.Thread(target=self._run, name="zmqprocesstest hard_timeout watchdog", daemon=True).start()
+
+    def arm(self, handle: HardTimeout) -> None:
+        with self.cond:
+            self.armed.append(handle)
+            self.cond.notify()
+
+    def disarm(self, handle: HardTimeout) -> None:
+        with self.cond:  # the signal is sent under this lock: none can come after this
+            if handle in self.armed:
+                self.armed.remove(handle)
+
+    def _run(self) -> None:
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                for handle in [h for h in self.armed if h._deadline is not None and h._deadline <= now]:
+                    self.armed.remove(handle)  # one signal only
+                    assert handle._signum is not None
+                    signal.pthread_kill(handle._target, handle._signum)
+                deadlines = [h._deadline for h in self.armed if h._deadline is not None]
+                self.cond.wait(min(deadlines) - now if deadlines else None)
+
+
+_WATCHDOG: Optional[_WatchdogThread] = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def _watchdog() -> _WatchdogThread:
+    global _WATCHDOG
+    with _WATCHDOG_LOCK:
+        if _WATCHDOG is None or _WATCHDOG.pid != os.getpid():
+            _WATCHDOG = _WatchdogThread()
+        return _WATCHDOG
+
+
+def armed_on_watchdog() -> List[HardTimeout]:
+    """The blocks the watchdog thread will signal (for tests: none after a block ends)."""
+    watchdog = _WATCHDOG
+    if watchdog is None or watchdog.pid != os.getpid():
+        return []
+    with watchdog.cond:
+        return list(watchdog.armed)
 
 
 def hard_timeout(seconds: Optional[float], describe: str) -> HardTimeout:
