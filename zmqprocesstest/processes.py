@@ -283,7 +283,7 @@ class ManagedProcess:
         """
         deadline = time.monotonic() + scaled(timeout)
         while thread_state(self.pid) not in ("", "S", "Z", "X", "T", "t") and time.monotonic() < deadline:
-            if self.wait(0.001) is not None:
+            if self.wait(0.0002) is not None:  # fine-grained: it is usually a matter of microseconds
                 return
 
     def _group_alive(self) -> bool:
