@@ -292,6 +292,23 @@ class TestDaemonizingProcess(unittest.TestCase):
                 seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
 
         text = only_problem(self, run_case(Daemonizes))
+        # (its parent too, if that had not exited yet when the test ended)
         self.assertRegex(text, r"left descendants running outside its process group \(daemonized\?\); killed them: "
-                               rf"pid {seen['daemon']}: \S*python\S* -c")
+                               rf"(pid \d+: [^;]*; )?pid {seen['daemon']}: \S*python\S* -c")
+        self.assertFalse(alive(seen["daemon"]))
+
+    def test_a_daemon_whose_parent_has_not_exited_yet_is_found_too(self):
+        from .killed_runner_sample import DAEMONIZING
+        slow_parent = DAEMONIZING.replace("    os._exit(0)", "    time.sleep(30)\n    os._exit(0)")
+        self.assertNotEqual(slow_parent, DAEMONIZING)
+        seen = {}
+
+        class Daemonizes(ProcessTestCase):
+            def test_it(self):
+                command = self.start_command([sys.executable, "-c", slow_parent])
+                seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
+
+        text = only_problem(self, run_case(Daemonizes))
+        # The middle process is killed first; the daemon re-parents to the runner then.
+        self.assertRegex(text, rf"killed them: pid \d+: \S*python\S* -c[^;]*; pid {seen['daemon']}: ")
         self.assertFalse(alive(seen["daemon"]))

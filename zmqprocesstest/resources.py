@@ -38,6 +38,9 @@ __tracebackhide__ = True
 __all__ = ["LeakError", "Resources", "check_leaks", "leak_snapshot", "owner_name"]
 
 
+_ORPHAN_ROUNDS = 10  # bounds the kill-and-look-again loop of _end_orphans
+
+
 class LeakError(AssertionError):
     """A test left a socket, context, file descriptor or child process behind."""
 
@@ -197,10 +200,17 @@ class Resources:
         if self.children_before is None:
             return []
         known = {proc.pid for proc in self.watched()}
-        found = _reaper.new_descendants(self.children_before, known)
+        found: List[Tuple[int, str]] = []
+        for _round in range(_ORPHAN_ROUNDS):
+            # A daemon whose parent had not exited yet is that parent's child, not ours:
+            # it re-parents to us when the parent is killed, and the next round finds it.
+            fresh = _reaper.new_descendants(self.children_before, known | {pid for pid, _ in found})
+            if not fresh:
+                break
+            _reaper.kill_and_reap([pid for pid, _ in fresh])
+            found.extend(fresh)
         if not found:
             return []
-        _reaper.kill_and_reap([pid for pid, _ in found])
         shown = "; ".join(f"pid {pid}: {cmdline}" for pid, cmdline in found)
         return [f"a process under test left descendants running outside its process group (daemonized?); "
                 f"killed them: {shown}"]
