@@ -241,8 +241,8 @@ def run(args):
             note = " (failure reported by design, counted as expected)" if failing else ""
             if bare_stop == "SIGINT":
                 lost = len(_bench.LOST_SIGINTS) - lost_before
-                note = (f" (bare: {lost} of {runs} first SIGINTs lost, sent right after the reply; "
-                        f"resent after {_bench.SIGINT_RETRY * 1e3:.0f} ms)")
+                note = (f" (bare: {lost} SIGINT(s) lost in {runs} stops, sent right after the reply; "
+                        f"resent every {_bench.SIGINT_RETRY * 1e3:.0f} ms until it exits)")
             print(f"  {label:12s} {ms(b):12.2f} {ms(c):12.2f} {c / b:6.2f} {ms(median(teardown)):17.2f}{note}")
             if failing:
                 over = c - ESCALATION_TIMEOUTS["SIGINT"]

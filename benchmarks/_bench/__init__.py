@@ -195,13 +195,15 @@ def bare_cycle(endpoint, stop="message", proc_cls=PongProc, sigint_wait=0.2):
         elif stop == "SIGINT":
             os.kill(proc.pid, signal.SIGINT)
             proc.join(SIGINT_RETRY)
-            if proc.exitcode is None:
-                # Lost wakeup: the SIGINT came while PongProc was entering its blocking
-                # recv (after Python's last signal check, before libzmq's poll), so the
-                # KeyboardInterrupt waits for a message that never comes. Count, resend.
+            give_up = perf_counter() + WAIT
+            while proc.exitcode is None and perf_counter() < give_up:
+                # Lost: the SIGINT came while PongProc was entering its blocking recv
+                # (after Python's last signal check, before libzmq's poll), or it landed
+                # on a libzmq thread; the KeyboardInterrupt waits for a message that
+                # never comes. Count, resend (as often as it takes).
                 LOST_SIGINTS.append(proc.pid)
                 os.kill(proc.pid, signal.SIGINT)
-                proc.join(WAIT)
+                proc.join(SIGINT_RETRY)
         elif stop == "escalate":
             os.kill(proc.pid, signal.SIGINT)
             proc.join(sigint_wait)
