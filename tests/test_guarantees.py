@@ -282,33 +282,30 @@ class TestRunnerKilled(unittest.TestCase):
 
 
 class TestDaemonizingProcess(unittest.TestCase):
-    def test_a_daemon_left_by_a_passing_test_is_killed_and_fails_it(self):
-        from .killed_runner_sample import DAEMONIZING
+    def run_daemonizing(self, script):
+        """Run a test whose command daemonizes; return its one failure's text and the daemon's pid."""
         seen = {}
 
         class Daemonizes(ProcessTestCase):
             def test_it(self):
-                command = self.start_command([sys.executable, "-c", DAEMONIZING])
+                command = self.start_command([sys.executable, "-c", script])
                 seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
 
         text = only_problem(self, run_case(Daemonizes))
+        self.assertFalse(alive(seen["daemon"]))
+        return text, seen["daemon"]
+
+    def test_a_daemon_left_by_a_passing_test_is_killed_and_fails_it(self):
+        from .killed_runner_sample import DAEMONIZING
+        text, daemon = self.run_daemonizing(DAEMONIZING)
         # (its parent too, if that had not exited yet when the test ended)
         self.assertRegex(text, r"left descendants running outside its process group \(daemonized\?\); killed them: "
-                               rf"(pid \d+: [^;]*; )?pid {seen['daemon']}: \S*python\S* -c")
-        self.assertFalse(alive(seen["daemon"]))
+                               rf"(pid \d+: [^;]*; )?pid {daemon}: \S*python\S* -c")
 
     def test_a_daemon_whose_parent_has_not_exited_yet_is_found_too(self):
         from .killed_runner_sample import DAEMONIZING
         slow_parent = DAEMONIZING.replace("    os._exit(0)", "    time.sleep(30)\n    os._exit(0)")
         self.assertNotEqual(slow_parent, DAEMONIZING)
-        seen = {}
-
-        class Daemonizes(ProcessTestCase):
-            def test_it(self):
-                command = self.start_command([sys.executable, "-c", slow_parent])
-                seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
-
-        text = only_problem(self, run_case(Daemonizes))
+        text, daemon = self.run_daemonizing(slow_parent)
         # The middle process is killed first; the daemon re-parents to the runner then.
-        self.assertRegex(text, rf"killed them: pid \d+: \S*python\S* -c[^;]*; pid {seen['daemon']}: ")
-        self.assertFalse(alive(seen["daemon"]))
+        self.assertRegex(text, rf"killed them: pid \d+: \S*python\S* -c[^;]*; pid {daemon}: ")
