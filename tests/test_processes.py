@@ -266,18 +266,18 @@ class TestSignalsForTheRunner(unittest.TestCase):
         thread.start()
         self.addCleanup(thread.join, 10)
 
-    def check_interrupted(self, wait):
+    def check_interrupted(self, wait, with_process=True):
         seen = {}
         test = self
 
         class Waits(ProcessTestCase):
             def test_it(self):
-                proc = self.start_command([sys.executable, "-c", "import time; time.sleep(60)"])
+                proc = self.start_command([sys.executable, "-c", "import time; time.sleep(60)"]) if with_process else None
                 req = self.socket(zmq.PULL, bind=self.endpoint)
                 test.signal_soon()
                 start = time.monotonic()
                 try:
-                    wait(self.managed(proc), req)
+                    wait(self.managed(proc) if proc is not None else None, req)
                 except Interrupted:
                     seen["after"] = time.monotonic() - start
 
@@ -290,6 +290,9 @@ class TestSignalsForTheRunner(unittest.TestCase):
 
     def test_during_a_recv(self):
         self.check_interrupted(lambda proc, sock: sock.recv(timeout=self.WAIT))
+
+    def test_during_a_recv_with_no_process_to_watch(self):  # libzmq's blocking recv, in slices
+        self.check_interrupted(lambda proc, sock: sock.recv(timeout=self.WAIT), with_process=False)
 
 
 class TestAKindOfProcessOfYourOwn(unittest.TestCase):

@@ -207,7 +207,7 @@ class TestEveryMethodOfZmqSocket(SocketTestBase):
     def call(self, sock, name):
         method = getattr(zmq.Socket, name)
         params = [p for p in inspect.signature(method).parameters.values()
-                  if p.name != "self" and p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+                  if p.name != "self" and p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         missing = [p.name for p in params if p.name not in self.ARGUMENTS]
         self.assertEqual(missing, [], f"zmq.Socket.{name} takes arguments this test does not know: add them")
         return getattr(sock, name)(*(self.ARGUMENTS[p.name] for p in params))

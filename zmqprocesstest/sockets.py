@@ -4,7 +4,8 @@ A :class:`TestSocket` waits with :func:`zmq.zmq_poll` (never a sleep loop), so a
 message that is already queued is returned at once, and a message that never comes
 raises :class:`SocketTimeout` after ``timeout`` seconds. While it waits it also watches
 the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends the wait
-at once instead of after the timeout.
+at once instead of after the timeout. With no process to watch, a receive is libzmq's
+own blocking one, bounded by ``RCVTIMEO``: as cheap as raw pyzmq.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import functools
 import json
 import math
 import time
-from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import zmq
 from zmq import zmq_poll
@@ -28,7 +29,7 @@ __all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})
 _STRICT = frozenset({int(zmq.REQ), int(zmq.REP)})
-_POLLIN, _POLLOUT, _NOBLOCK = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK)
+_POLLIN, _POLLOUT, _NOBLOCK, _RCVTIMEO = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK), int(zmq.RCVTIMEO)
 _RECV_ONLY = frozenset({int(zmq.SUB), int(zmq.PULL)})
 
 
@@ -118,6 +119,7 @@ class TestSocket:
         self.owner: Any = None
         self._poll_key: Any = None
         self._items: Optional[List[Tuple[Any, int]]] = None
+        self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -239,6 +241,9 @@ class TestSocket:
                 except zmq.Again:
                     pass
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            watch = self.watch
+            if receiving and (watch is None or not (watch.fds() or watch.poll_slice)):
+                return self._recv_blocking(method, operation, timeout, deadline, flags & ~_NOBLOCK, args, kwargs)
             # A recv waits first (zmq_poll returns at once if a message is queued). A
             # REQ/REP socket in its sending state is POLLOUT: then recv is tried at
             # once, to report the wrong state.
@@ -254,6 +259,24 @@ class TestSocket:
                 raise
             raise zmq.ZMQError(exc.errno, f"cannot {operation} on {self.describe()} now: {exc.strerror} "
                                "(REQ must alternate send, recv; REP recv, send)") from None
+
+    def _recv_blocking(self, method: Callable[..., Any], operation: str, timeout: Optional[float], deadline: float,
+                       flags: int, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        # Nothing to watch besides the socket: libzmq's own blocking recv, bounded by
+        # RCVTIMEO, in WAIT_SLICE slices as in wait(). It costs what raw pyzmq costs
+        # (zmq_poll adds a poll of its own and a look before it).
+        sock = self.sock
+        while True:
+            remaining = deadline - time.monotonic()
+            millis = max(0, math.ceil(min(remaining, WAIT_SLICE) * 1000))
+            if millis != self._rcvtimeo:
+                sock.setsockopt(_RCVTIMEO, millis)
+                self._rcvtimeo = millis
+            try:
+                return method(*args, flags=flags, **kwargs)
+            except zmq.Again:
+                if remaining <= 0:  # a timeout of 0 still looks once
+                    raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
 
     # -- sending --------------------------------------------------------------------
     def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
