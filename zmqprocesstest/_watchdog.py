@@ -339,12 +339,14 @@ class _WatchdogThread:
         self.pid = os.getpid()
         self.cond = threading.Condition()
         self.armed: List[HardTimeout] = []
+        self.wakes_at = math.inf  # when the thread will look again by itself
         threading.Thread(target=self._run, name="zmqprocesstest hard_timeout watchdog", daemon=True).start()
 
     def arm(self, handle: HardTimeout) -> None:
         with self.cond:
             self.armed.append(handle)
-            self.cond.notify()
+            if handle._deadline is not None and handle._deadline < self.wakes_at:
+                self.cond.notify()  # (a later deadline waits for the look it has coming)
 
     def disarm(self, handle: HardTimeout) -> None:
         with self.cond:  # the signal is sent under this lock: none can come after this
@@ -360,7 +362,8 @@ class _WatchdogThread:
                     assert handle._signum is not None
                     signal.pthread_kill(handle._target, handle._signum)
                 deadlines = [h._deadline for h in self.armed if h._deadline is not None]
-                self.cond.wait(min(deadlines) - now if deadlines else None)
+                self.wakes_at = min(deadlines) if deadlines else math.inf
+                self.cond.wait(self.wakes_at - now if deadlines else None)
 
 
 _WATCHDOG: Optional[_WatchdogThread] = None
