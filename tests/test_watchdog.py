@@ -471,7 +471,7 @@ class UnderEachRunner(unittest.TestCase):
             ("unittest-parallel (-j 2)", "unittest_parallel" if os.path.exists(unittest_parallel) else "-",
              [unittest_parallel, "-s", ".", "-t", ".", "-j", "2"]),
             ("pytest-timeout (signal method)", "pytest_timeout",
-             pytest_args + ["-p", "pytest_timeout", "--timeout", "120", "--timeout-method", "signal",
+             pytest_args + ["--timeout", "120", "--timeout-method", "signal",  # the plugin loads itself
                             "test_watchdog_sample.py"]),
         ]
 
