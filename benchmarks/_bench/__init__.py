@@ -214,10 +214,27 @@ def bare_cycle(endpoint, stop="message", proc_cls=PongProc, sigint_wait=0.2):
         else:
             raise ValueError(f"unknown stop path {stop!r}")
         if proc.exitcode != expected:
-            raise BenchError(f"bare cycle ({stop}): {proc_cls.__name__} exit code {proc.exitcode}, expected {expected}")
+            raise BenchError(f"bare cycle ({stop}): {proc_cls.__name__} exit code {proc.exitcode}, expected {expected}"
+                             + (_proc_state(proc.pid) if proc.exitcode is None else ""))
     finally:
         close_bare(sock, proc, ctx)
     return perf_counter() - start
+
+
+def _proc_state(pid):
+    """Where a bare process that did not exit is stuck (each thread's state, syscall and
+    wait channel, its ignored signals), to tell a hang from a lost signal."""
+    lines = []
+    for task in sorted(os.listdir(f"/proc/{pid}/task")) if os.path.isdir(f"/proc/{pid}/task") else []:
+        base = f"/proc/{pid}/task/{task}"
+        try:
+            status = dict(line.split(":", 1) for line in open(f"{base}/status").read().splitlines() if ":" in line)
+            lines.append(f"  thread {task} {status['Name'].strip()} {status['State'].strip()} "
+                         f"SigIgn {status['SigIgn'].strip()} SigBlk {status['SigBlk'].strip()} "
+                         f"syscall {open(f'{base}/syscall').read().split()[:1]} wchan {open(f'{base}/wchan').read()}")
+        except OSError as exc:
+            lines.append(f"  thread {task}: {exc}")
+    return "\n" + "\n".join(lines) if lines else f" (pid {pid}: no /proc entry; reaped by someone else?)"
 
 
 def close_bare(sock, proc, ctx):
