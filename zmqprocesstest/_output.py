@@ -14,7 +14,7 @@ import re
 import selectors
 import threading
 import time
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Set
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 
@@ -44,7 +44,7 @@ class Output:
         os.close(self.write_fd)
         self.write_fd = -1
         self._started = True
-        _drainer().request("add", self)
+        _drainer().add(self)
 
     def _feed(self, chunk: bytes) -> None:
         with self.cond:
@@ -108,7 +108,7 @@ class Output:
             return
         self.settle(timeout)
         if not self.closed:  # a writer outlived the process: stop reading, keep what came
-            _drainer().request("drop", self)
+            _drainer().drop(self)
             self.settle(timeout)
 
     def discard(self) -> None:
@@ -129,7 +129,7 @@ class _Drainer:
         self.wake_r, self.wake_w = os.pipe()
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
         self.lock = threading.Lock()
-        self.pending: List[Tuple[str, Output]] = []
+        self.pending: List[Output] = []  # to drop
         self.thread = threading.Thread(target=self._run, name="zmqprocesstest-output", daemon=True)
         self.thread.start()
 
@@ -137,10 +137,18 @@ class _Drainer:
         fileno = getattr(self.selector, "fileno", None)  # epoll and kqueue have one
         return {self.wake_r, self.wake_w} | ({fileno()} if fileno is not None else set())
 
-    def request(self, what: str, output: Output) -> None:
-        """Ask the thread to ``"add"`` or ``"drop"`` *output*'s pipe."""
+    def add(self, output: Output) -> None:
+        """Start reading *output*'s pipe. Registered from the caller's thread: epoll
+        takes that while the drainer waits, and the selector's map is updated first,
+        so no wake-up (and no handover of the GIL) is needed to start a process."""
+        self.selector.register(output.read_fd, selectors.EVENT_READ, output)
+        if not hasattr(self.selector, "fileno"):  # select() or poll(): it sees the fd on its next call only
+            os.write(self.wake_w, b"!")
+
+    def drop(self, output: Output) -> None:
+        """Ask the thread to stop reading *output*'s pipe (it owns closing it)."""
         with self.lock:
-            self.pending.append((what, output))
+            self.pending.append(output)
         os.write(self.wake_w, b"!")
 
     def _run(self) -> None:
@@ -151,11 +159,8 @@ class _Drainer:
                     os.read(self.wake_r, 4096)
                     with self.lock:
                         pending, self.pending = self.pending, []
-                    for what, requested in pending:
-                        if what == "add":
-                            self.selector.register(requested.read_fd, selectors.EVENT_READ, requested)
-                        else:
-                            self._drop(requested)
+                    for dropped in pending:
+                        self._drop(dropped)
                 elif output.read_fd == key.fd:  # not dropped earlier in this round
                     try:
                         chunk = os.read(key.fd, 65536)
