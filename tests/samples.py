@@ -274,3 +274,38 @@ class Hanging(ProcessTestCase):
         yield ("recv", req)
         print("READY", proc.pid, flush=True)
         yield ("wait_exit", proc, 60.0)  # waits until the runner is interrupted
+
+
+def slow_clean_up(endpoint):
+    """Stops on SIGINT, with a clean-up that blocks longer than the SIGINT step's resend
+    interval; a second SIGINT in it would make it exit 3."""
+    import sys
+    import time
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.bind(endpoint)
+    try:
+        sock.recv()
+    except KeyboardInterrupt:
+        try:
+            time.sleep(0.5)  # joining a worker, flushing a log...
+        except KeyboardInterrupt:
+            sys.exit(3)
+    sock.close(linger=0)
+    ctx.term()
+
+
+def shrugs_off_one_sigint(endpoint):
+    """Goes back into the very same recv after its first KeyboardInterrupt (as a SIGINT
+    that came just before the call and was missed leaves it); stops on the second."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.bind(endpoint)
+    interrupted = 0
+    while interrupted < 2:
+        try:
+            sock.recv()
+        except KeyboardInterrupt:
+            interrupted += 1
+    sock.close(linger=0)
+    ctx.term()

@@ -29,6 +29,28 @@ class TestTable(unittest.TestCase):
                           str(caught.exception))
 
 
+class TestSigintStep(unittest.TestCase):
+    def stop_by_sigint(self, target):
+        seen = {}
+
+        class Stops(ProcessTestCase):
+            stop_timeouts = {"SIGINT": 3.0}
+
+            def test_it(self):
+                proc = self.start_process(target, self.endpoint)
+                yield ("wait_endpoint", self.endpoint)
+                seen["managed"] = self.managed(proc)
+
+        self.assertEqual(problems(run_case(Stops)), [])
+        self.assertEqual((seen["managed"].stopped_by, seen["managed"].exitcode()), ("SIGINT", 0))
+
+    def test_a_clean_up_that_blocks_gets_no_second_sigint(self):
+        self.stop_by_sigint(samples.slow_clean_up)
+
+    def test_sigint_is_sent_again_while_the_process_sits_in_the_call_it_was_in(self):
+        self.stop_by_sigint(samples.shrugs_off_one_sigint)
+
+
 class TestChosenSteps(unittest.TestCase):
     def test_a_server_whose_documented_stop_is_sigterm(self):
         seen = {}

@@ -10,7 +10,7 @@ import select
 import time
 from typing import Any, Dict, List, Optional
 
-__all__ = ["add_note", "alive", "child_pids", "command_line", "group_members", "open_fds", "orphan_pids", "signal_main_thread",
+__all__ = ["add_note", "alive", "blocking_call", "child_pids", "command_line", "group_members", "open_fds", "orphan_pids", "signal_main_thread",
            "thread_state", "wait_gone"]
 
 
@@ -107,6 +107,17 @@ def thread_state(pid: int, tid: Optional[int] = None) -> str:
     """The one-letter state (``R``, ``S``, ``Z``...) of thread *tid* (default: main) of *pid*; ``''`` if unknown."""
     fields = _stat_fields(f"/proc/{pid}/task/{pid if tid is None else tid}/stat")
     return fields[0].decode() if fields else ""
+
+
+def blocking_call(pid: int) -> Optional[str]:
+    """The system call the main thread of *pid* is in, with its arguments and stack and
+    program pointers (``/proc/PID/syscall``): the same text twice means the very same
+    call, not left in between. ``'running'`` if it is not in one; ``None`` if unknown."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/syscall", "rb") as f:
+            return f.read().decode("ascii", "replace").strip() or None
+    except OSError:
+        return None
 
 
 def command_line(pid: int) -> str:

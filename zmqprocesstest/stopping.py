@@ -15,7 +15,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from ._compat import thread_state
+from ._compat import blocking_call, thread_state
 from ._config import scaled
 
 if TYPE_CHECKING:
@@ -87,28 +87,35 @@ class StopStep:
 
 class _InterruptStep(StopStep):
     """SIGINT, sent to the main thread of each process of the group once the process can
-    act on it (:meth:`ManagedProcess.wait_until_blocked`), and again while it is plainly
-    being missed.
+    act on it (:meth:`ManagedProcess.wait_until_blocked`), and again only if it was
+    plainly missed.
 
     Sent to the main thread, it is never lost on a libzmq thread. One that arrives in
     the instant after the main thread last checked for signals and before it blocks in
     ``recv`` is still lost (about 2 in 100 stops of a process that has just started):
-    so if the main thread is blocked 100 ms later, SIGINT is sent again. The price: a
-    clean-up that blocks longer than that on SIGINT gets a second one.
+    the process then sits in the very blocking call it was in when SIGINT was sent (the
+    same system call, arguments and stack pointer in ``/proc/PID/syscall``). Only then
+    is SIGINT sent again, every 100 ms. A process that took it and is blocked in its
+    clean-up (joining a worker, terminating its context) is in another call, and is
+    left to finish: it never gets a second SIGINT from the library. Where that file
+    cannot be read, or the process was busy rather than blocked when SIGINT was sent,
+    SIGINT is sent again while the process is blocked at all.
     """
 
     def run(self, proc: "ManagedProcess", timeout: float) -> Optional[int]:
         deadline = time.monotonic() + timeout
         proc.wait_until_blocked()
-        resend = True
+        before = blocking_call(proc.pid)  # where a missed SIGINT leaves it
+        if before == "running":
+            before = None  # (it never blocked): no call to compare with
+        proc.signal_quietly(signal.SIGINT)
         while True:
-            if resend:
-                proc.signal_quietly(signal.SIGINT)
             remaining = max(0.0, deadline - time.monotonic())
-            code = proc.wait(min(0.1, remaining) if resend else remaining)
+            code = proc.wait(min(0.1, remaining))
             if code is not None or time.monotonic() >= deadline:
                 return code
-            resend = thread_state(proc.pid) == "S"  # blocked: it missed it; busy: let it finish
+            if thread_state(proc.pid) == "S" and (before is None or blocking_call(proc.pid) == before):
+                proc.signal_quietly(signal.SIGINT)  # missed: still in the call it was in
 
 
 #: The stop protocol, in escalation order. A process takes the steps named in its

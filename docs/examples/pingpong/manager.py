@@ -63,8 +63,8 @@ class Manager(multiprocessing.Process):
         except KeyboardInterrupt:
             pass
         finally:
-            # Stopping now: a second SIGINT (Ctrl-C pressed twice, or zmqprocesstest
-            # sending it again) must not cut the clean-up short in worker.join().
+            # Stopping now: a second SIGINT (Ctrl-C pressed twice) must not cut the
+            # clean-up short in worker.join().
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 worker_sock.send_json(["stop", None], zmq.NOBLOCK)
