@@ -93,29 +93,51 @@ class _InterruptStep(StopStep):
     Sent to the main thread, it is never lost on a libzmq thread. One that arrives in
     the instant after the main thread last checked for signals and before it blocks in
     ``recv`` is still lost (about 2 in 100 stops of a process that has just started):
-    the process then sits in the very blocking call it was in when SIGINT was sent (the
-    same system call, arguments and stack pointer in ``/proc/PID/syscall``). Only then
-    is SIGINT sent again, every 100 ms. A process that took it and is blocked in its
-    clean-up (joining a worker, terminating its context) is in another call, and is
-    left to finish: it never gets a second SIGINT from the library. Where that file
-    cannot be read, or the process was busy rather than blocked when SIGINT was sent,
-    SIGINT is sent again while the process is blocked at all.
+    the process then sits in the very blocking call it had settled in when SIGINT was
+    sent (the same system call, arguments and stack pointer in ``/proc/PID/syscall``).
+    Only then is SIGINT sent again, every 100 ms. A process that took it and is blocked
+    in its clean-up (joining a worker, terminating its context) is in another call and
+    is left to finish, but for one last SIGINT at half the step's time: a SIGINT missed
+    on the way from one blocking call to another looks the same from outside. Where
+    that file cannot be read, or the process did not settle in one call before SIGINT
+    was sent, SIGINT is sent again while the process is blocked at all.
     """
 
     def run(self, proc: "ManagedProcess", timeout: float) -> Optional[int]:
         deadline = time.monotonic() + timeout
         proc.wait_until_blocked()
-        before = blocking_call(proc.pid)  # where a missed SIGINT leaves it
-        if before == "running":
-            before = None  # (it never blocked): no call to compare with
+        before = _settled_call(proc)  # where a missed SIGINT leaves it
         proc.signal_quietly(signal.SIGINT)
+        last_resort: Optional[float] = time.monotonic() + timeout / 2
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             code = proc.wait(min(0.1, remaining))
             if code is not None or time.monotonic() >= deadline:
                 return code
-            if thread_state(proc.pid) == "S" and (before is None or blocking_call(proc.pid) == before):
+            if thread_state(proc.pid) != "S":
+                continue  # busy: let it finish
+            if before is None or blocking_call(proc.pid) == before:
                 proc.signal_quietly(signal.SIGINT)  # missed: still in the call it was in
+            elif last_resort is not None and time.monotonic() >= last_resort:
+                # Blocked elsewhere this long: a clean-up that hangs, or a SIGINT missed on
+                # the way between two calls. Once, before SIGTERM would be the next word.
+                last_resort = None
+                proc.signal_quietly(signal.SIGINT)
+
+
+def _settled_call(proc: "ManagedProcess") -> Optional[str]:
+    """The blocking call the main thread of *proc* stays in (the same on two looks, a
+    moment apart), or ``None`` if it does not settle: a process blocked only briefly
+    (a ``bind`` waiting on libzmq's I/O thread, say) is on its way somewhere else."""
+    for _attempt in range(5):
+        first = blocking_call(proc.pid)
+        if first in (None, "running"):
+            return None
+        if proc.wait(0.0005) is not None:
+            return None
+        if blocking_call(proc.pid) == first:
+            return first
+    return None
 
 
 #: The stop protocol, in escalation order. A process takes the steps named in its
