@@ -137,10 +137,14 @@ _UNSTOPPABLE: List[Generator[Any, Any, Any]] = []
 
 
 def _close(gen: Generator[Any, Any, Any]) -> None:
+    # Kept until it has ended: one that ignores GeneratorExit stays, away from a noisy
+    # finaliser, even if the hard timeout's signal cuts this short.
+    _UNSTOPPABLE.append(gen)
     try:
         gen.close()
-    except RuntimeError:  # it ignored GeneratorExit; keep it from a noisy finaliser
-        _UNSTOPPABLE.append(gen)
+    except RuntimeError:  # it ignored GeneratorExit
+        return
+    _UNSTOPPABLE.remove(gen)
 
 
 def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float] = None,
