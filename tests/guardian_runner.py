@@ -262,5 +262,10 @@ def mode_cost():
 
 
 if __name__ == "__main__":
+    # A runner as a terminal starts it, whatever this suite inherited (nohup, a
+    # background job): the signals the tests kill it with must kill it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     {"tree": mode_tree, "restart": mode_restart, "fork": mode_fork,
      "subreaper": mode_subreaper, "cost": mode_cost}[sys.argv[1]]()

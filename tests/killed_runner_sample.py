@@ -6,6 +6,7 @@ prints one JSON line with what it started, then waits to be killed.
 import json
 import os
 import select
+import signal
 import sys
 import time
 
@@ -13,6 +14,12 @@ from zmqprocesstest import ProcessTestCase
 
 from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.pongproc import PongProc
+
+# A runner as a terminal starts it, whatever this suite inherited (nohup, a background
+# job): the signals it is killed with in the tests must kill it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 #: A command that daemonizes a grandchild (double fork, setsid) and prints its pid.
 DAEMONIZING = """
