@@ -4,8 +4,9 @@ A :class:`TestSocket` waits with :func:`zmq.zmq_poll` (never a sleep loop), so a
 message that is already queued is returned at once, and a message that never comes
 raises :class:`SocketTimeout` after ``timeout`` seconds. While it waits it also watches
 the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends the wait
-at once instead of after the timeout. With no process to watch, a receive is libzmq's
-own blocking one, bounded by ``RCVTIMEO``: as cheap as raw pyzmq.
+at once instead of after the timeout. A receive is first libzmq's own blocking one,
+bounded by ``RCVTIMEO`` (as cheap as raw pyzmq): for the whole wait if there is no
+process to watch, else for :data:`FIRST_SLICE` (a crash is noticed at most that late).
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ from .transcript import Transcript, short, short_frames, type_name
 
 __unittest = True
 __tracebackhide__ = True
+
+#: How long a recv on a socket that watches processes blocks in libzmq before it polls
+#: their exits too (seconds): the most a crash can go unnoticed at the start of a wait.
+FIRST_SLICE = 0.005
 
 __all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
@@ -240,10 +245,22 @@ class TestSocket:
                     return method(*args, flags=flags, **kwargs)
                 except zmq.Again:
                     pass
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-            watch = self.watch
-            if receiving and (watch is None or not (watch.fds() or watch.poll_slice)):
-                return self._recv_blocking(method, operation, timeout, deadline, flags & ~_NOBLOCK, args, kwargs)
+            now = time.monotonic()
+            deadline = now + (self.timeout if timeout is None else timeout)
+            if receiving:
+                watch = self.watch
+                if watch is None or not (watch.fds() or watch.poll_slice):
+                    try:
+                        return self._recv_blocking(method, deadline, flags & ~_NOBLOCK, args, kwargs)
+                    except zmq.Again:
+                        raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
+                # Watched: most replies come within a few milliseconds, so libzmq's own
+                # blocking recv first; a process that dies meanwhile is noticed at most
+                # FIRST_SLICE late, then zmq_poll watches its exit as well.
+                try:
+                    return self._recv_blocking(method, min(deadline, now + FIRST_SLICE), flags & ~_NOBLOCK, args, kwargs)
+                except zmq.Again:
+                    pass
             # A recv waits first (zmq_poll returns at once if a message is queued). A
             # REQ/REP socket in its sending state is POLLOUT: then recv is tried at
             # once, to report the wrong state.
@@ -260,14 +277,14 @@ class TestSocket:
             raise zmq.ZMQError(exc.errno, f"cannot {operation} on {self.describe()} now: {exc.strerror} "
                                "(REQ must alternate send, recv; REP recv, send)") from None
 
-    def _recv_blocking(self, method: Callable[..., Any], operation: str, timeout: Optional[float], deadline: float,
-                       flags: int, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        # Nothing to watch besides the socket: libzmq's own blocking recv, bounded by
-        # RCVTIMEO, in WAIT_SLICE slices as in wait(). It costs what raw pyzmq costs
-        # (zmq_poll adds a poll of its own and a look before it).
+    def _recv_blocking(self, method: Callable[..., Any], until: float, flags: int, args: Tuple[Any, ...],
+                       kwargs: Dict[str, Any]) -> Any:
+        # libzmq's own blocking recv, bounded by RCVTIMEO, in WAIT_SLICE slices as in
+        # wait(): it costs what raw pyzmq costs (zmq_poll adds a look and a poll of its
+        # own). Raises zmq.Again at *until* (a past *until* still looks once).
         sock = self.sock
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = until - time.monotonic()
             millis = max(0, math.ceil(min(remaining, WAIT_SLICE) * 1000))
             if millis != self._rcvtimeo:
                 sock.setsockopt(_RCVTIMEO, millis)
@@ -275,8 +292,8 @@ class TestSocket:
             try:
                 return method(*args, flags=flags, **kwargs)
             except zmq.Again:
-                if remaining <= 0:  # a timeout of 0 still looks once
-                    raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
+                if remaining <= 0.0005:
+                    raise
 
     # -- sending --------------------------------------------------------------------
     def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
