@@ -254,15 +254,13 @@ class TestSocket:
                         return self._recv_blocking(method, deadline, flags & ~_NOBLOCK, args, kwargs)
                     except zmq.Again:
                         raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
-                # Watched: most replies come within a few milliseconds, so libzmq's own
-                # blocking recv first; a process that dies meanwhile is noticed at most
-                # FIRST_SLICE late, then zmq_poll watches its exit as well.
+                # Watched: libzmq's blocking recv first (most replies come within
+                # FIRST_SLICE; a death meanwhile is seen that late), then zmq_poll.
                 try:
                     return self._recv_blocking(method, min(deadline, now + FIRST_SLICE), flags & ~_NOBLOCK, args, kwargs)
                 except zmq.Again:
                     pass
-            # A recv waits first (zmq_poll returns at once if a message is queued). A
-            # REQ/REP socket in its sending state is POLLOUT: then recv is tried at
+            # A REQ/REP socket in its sending state is POLLOUT: then recv is tried at
             # once, to report the wrong state.
             wait_flag = _POLLIN | _POLLOUT if receiving and self.socket_type in _STRICT else flag
             while True:
@@ -279,9 +277,8 @@ class TestSocket:
 
     def _recv_blocking(self, method: Callable[..., Any], until: float, flags: int, args: Tuple[Any, ...],
                        kwargs: Dict[str, Any]) -> Any:
-        # libzmq's own blocking recv, bounded by RCVTIMEO, in WAIT_SLICE slices as in
-        # wait(): it costs what raw pyzmq costs (zmq_poll adds a look and a poll of its
-        # own). Raises zmq.Again at *until* (a past *until* still looks once).
+        # libzmq's blocking recv, bounded by RCVTIMEO in WAIT_SLICE slices as in wait(),
+        # costs what raw pyzmq costs. zmq.Again at *until* (a past one still looks once).
         sock = self.sock
         while True:
             remaining = until - time.monotonic()
