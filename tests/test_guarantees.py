@@ -249,7 +249,15 @@ class TestRunnerKilled(unittest.TestCase):
                 os.kill(runner.pid, signal.SIGUSR1)  # the sample's runner has no handler: it dies as by _exit
             else:
                 os.kill(runner.pid, how)
-            runner.wait(30)
+            # Read what it writes while it dies (a report, tracebacks): a full stderr pipe
+            # would block it and look like a runner that does not die.
+            try:
+                runner.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                _, err = runner.communicate(timeout=30)
+                self.fail(f"the child runner did not die within 30 s of {how}; its stderr ends:\n"
+                          + err.decode(errors="replace")[-3000:])
         finally:
             if runner.poll() is None:
                 runner.kill()
