@@ -1,4 +1,5 @@
-"""Platform and version shims: Linux ``/proc`` readers and the ``add_note`` backport.
+"""Platform and version shims: Linux ``/proc`` readers, the ``add_note`` backport, and
+:class:`PerProcess` for what must not cross a ``fork`` (the library's kept threads).
 
 Everything here degrades quietly where ``/proc`` is missing (empty answers), so callers
 need no platform checks of their own.
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
 
-__all__ = ["add_note", "alive", "blocking_call", "child_pids", "command_line", "group_members", "open_fds", "orphan_pids", "signal_main_thread",
-           "thread_state", "wait_gone"]
+__all__ = ["PerProcess", "add_note", "alive", "blocking_call", "child_pids", "command_line", "group_members",
+           "open_fds", "orphan_pids", "signal_main_thread", "thread_state", "wait_gone"]
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -49,6 +51,15 @@ def open_fds() -> Dict[int, str]:
     return fds
 
 
+def _task_children(pid: int, tid: object) -> Optional[List[int]]:
+    """Children started (or adopted) by thread *tid* of *pid*; ``None`` if unreadable."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:  # no such file on this kernel, or the thread just ended
+        return None
+
+
 def child_pids(parent: Optional[int] = None) -> List[int]:
     """Pids of the processes whose parent is *parent* (default: this process).
 
@@ -63,11 +74,7 @@ def child_pids(parent: Optional[int] = None) -> List[int]:
         tids = []
     if tids and os.path.exists(f"/proc/{parent}/task/{tids[0]}/children"):
         for tid in tids:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children", "rb") as f:
-                    found.extend(int(p) for p in f.read().split())
-            except OSError:  # the thread just ended
-                continue
+            found.extend(_task_children(parent, tid) or ())
         return found
     return _processes_where(1, parent)
 
@@ -81,11 +88,8 @@ def orphan_pids() -> List[int]:
     of the cost of :func:`child_pids`. Falls back to it where the file is missing.
     """
     pid = os.getpid()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return child_pids()
+    found = _task_children(pid, pid)
+    return child_pids() if found is None else found
 
 
 def _processes_where(field: int, value: int) -> List[int]:
@@ -203,3 +207,38 @@ def signal_main_thread(pid: int, sig: int) -> None:
     if _tgkill and _tgkill(pid, pid, sig) == 0:
         return
     os.kill(pid, sig)  # no tgkill, or it failed: the process-directed signal (raises if gone)
+
+
+_T = TypeVar("_T")
+
+
+class PerProcess(Generic[_T]):
+    """One object per process, made on first use by *make*: a forked child, where the
+    parent's threads do not exist, makes its own. For the library's kept daemon threads
+    (output drainer, context terminator, hard-timeout watchdog)."""
+
+    def __init__(self, make: Callable[[], _T]) -> None:
+        self._make = make
+        self._value: Optional[_T] = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def get(self) -> _T:
+        """This process's object, made now if there is none yet."""
+        with self._lock:
+            if self._value is None or self._pid != os.getpid():
+                self._value, self._pid = self._make(), os.getpid()
+            return self._value
+
+    def current(self) -> Optional[_T]:
+        """This process's object if one was made, else ``None`` (never makes one)."""
+        return self._value if self._pid == os.getpid() else None
+
+    def forget(self) -> None:
+        """Drop this process's object: the next :meth:`get` makes a new one."""
+        with self._lock:
+            self._value = None
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # another thread of the parent may have held it

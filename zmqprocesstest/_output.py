@@ -16,6 +16,8 @@ import threading
 import time
 from typing import List, Optional, Set
 
+from ._compat import PerProcess
+
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 
 #: How many lines of captured output a report shows.
@@ -124,7 +126,6 @@ class _Drainer:
     """The thread that reads every started :class:`Output`'s pipe (one per process)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self.selector.register(self.wake_r, selectors.EVENT_READ, None)
@@ -179,27 +180,14 @@ class _Drainer:
         output._end()
 
 
-_DRAINER: Optional[_Drainer] = None
-_DRAINER_LOCK = threading.Lock()
+_DRAINER: PerProcess[_Drainer] = PerProcess(_Drainer)
 
 
 def _drainer() -> _Drainer:
-    global _DRAINER
-    with _DRAINER_LOCK:
-        if _DRAINER is None or _DRAINER.pid != os.getpid():  # a forked child makes its own
-            _DRAINER = _Drainer()
-        return _DRAINER
-
-
-def _after_fork_in_child() -> None:
-    global _DRAINER_LOCK
-    _DRAINER_LOCK = threading.Lock()  # the parent's may have been held by another thread
+    return _DRAINER.get()
 
 
 def drainer_fds() -> Set[int]:
     """The file descriptors the drainer holds open for good (a leak check must skip them)."""
-    drainer = _DRAINER
-    return drainer.fds() if drainer is not None and drainer.pid == os.getpid() else set()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    drainer = _DRAINER.current()
+    return drainer.fds() if drainer is not None else set()

@@ -15,8 +15,9 @@ Mechanisms, in order of preference:
   deadlines and gives the outer one back its handler and its remaining time).
 * When the runner owns SIGALRM (a Python handler of its own, for instance
   pytest-timeout's, or an armed itimer), it is left alone: a daemon watchdog thread
-  (one per process, started on first need and kept) sends a spare real-time signal (``SIGRTMIN+2`` or the next free one) to the main
-  thread with ``pthread_kill``; the message says so.
+  (one per process, started on first need and kept) sends a spare real-time signal
+  (``SIGRTMIN+2`` or the next free one) to the main thread with ``pthread_kill``; the
+  message says so.
 * Outside the main thread no signal can interrupt the test: the block runs unbounded,
   and the caller checks :meth:`HardTimeout.expired` between steps and calls
   :meth:`HardTimeout.check`, whose message says why the timeout came late.
@@ -36,6 +37,8 @@ import threading
 import time
 from types import FrameType, TracebackType
 from typing import Any, List, Optional, Tuple, Type
+
+from ._compat import PerProcess
 
 __unittest = True  # unittest leaves this module's frames out of its reports
 
@@ -336,7 +339,6 @@ class _WatchdogThread:
     not one per block: starting a thread costs more than a whole shared-process test."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.cond = threading.Condition()
         self.armed: List[HardTimeout] = []
         self.wakes_at = math.inf  # when the thread will look again by itself
@@ -366,22 +368,17 @@ class _WatchdogThread:
                 self.cond.wait(self.wakes_at - now if deadlines else None)
 
 
-_WATCHDOG: Optional[_WatchdogThread] = None
-_WATCHDOG_LOCK = threading.Lock()
+_WATCHDOG: PerProcess[_WatchdogThread] = PerProcess(_WatchdogThread)
 
 
 def _watchdog() -> _WatchdogThread:
-    global _WATCHDOG
-    with _WATCHDOG_LOCK:
-        if _WATCHDOG is None or _WATCHDOG.pid != os.getpid():
-            _WATCHDOG = _WatchdogThread()
-        return _WATCHDOG
+    return _WATCHDOG.get()
 
 
 def armed_on_watchdog() -> List[HardTimeout]:
     """The blocks the watchdog thread will signal (for tests: none after a block ends)."""
-    watchdog = _WATCHDOG
-    if watchdog is None or watchdog.pid != os.getpid():
+    watchdog = _WATCHDOG.current()
+    if watchdog is None:
         return []
     with watchdog.cond:
         return list(watchdog.armed)

@@ -13,8 +13,8 @@ and fails the test that leaked, never a later one.
 """
 from __future__ import annotations
 
-import multiprocessing
 import collections
+import multiprocessing
 import os
 import shutil
 import signal
@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 import zmq
 
 from . import _guardian, _reaper
-from ._compat import child_pids, open_fds, orphan_pids
+from ._compat import PerProcess, child_pids, open_fds, orphan_pids
 from ._config import scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
@@ -274,38 +274,22 @@ class _Terminator:
     """One daemon thread that terminates the tests' zmq contexts, so that a ``term()``
     that hangs (a socket still in use somewhere) costs the test a bounded wait, not the
     run. One thread kept for the run, not one per test: starting a thread costs more
-    than a round trip. A thread stuck in a hung ``term()`` is left to it; a new one
-    takes the next context."""
-
-    def __init__(self) -> None:
-        self.jobs: Optional[_Jobs] = None
-        self.pid = 0
-
-    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
-        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
-        if self.jobs is None or self.pid != os.getpid():
-            self.jobs, self.pid = _Jobs(), os.getpid()
-            threading.Thread(target=self.jobs.serve, name="zmqprocesstest-term", daemon=True).start()
-        done = threading.Event()
-        self.jobs.put(ctx, done)
-        if done.wait(timeout):
-            return True
-        self.jobs = None  # its thread is stuck in term(): the next context gets a new one
-        return False
-
-
-class _Jobs:
-    """The contexts waiting for one terminator thread."""
+    than a round trip. A thread stuck in a hung ``term()`` is left to it, with its own
+    queue; a new one takes the next context."""
 
     def __init__(self) -> None:
         self.waiting: "collections.deque[Tuple[zmq.Context, threading.Event]]" = collections.deque()
         self.ready = threading.Semaphore(0)
+        threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
-    def put(self, ctx: zmq.Context, done: threading.Event) -> None:
+    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
+        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
+        done = threading.Event()
         self.waiting.append((ctx, done))
         self.ready.release()
+        return done.wait(timeout)
 
-    def serve(self) -> None:
+    def _serve(self) -> None:
         while True:
             self.ready.acquire()
             ctx, done = self.waiting.popleft()
@@ -315,7 +299,7 @@ class _Jobs:
                 done.set()
 
 
-_TERMINATOR = _Terminator()
+_TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
 
 
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
@@ -324,7 +308,8 @@ def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
     if leftover:
         problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
-    if not _TERMINATOR.terminate(ctx, timeout):
+    if not _TERMINATOR.get().terminate(ctx, timeout):
+        _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
         problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
     return problems
 
