@@ -118,7 +118,7 @@ class Events:
 
         Header and extra frames are bytes (str is UTF-8 encoded)."""
         check_socket(self, sock)
-        frames = [] if header == [] and type(header) is list else frames_arg("header", header)
+        frames = [] if type(header) is list and not header else frames_arg("header", header)
         try:
             frames.append(json.dumps(body).encode("utf-8"))
         except (TypeError, ValueError) as exc:

@@ -248,18 +248,17 @@ class TestSocket:
             now = time.monotonic()
             deadline = now + (self.timeout if timeout is None else timeout)
             if receiving:
+                # libzmq's blocking recv: for the whole wait if nothing is watched, else
+                # for FIRST_SLICE (most replies come within it; a death is seen that
+                # late), then zmq_poll watches the processes' exits too.
                 watch = self.watch
-                if watch is None or not (watch.fds() or watch.poll_slice):
-                    try:
-                        return self._recv_blocking(method, deadline, flags & ~_NOBLOCK, args, kwargs)
-                    except zmq.Again:
-                        raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
-                # Watched: libzmq's blocking recv first (most replies come within
-                # FIRST_SLICE; a death meanwhile is seen that late), then zmq_poll.
+                watched = watch is not None and bool(watch.fds() or watch.poll_slice)
                 try:
-                    return self._recv_blocking(method, min(deadline, now + FIRST_SLICE), flags & ~_NOBLOCK, args, kwargs)
+                    return self._recv_blocking(method, min(deadline, now + FIRST_SLICE) if watched else deadline,
+                                               flags & ~_NOBLOCK, args, kwargs)
                 except zmq.Again:
-                    pass
+                    if not watched:
+                        raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
             # A REQ/REP socket in its sending state is POLLOUT: then recv is tried at
             # once, to report the wrong state.
             wait_flag = _POLLIN | _POLLOUT if receiving and self.socket_type in _STRICT else flag
