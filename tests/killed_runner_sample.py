@@ -23,7 +23,7 @@ signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 #: A command that daemonizes a grandchild (double fork, setsid) and prints its pid.
 DAEMONIZING = """
-import os, sys, time
+import os, signal
 r, w = os.pipe()
 if os.fork() == 0:
     os.setsid()
@@ -31,19 +31,19 @@ if os.fork() == 0:
         os.write(w, str(os.getpid()).encode())
         os.close(w)
         while True:
-            time.sleep(60)
+            signal.pause()  # runs until killed
     os._exit(0)
 os.close(w)
 print("daemon", os.read(r, 20).decode(), flush=True)
 while True:
-    time.sleep(60)
+    signal.pause()  # serves until stopped
 """
 
 
 def child_with_grandchild(endpoint):
     """A forked process under test that starts a child of its own."""
     import subprocess
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])  # runs until killed
     PongProc(endpoint).run()
 
 

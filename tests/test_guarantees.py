@@ -312,7 +312,7 @@ class TestDaemonizingProcess(unittest.TestCase):
 
     def test_a_daemon_whose_parent_has_not_exited_yet_is_found_too(self):
         from .killed_runner_sample import DAEMONIZING
-        slow_parent = DAEMONIZING.replace("    os._exit(0)", "    time.sleep(30)\n    os._exit(0)")
+        slow_parent = DAEMONIZING.replace("    os._exit(0)", "    signal.pause()  # lingers until killed\n    os._exit(0)")
         self.assertNotEqual(slow_parent, DAEMONIZING)
         text, daemon = self.run_daemonizing(slow_parent)
         # The middle process is killed first; the daemon re-parents to the runner then.
