@@ -212,6 +212,8 @@ def _send(line: bytes, registry: Set[Any], item: Any, add: bool) -> None:
     state = _current()
     with state.lock:
         if add:
+            if item in registry and state.write_fd is not None:
+                return  # registered already (a forked child's session, before it ran)
             registry.add(item)
         elif item in registry:
             registry.discard(item)
