@@ -52,6 +52,23 @@ def daemonizes_at_once():
         signal.pause()  # serves until stopped
 
 
+def moves_grandchild_away():
+    """Starts a child that leaves the process group with ``setpgid`` (but not the
+    session), and one that execs a program after ``setsid``; both report, then wait."""
+    if os.fork() == 0:
+        os.setpgid(0, 0)
+        _report(f"setpgid {os.getpid()}")
+        while True:
+            signal.pause()  # runs until killed
+    if os.fork() == 0:
+        os.setsid()
+        _report(f"setsid {os.getpid()}")
+        os.execv(sys.executable, SLEEPER)
+    _report(f"process {os.getpid()}")
+    while True:
+        signal.pause()  # serves until stopped
+
+
 class StartWindow(ProcessTestCase):
     run_timeout = 60
 
@@ -75,3 +92,9 @@ class FirstDaemon(ProcessTestCase):
     def test_command(self):
         proc = self.start_command(["sh", "-c", "(setsid sh -c 'echo daemon $$; exec sleep 1000' &); exec sleep 1001"])
         yield ("wait_output", proc, r"daemon \d+")
+
+
+class Escapes(ProcessTestCase):
+    def test_grandchildren(self):
+        self.start_process(moves_grandchild_away)
+        select.select([], [], [], 60)  # wait to be killed

@@ -21,12 +21,12 @@ from . import samples
 from .support import ROOT, only_problem, problems, run_case
 
 
-def run_sample(test, env=None, kill_at_first_line=False):
+def run_sample(test, env=None, kill_after=0):
     """Run *test* of tests/start_window_sample.py in a child runner.
 
     Returns ``(pids reported by its processes, runner exit code, runner stderr)``. With
-    *kill_at_first_line*, the runner is SIGKILLed the moment the first report arrives
-    (a process under test ran its first line), and reports are read for 1 s more.
+    *kill_after* N, the runner is SIGKILLed the moment N reports have arrived (1: a
+    process under test ran its first line), and reports are read for 1 s more.
     """
     report_r, report_w = os.pipe()
     err = tempfile.TemporaryFile()  # not a pipe: a survivor holding it must not block us
@@ -46,7 +46,7 @@ def run_sample(test, env=None, kill_at_first_line=False):
             if not chunk:
                 break  # end of file: the runner and every process holding the pipe are gone
             buffer += chunk
-            if kill_at_first_line and killed_at is None:
+            if kill_after and killed_at is None and buffer.count(b"\n") >= kill_after:
                 os.kill(runner.pid, signal.SIGKILL)
                 killed_at = time.monotonic()
                 deadline = killed_at + 1.0
@@ -80,7 +80,7 @@ class TestStartWindow(unittest.TestCase):
     def kill_at_first_line(self, test):
         for attempt in range(3):
             with self.subTest(attempt=attempt):
-                pids, code, text = run_sample(test, kill_at_first_line=True)
+                pids, code, text = run_sample(test, kill_after=1)
                 self.assertIn("process", pids, f"no process reported; the runner said:\n{text[-3000:]}")
                 self.assertEqual(code, -signal.SIGKILL, text[-3000:])
                 self.assertEqual(survivors(pids.values()), {}, f"still running 2 s after the runner died: {pids}")
@@ -112,6 +112,17 @@ class TestFirstProcessDaemonizes(unittest.TestCase):
 
     def test_command(self):
         self.assert_daemon_found("FirstDaemon.test_command")
+
+
+class TestEscapingDescendants(unittest.TestCase):
+    def test_grandchildren_in_another_group_or_session_die_with_the_runner(self):
+        """A grandchild that left the process group with ``setpgid`` (still in the
+        process's session), and one that left the session and exec'd (it carries the
+        token), are killed by the guardian when the runner is SIGKILLed."""
+        pids, code, text = run_sample("Escapes.test_grandchildren", kill_after=3)
+        self.assertEqual(set(pids), {"process", "setpgid", "setsid"}, text[-3000:])
+        self.assertEqual(code, -signal.SIGKILL, text[-3000:])
+        self.assertEqual(survivors(pids.values()), {}, f"still running 2 s after the runner died: {pids}")
 
 
 class PingOnce(samples.PongCase):

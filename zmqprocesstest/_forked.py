@@ -48,6 +48,9 @@ def _in_forked_child(_: object) -> None:
     except OSError:
         os.setpgid(0, 0)
     default_signals()
+    # What it execs carries the runner's token, as commands do: found by the guardian
+    # even after leaving this session (a daemon).
+    os.environ[_guardian.ENV_NAME] = " ".join(os.environ.get(_guardian.ENV_NAME, "").split() + [_pending.token])
     started_r, started_w = _pending.started
     go_r, go_w = _pending.go
     os.close(started_r)
@@ -111,7 +114,7 @@ class ForkedProcess(ManagedProcess):
         output = Output() if capture else None
         started_r, started_w = os.pipe()
         go_r, go_w = os.pipe()
-        _pending.active, _pending.output = True, output
+        _pending.active, _pending.output, _pending.token = True, output, _guardian.token()
         _pending.started, _pending.go = (started_r, started_w), (go_r, go_w)
         # Parallel runners run tests in daemonic pool workers, which multiprocessing
         # forbids to have children (they could be orphaned). The test case stops and

@@ -30,8 +30,9 @@ for the runner's word, see :mod:`zmqprocesstest._forked`), and the guardian is s
 before the first process under test is, so there is no start window.
 
 Not covered: a descendant of a *forked* process under test that leaves its session with
-``setsid`` and is still running when the runner dies before the per-test check saw it
-(it carries no token: a forked process runs with the runner's environment); a
+``setsid`` without ``exec`` and is still running when the runner dies before the
+per-test check saw it (the kernel shows such a process with the environment the runner
+was started with, so the token cannot be seen there; what it execs carries it); a
 process started with the ``spawn`` or ``forkserver`` method, between its start and
 its registration; a descendant that execs with a scrubbed environment (or whose environment the
 guardian may not read: setuid, non-dumpable); anything outside Linux (no guardian
@@ -61,6 +62,7 @@ __all__ = [
     "guardian_pids",
     "start",
     "stop",
+    "token",
     "watch_group",
     "watch_path",
 ]
@@ -262,6 +264,13 @@ def forget_path(path: str) -> None:
     """Unregister a directory registered with :func:`watch_path`."""
     path = os.path.abspath(path)
     _send(_dir_line(b"-d", path), _current().dirs, path, add=False)
+
+
+def token() -> str:
+    """This runner's marker token (see :data:`ENV_NAME`)."""
+    state = _current()
+    with state.lock:
+        return _token(state)
 
 
 def child_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
