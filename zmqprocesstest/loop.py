@@ -182,6 +182,7 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
             error = None
         if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
             raise on_timeout(item)
+        started = time.monotonic()
         try:
             handler, args = _handler_for(case, item)
             value = _call(item[0], handler, args)
@@ -189,6 +190,6 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
             raise
         except BaseException as exc:
             if isinstance(exc, SocketTimeout) and exc.event is None:
-                exc.event = item[0]
+                exc.event, exc.event_elapsed = item[0], time.monotonic() - started
             error = trim_traceback(exc)
             value = None

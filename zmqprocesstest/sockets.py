@@ -57,16 +57,23 @@ class SocketTimeout(AssertionError):
         self.timeout = timeout
         #: Set by the event loop to the event that was being handled.
         self.event: Optional[str] = None
-        # The failure report, on Python < 3.11 (no add_note); see case._add_note.
+        #: Set by the event loop: seconds from the start of that event to the timeout.
+        self.event_elapsed: Optional[float] = None
+        # The failure report, on Python < 3.11 (no add_note); see _compat.add_note.
         self._notes: List[str] = []
 
     def __str__(self) -> str:
         sock = self.socket
         during = f" (event {self.event!r})" if self.event else ""
         last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
+        after = f"{self.timeout:g} s"
+        elapsed = self.event_elapsed
+        if elapsed is not None and elapsed > self.timeout * 1.1 + 0.005:
+            # An event that waits more than once (its own overall deadline): what it
+            # was given matters, not the remainder its last wait had.
+            after = f"{elapsed:.3g} s into the event (its last wait, of {self.timeout:.3g} s, ran out)"
         return (
-            f"{self.operation} on {sock.describe()}{during} timed out after "
-            f"{self.timeout:g} s; last received on it: {last}"
+            f"{self.operation} on {sock.describe()}{during} timed out after {after}; last received on it: {last}"
         ) + "".join("\n" + note for note in self._notes)
 
 
@@ -101,12 +108,7 @@ class TestSocket:
 
     __test__ = False  # not a test class, whatever its name
 
-    def __init__(
-        self,
-        sock: zmq.Socket,
-        timeout: Optional[float] = None,
-        name: Optional[str] = None,
-    ) -> None:
+    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None) -> None:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
