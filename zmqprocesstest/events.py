@@ -13,7 +13,6 @@ that users define on their own test case classes are events too (a custom ``log`
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal as _signal
 import time
@@ -34,7 +33,6 @@ __tracebackhide__ = True
 
 __all__ = ["EVENT_ATTR", "EventError", "Events", "check_socket", "event", "frames_arg", "int_arg", "seconds_arg"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: The attribute that marks a built-in event.
 EVENT_ATTR = "__zmqprocesstest_event__"
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
