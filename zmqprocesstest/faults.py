@@ -19,8 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._proxy import FaultLinkError, Proxy
 from ._zmtp import Tracker
-from .endpoints import check_loopback, private_dir
-from .events import _BadArgument, event, int_arg, seconds_arg
+from .endpoints import check_loopback, private_dir, socket_address
+from .events import int_arg, seconds_arg
+from .loop import BadArgument, event
 
 __unittest = True
 __tracebackhide__ = True
@@ -74,33 +75,25 @@ class LinkStats:
         return getattr(self, direction)  # type: ignore[no-any-return]
 
 
-def _parse(endpoint: str, what: str) -> Tuple[str, int, Any]:
-    """``(transport, family, address)`` of a ``tcp://host:port`` or ``ipc://path`` endpoint."""
+def _address(endpoint: Any, what: str) -> Tuple[int, Any]:
+    """``(family, address)`` of a ``tcp://host:port`` or ``ipc://path`` endpoint (:func:`socket_address`)."""
     if not isinstance(endpoint, str):
-        raise _BadArgument(f"expected {what} to be an endpoint string (tcp://host:port or ipc://path), "
-                           f"got {endpoint!r}")
-    if endpoint.startswith("ipc://") and len(endpoint) > len("ipc://"):
-        return "ipc", socket.AF_UNIX, endpoint[len("ipc://"):]
-    if endpoint.startswith("tcp://"):
-        host, _, port = endpoint[len("tcp://"):].rpartition(":")
-        host = host.strip("[]")
-        if host and port.isdigit():
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET  # localhost: IPv4, as libzmq
-            try:
-                info = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)[0]
-            except socket.gaierror as exc:
-                raise ValueError(f"cannot resolve the host of {what} {endpoint!r}: {exc}") from None
-            return "tcp", info[0], info[4]
-    raise ValueError(f"expected {what} to be tcp://host:port or ipc://path, got {endpoint!r}")
+        raise BadArgument(f"expected {what} to be an endpoint string (tcp://host:port or ipc://path), "
+                          f"got {endpoint!r}")
+    return socket_address(endpoint, what)
+
+
+def _transport(family: int) -> str:
+    return "ipc" if family == socket.AF_UNIX else "tcp"
 
 
 def _drop_args(n: Any, direction: Any) -> Tuple[int, int]:
     """``(n, index of direction)`` for :meth:`FaultLink.drop`."""
     int_arg("n", n, "a number of messages (int)", allow_none=False)
     if n < 1:
-        raise _BadArgument(f"expected n to be a number of messages >= 1, got {n!r}")
+        raise BadArgument(f"expected n to be a number of messages >= 1, got {n!r}")
     if direction not in DIRECTIONS:
-        raise _BadArgument(f"expected direction to be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+        raise BadArgument(f"expected direction to be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
     return int(n), DIRECTIONS.index(direction)
 
 
@@ -141,15 +134,15 @@ class FaultLink(Proxy):
     endpoint: str
 
     def __init__(self, target: str, transport: Optional[str] = None, endpoint: Optional[str] = None) -> None:
-        target_transport, family, address = _parse(target, "target")
+        family, address = _address(target, "target")
         #: The real endpoint connections are forwarded to.
         self.target = target
         if endpoint is not None:
-            transport_of_endpoint = _parse(endpoint, "endpoint")[0]
+            transport_of_endpoint = _transport(_address(endpoint, "endpoint")[0])
             if transport is not None and transport != transport_of_endpoint:
                 raise ValueError(f"transport {transport!r} does not match endpoint {endpoint!r}")
             transport = transport_of_endpoint
-        transport = transport or target_transport
+        transport = transport or _transport(family)
         if transport not in ("tcp", "ipc"):
             raise ValueError(f"expected transport 'tcp' or 'ipc', got {transport!r}")
         self.transport = transport
@@ -161,7 +154,7 @@ class FaultLink(Proxy):
         self._reason: Optional[str] = None
         self._history: List[Tuple[float, str]] = []
         self._start = time.monotonic()
-        super().__init__((family, address), _parse(endpoint, "endpoint")[1:], tmpdir)
+        super().__init__((family, address), _address(endpoint, "endpoint"), tmpdir)
 
     # -- the faults (called from the test's thread) --------------------------------------------------
     def partition(self) -> None:
@@ -195,7 +188,7 @@ class FaultLink(Proxy):
         reconnect interval, and never see a half-made connection.
         """
         if not isinstance(on, bool):
-            raise _BadArgument(f"expected on to be True or False, got {on!r}")
+            raise BadArgument(f"expected on to be True or False, got {on!r}")
         self._control("refuse", "refuse" if on else "refuse off", on)
 
     def delay(self, seconds: float) -> None:
@@ -401,7 +394,7 @@ def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[
 
     What :meth:`ProcessTestCase.fault_link` uses, with the test's private directory.
     """
-    listen = transport or _parse(target, "target")[0]
+    listen = transport or _transport(_address(target, "target")[0])
     return FaultLink(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None)
 
 
@@ -445,5 +438,5 @@ class FaultEvents:
 
 def _link_arg(link: Any) -> FaultLink:
     if not isinstance(link, FaultLink):
-        raise _BadArgument(f"expected a FaultLink (made by self.fault_link() or FaultLink()), got {link!r}")
+        raise BadArgument(f"expected a FaultLink (made by self.fault_link() or FaultLink()), got {link!r}")
     return link
