@@ -25,7 +25,6 @@ from . import _guardian, _reaper
 from ._config import scaled
 from ._output import Output
 from .processes import ManagedProcess, default_signals
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
 __tracebackhide__ = True
@@ -90,8 +89,7 @@ class ForkedProcess(ManagedProcess):
 
     @classmethod
     def start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str] = None,
-              capture: bool = True, stop_timeouts: Dict[str, float] = DEFAULT_STOP_TIMEOUTS,
-              stop_steps: Sequence[str] = DEFAULT_STOP_STEPS, start_method: Optional[str] = "fork") -> "ForkedProcess":
+              capture: bool = True, start_method: Optional[str] = "fork") -> "ForkedProcess":
         """Start a :class:`multiprocessing.Process` subclass, or a function in one.
 
         With the fork start method (the default here, whatever multiprocessing's default
@@ -109,7 +107,6 @@ class ForkedProcess(ManagedProcess):
             raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
         context = multiprocessing.get_context(start_method) if start_method else None
         factory = context.Process if context is not None else multiprocessing.Process  # type: ignore[attr-defined]
-        check_stop_steps(stop_steps)
         _reaper.prepare_runner()  # subreaper, exit statuses and guardian, before the fork
         output = Output() if capture else None
         started_r, started_w = os.pipe()
@@ -160,9 +157,8 @@ class ForkedProcess(ManagedProcess):
                     os.close(fd)
         if output is not None:
             output.start()
-        managed = cls(proc, name or proc.name, output, stop_timeouts, stop_steps, pgid=pgid)
-        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, stop_timeouts=stop_timeouts,
-                                             stop_steps=stop_steps, start_method=start_method)
+        managed = cls(proc, name or proc.name, output, pgid=pgid)
+        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
         return managed
 
     def _poll(self) -> Optional[int]:

@@ -33,7 +33,7 @@ from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock, replies
 from ._watchdog import TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, scoped, shared_of, shared_resources
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan
 
 __unittest = True
 __tracebackhide__ = True
@@ -50,6 +50,12 @@ def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Ca
 
     test_method.__zmqprocesstest_generator__ = True  # type: ignore[attr-defined]
     return test_method
+
+
+def _stop_plan(owner: Any) -> StopPlan:
+    """The :class:`StopPlan` of *owner* (a test case, or a class sharing processes), from its
+    ``stop_steps`` and ``stop_timeouts``: validated before a process starts."""
+    return StopPlan(owner.stop_steps, owner.stop_timeouts)
 
 
 class ProcessTestMeta(type):
@@ -206,10 +212,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        self._resources().before_start()
-        return self.add_process(ForkedProcess.start(
-            target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
-            stop_steps=self.stop_steps, start_method=self.start_method)).obj
+        plan = _stop_plan(self)
+        res = self._resources()
+        res.before_start()
+        return res.add_process(ForkedProcess.start(
+            target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
 
     @scoped
     def start_command(self, argv: Sequence[str], name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
@@ -220,10 +227,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        self._resources().before_start()
-        return self.add_process(CommandProcess.start(
-            argv, name=name, env=env, cwd=cwd, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
-            stop_steps=self.stop_steps)).obj
+        plan = _stop_plan(self)
+        res = self._resources()
+        res.before_start()
+        return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
+                               plan).obj
 
     @scoped
     def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
@@ -244,11 +252,17 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         """Own a process started by a :class:`~zmqprocesstest.ManagedProcess` subclass of your own.
 
         Like the processes of :meth:`start_process`, it is watched while the test
-        waits, shows in the failure report and is stopped after the test.
+        waits, shows in the failure report and is stopped after the test, with this
+        test case's :attr:`stop_steps` and :attr:`stop_timeouts`.
         """
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
-        return self._resources().add_process(proc)
+        try:
+            plan = _stop_plan(self)
+        except BaseException:
+            proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
+            raise
+        return self._resources().add_process(proc, plan)
 
     @scoped
     def managed(self, proc: Any) -> ManagedProcess:
@@ -263,12 +277,13 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any, header: Sequence[Any] = ()) -> None:
         """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
 
-        The JSON shorthand of :meth:`set_stop_event` with a ``send`` event.
+        The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
+        the stop message or event set before.
         """
         event = ("send", sock, list(header), body, (), scaled(0.5))
         managed = self.managed(proc)
-        managed.stop_action = (lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}")
-        managed.stop_replies = lambda: replies(sock)
+        managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
+            lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
@@ -276,17 +291,20 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
         *event* is what a test would yield, ``('name', *args)``: a built-in event or one
         of the test case's own (say, one that sends a signed shutdown request). Its
-        outcome shows in the report of a stop that needed more.
+        outcome shows in the report of a stop that needed more. It replaces the stop
+        message or event set before.
         """
         managed = self.managed(proc)
         if type(event) is not tuple or not event or not isinstance(event[0], str):
             raise TypeError(f"expected an event tuple ('name', *args), got {event!r}")
-        managed.stop_action = (lambda: dispatch(self, event), f"stop event {event!r}")
+        managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(lambda: dispatch(self, event),
+                                                                     f"stop event {event!r}"))
 
     @scoped
     def set_stop_steps(self, proc: Any, steps: Sequence[str]) -> None:
         """Stop *proc* with these steps (see :data:`~zmqprocesstest.stopping.STOP_STEPS`), e.g. ``["SIGTERM"]``."""
-        self.managed(proc).stop_steps = check_stop_steps(steps)
+        managed = self.managed(proc)
+        managed.stop_plan = managed.stop_plan.with_steps(steps)
 
     @scoped
     def stop_process(self, proc: Any) -> None:

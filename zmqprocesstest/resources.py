@@ -29,6 +29,7 @@ from ._config import scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
+from .stopping import StopPlan
 from .endpoints import private_dir
 from .transcript import Transcript
 
@@ -105,9 +106,12 @@ class Resources:
             _reaper.prepare_runner()
             self.children_before = set(orphan_pids())
 
-    def add_process(self, proc: ManagedProcess) -> ManagedProcess:
-        """Own *proc*: watched while the test waits, stopped after it."""
+    def add_process(self, proc: ManagedProcess, plan: Optional[StopPlan] = None) -> ManagedProcess:
+        """Own *proc*: watched while the test waits, stopped after it as *plan* says
+        (the owner's; ``None`` keeps the plan it has)."""
         self.before_start()  # for a process started elsewhere: as late as it can be
+        if plan is not None:
+            proc.stop_plan = plan
         self.processes.append(proc)
         self.refresh()
         return proc
