@@ -274,16 +274,37 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         return managed
 
     @scoped
-    def set_stop_message(self, proc: Any, sock: TestSocket, body: Any, header: Sequence[Any] = ()) -> None:
+    def set_stop_message(self, proc: Any, sock: TestSocket, body: Any,
+                         header: Union[Sequence[Any], Callable[[], Sequence[Any]]] = ()) -> None:
         """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
 
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
-        the stop message or event set before.
+        the stop message or event set before. *header* may be a function called at stop
+        time, for an address that can change during the test (a worker that reconnects
+        under a new identity): ``header=lambda: [self.worker_id, b""]``.
+
+        A REQ *sock* that cannot send when the test ends (a request left unanswered) is
+        not used: the message goes on a new REQ socket connected to the same endpoints.
+        A separate control socket, or :meth:`set_stop_event`, keeps the stop apart from
+        what the test does in the first place.
         """
-        event = ("send", sock, list(header), body, (), scaled(0.5))
+        if callable(header):
+            make_header = header
+        else:
+            fixed = list(header)
+            make_header = lambda: fixed  # noqa: E731
+
+        def send_stop() -> Any:
+            target = sock
+            if sock.socket_type == zmq.REQ and not sock.closed and not sock.poll(0, zmq.POLLOUT):
+                connected = [e.split(" ", 1)[1] for e in sock.endpoints if e.startswith("connect ")]
+                if connected:  # a stand-in: this REQ waits for a reply and cannot send
+                    target = self.socket(zmq.REQ, connect=connected, name=f"{sock.name} (stop)")
+            return dispatch(self, ("send", target, list(make_header()), body, (), scaled(0.5)))
+
         managed = self.managed(proc)
         managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
-            lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
+            send_stop, f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
