@@ -176,6 +176,16 @@ class TestRawFramesAndTheSlowJoiner(unittest.TestCase):
         self.assertEqual(problems(run_case(SlowJoiner)), [])
         self.assertEqual(seen["first"], [b"hello", b"?"])
 
+    def test_wait_subscribed_refuses_a_trigger_that_cannot_be_repeated(self):
+        class ReqTrigger(samples.PongCase):
+            def test_it(self):
+                sub = self.socket(zmq.SUB, connect=self.new_endpoint(), subscribe=b"")
+                yield ("wait_subscribed", sub, ("send", self.req, [], ["ping", 1]))
+
+        text = only_problem(self, run_case(ReqTrigger), "error")
+        self.assertRegex(text, r"expected a trigger that can be repeated, got a 'send' on socket 'req' \(REQ, .*\), "
+                               r"which cannot send twice without a receive in between")
+
     def test_wait_subscribed_is_bounded_and_says_what_it_repeated(self):
         class NeverJoins(ProcessTestCase):
             def test_it(self):

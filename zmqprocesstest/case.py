@@ -206,6 +206,7 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
+        self._resources().before_start()
         return self.add_process(ForkedProcess.start(
             target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
             stop_steps=self.stop_steps, start_method=self.start_method)).obj
@@ -219,6 +220,7 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
+        self._resources().before_start()
         return self.add_process(CommandProcess.start(
             argv, name=name, env=env, cwd=cwd, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
             stop_steps=self.stop_steps)).obj

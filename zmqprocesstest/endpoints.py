@@ -7,8 +7,10 @@ free port (:func:`free_tcp_endpoint`) and ``wait_endpoint`` waits for a listener
 from __future__ import annotations
 
 import ipaddress
+import os
 import select
 import socket as _socket
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Union
 
@@ -18,14 +20,42 @@ if TYPE_CHECKING:
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Endpoint", "as_endpoint", "check_loopback", "endpoint_list", "free_tcp_endpoint", "listening",
-           "wait_listening"]
+__all__ = ["IPC_PATH_MAX", "Endpoint", "as_endpoint", "check_loopback", "endpoint_list", "free_tcp_endpoint",
+           "listening", "private_dir", "wait_listening"]
 
 #: ``'tcp://host:port'``/``'ipc://path'``, or, like the seed article, ``(host, port)``.
 Endpoint = Union[str, Tuple[str, int]]
 
 
 _LOOPBACK_NAMES = {"localhost"}
+
+#: The longest path an ``ipc://`` endpoint can have: ``sun_path`` of ``struct
+#: sockaddr_un`` (108 bytes on Linux) less its terminating NUL.
+IPC_PATH_MAX = 107
+_NAME_ROOM = 12  # room for the names made inside a private dir ('/link', '/12345')
+_SHORT_TMPDIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def private_dir(prefix: str = "zpt-") -> str:
+    """Make a private (0700) temporary directory short enough for ipc endpoints in it.
+
+    The usual temporary directory (``TMPDIR``) comes first. Where its path is too long
+    for an ipc endpoint (tox, Bazel and nested CI workspaces make such paths), the first
+    of ``/tmp``, ``/var/tmp`` and ``/dev/shm`` that works is used instead; the directory
+    is private either way, and the caller registers it with the guardian as usual.
+    """
+    usual = tempfile.gettempdir()
+    for folder in [usual] + [d for d in _SHORT_TMPDIRS if d != usual]:
+        if len(os.fsencode(os.path.join(folder, prefix + "x" * 8))) + _NAME_ROOM > IPC_PATH_MAX:
+            continue  # mkdtemp adds 8 characters to the prefix
+        try:
+            return tempfile.mkdtemp(prefix=prefix, dir=folder)
+        except OSError:
+            continue
+    raise RuntimeError(f"expected a temporary directory short enough for ipc endpoints (at most {IPC_PATH_MAX} "
+                       f"bytes with the socket's name), got TMPDIR {usual!r} ({len(os.fsencode(usual))} bytes) "
+                       f"and none of {', '.join(_SHORT_TMPDIRS)} usable; set TMPDIR to a shorter directory or "
+                       "use endpoint_transport = 'tcp'")
 
 
 def check_loopback(endpoint: str) -> None:

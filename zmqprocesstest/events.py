@@ -264,12 +264,23 @@ class Events:
         subscription has reached it, and nothing tells when that is. So send something
         (*trigger*, any event tuple, e.g. ``("send", pub, [b"hello"], None)``) every
         *interval* seconds until the first message comes, bounded by *timeout*.
+
+        The trigger must be safe to repeat: a ``send`` or ``send_raw`` on a PUB, XPUB,
+        PUSH, DEALER, ROUTER or PAIR socket, or an event of your own that does a whole
+        exchange. A send on a REQ or REP socket is refused (it cannot send twice
+        without a receive in between).
         """
         from .loop import dispatch  # the loop imports this module
 
         check_socket(self, sock)
         if type(trigger) is not tuple or not trigger or not isinstance(trigger[0], str):
             raise _BadArgument(f"expected trigger to be an event tuple ('name', *args), got {trigger!r}")
+        if trigger[0] in ("send", "send_raw") and len(trigger) > 1 and isinstance(trigger[1], TestSocket) \
+                and trigger[1].socket_type in (zmq.REQ, zmq.REP):
+            raise _BadArgument(f"expected a trigger that can be repeated, got a {trigger[0]!r} on "
+                               f"{trigger[1].describe()}, which cannot send twice without a receive in between; "
+                               "trigger with a send on a PUB, PUSH, DEALER or PAIR socket, or with an event of "
+                               "your own that does a whole request and reply")
         seconds_arg("interval", interval, allow_none=False)
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
         deadline, count = time.monotonic() + limit, 0

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._proxy import FaultLinkError, Proxy
 from ._zmtp import Tracker
-from .endpoints import check_loopback
+from .endpoints import check_loopback, private_dir
 from .events import _BadArgument, event, int_arg, seconds_arg
 
 __unittest = True
@@ -154,7 +153,7 @@ class FaultLink(Proxy):
         if transport not in ("tcp", "ipc"):
             raise ValueError(f"expected transport 'tcp' or 'ipc', got {transport!r}")
         self.transport = transport
-        tmpdir = tempfile.mkdtemp(prefix="zpt-link-") if endpoint is None and transport == "ipc" else None
+        tmpdir = private_dir("zpt-link-") if endpoint is None and transport == "ipc" else None
         if endpoint is None:
             endpoint = f"ipc://{tmpdir}/link" if tmpdir else "tcp://127.0.0.1:0"
         check_loopback(endpoint)

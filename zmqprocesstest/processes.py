@@ -5,8 +5,8 @@ one subclass per way of starting one (:class:`CommandProcess` here for command l
 ``ForkedProcess`` in :mod:`zmqprocesstest._forked` for :mod:`multiprocessing` processes); each supplies its own launcher and
 the few operations that differ, and the base class does the rest.
 
-Every process runs in a *process group of its own* (``os.setpgid`` in a forked child,
-``start_new_session`` for commands) and starts with default dispositions of SIGINT,
+Every process runs in a *session and process group of its own* (``os.setsid`` in a
+forked child, ``start_new_session`` for commands) and starts with default dispositions of SIGINT,
 SIGTERM and SIGHUP and an empty signal mask, whatever the runner inherited. Signals go to
 the whole group, so the process's own children are stopped with it, and after the
 process is reaped any member of its group still running is killed and reported.
@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ._compat import group_members, signal_main_thread, thread_state
-from ._reaper import reap_group
+from ._reaper import prepare_runner, wait_group_gone
 from ._config import WAIT_SLICE, scaled
 from ._output import Output
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps, describe_exit, signal_name, stop
@@ -82,7 +82,7 @@ class ManagedProcess:
     """
 
     def __init__(self, obj: Any, name: str, output: Optional[Output], stop_timeouts: Dict[str, float],
-                 stop_steps: Sequence[str] = DEFAULT_STOP_STEPS) -> None:
+                 stop_steps: Sequence[str] = DEFAULT_STOP_STEPS, *, pgid: Optional[int] = None) -> None:
         #: The :class:`multiprocessing.Process` or :class:`subprocess.Popen`.
         self.obj = obj
         #: Name used in messages.
@@ -120,14 +120,17 @@ class ManagedProcess:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
         except (AttributeError, OSError):
             self.pidfd = None
-        try:
-            os.setpgid(self.pid, self.pid)
-        except OSError:
-            pass  # already did it itself (fork hook), or a session leader (commands)
-        try:
-            self.pgid = os.getpgid(self.pid)
-        except OSError:
-            self.pgid = None
+        if pgid is not None:
+            self.pgid = pgid  # the launcher made it (a forked child's own session)
+        else:
+            try:
+                os.setpgid(self.pid, self.pid)
+            except OSError:
+                pass  # a session leader already (commands)
+            try:
+                self.pgid = os.getpgid(self.pid)
+            except OSError:
+                self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
         if self.pgid is not None:
@@ -353,12 +356,13 @@ def default_signals() -> None:
     """Give this (new) process default signal dispositions and an empty signal mask.
 
     SIGINT raises KeyboardInterrupt as in a fresh interpreter; SIGTERM and SIGHUP
-    terminate. A runner started with SIGINT ignored (a background job, ``trap '' INT``)
-    would otherwise pass that on, and the polite SIGINT step could never work.
+    terminate; SIGCHLD keeps its children's exit statuses. A runner started with SIGINT
+    ignored (a background job, ``trap '' INT``) would otherwise pass that on, and the
+    polite SIGINT step could never work.
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
@@ -376,6 +380,7 @@ def launch(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Op
         raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
     if isinstance(argv, bytes) or not isinstance(argv, Sequence) or not argv:
         raise TypeError(f"expected a non-empty argument list such as ['prog', '--flag'], got {argv!r}")
+    prepare_runner()  # subreaper, exit statuses and guardian, before the fork
     full_env = _guardian.child_env(env)  # carries the guardian's token to every descendant
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     return subprocess.Popen(list(argv), env=full_env, cwd=cwd, start_new_session=True, close_fds=True,
@@ -420,21 +425,6 @@ class CommandProcess(ManagedProcess):
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()
-
-
-def wait_group_gone(pgid: int, timeout: float) -> bool:
-    """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        # Members that are not our children give nothing to wait on but the clock.
-        time.sleep(0.005)
 
 
 @atexit.register

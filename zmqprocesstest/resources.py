@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -30,6 +29,7 @@ from ._config import scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
+from .endpoints import private_dir
 from .transcript import Transcript
 
 __unittest = True
@@ -97,11 +97,17 @@ class Resources:
         self.sockets.append(sock)
         return sock
 
+    def before_start(self) -> None:
+        """Before this owner's first process starts: make the runner the reaper of
+        orphans, and note the children it has, so that a daemon left by any process
+        started from now on is found (even one that daemonizes at once)."""
+        if self.children_before is None:
+            _reaper.prepare_runner()
+            self.children_before = set(orphan_pids())
+
     def add_process(self, proc: ManagedProcess) -> ManagedProcess:
         """Own *proc*: watched while the test waits, stopped after it."""
-        if self.children_before is None:
-            _reaper.become_subreaper()  # orphaned descendants now reparent to us
-            self.children_before = set(orphan_pids())
+        self.before_start()  # for a process started elsewhere: as late as it can be
         self.processes.append(proc)
         self.refresh()
         return proc
@@ -116,7 +122,7 @@ class Resources:
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
         if self.tmpdir is None:
-            self.tmpdir = tempfile.mkdtemp(prefix="zpt-")
+            self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
             _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
         self.endpoints += 1
         return f"ipc://{self.tmpdir}/{self.endpoints}"
