@@ -1,4 +1,4 @@
-"""The guardian process itself: ``python -I -S _guardian_process.py TOKEN RUNNER_PID [CONTROLLER_PID]``.
+"""The guardian process: ``python -I -S _guardian_process.py TOKEN RUNNER_PID [CONTROLLER_PID]``.
 
 It follows the runner's commands on its stdin (``+g PGID``/``-g PGID`` for process
 groups, ``+d HEXPATH``/``-d HEXPATH`` for directories) until the runner is gone
@@ -7,8 +7,9 @@ process group, every process in a session of the same number, and every process 
 environment carries TOKEN, until none is left, and removes the directories. Given the
 pid of the parallel controller the runner is a worker of, it also watches that process
 through a pidfd and, when it dies, kills the runner first (a worker whose controller is
-gone would run its test to the end). It runs as a script in isolated mode, so it imports nothing
-but the standard library. See :mod:`zmqprocesstest._guardian` for the runner's side.
+gone would run its test to the end). It runs as a script in isolated mode, so it
+imports nothing but the standard library. See :mod:`zmqprocesstest._guardian` for the
+runner's side.
 """
 import os
 import select
