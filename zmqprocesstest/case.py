@@ -23,17 +23,17 @@ from . import marks as _marks
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
-from .events import Events
+from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
-from .sockets import TestSocket, make_sock, replies
+from .sockets import TestSocket, make_sock
 from ._watchdog import TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, scoped, shared_of, shared_resources
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
 
 __unittest = True
 __tracebackhide__ = True
@@ -288,23 +288,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         A separate control socket, or :meth:`set_stop_event`, keeps the stop apart from
         what the test does in the first place.
         """
-        if callable(header):
-            make_header = header
-        else:
-            fixed = list(header)
-            make_header = lambda: fixed  # noqa: E731
-
-        def send_stop() -> Any:
-            target = sock
-            if sock.socket_type == zmq.REQ and not sock.closed and not sock.poll(0, zmq.POLLOUT):
-                connected = [e.split(" ", 1)[1] for e in sock.endpoints if e.startswith("connect ")]
-                if connected:  # a stand-in: this REQ waits for a reply and cannot send
-                    target = self.socket(zmq.REQ, connect=connected, name=f"{sock.name} (stop)")
-            return dispatch(self, ("send", target, list(make_header()), body, (), scaled(0.5)))
-
+        fixed = None if callable(header) else list(header)
         managed = self.managed(proc)
         managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
-            send_stop, f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
+            lambda: send_stop_message(self, sock, body, header() if fixed is None else fixed),  # type: ignore
+            f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
