@@ -163,10 +163,10 @@ def stop_timeline_svg() -> str:
             body.append(_text(x + 6, top + height + 30, "while it sits in the call that missed it", size=11,
                               fill="#a05a00"))
         if index == 1:
-            body.append(_text(x + 6, top - 10, "exit in any later step: the test fails (ProcessStopError)",
+            body.append(_text(x + 6, top - 8, "an exit in this or a later step: the test fails (ProcessStopError)",
                               size=11, fill="#a00"))
         x += w
-    body.append(_text(left + 6, top - 10, "polite step: an exit here passes", size=11, fill="#060"))
+    body.append(_text(left + 6, top - 26, "polite step: an exit here passes", size=11, fill="#060"))
     body += [_rect(x + 10, top, 150, height, "#eee", dash=True),
              _text(x + 18, top + 18, "after the exit:", weight="bold"),
              _text(x + 18, top + 36, "group members left: killed,"),
@@ -179,9 +179,11 @@ def stop_timeline_svg() -> str:
         body += [f'<line x1="{sx:.0f}" y1="{axis_y - 4}" x2="{sx:.0f}" y2="{axis_y + 4}" stroke="#555"/>',
                  _text(sx, axis_y + 18, f"{second:g} s", anchor="middle", size=11)]
         second += 1.0
-    body.append(_text(left, axis_y + 40, "Bounds: stop_timeouts (defaults shown, times ZMQPROCESSTEST_TIMEOUT_SCALE)."
-                      " Signals go to the process group; SIGINT to each main thread.", size=11))
-    return _svg(name, width, axis_y + 54, "Stop-protocol timeline", body)
+    body.append(_text(left, axis_y + 40, "Bounds: stop_timeouts (the defaults, times ZMQPROCESSTEST_TIMEOUT_SCALE).",
+                      size=11))
+    body.append(_text(left, axis_y + 56, "Signals go to the process group; SIGINT to the main thread of each process.",
+                      size=11))
+    return _svg(name, width, axis_y + 70, "Stop-protocol timeline", body)
 
 
 def sendback_svg() -> str:
@@ -192,7 +194,7 @@ def sendback_svg() -> str:
     width, height = 800, 470
     body = [_text(20, 22, "One event through the send-back loop", weight="bold")]
     for label, x in lanes:
-        body += [_rect(x - 80, 36, 160, 28, "#e4ecf7"), _text(x, 55, label, anchor="middle", weight="bold"),
+        body += [_rect(x - 90, 36, 180, 28, "#e4ecf7"), _text(x, 55, label, anchor="middle", weight="bold"),
                  f'<line x1="{x}" y1="64" x2="{x}" y2="{height - 20}" stroke="#999" stroke-dasharray="4,4"/>']
     gen, case, sock, proc = (x for _label, x in lanes)
     steps = [
