@@ -343,7 +343,7 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
     # -- running tests -----------------------------------------------------------------------
     def run_events(self, gen: Generator[Any, Any, Any]) -> None:
-        """Drive a generator test with the send-back loop (:func:`zmqprocesstest.events.run_events`).
+        """Drive a generator test with the send-back loop (:func:`zmqprocesstest.loop.run_events`).
 
         The test fails with :class:`TestTimeout` if it runs longer than :attr:`run_timeout`.
         """
