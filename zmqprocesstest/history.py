@@ -65,9 +65,9 @@ class History:
     *key* (then one per key), as a DEALER client has several requests in flight::
 
         history.invoke("c1", "write", 3)
-        history.ok("c1", "write", 3)
+        history.ok("c1")
         history.invoke("c2", "read")
-        history.info("c2", "read")  # timed out: it may or may not have happened
+        history.info("c2")  # timed out: it may or may not have happened
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, start: Optional[float] = None) -> None:
