@@ -59,7 +59,7 @@ class TestSendBackLoop(unittest.TestCase):
     def test_assertion_failure_shows_the_test_line_and_transcript(self):
         text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
         self.assertIn('self.assertEqual(reply, [["pong", 2]])', text)
-        self.assertIn("Messages (last 20, oldest first):", text)
+        self.assertIn("Timeline (", text)
         self.assertIn("req -> [b'[\"ping\", 1]']", text)
         self.assertIn("req <- [['pong', 1]]", text)
         self.assertIn("process 'pongproc'", text)

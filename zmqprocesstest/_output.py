@@ -16,6 +16,7 @@ import threading
 import time
 from typing import List, Optional, Set
 
+from . import timeline as _timeline
 from ._compat import PerProcess
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
@@ -39,6 +40,8 @@ class Output:
         self.dropped = 0
         self.cond = threading.Condition()
         self.closed = False  # the pipe was read to its end (or given up on)
+        #: Whose output it is: the lane of its lines in the running test's timeline.
+        self.name = "process"
         self._started = False
 
     def start(self) -> None:
@@ -49,6 +52,7 @@ class Output:
         _drainer().add(self)
 
     def _feed(self, chunk: bytes) -> None:
+        _timeline.record("output", self.name, chunk)  # the time it arrived; split into lines when shown
         with self.cond:
             self.data += chunk
             if len(self.data) > CAPTURE_LIMIT:

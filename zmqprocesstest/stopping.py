@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 
 from ._compat import blocking_call, thread_state
 from ._config import scaled
+from .timeline import record
 
 __unittest = True
 __tracebackhide__ = True
@@ -309,6 +310,7 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
     durations: List[Tuple[str, float]] = []
     stopped_by: Optional[str] = None
     for step in steps:
+        record("stop", proc.name, step.describe(plan))
         began = time.monotonic()
         try:
             code, said = step.run(proc, plan, scaled(plan.timeouts[step.name]))
