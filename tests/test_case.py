@@ -60,8 +60,8 @@ class TestSendBackLoop(unittest.TestCase):
         text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
         self.assertIn('self.assertEqual(reply, [["pong", 2]])', text)
         self.assertIn("Timeline (", text)
-        self.assertIn("req -> [b'[\"ping\", 1]']", text)
-        self.assertIn("req <- [['pong', 1]]", text)
+        self.assertRegex(text, r"req +-> \[b'\[\"ping\", 1\]'\]")
+        self.assertRegex(text, r"req +<- \[\['pong', 1\]\]")
         self.assertIn("process 'pongproc'", text)
 
     def test_timeout_points_at_the_yield_line_and_names_everything(self):

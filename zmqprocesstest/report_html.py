@@ -31,7 +31,7 @@ from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV, env_flag
 from ._svg import sequence_svg
 from .timeline import Timeline
 
-__all__ = ["page_html", "rebuild_index", "report_dir", "watch"]
+__all__ = ["finish_dir", "page_html", "rebuild_index", "report_dir", "watch"]
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
@@ -139,6 +139,7 @@ def _write(path: str, text: str) -> None:
 
 
 _results: Dict[str, Any] = {}  # report directory -> this process's open results file
+_registered: List[Any] = []
 
 
 def _append(directory: str, line: str) -> None:
@@ -147,19 +148,31 @@ def _append(directory: str, line: str) -> None:
         os.makedirs(os.path.join(directory, ".results"), exist_ok=True)
         out = _results[directory] = open(os.path.join(directory, ".results", f"{os.getpid()}.jsonl"), "a",
                                          encoding="utf-8")
-        if not _dirs:
-            atexit.register(_at_exit)
+        if not _registered:
+            _registered.append(atexit.register(_at_exit))
         _dirs.append(directory)
     out.write(line + "\n")
     out.flush()
 
 
+def finish_dir(directory: str) -> Optional[str]:
+    """Close this process's results file in *directory* and rebuild its index (done at
+    exit for every directory written to); return the index's path, ``None`` if the
+    directory is gone."""
+    out = _results.pop(directory, None)
+    if out is not None:
+        out.close()
+        _dirs.remove(directory)
+    if not os.path.isdir(directory):
+        return None
+    return rebuild_index(directory)
+
+
 def _at_exit() -> None:
-    for directory in _dirs:
-        _results.pop(directory).close()
+    for directory in list(_dirs):
         try:
-            rebuild_index(directory)
-        except OSError as exc:  # a directory removed meanwhile: nothing to index
+            finish_dir(directory)
+        except OSError as exc:
             print(f"zmqprocesstest: could not write {directory}/index.html: {exc}", file=sys.stderr)
 
 
