@@ -43,7 +43,7 @@ table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #
 _RANK = {"passed": 0, "skipped": 1, "expected-failure": 1, "unexpected-success": 2, "failed": 3, "error": 4}
 _FAILED = {"failed", "error", "unexpected-success"}
 
-_written: Dict[str, int] = {}  # pages of this process, by name: a repeated test gets -2, -3...
+_written: Dict[Tuple[str, str], int] = {}  # pages of this process, by directory and name: a repeated test gets -2, -3...
 _dirs: List[str] = []  # report directories this process wrote to: their index is rebuilt at exit
 
 
@@ -53,10 +53,10 @@ def report_dir() -> Optional[str]:
     return os.path.abspath(value) if value else None
 
 
-def _page_name(test_id: str) -> str:
+def _page_name(directory: str, test_id: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id)[:150] or "test"
-    seen = _written.get(name, 0)
-    _written[name] = seen + 1
+    seen = _written.get((directory, name), 0)
+    _written[(directory, name)] = seen + 1
     return f"{name}.html" if not seen else f"{name}-{seen + 1}.html"
 
 
@@ -126,7 +126,7 @@ def watch(test: Any, result: Any) -> Optional[_Watcher]:
     directory = report_dir()
     if directory is None or result is None:
         return None
-    watcher = _Watcher(result, directory, _page_name(test.id()))
+    watcher = _Watcher(result, directory, _page_name(directory, test.id()))
     test._zpt_page = os.path.join(directory, "tests", watcher._page)
     test._timeline = None  # a test run again (repeated) starts without the last run's
     return watcher
