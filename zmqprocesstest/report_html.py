@@ -132,10 +132,16 @@ def watch(test: Any, result: Any) -> Optional[_Watcher]:
     return watcher
 
 
+_made: set = set()  # directories made by this process (made once, not looked up per page)
+
+
 def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    folder = os.path.dirname(path)
+    if folder not in _made:
+        os.makedirs(folder, exist_ok=True)
+        _made.add(folder)
+    with open(path, "wb") as f:
+        f.write(text.encode("utf-8"))
 
 
 _results: Dict[str, Any] = {}  # report directory -> this process's open results file
