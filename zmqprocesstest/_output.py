@@ -44,8 +44,10 @@ class Output:
         self.name = "process"
         self._started = False
 
-    def start(self) -> None:
-        """The child has its copy of the write end: close ours and start draining."""
+    def start(self, name: str = "process") -> None:
+        """The child has its copy of the write end: close ours and start draining the
+        output of process *name* (its lines' lane in the timeline)."""
+        self.name = name
         os.close(self.write_fd)
         self.write_fd = -1
         self._started = True

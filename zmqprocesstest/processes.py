@@ -130,8 +130,6 @@ class ManagedProcess:
         if self.pgid is not None:
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         _LIVE.add(self)
-        if output is not None:
-            output.name = name  # its lines go into the timeline under this name
         _timeline.record("start", name, f"pid {self.pid}")
 
     # -- what subclasses supply ------------------------------------------------------------
@@ -417,7 +415,7 @@ class CommandProcess(ManagedProcess):
                 output.discard()
             raise
         if output is not None:
-            output.start()
+            output.start(name or os.path.basename(argv[0]))
         managed = cls(popen, name or os.path.basename(argv[0]), output)
         managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture)
         return managed
