@@ -114,3 +114,32 @@ def setup(app):
     app.connect("missing-reference", _resolve_short_name)
     app.connect("env-check-consistency", _check_public_api)
     app.connect("autodoc-process-bases", _public_bases)
+    app.connect("builder-inited", _draw_example)  # defined below
+
+
+def _draw_example(app):
+    """Run the Lazy Pirate drop-and-retry example with a report directory and keep its
+    diagram for docs/howto/timeline.rst (the page shows the real output)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_generated", "lazy_pirate_drop.svg")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    examples = os.path.join(ROOT, "docs", "examples")
+    directory = tempfile.mkdtemp(prefix="zpt-docs-")
+    try:
+        env = dict(os.environ, ZMQPROCESSTEST_REPORT_DIR=directory, ZMQPROCESSTEST_REPORT_ALL="1",
+                   PYTHONPATH=os.pathsep.join([ROOT, examples]))
+        subprocess.run([sys.executable, "-m", "unittest",
+                        "howto.test_failure_handling.TestLazyPirate.test_one_request_dropped"],
+                       cwd=examples, env=env, check=True, timeout=120, capture_output=True)
+        page_dir = os.path.join(directory, "tests")
+        with open(os.path.join(page_dir, os.listdir(page_dir)[0]), encoding="utf-8") as f:
+            page = f.read()
+        svg = page[page.index("<svg"):page.index("</svg>") + len("</svg>")]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(svg + "\n")
+

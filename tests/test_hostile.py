@@ -21,7 +21,7 @@ CLEAR = ("expected", "cannot", "is closed", "belongs to", "unknown event", "bad 
 
 def last_line(text):
     """The exception line of a reported problem (before the appended report)."""
-    text = text.split("Messages (last")[0].split("Processes under test:")[0]
+    text = text.split("Timeline (")[0].split("Processes under test:")[0]
     return [line for line in text.strip().splitlines() if line and not line.startswith(" ")][-1]
 
 
@@ -91,7 +91,7 @@ class TestPeerInput(unittest.TestCase):
                 self.fail("show the transcript")
 
         text = only_problem(self, run_case(Flooded))
-        self.assertIn("Messages (last 5, oldest first):", text)
+        self.assertRegex(text, r"Timeline \(last 5 of \d+ entries, oldest first\):")
         self.assertLess(len(text), 5000)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -121,8 +121,8 @@ class TestStopEvent(unittest.TestCase):
         self.assertIn("did not stop politely (stop event ('send_shutdown', <TestSocket", text)
         self.assertIn("polite stop: stop event ('send_shutdown'", text)
         self.assertIn("-> failed: ConnectionError: signing key missing", text)
-        self.assertIn("Messages (last 20, oldest first):", text)
-        self.assertIn("req -> [b'[\"ping\", 1]']", text)
+        self.assertIn("Timeline (", text)
+        self.assertRegex(text, r"req +-> \[b'\[\"ping\", 1\]'\]")
 
     def test_a_stop_message_that_gets_no_reaction_shows_what_was_sent(self):
         class Ignored(ProcessTestCase):

@@ -3,12 +3,15 @@
 Runs unittest (same arguments as ``python -m unittest``) but first removes the tests
 that the mark expression does not select, so they are not run or counted at all.
 Without ``-m`` the expression comes from ``ZMQPROCESSTEST_MARKS`` or ``setup.cfg``.
+``--report-dir DIR`` writes an HTML page of each failing test there (``--report-all``:
+of every test) and an ``index.html`` (see :mod:`zmqprocesstest.report_html`).
 """
 import os
 import sys
 import unittest
 from typing import Any, List, Optional
 
+from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
 
 
@@ -62,6 +65,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             sys.exit("usage: python -m zmqprocesstest -m EXPR [unittest arguments]")
         expr = args[at + 1]
         del args[at:at + 2]
+    _report_options(args)
     expr = selection_expression(expr)
     try:
         parse_expression(expr)
@@ -69,6 +73,23 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(str(exc))
     os.environ[MARKS_ENV] = expr  # so tests that are run agree with the filter
     _MarkFilteringProgram(expr, module=None, argv=["python -m zmqprocesstest"] + args)
+
+
+# -- the HTML report (zmqprocesstest.report_html): --report-dir DIR, --report-all ----------------
+def _report_options(args: List[str]) -> None:
+    """Take ``--report-dir DIR`` and ``--report-all`` out of *args* into the environment
+    (so the tests, and runners they start, see them)."""
+    if "--report-dir" in args:
+        at = args.index("--report-dir")
+        if at + 1 >= len(args) or args[at + 1].startswith("-"):
+            sys.exit("usage: python -m zmqprocesstest --report-dir DIR [--report-all] [unittest arguments]")
+        os.environ[REPORT_DIR_ENV] = os.path.abspath(args[at + 1])
+        del args[at:at + 2]
+    if "--report-all" in args:
+        if not os.environ.get(REPORT_DIR_ENV):
+            sys.exit("--report-all needs --report-dir DIR (or ZMQPROCESSTEST_REPORT_DIR)")
+        os.environ[REPORT_ALL_ENV] = "1"
+        args.remove("--report-all")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ __all__ = [
     "CHECK_LEAKS_ENV",
     "DEFAULT_TIMEOUT",
     "FULL_TRACEBACK_ENV",
+    "REPORT_ALL_ENV",
+    "REPORT_DIR_ENV",
     "TIMEOUT_SCALE_ENV",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
@@ -30,6 +32,10 @@ UPDATE_GOLDEN_ENV = "ZMQPROCESSTEST_UPDATE_GOLDEN"
 #: A file to which each test that ran its body to the end appends its id: a check, for
 #: any runner, that no test "passes" without running (see ``.ci/runner_matrix.py``).
 BODY_LOG_ENV = "ZMQPROCESSTEST_BODY_LOG"
+#: A directory for the HTML report: a page per failing test, and an index (off if unset).
+REPORT_DIR_ENV = "ZMQPROCESSTEST_REPORT_DIR"
+#: Flag: with a report directory, write a page for every test, passing ones too.
+REPORT_ALL_ENV = "ZMQPROCESSTEST_REPORT_ALL"
 
 #: Default send/recv timeout of a test socket and default wait, in seconds, before scaling.
 DEFAULT_TIMEOUT = 1.0

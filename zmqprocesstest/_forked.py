@@ -156,7 +156,7 @@ class ForkedProcess(ManagedProcess):
                 if fd != -1:
                     os.close(fd)
         if output is not None:
-            output.start()
+            output.start(name or proc.name)
         managed = cls(proc, name or proc.name, output, pgid=pgid)
         managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
         return managed

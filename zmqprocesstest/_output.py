@@ -16,6 +16,7 @@ import threading
 import time
 from typing import List, Optional, Set
 
+from . import timeline as _timeline
 from ._compat import PerProcess
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
@@ -39,16 +40,21 @@ class Output:
         self.dropped = 0
         self.cond = threading.Condition()
         self.closed = False  # the pipe was read to its end (or given up on)
+        #: Whose output it is: the lane of its lines in the running test's timeline.
+        self.name = "process"
         self._started = False
 
-    def start(self) -> None:
-        """The child has its copy of the write end: close ours and start draining."""
+    def start(self, name: str = "process") -> None:
+        """The child has its copy of the write end: close ours and start draining the
+        output of process *name* (its lines' lane in the timeline)."""
+        self.name = name
         os.close(self.write_fd)
         self.write_fd = -1
         self._started = True
         _drainer().add(self)
 
     def _feed(self, chunk: bytes) -> None:
+        _timeline.record("output", self.name, chunk)  # the time it arrived; split into lines when shown
         with self.cond:
             self.data += chunk
             if len(self.data) > CAPTURE_LIMIT:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Ty
 import zmq
 
 from . import marks as _marks
+from . import report_html as _report
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
@@ -140,6 +141,7 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         res = self._zpt
         if res is None:
             res = self._zpt = Resources(self, self.transcript_length, shared_of(self))
+            self._timeline = res.transcript  # kept after the test, for its HTML page
             self.addCleanup(self._release_resources)
         return res
 
@@ -409,14 +411,19 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
             raise
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
+        watcher = _report.watch(self, result)  # None unless there is a report directory
         try:
-            return super().run(result)
+            ran = super().run(result if watcher is None else watcher)  # type: ignore[arg-type]
+            return ran if watcher is None else result
         except KeyboardInterrupt:
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:
                 res.kill_all()
             raise
+        finally:
+            if watcher is not None:
+                watcher.finish(self)
 
 
 def module_scope(module: str) -> Type[ProcessTestCase]:

@@ -11,12 +11,14 @@ events (``yield ('partition', link)``).
 """
 from __future__ import annotations
 
+import re
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
+from . import timeline as _timeline
 from .endpoints import check_loopback, private_dir, socket_address
 from .events import int_arg, seconds_arg
 from .loop import BadArgument, event
@@ -150,6 +152,11 @@ class FaultLink:
         self._start = time.monotonic()
         self._proxy = Proxy((family, address), _address(endpoint, "endpoint"), target, tmpdir)
         self.endpoint = self._proxy.endpoint
+        #: Its lane in the test's timeline: ``link 2`` (the last part of its endpoint).
+        self.name = "link " + re.split(r"[/:]", self.endpoint)[-1]
+        running = _timeline.current()
+        if running is not None:
+            running.lane(self.name, "link", f"{self.endpoint} -> {target}")
 
     @property
     def hold_limit(self) -> int:
@@ -221,6 +228,7 @@ class FaultLink:
     def _control(self, name: str, label: str, *args: Any) -> Any:
         result = self._proxy.command(name, *args)
         self._history.append((round(time.monotonic() - self._start, 3), label))
+        _timeline.record("fault", self.name, label)
         return result
 
     # -- what the test reads ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
+from . import timeline as _timeline
 from ._compat import group_members, signal_main_thread, thread_state
 from ._reaper import prepare_runner, wait_group_gone
 from ._config import WAIT_SLICE, scaled
@@ -135,6 +136,7 @@ class ManagedProcess:
         if self.pgid is not None:
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         _LIVE.add(self)
+        _timeline.record("start", name, f"pid {self.pid}")
 
     # -- what subclasses supply ------------------------------------------------------------
     def _poll(self) -> Optional[int]:
@@ -157,6 +159,8 @@ class ManagedProcess:
         """The exit code (negative: killed by that signal), or ``None`` if running."""
         if self._code is None:
             self._code = self._poll()
+            if self._code is not None:
+                _timeline.record("exit", self.name, describe_exit(self._code))  # when it was seen
         return self._code
 
     def alive(self) -> bool:
@@ -236,11 +240,13 @@ class ManagedProcess:
             raise ProcessDied(f"cannot freeze {self.describe()}: it is not running")
         self.signal_quietly(signal.SIGSTOP)
         self.frozen = True
+        _timeline.record("fault", self.name, "freeze (SIGSTOP)")
 
     def thaw(self) -> None:
         """Let a frozen process group go on (SIGCONT)."""
         self.signal_quietly(signal.SIGCONT)
         self.frozen = False
+        _timeline.record("fault", self.name, "thaw (SIGCONT)")
 
     def restart(self) -> Tuple["ManagedProcess", List[str]]:
         """Stop it with its stop protocol and start it again with the same arguments.
@@ -250,6 +256,7 @@ class ManagedProcess:
         if self.relaunch is None:
             raise ValueError(f"cannot restart {self.describe()}: it was not started by a launcher that can "
                              "start it again")
+        _timeline.record("fault", self.name, "restart")
         problems = self.stop()
         new = self.relaunch()
         new.stop_plan = self.stop_plan
@@ -268,6 +275,8 @@ class ManagedProcess:
         SIGKILL, SIGSTOP and SIGCONT act on whole processes whatever thread gets them,
         and go to the group in one call.
         """
+        if sig not in (signal.SIGSTOP, signal.SIGCONT):  # freeze and thaw are recorded as faults
+            _timeline.record("signal", self.name, signal_name(sig) + (" (group)" if group else ""))
         if group and self.pgid is not None and sig in _WHOLE_PROCESS:
             os.killpg(self.pgid, sig)
             return
@@ -412,7 +421,7 @@ class CommandProcess(ManagedProcess):
                 output.discard()
             raise
         if output is not None:
-            output.start()
+            output.start(name or os.path.basename(argv[0]))
         managed = cls(popen, name or os.path.basename(argv[0]), output)
         managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture)
         return managed

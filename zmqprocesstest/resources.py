@@ -31,7 +31,8 @@ from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .stopping import StopPlan
 from .endpoints import private_dir
-from .transcript import Transcript
+from . import timeline as _timeline
+from .timeline import Timeline
 
 __unittest = True
 __tracebackhide__ = True
@@ -78,7 +79,11 @@ class Resources:
         self.children_before: Optional[Set[int]] = None
         #: For shared resources: the last test that used them.
         self.last_user: Optional[str] = None
-        self.transcript = Transcript(transcript_length)
+        #: The timeline of what happened (messages, processes, output, faults), active
+        #: from now until :meth:`release` (see :mod:`zmqprocesstest.timeline`).
+        self.transcript = Timeline(transcript_length)
+        self._previous_timeline = _timeline.activate(self.transcript)
+        self.transcript.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
         for parent in self.parents:
@@ -95,6 +100,7 @@ class Resources:
         sock.transcript = self.transcript
         sock.watch = self
         sock.owner = self.owner
+        self.transcript.lane(sock.name, "socket", ", ".join(sock.endpoints))
         self.sockets.append(sock)
         return sock
 
@@ -113,6 +119,7 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
+        self.transcript.lane(proc.name, "process")
         self.refresh()
         return proc
 
@@ -203,6 +210,8 @@ class Resources:
             for sock in parent.sockets:  # back to the class's (or module's) own
                 sock.transcript, sock.watch = parent.transcript, parent
             parent.last_user = owner_name(self.owner)
+        if _timeline.current() is self.transcript:
+            _timeline.activate(self._previous_timeline)
         return problems
 
     def _end_orphans(self) -> List[str]:
@@ -256,7 +265,10 @@ class Resources:
 
     def report(self, shown: Optional[ManagedProcess] = None) -> str:
         """Transcript and processes; the output of *shown* is in the message already."""
-        parts = [f"Messages (last {self.transcript.entries.maxlen}, oldest first):", self.transcript.format()]
+        parts = [self.transcript.header(), self.transcript.format()]
+        chart = self.transcript.chart()
+        if chart:
+            parts.extend(["Sequence of the last messages:", chart])
         for title, procs in (("Processes under test:", self.processes),
                              ("Processes shared by the class or module:", [p for r in self.parents for p in r.processes])):
             if procs:

@@ -21,6 +21,7 @@ from zmq import zmq_poll
 
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
+from . import timeline as _timeline
 from .transcript import Transcript, short, short_frames, type_name
 
 __unittest = True
@@ -61,6 +62,8 @@ class SocketTimeout(AssertionError):
         self.event_elapsed: Optional[float] = None
         # The failure report, on Python < 3.11 (no add_note); see _compat.add_note.
         self._notes: List[str] = []
+        if operation != "poll":  # a poll that finds nothing is an answer, not a failed wait
+            _timeline.record("timeout", sock.name, f"{operation} after {timeout:g} s")
 
     def __reduce__(self) -> Any:
         # Pickled (a parallel runner carries failures to its controller) as the message
@@ -431,6 +434,7 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
                 topics = [topics]
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
+                _timeline.record("subscribe", tsock.name, short(topic))
         for endpoint in endpoint_list(bind):
             if not allow_remote:
                 check_loopback(endpoint)

@@ -28,6 +28,7 @@ import zmq
 
 from ._compat import blocking_call, thread_state
 from ._config import scaled
+from .timeline import record
 from .transcript import short_frames
 
 __unittest = True
@@ -323,6 +324,7 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
     durations: List[Tuple[str, float]] = []
     stopped_by: Optional[str] = None
     for step in steps:
+        record("stop", proc.name, step.describe(plan))
         began = time.monotonic()
         try:
             code, said = step.run(proc, plan, scaled(plan.timeouts[step.name]))

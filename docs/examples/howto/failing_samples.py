@@ -38,3 +38,16 @@ class DelimiterSample(ProcessTestCase):
         yield ("send", self.dealer, [], ["ping", 1])  # REP drops it: no empty frame first
         reply = yield ("recv", self.dealer)
         self.assertEqual(reply, [b"", ["pong", 1]])
+
+
+@process
+class WrongReplySample(ProcessTestCase):
+
+    def setUp(self):
+        self.req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
+        self.proc = self.start_process(PongProc, self.endpoint)
+
+    def test_wrong_reply(self):
+        yield ("send", self.req, [], ["ping", 1])
+        reply = yield ("recv", self.req)
+        self.assertEqual(reply, [["pong", 2]])  # PongProc answers with the number it got
