@@ -167,6 +167,10 @@ COMMANDS = {
     "python -m coverage combine --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "combine"),
     "python -m coverage report --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "report"),
     "cd docs/examples": ("tests/test_docs.py", "TestCommands"),
+    "python -m zmqprocesstest --report-dir reports/ discover -s docs/examples -t docs/examples":
+        ("tests/test_docs.py", "test_report_dir_commands"),
+    "ZMQPROCESSTEST_REPORT_DIR=reports/ python -m pytest docs/examples":
+        ("tests/test_docs.py", "test_report_dir_commands"),
     "ZMQPROCESSTEST_UPDATE_GOLDEN=1 python -m unittest test_system": ("tests/test_systemtests.py", "UPDATE_GOLDEN"),
     "git diff golden/": (None, "reviewing a diff by eye: nothing to run"),
     "pip install zmqprocesstest": (None, "needs the package index; the packaging test builds the wheel instead"),
@@ -180,8 +184,10 @@ CHECKED_BLOCKS = {
     ("reference.rst", "AssertionError"): "TestCodeBlocks.test_the_exception_tree_is_the_codes",
     ("reference.rst", "[zmqprocesstest]"): "TestCodeBlocks.test_the_ini_blocks_parse",
     ("howto/runners.rst", "[zmqprocesstest]"): "TestCodeBlocks.test_the_ini_blocks_parse",
-    ("reference.rst", "python -m zmqprocesstest [-m EXPR] [unittest arguments]"):
+    ("reference.rst", "python -m zmqprocesstest [-m EXPR] [--report-dir DIR [--report-all]] [unittest arguments]"):
         "TestCodeBlocks.test_the_command_line_synopsis",
+    ("howto/timeline.rst", "from zmqprocesstest import timeline"):
+        "tests/test_docstring_examples.py (the same lines, timeline.py's docstring example)",
     ("howto/layout.rst", "echoapp-project/            the project root: run every command from here"):
         "TestCodeBlocks.test_the_layout_tree_is_the_example_project",
     ("README.rst", "pip install zmqprocesstest"): "COMMANDS",
@@ -343,6 +349,20 @@ class TestCommands(unittest.TestCase):
                         "docs/examples/howto/test_marks.py"):
             done = self.run_here(command)
             self.assertEqual(done.returncode, 0, command + "\n" + done.stdout[-2000:] + done.stderr[-2000:])
+
+    def test_report_dir_commands(self):
+        """The report directory's commands, on one example module, into a temporary directory."""
+        for command in ("python -m zmqprocesstest --report-dir reports/ discover -s docs/examples -t docs/examples",
+                        "ZMQPROCESSTEST_REPORT_DIR=reports/ python -m pytest docs/examples"):
+            with tempfile.TemporaryDirectory() as reports:
+                one = (command.replace("reports/", reports + "/")
+                       .replace("discover -s docs/examples -t docs/examples",
+                                "discover -s docs/examples -t docs/examples -p test_pongproc.py")
+                       .replace("pytest docs/examples", "pytest -p no:cacheprovider -q docs/examples/test_pongproc.py"))
+                done = self.run_here(one)
+                self.assertEqual(done.returncode, 0, one + "\n" + done.stdout[-2000:] + done.stderr[-2000:])
+                with open(os.path.join(reports, "index.html"), encoding="utf-8") as f:
+                    self.assertIn("test_ping", f.read())
 
     def test_full_traceback_command_from_docs_examples(self):
         done = self.run_here("cd docs/examples && ZMQPROCESSTEST_FULL_TRACEBACK=1 python -m unittest "

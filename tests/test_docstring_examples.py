@@ -127,6 +127,21 @@ class TestDocstringExamples(unittest.TestCase):
         self.assertEqual([(op.type, op.process) for op in history.ops],
                          [("invoke", "c1"), ("ok", "c1"), ("invoke", "c2"), ("info", "c2")])
 
+    def example_timeline_module(self, code):
+        from zmqprocesstest import timeline
+
+        exec(compile(code, "<docstring example>", "exec"), {})  # no test runs: nothing to record into
+        seen = {}
+
+        class Records(ProcessTestCase):
+            def test_it(self):
+                self.socket(zmq.REQ, name="req")  # a test that makes something has a timeline
+                exec(compile(code, "<docstring example>", "exec"), {})
+                seen["entries"] = [entry[1:] for entry in timeline.current().entries]
+
+        self.assertEqual(problems(run_case(Records)), [])
+        self.assertIn(("monitor", "req", "connected tcp://127.0.0.1:5555"), seen["entries"])
+
     def example_marks_mark(self, code):
         namespace = {"mark": mark}
         exec(compile(code, "<docstring example>", "exec"), namespace)

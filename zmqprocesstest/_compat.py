@@ -134,11 +134,18 @@ def command_line(pid: int) -> str:
     return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
 
+def open_pidfd(pid: int) -> Optional[int]:
+    """A file descriptor readable when *pid* exits (Linux 5.3+ ``pidfd_open``), or ``None``."""
+    try:
+        return getattr(os, "pidfd_open")(pid)  # type: ignore[no-any-return]
+    except (AttributeError, OSError):
+        return None
+
+
 def wait_gone(pid: int, timeout: float) -> None:
     """Wait until *pid* has exited (not reaped), at most *timeout* seconds, without sleeping."""
-    try:
-        fd = getattr(os, "pidfd_open")(pid)
-    except (AttributeError, OSError):
+    fd = open_pidfd(pid)
+    if fd is None:
         deadline = time.monotonic() + timeout
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.005)

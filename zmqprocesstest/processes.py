@@ -2,17 +2,18 @@
 
 A :class:`ManagedProcess` is one process under test as the test case tracks it. There is
 one subclass per way of starting one (:class:`CommandProcess` here for command lines,
-``ForkedProcess`` in :mod:`zmqprocesstest._forked` for :mod:`multiprocessing` processes); each supplies its own launcher and
-the few operations that differ, and the base class does the rest.
+``ForkedProcess`` in :mod:`zmqprocesstest._forked` for :mod:`multiprocessing`
+processes); each supplies its own launcher and the few operations that differ, and the
+base class does the rest.
 
 Every process runs in a *session and process group of its own* (``os.setsid`` in a
-forked child, ``start_new_session`` for commands) and starts with default dispositions of SIGINT,
-SIGTERM and SIGHUP and an empty signal mask, whatever the runner inherited. Signals go to
-the whole group, so the process's own children are stopped with it, and after the
-process is reaped any member of its group still running is killed and reported.
-
-:meth:`ManagedProcess.stop` walks the stop protocol (:mod:`zmqprocesstest.stopping`) as its
-:attr:`~ManagedProcess.stop_plan` says, and keeps how it went in :attr:`~ManagedProcess.stop_result`.
+forked child, ``start_new_session`` for commands) and starts with default dispositions
+of SIGINT, SIGTERM, SIGHUP and SIGCHLD and an empty signal mask, whatever the runner
+inherited. Signals go to the whole group, so the process's own children are stopped
+with it, and after the process is reaped any member of its group still running is
+killed and reported. :meth:`ManagedProcess.stop` walks the stop protocol
+(:mod:`zmqprocesstest.stopping`) as its :attr:`~ManagedProcess.stop_plan` says, and
+keeps how it went in :attr:`~ManagedProcess.stop_result`.
 
 Each process is watched through a Linux ``pidfd`` (or the multiprocessing sentinel
 elsewhere), which :class:`~zmqprocesstest.TestSocket` polls together with its socket: a
@@ -33,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from . import timeline as _timeline
-from ._compat import group_members, signal_main_thread, thread_state
+from ._compat import group_members, open_pidfd, signal_main_thread, thread_state
 from ._reaper import prepare_runner, wait_group_gone
 from ._config import WAIT_SLICE, scaled
 from ._output import Output
@@ -115,11 +116,7 @@ class ManagedProcess:
         self.died_during: Optional[str] = None
         self.closed = False
         self._code: Optional[int] = None
-        self.pidfd: Optional[int] = None
-        try:
-            self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
-        except (AttributeError, OSError):
-            self.pidfd = None
+        self.pidfd: Optional[int] = open_pidfd(self.pid)
         if pgid is not None:
             self.pgid = pgid  # the launcher made it (a forked child's own session)
         else:
