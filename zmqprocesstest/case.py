@@ -32,7 +32,8 @@ from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock, replies
 from ._watchdog import TestTimeout, hard_timeout
-from .scopes import MODULE_SCOPES, scoped, shared_of, shared_resources
+from .scopes import MODULE_SCOPES, release_bounded, release_limit, scoped, shared_of, shared_resources
+from ._phases import bound_class_phases, bound_module_phases, bounded_call, phase_name
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
@@ -69,6 +70,8 @@ class ProcessTestMeta(type):
             if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
                 setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
         _marks.propagate(cls, prefix)
+        bound_class_phases(cls)  # setUpClass, tearDownClass: bounded by run_timeout
+        bound_module_phases(cls)  # setUpModule, tearDownModule (defined above the class)
 
 
 class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessTestMeta):
@@ -98,10 +101,10 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     #: sockets made by :meth:`socket`, and of the waits that take no explicit timeout:
     #: ``wait_exit``, ``wait_output``, ``wait_endpoint`` and :meth:`process_mock`.
     timeout: float = DEFAULT_TIMEOUT
-    #: Longest ``setUp`` and the test body may each run, in seconds (scaled like
-    #: :attr:`timeout`), generator test or plain, even when blocked in C: past it the
-    #: test fails with :class:`TestTimeout` at the blocking line (see
-    #: :doc:`/guarantees`), and cleanup runs as usual.
+    #: Longest each phase may run, in seconds (scaled like :attr:`timeout`), even blocked
+    #: in C: ``setUp``, the test, ``tearDown``, each cleanup, the class's and module's
+    #: set-up, tear-down and cleanups. Past it the phase fails with :class:`TestTimeout`
+    #: at the blocking line (:doc:`/guarantees`); later cleanups and tests run.
     run_timeout: float = 60.0
     #: ``'ipc'`` (a private temp dir, no port races) or ``'tcp'`` (127.0.0.1).
     endpoint_transport: str = "ipc"
@@ -140,7 +143,23 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     def _release_resources(self) -> None:
         res, self._zpt = self._zpt, None
         if res is not None:
-            res.close()
+            release_bounded(res, "")
+
+    @classmethod
+    def setUpClass(cls) -> None:  # (wrapped by the metaclass: bounds the module's phases)
+        super().setUpClass()
+
+    @classmethod
+    def doClassCleanups(cls) -> None:
+        """unittest's, with each class cleanup bounded by :attr:`run_timeout`."""
+        cls.tearDown_exceptions = []
+        while cls._class_cleanups:  # type: ignore[attr-defined]
+            function, args, kwargs = cls._class_cleanups.pop()  # type: ignore[attr-defined]
+            try:
+                bounded_call(cls, f"{cls.__module__}.{cls.__qualname__} (class cleanup {phase_name(function)})",
+                             function, *args, **kwargs)
+            except Exception:
+                cls.tearDown_exceptions.append(sys.exc_info())
 
     @property
     def context(self) -> zmq.Context:
@@ -325,10 +344,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
         run_events(self, gen, time.monotonic() + limit, timed_out)
 
-    # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
-    # here and only here: they are the one place where an exception from setUp or the test
-    # body can be annotated (with the transcript and the processes' output) before the
-    # result formats it, and where deselection and the leak check wrap exactly one test.
+    # unittest's private hooks _callSetUp, _callTestMethod, _callTearDown and _callCleanup
+    # (Python 3.8+) are overridden here and only here: they are the one place where an
+    # exception from setUp or the test body can be annotated (with the transcript and the
+    # processes' output) before the result formats it, where deselection and the leak
+    # check wrap exactly one test, and where each phase gets its hard timeout.
     # tests/test_case.py fails loudly if a Python release drops or renames them.
     def _callSetUp(self) -> None:
         reason = _marks.deselection_reason(self)
@@ -357,6 +377,21 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         if log:
             with open(log, "a", encoding="utf-8") as f:
                 f.write(self.id() + "\n")
+
+    def _callTearDown(self) -> None:
+        if type(self).tearDown is unittest.TestCase.tearDown:
+            return  # nothing to bound
+        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):
+            super()._callTearDown()  # type: ignore[misc]
+
+    def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        res = self._zpt
+        if res is not None and getattr(function, "__func__", None) is ProcessTestCase._release_resources:
+            limit = release_limit(self, res)  # run_timeout + the processes' stop steps
+        else:
+            limit = scaled(self.run_timeout)
+        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):
+            function(*args, **kwargs)
 
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""
@@ -411,4 +446,5 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
         scope = ProcessTestMeta("module_scope", (ProcessTestCase,),
                                 {"__module__": module, "__qualname__": f"module_scope({module!r})", "__test__": False})
         MODULE_SCOPES[module] = scope
+    bound_module_phases(scope, module)  # tearDownModule, the module cleanups registered so far
     return scope  # type: ignore[return-value]
