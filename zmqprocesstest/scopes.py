@@ -49,6 +49,7 @@ def release_bounded(res: Resources, what: str) -> None:
     try:
         res.close(what)
     except TestTimeout:
+        res.closers.clear()  # one of them may be what blocked: not again
         res.kill_all()
         res.forget()
         raise
