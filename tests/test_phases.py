@@ -61,7 +61,16 @@ class BlockingPhases(unittest.TestCase):
             env.pop(name, None)
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        self.addCleanup(self.kill_group, proc)
         return proc, work, time.monotonic()
+
+    def kill_group(self, proc):
+        """Whatever happened to the test (even an interrupted run): no child runner lives on."""
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
     def test_each_blocking_phase_fails_and_the_run_goes_on(self):
         line = blocking_line()
@@ -70,10 +79,11 @@ class BlockingPhases(unittest.TestCase):
                 continue
             started = [(phase, self.start(runner, command, phase)) for phase in PHASES
                        if not (runner == "pytest" and phase == "moduleCleanup")]  # pytest runs no module cleanups
+            deadline = time.monotonic() + 60  # for all of them: they run at the same time
             for phase, (proc, work, start) in started:
                 with self.subTest(runner=runner, phase=phase), proc:
                     try:
-                        out, _ = proc.communicate(timeout=60)
+                        out, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
                     except subprocess.TimeoutExpired:
                         os.killpg(proc.pid, 9)
                         out, _ = proc.communicate()
