@@ -40,6 +40,7 @@ GRACE = 0.5
 _DEFAULT_LAST_RESORT = 10.0
 #: The main thread's armed blocks, outermost first (the backstop's handler looks here).
 MAIN_BLOCKS: List[Any] = []
+os.register_at_fork(after_in_child=MAIN_BLOCKS.clear)  # a forked child is in none of them
 
 
 class TimeoutIgnored(BaseException):
