@@ -1,4 +1,4 @@
-"""Child runner for tests/test_adversary.py: ADVERSARY=last_resort or setupclass_sigint."""
+"""Child runner for tests/test_timeout_adversary.py: ADVERSARY=last_resort or setupclass_sigint."""
 import os
 import signal
 import sys
