@@ -1,4 +1,6 @@
 """Tests of events.py: which methods are events, argument messages, recv_nothing's ignore."""
+import re
+import time
 import unittest
 
 import zmq
@@ -102,6 +104,33 @@ class TestArgumentMessages(unittest.TestCase):
         self.assertEqual(problems(run_case(Signals)), [])
 
 
+class TestTimeoutMessages(unittest.TestCase):
+    def test_a_custom_event_with_an_overall_deadline_reports_it(self):
+        """Its last inner wait had 0.15 s left; the event was given 0.4 s."""
+        class OverallDeadline(samples.PongCase):
+            def recv_within(self, sock, total):
+                deadline = time.monotonic() + total
+                self.recv_nothing(sock, 0.25)  # something else it waits for first
+                return self.recv(sock, -1, deadline - time.monotonic())
+
+            def test_it(self):
+                yield ("recv_within", self.socket(zmq.SUB, bind=self.new_endpoint(), subscribe=b""), 0.4)
+
+        text = only_problem(self, run_case(OverallDeadline))
+        found = re.search(r"\(event 'recv_within'\) timed out after ([\d.]+) s into the event "
+                          r"\(its last wait, of ([\d.]+) s, ran out\)", text)
+        self.assertIsNotNone(found, text)
+        self.assertGreaterEqual(float(found.group(1)), 0.4)
+        self.assertLess(float(found.group(2)), 0.2)
+
+    def test_a_single_wait_reports_its_own_timeout(self):
+        class OneWait(samples.PongCase):
+            def test_it(self):
+                yield ("recv", self.socket(zmq.SUB, bind=self.new_endpoint(), subscribe=b""), -1, 0.2)
+
+        self.assertRegex(only_problem(self, run_case(OneWait)), r"\(event 'recv'\) timed out after 0.2 s; last received")
+
+
 class TestRecvNothing(unittest.TestCase):
     def run_with(self, ignore, sent):
         seen = {}
@@ -175,6 +204,16 @@ class TestRawFramesAndTheSlowJoiner(unittest.TestCase):
 
         self.assertEqual(problems(run_case(SlowJoiner)), [])
         self.assertEqual(seen["first"], [b"hello", b"?"])
+
+    def test_wait_subscribed_refuses_a_trigger_that_cannot_be_repeated(self):
+        class ReqTrigger(samples.PongCase):
+            def test_it(self):
+                sub = self.socket(zmq.SUB, connect=self.new_endpoint(), subscribe=b"")
+                yield ("wait_subscribed", sub, ("send", self.req, [], ["ping", 1]))
+
+        text = only_problem(self, run_case(ReqTrigger), "error")
+        self.assertRegex(text, r"expected a trigger that can be repeated, got a 'send' on socket 'req' \(REQ, .*\), "
+                               r"which cannot send twice without a receive in between")
 
     def test_wait_subscribed_is_bounded_and_says_what_it_repeated(self):
         class NeverJoins(ProcessTestCase):

@@ -31,6 +31,19 @@ class TestExports(unittest.TestCase):
         for name in zmqprocesstest.__all__:
             self.assertTrue(hasattr(zmqprocesstest, name), name)
 
+    def test_public_exceptions_show_their_public_path(self):
+        exceptions = [name for name in zmqprocesstest.__all__
+                      if inspect.isclass(getattr(zmqprocesstest, name))
+                      and issubclass(getattr(zmqprocesstest, name), BaseException)]
+        self.assertIn("TestTimeout", exceptions)
+        for name in exceptions:
+            with self.subTest(name=name):
+                self.assertEqual(getattr(zmqprocesstest, name).__module__, "zmqprocesstest")
+        from . import samples
+        from .support import only_problem, run_case
+        text = only_problem(self, run_case(samples.Failures, "test_timeout"))
+        self.assertRegex(text, r"\nzmqprocesstest\.SocketTimeout: ")
+
     def test_every_public_name_has_a_docstring(self):
         for name in zmqprocesstest.__all__:
             obj = getattr(zmqprocesstest, name)

@@ -157,6 +157,20 @@ class TestMarking(unittest.TestCase):
             result = run_case(Counting)
         self.assertEqual((len(result.skipped), ran), (1, []))
 
+    def test_a_malformed_expression_is_one_clear_error(self):
+        """One error, at the first test, naming the expression, its source and what was
+        expected, with no frame of the parser; the other tests are not run."""
+        with mock.patch.dict(os.environ, {MARKS_ENV: "process and (only one error"}):
+            result = run_case(samples.Marked)
+        self.assertEqual(len(result.errors), 1, problems(result))
+        self.assertEqual(result.failures, [])
+        text = result.errors[0][1]
+        self.assertIn("MarkExpressionError: bad mark expression 'process and (only one error': expected ), got one "
+                      "(from ZMQPROCESSTEST_MARKS); no ProcessTestCase test runs until it is fixed", text)
+        self.assertNotIn("marks.py", text)
+        self.assertEqual(len(result.skipped), 1)
+        self.assertRegex(result.skipped[0][1], r"^not run: the mark expression .* does not parse; see the first error")
+
 
 def importable(name):
     """True if module *name* can be imported here (and so by ``sys.executable -m``)."""

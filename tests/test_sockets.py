@@ -1,6 +1,7 @@
 """Tests of sockets.py: timeouts by polling, errors that say what happened."""
 import inspect
 import os
+import socket
 import time
 import unittest
 from unittest import mock
@@ -9,6 +10,7 @@ import zmq
 
 from zmqprocesstest import SocketTimeout, TestSocket, make_sock
 from zmqprocesstest._config import TIMEOUT_SCALE_ENV, scaled
+from zmqprocesstest.endpoints import EndpointParts, parse_endpoint, socket_address
 from zmqprocesstest.sockets import decode_json
 from zmqprocesstest.transcript import Transcript, short
 
@@ -178,6 +180,19 @@ class TestHelpers(unittest.TestCase):
             decode_json(sock, [b"1"], 3)
         self.assertIn("expected a JSON frame at index 3", str(caught.exception))
         self.assertIn("but it has 1 frame(s): [b'1']", str(caught.exception))
+
+    def test_one_parser_takes_endpoints_apart(self):
+        self.assertEqual(parse_endpoint("tcp://127.0.0.1:5555"), EndpointParts("tcp", "127.0.0.1", "5555"))
+        self.assertEqual(parse_endpoint("tcp://[::1]:*"), EndpointParts("tcp", "::1", "*"))
+        self.assertEqual(parse_endpoint("ipc:///tmp/x:1"), EndpointParts("ipc", "/tmp/x:1", ""))
+        self.assertEqual(parse_endpoint("inproc://a"), EndpointParts("inproc", "a", ""))
+        with self.assertRaisesRegex(ValueError, "expected an endpoint transport://address, got '127.0.0.1:5'"):
+            parse_endpoint("127.0.0.1:5")
+        self.assertEqual(socket_address("ipc:///tmp/x"), (socket.AF_UNIX, "/tmp/x"))
+        self.assertEqual(socket_address("tcp://localhost:5"), (socket.AF_INET, ("127.0.0.1", 5)))
+        for bad in ("tcp://127.0.0.1:*", "udp://127.0.0.1:5", "ipc://", "x"):
+            with self.subTest(endpoint=bad), self.assertRaisesRegex(ValueError, "tcp://host:port or ipc://path"):
+                socket_address(bad, "target")
 
     def test_short_cuts_huge_frames(self):
         text = short(b"a" * 50_000_000)

@@ -1,10 +1,13 @@
-"""Tests of stopping.py: the stop protocol's table, chosen steps and stop events."""
+"""Tests of stopping.py: the stop protocol's table, chosen steps and stop events, the
+stop plan a process carries and the result of its stop."""
+import sys
 import unittest
 
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS, check_stop_steps
+from zmqprocesstest.processes import CommandProcess
+from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS, StopPlan, check_stop_steps
 
 from . import samples
 from .support import only_problem, problems, run_case
@@ -78,7 +81,7 @@ class TestChosenSteps(unittest.TestCase):
                 seen["managed"] = self.managed(proc)
 
         self.assertEqual(problems(run_case(PerProcess)), [])
-        self.assertEqual(seen["managed"].stop_steps, ("SIGTERM", "SIGKILL"))
+        self.assertEqual(seen["managed"].stop_plan.steps, ("SIGTERM", "SIGKILL"))
 
 
 class TestStopEvent(unittest.TestCase):
@@ -143,3 +146,116 @@ class TestStopEvent(unittest.TestCase):
 
         self.assertIn("expected an event tuple ('name', *args), got 'send_shutdown'",
                       only_problem(self, run_case(Bad), "error"))
+
+
+# A command that ignores SIGINT (as a server whose documented stop is SIGTERM).
+IGNORES_SIGINT = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                  "print('up', flush=True); signal.pause()"]
+
+
+class TestStopPlan(unittest.TestCase):
+    def test_a_plan_is_validated_when_made_and_fills_in_the_default_bounds(self):
+        plan = StopPlan(["SIGTERM"], {"SIGTERM": 0.5})
+        self.assertEqual(plan.steps, ("SIGTERM", "SIGKILL"))
+        self.assertEqual(dict(plan.timeouts), dict(DEFAULT_STOP_TIMEOUTS, SIGTERM=0.5))
+        with self.assertRaises(TypeError):
+            plan.timeouts["SIGKILL"] = 1.0  # a value: nobody changes it behind the owner's back
+        for bad in ({"SIGTERM": -1}, {"SIGTERM": "2"}, {"SIGTERM": True}):
+            with self.subTest(timeouts=bad), self.assertRaisesRegex(ValueError, r"stop_timeouts\['SIGTERM'\]"):
+                StopPlan(timeouts=bad)
+
+    def test_a_misspelled_stop_timeouts_key_names_the_valid_keys(self):
+        with self.assertRaises(ValueError) as caught:
+            StopPlan(timeouts={"SIGINTT": 1.0})
+        self.assertEqual(str(caught.exception), "expected stop_timeouts keys from ['message', 'SIGINT', 'SIGTERM', "
+                                                "'SIGKILL'], got 'SIGINTT' in {'SIGINTT': 1.0}")
+
+    def test_a_misspelled_key_on_the_class_fails_before_the_process_starts(self):
+        seen = {}
+
+        class Misspelled(ProcessTestCase):
+            stop_timeouts = {"SIGTREM": 0.5}
+
+            def test_it(self):
+                seen["reached"] = True
+                self.start_command(IGNORES_SIGINT)
+                seen["started"] = True
+
+        text = only_problem(self, run_case(Misspelled), kind="error")
+        self.assertIn("ValueError: expected stop_timeouts keys from ['message', 'SIGINT', 'SIGTERM', 'SIGKILL'], "
+                      "got 'SIGTREM'", text)
+        self.assertEqual(seen, {"reached": True})
+
+    def test_add_process_gets_the_cases_stop_steps_and_timeouts(self):
+        seen = {}
+
+        class TermServer(ProcessTestCase):
+            stop_steps = ("SIGTERM",)
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.add_process(CommandProcess.start(IGNORES_SIGINT, name="server"))
+                yield ("wait_output", proc, "up")
+                seen["managed"] = proc
+
+        self.assertEqual(problems(run_case(TermServer)), [])
+        managed = seen["managed"]
+        self.assertEqual((managed.stop_plan.steps, managed.stop_plan.timeouts["SIGTERM"]), (("SIGTERM", "SIGKILL"), 0.5))
+        self.assertEqual(managed.stop_result.stopped_by, "SIGTERM")
+
+    def test_restart_carries_the_whole_plan_over(self):
+        seen = {}
+
+        class Restarts(ProcessTestCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.start_command(IGNORES_SIGINT, name="server")
+                self.set_stop_steps(proc, ["SIGTERM"])
+                yield ("wait_output", proc, "up")
+                old = self.managed(proc)
+                proc = yield ("restart", proc)
+                seen["old"], seen["new"] = old, self.managed(proc)
+                yield ("wait_output", proc, "up")
+
+        self.assertEqual(problems(run_case(Restarts)), [])
+        self.assertIs(seen["new"].stop_plan, seen["old"].stop_plan)
+        self.assertEqual([m.stop_result.stopped_by for m in (seen["old"], seen["new"])], ["SIGTERM", "SIGTERM"])
+
+
+class TestStopResult(unittest.TestCase):
+    def test_one_value_says_how_the_stop_went(self):
+        seen = {}
+
+        class Stops(samples.PongCase):
+            def test_it(self):
+                ctl = self.socket(zmq.DEALER, connect=self.endpoint, name="ctl")
+                self.set_stop_message(self.proc, ctl, ["plzdiekthxbye", None], header=[b""])
+                seen["managed"] = self.managed(self.proc)
+                yield ("send", self.req, [], ["ping", 1])
+                yield ("recv", self.req)
+
+        self.assertEqual(problems(run_case(Stops)), [])
+        result = seen["managed"].stop_result
+        self.assertEqual((result.stopped_by, result.exitcode, result.polite_outcome, result.problems, result.ok),
+                         ("message", 0, "sent", (), True))
+        self.assertEqual([step for step, _seconds in result.durations], ["message"])
+        self.assertGreaterEqual(result.duration, 0.0)
+        self.assertEqual(seen["managed"].stopped_by, "message")  # the read-only view of it
+
+    def test_an_escalated_stop_lists_each_step_and_its_problem(self):
+        seen = {}
+
+        class Escalates(ProcessTestCase):
+            stop_timeouts = samples.SHORT_STOPS
+
+            def test_it(self):
+                proc = self.start_command(IGNORES_SIGINT, name="server")
+                yield ("wait_output", proc, "up")
+                seen["managed"] = self.managed(proc)
+
+        only_problem(self, run_case(Escalates))
+        result = seen["managed"].stop_result
+        self.assertEqual([step for step, _seconds in result.durations], ["SIGINT", "SIGTERM"])
+        self.assertEqual((result.stopped_by, result.ok), ("SIGTERM", False))
+        self.assertIn("did not stop politely (SIGINT); it took SIGTERM", result.problems[0])

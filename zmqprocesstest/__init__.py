@@ -12,6 +12,13 @@ from .sockets import SocketTimeout, TestSocket, make_sock
 from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normalise_path, normalise_pids,
                           normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
+# Public exceptions and classes show the path users import them from, in tracebacks
+# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest._watchdog.TestTimeout").
+for _public in (EventError, FaultLinkError, LeakError, MockTimeout, ProcessDied, ProcessError, ProcessStopError,
+                ProgramTimeout, SocketTimeout, TestTimeout):
+    _public.__module__ = __name__
+del _public
+
 try:
     __version__ = _metadata.version(__name__)  # setup.cfg is the one place the version is written
 except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed

@@ -2,8 +2,13 @@
 
 Fork (whatever multiprocessing's default start method is) is what lets a patch such as
 a :class:`~zmqprocesstest.ProcessMock` reach the child, and lets the child be set up
-before any of its own code runs: its own process group, default signal dispositions,
-and stdout/stderr into a pipe the test drains.
+before any of its own code runs: a session and process group of its own, default
+signal dispositions, and stdout/stderr into a pipe the test drains.
+
+There is no start window: the child waits, before any of its own code runs, until the
+runner has registered its session with the guardian (:mod:`zmqprocesstest._guardian`),
+and exits at once if the runner is gone by then. A runner killed at any moment after
+``start_process`` was called leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -16,10 +21,10 @@ import threading
 import warnings
 from typing import Any, Callable, Dict, Optional, Sequence
 
+from . import _guardian, _reaper
 from ._config import scaled
 from ._output import Output
 from .processes import ManagedProcess, default_signals
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
 
 __unittest = True
 __tracebackhide__ = True
@@ -27,6 +32,9 @@ __tracebackhide__ = True
 __all__ = ["ForkedProcess"]
 
 _pending = threading.local()
+#: Exit status of a forked child whose runner vanished before it was covered.
+ORPHANED_AT_START = 70
+_SESSION_TIMEOUT = 5.0  # bounds the wait for a new child to make its session (scaled)
 
 
 def _in_forked_child(_: object) -> None:
@@ -35,14 +43,28 @@ def _in_forked_child(_: object) -> None:
     _pending.active = False
     output: Optional[Output] = _pending.output
     try:
-        os.setpgid(0, 0)
+        os.setsid()  # session, and group, of its own: pid == pgid == sid
     except OSError:
-        pass
+        os.setpgid(0, 0)
     default_signals()
+    # What it execs carries the runner's token, as commands do: found by the guardian
+    # even after leaving this session (a daemon).
+    os.environ[_guardian.ENV_NAME] = " ".join(os.environ.get(_guardian.ENV_NAME, "").split() + [_pending.token])
     started_r, started_w = _pending.started
+    go_r, go_w = _pending.go
     os.close(started_r)
+    os.close(go_w)
     os.write(started_w, b"!")  # signals sent from now on are not lost in the fork
     os.close(started_w)
+    # Wait for the runner's word that the guardian covers this session. End-of-file
+    # means the runner died (or gave up) first: nobody would ever stop this process.
+    try:
+        word = os.read(go_r, 1)
+    except OSError:
+        word = b""
+    os.close(go_r)
+    if not word:
+        os._exit(ORPHANED_AT_START)
     if output is not None:
         os.dup2(output.write_fd, 1)
         os.dup2(output.write_fd, 2)
@@ -65,18 +87,15 @@ multiprocessing.util.register_after_fork(_HOOK, _in_forked_child)
 class ForkedProcess(ManagedProcess):
     """A :class:`multiprocessing.Process` (or a function run in one) under test."""
 
-    _started_fd: Optional[int] = None
-
     @classmethod
     def start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str] = None,
-              capture: bool = True, stop_timeouts: Dict[str, float] = DEFAULT_STOP_TIMEOUTS,
-              stop_steps: Sequence[str] = DEFAULT_STOP_STEPS, start_method: Optional[str] = "fork") -> "ForkedProcess":
+              capture: bool = True, start_method: Optional[str] = "fork") -> "ForkedProcess":
         """Start a :class:`multiprocessing.Process` subclass, or a function in one.
 
         With the fork start method (the default here, whatever multiprocessing's default
-        is) the child moves into its own process group, gets default signal dispositions
-        and sends its stdout/stderr to a pipe the parent drains, before any of its code
-        runs; a :class:`~zmqprocesstest.ProcessMock` patched in the test is inherited. A
+        is) the child moves into a session and process group of its own, gets default
+        signal dispositions, sends its stdout/stderr to a pipe the parent drains and
+        waits until the guardian covers it, before any of its code runs; a :class:`~zmqprocesstest.ProcessMock` patched in the test is inherited. A
         class made for an explicit context (``get_context("spawn").Process``) keeps its
         own method.
         """
@@ -88,16 +107,19 @@ class ForkedProcess(ManagedProcess):
             raise TypeError(f"expected a multiprocessing.Process subclass or a callable, got {target!r}")
         context = multiprocessing.get_context(start_method) if start_method else None
         factory = context.Process if context is not None else multiprocessing.Process  # type: ignore[attr-defined]
-        check_stop_steps(stop_steps)
+        _reaper.prepare_runner()  # subreaper, exit statuses and guardian, before the fork
         output = Output() if capture else None
         started_r, started_w = os.pipe()
-        _pending.active, _pending.output, _pending.started = True, output, (started_r, started_w)
+        go_r, go_w = os.pipe()
+        _pending.active, _pending.output, _pending.token = True, output, _guardian.token()
+        _pending.started, _pending.go = (started_r, started_w), (go_r, go_w)
         # Parallel runners run tests in daemonic pool workers, which multiprocessing
         # forbids to have children (they could be orphaned). The test case stops and
         # reaps its processes itself, and kills leftovers at exit, so lift the rule
         # while the process is made (so it does not inherit the flag) and started.
         me = multiprocessing.current_process()
         daemonic = me.daemon
+        pgid = None
         try:
             if daemonic:
                 me.daemon = False
@@ -113,22 +135,30 @@ class ForkedProcess(ManagedProcess):
                 warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
                                         DeprecationWarning)
                 proc.start()
+            if getattr(getattr(proc, "_popen", None), "method", None) == "fork":
+                # The child has made its session (pgid == pid) once it writes, or died
+                # (end of file); from then on signals to its group reach it.
+                os.close(started_w)
+                started_w = -1
+                select.select([started_r], [], [], scaled(_SESSION_TIMEOUT))
+                pgid = proc.pid
+                _guardian.watch_group(pgid)  # covered before it runs a line of its own
+                os.write(go_w, b"!")
         except BaseException:
             if output is not None:
                 output.discard()
-            os.close(started_r)
             raise
         finally:
             if daemonic:
                 me.daemon = True
-            _pending.active, _pending.output, _pending.started = False, None, None
-            os.close(started_w)
+            _pending.active, _pending.output, _pending.started, _pending.go = False, None, None, None
+            for fd in (started_r, started_w, go_r, go_w):  # a child still waiting reads end-of-file and exits
+                if fd != -1:
+                    os.close(fd)
         if output is not None:
             output.start()
-        managed = cls(proc, name or proc.name, output, stop_timeouts, stop_steps)
-        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, stop_timeouts=stop_timeouts,
-                                             stop_steps=stop_steps, start_method=start_method)
-        managed._started_fd = started_r
+        managed = cls(proc, name or proc.name, output, pgid=pgid)
+        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
         return managed
 
     def _poll(self) -> Optional[int]:
@@ -140,15 +170,6 @@ class ForkedProcess(ManagedProcess):
     def _exit_fd(self) -> Optional[int]:
         return self.obj.sentinel
 
-    def wait_until_blocked(self, timeout: float = 0.5) -> None:
-        if self._started_fd is not None:
-            # The fork hook writes this (or it closes on exit) once the child can take signals.
-            select.select([self._started_fd], [], [], scaled(timeout))
-        super().wait_until_blocked(timeout)
-
     def _release(self) -> None:
-        if self._started_fd is not None:
-            os.close(self._started_fd)
-            self._started_fd = None
         if self.exitcode() is not None:
             self.obj.close()

@@ -9,7 +9,9 @@ normal exit, ``SIGINT``, ``SIGTERM``, ``SIGHUP``, ``SIGKILL``, ``os._exit`` -- t
 kernel closes the write end and the guardian reads end-of-file (it also watches the
 runner through a pidfd, in case a stray fork kept the write end). It then
 
-* ``SIGKILL``\\s every registered process group,
+* ``SIGKILL``\\s every registered process group, and every process of the session of
+  the same number (each process under test leads a session of its own, so a
+  descendant that moved to another group with ``setpgid`` is found too),
 * ``SIGKILL``\\s every process whose environment carries the runner's marker token
   (:data:`ENV_NAME`, put there by :func:`child_env`; it survives ``exec``, ``fork`` and
   ``setsid``, so commands that daemonize are found too), repeating until none is left,
@@ -23,10 +25,16 @@ While the runner lives, orphaned descendants are found after each test by
 :mod:`zmqprocesstest._reaper`. The guardian's own code is
 :mod:`zmqprocesstest._guardian_process`.
 
-Not covered: a descendant forked (without ``exec``) from the runner itself -- a
-:mod:`multiprocessing` child -- that leaves its process group with ``setsid`` and is
-still running when the runner dies before the per-test check saw it (it carries no
-token); a descendant that execs with a scrubbed environment (or whose environment the
+A forked process under test is registered before it runs a line of its own (it waits
+for the runner's word, see :mod:`zmqprocesstest._forked`), and the guardian is started
+before the first process under test is, so there is no start window.
+
+Not covered: a descendant of a *forked* process under test that leaves its session with
+``setsid`` without ``exec`` and is still running when the runner dies before the
+per-test check saw it (the kernel shows such a process with the environment the runner
+was started with, so the token cannot be seen there; what it execs carries it); a
+process started with the ``spawn`` or ``forkserver`` method, between its start and
+its registration; a descendant that execs with a scrubbed environment (or whose environment the
 guardian may not read: setuid, non-dumpable); anything outside Linux (no guardian
 starts and :func:`new_descendants` finds nothing there).
 """
@@ -54,6 +62,7 @@ __all__ = [
     "guardian_pids",
     "start",
     "stop",
+    "token",
     "watch_group",
     "watch_path",
 ]
@@ -212,6 +221,8 @@ def _send(line: bytes, registry: Set[Any], item: Any, add: bool) -> None:
     state = _current()
     with state.lock:
         if add:
+            if item in registry and state.write_fd is not None:
+                return  # registered already (a forked child's session, before it ran)
             registry.add(item)
         elif item in registry:
             registry.discard(item)
@@ -253,6 +264,13 @@ def forget_path(path: str) -> None:
     """Unregister a directory registered with :func:`watch_path`."""
     path = os.path.abspath(path)
     _send(_dir_line(b"-d", path), _current().dirs, path, add=False)
+
+
+def token() -> str:
+    """This runner's marker token (see :data:`ENV_NAME`)."""
+    state = _current()
+    with state.lock:
+        return _token(state)
 
 
 def child_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:

@@ -3,7 +3,8 @@
 It follows the runner's commands on its stdin (``+g PGID``/``-g PGID`` for process
 groups, ``+d HEXPATH``/``-d HEXPATH`` for directories) until the runner is gone
 (end-of-file on the pipe, or the runner's pidfd fires), then kills every registered
-process group and every process whose environment carries TOKEN, until none is left,
+process group, every process in a session of the same number, and every process whose
+environment carries TOKEN, until none is left,
 and removes the directories. It runs as a script in isolated mode, so it imports nothing
 but the standard library. See :mod:`zmqprocesstest._guardian` for the runner's side.
 """
@@ -88,13 +89,27 @@ def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> bytes:
     return rest
 
 
-def _marked(token: bytes) -> List[int]:
-    """Pids of processes whose environment carries *token* in :data:`ENV_NAME`."""
+def _marked(token: bytes, sessions: Set[int]) -> List[int]:
+    """Pids of processes in one of *sessions*, or whose environment carries *token* in
+    :data:`ENV_NAME`.
+
+    A registered group is also a session (every process under test starts one), and a
+    descendant that moved to a group of its own with ``setpgid`` is still in it; one that
+    left it with ``setsid`` (a daemon) keeps the token if it was started from a command.
+    """
     me = os.getpid()
     prefix = ENV_NAME.encode() + b"="
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                session = int(f.read().rsplit(b")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if session in sessions:
+            found.append(int(entry))
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
@@ -111,9 +126,11 @@ def _marked(token: bytes) -> List[int]:
 
 
 def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
-    """Kill the groups and the marked processes until a scan finds no new one; remove dirs."""
-    own_group = os.getpgrp()
+    """Kill the groups, their sessions and the marked processes until a scan finds no
+    new one; remove the directories."""
+    own_group, own_session = os.getpgrp(), os.getsid(0)
     groups = {g for g in groups if g > 1 and g != own_group}
+    sessions = {g for g in groups if g != own_session}
     killed: Set[int] = set()
     for _round in range(_KILL_ROUNDS):
         for pgid in groups:
@@ -121,7 +138,7 @@ def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
                 os.killpg(pgid, signal.SIGKILL)
             except OSError:
                 pass
-        fresh = [pid for pid in _marked(token) if pid not in killed]
+        fresh = [pid for pid in _marked(token, sessions) if pid not in killed]
         for pid in fresh:
             try:
                 os.kill(pid, signal.SIGKILL)

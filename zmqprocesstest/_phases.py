@@ -24,11 +24,11 @@ from typing import Any, Callable, List, Tuple
 from ._config import scaled
 from ._watchdog import hard_timeout
 from .resources import owner_name
-from .scopes import BOUNDED, kill_shared
+from .scopes import BOUNDED, kill_shared, release_limit
 
 __unittest = True
 
-__all__ = ["bound_class_phases", "bound_module_phases", "bounded_call", "phase_name"]
+__all__ = ["BoundedPhases", "bound_class_phases", "bound_module_phases", "bounded_call", "phase_name"]
 
 _CLASS_PHASES = ("setUpClass", "tearDownClass")
 _MODULE_PHASES = ("setUpModule", "tearDownModule")
@@ -72,6 +72,46 @@ def bound_class_phases(cls: type) -> None:
         raw = cls.__dict__.get(name)
         if isinstance(raw, classmethod) and not getattr(raw.__func__, BOUNDED, False):
             setattr(cls, name, _wrap_class_phase(name, raw.__func__))
+
+
+def _set_up_class(cls: Any) -> None:
+    super(BoundedPhases, cls).setUpClass()
+
+
+class BoundedPhases:
+    """The bounded phases of :class:`~zmqprocesstest.ProcessTestCase` (a base before
+    :class:`unittest.TestCase`): ``tearDown``, each cleanup, each class cleanup, and a
+    ``setUpClass`` that bounds the module's phases even when a class defines none."""
+
+    run_timeout: float
+    setUpClass = _wrap_class_phase("setUpClass", _set_up_class)
+
+    def _callTearDown(self) -> None:
+        if type(self).tearDown is unittest.TestCase.tearDown:
+            return  # nothing to bound
+        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):  # type: ignore[attr-defined]
+            super()._callTearDown()  # type: ignore[misc]
+
+    def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        res = getattr(self, "_zpt", None)
+        if res is not None and getattr(function, "__func__", 0) is getattr(type(self), "_release_resources", None):
+            limit = release_limit(self, res)  # run_timeout + the processes' stop steps
+        else:
+            limit = scaled(self.run_timeout)
+        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):  # type: ignore[attr-defined]
+            function(*args, **kwargs)
+
+    @classmethod
+    def doClassCleanups(cls) -> None:
+        """unittest's, with each class cleanup bounded by ``run_timeout``."""
+        cls.tearDown_exceptions = []  # type: ignore[attr-defined]
+        while cls._class_cleanups:  # type: ignore[attr-defined]
+            function, args, kwargs = cls._class_cleanups.pop()  # type: ignore[attr-defined]
+            try:
+                bounded_call(cls, f"{owner_name(cls)} (class cleanup {phase_name(function)})", function, *args,
+                             **kwargs)
+            except Exception:
+                cls.tearDown_exceptions.append(sys.exc_info())  # type: ignore[attr-defined]
 
 
 def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: type) -> Callable[[], Any]:

@@ -3,13 +3,14 @@
 A :class:`Proxy` forwards each connection made to its listening socket to a new connection
 to its target, byte for byte, on one background thread (non-blocking sockets,
 :mod:`selectors`); each direction holds what it cannot deliver yet, in order, with the time
-each chunk is due. The state the faults switch is the thread's alone: another thread asks
-it with :meth:`Proxy._command`, which runs ``_do_<name>`` there and waits for the answer.
-The engine of :class:`~zmqprocesstest.faults.FaultLink`, which adds the faults and what a test reads.
+each chunk is due (:mod:`zmqprocesstest._connection`). The state the faults switch, and
+the handlers that switch it (``_do_<name>``), are the thread's alone: another thread asks
+with :meth:`Proxy.command`, which runs the handler there and waits for the answer. The engine of
+:class:`~zmqprocesstest.faults.FaultLink`, which checks the faults' arguments, keeps their
+history and tells a test what the link did.
 """
 from __future__ import annotations
 
-import collections
 import errno
 import os
 import selectors
@@ -19,10 +20,12 @@ import struct
 import threading
 import time
 import traceback
-from typing import Any, Deque, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ._config import scaled
-from ._zmtp import Tally, Tracker
+from ._channel import Channel
+from ._connection import Conn, Counters, End, Flow, Listener
+from ._zmtp import Tracker
 
 __unittest = True
 __tracebackhide__ = True
@@ -31,6 +34,10 @@ _CHUNK = 65536
 _R, _W = selectors.EVENT_READ, selectors.EVENT_WRITE
 _RESET_LINGER = struct.pack("ii", 1, 0)
 _LISTENER = object()
+#: The two directions, in the order of the proxy's tallies and figures.
+DIRECTIONS = ("to_server", "to_client")
+
+__all__ = ["DIRECTIONS", "FaultLinkError", "Proxy"]
 
 
 class FaultLinkError(RuntimeError):
@@ -39,171 +46,128 @@ class FaultLinkError(RuntimeError):
     __module__ = "zmqprocesstest.faults"  # where the public API names it
 
 
-# -- the parts of a connection ----------------------------------------------------------------
-class _Counters(Tally):
-    __slots__ = ("messages", "bytes")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages = 0
-        self.bytes = 0
-
-
-class _End:
-    """One socket of a connection: the client's or the target's side."""
-
-    __slots__ = ("sock", "conn", "inflow", "outflow", "mask")
-
-    def __init__(self, sock: socket.socket, conn: "_Conn") -> None:
-        self.sock = sock
-        self.conn = conn
-        self.inflow: Any = None  # the flow that reads from this socket
-        self.outflow: Any = None  # the flow that writes to it
-        self.mask = 0
-
-
-class _Flow:
-    """One direction of a connection: what is held, in order, with the time each chunk is due."""
-
-    __slots__ = ("src", "dst", "counters", "tracker", "queue", "held", "held_msgs", "eof", "hard")
-
-    def __init__(self, src: _End, dst: _End, counters: _Counters, tracker: Tracker) -> None:
-        self.src, self.dst = src, dst
-        self.counters = counters
-        self.tracker = tracker
-        #: Chunks not delivered yet: [due (monotonic), data, messages that end in it].
-        self.queue: Deque[List[Any]] = collections.deque()
-        self.held = 0
-        self.held_msgs = 0
-        self.eof = False  # the source closed; close through once the queue is delivered
-        self.hard = False  # ... and it closed with a reset
-
-
-class _Conn:
-    __slots__ = ("client", "server", "up", "down", "connecting")
-
-    def __init__(self, client: socket.socket, server: socket.socket, link: "Proxy", connecting: bool) -> None:
-        self.client, self.server = _End(client, self), _End(server, self)
-        up, down = Tracker(link._tallies[0], link._on_greeting), Tracker(link._tallies[1], link._on_greeting)
-        up.peer, down.peer = down, up
-        self.up = _Flow(self.client, self.server, link._tallies[0], up)
-        self.down = _Flow(self.server, self.client, link._tallies[1], down)
-        self.client.inflow = self.server.outflow = self.up
-        self.server.inflow = self.client.outflow = self.down
-        self.connecting = connecting
-
-
-class _Command:
-    __slots__ = ("name", "args", "done", "result", "error")
-
-    def __init__(self, name: str, args: Tuple[Any, ...]) -> None:
-        self.name, self.args = name, args
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: Optional[BaseException] = None
-
-
 class Proxy:
     """Listens on *listen* and forwards each connection to a new connection to *target*, on one thread.
 
     *target* and *listen* are ``(family, address)``; a tcp *listen* may ask for port 0 (a
-    free one: :attr:`endpoint` says which). *tmpdir*, the proxy's own, goes when it closes.
+    free one: :attr:`endpoint` says which). *name* is the target as messages show it.
+    *tmpdir*, the proxy's own, goes when it closes.
+
+    The package talks to it through :meth:`command` (``partition``, ``heal``, ``reset``,
+    ``refuse``, ``delay``, ``drop``: run on its thread), :meth:`figures`, :meth:`findings`,
+    :attr:`state`, :meth:`describe`, :meth:`close` and :attr:`hold_limit`.
     """
 
     #: Bytes a direction of a connection may hold before the proxy stops reading from that side.
     hold_limit: int = 1 << 20
 
-    def __init__(self, target: Tuple[int, Any], listen: Tuple[int, Any], tmpdir: Optional[str] = None) -> None:
-        (self._family, self._address), (self._listen_family, self._listen_address) = target, listen
+    def __init__(self, target: Tuple[int, Any], listen: Tuple[int, Any], name: str,
+                 tmpdir: Optional[str] = None) -> None:
+        self._family, self._address = target
+        self._name = name
         self._tmpdir = tmpdir
-        self._tallies = (_Counters(), _Counters())
-        self._conns: Set[_Conn] = set()
-        self._waiting: Set[_Flow] = set()  # flows whose next chunk is due later (delay)
+        self._protocols: Dict[str, None] = {}
+        self._reason: Optional[str] = None  # why messages are not visible (CURVE, ZMTP 2.0)
+        self._tallies = (Counters(), Counters())
+        self._conns: Set[Conn] = set()
+        self._waiting: Set[Flow] = set()  # flows whose next chunk is due later (delay)
         self._accepted = self._failed = 0
         self._partitioned = self._refusing = False
         self._delay = 0.0
         self._notes: List[str] = []
-        self._commands: Deque[_Command] = collections.deque()
-        self._lock = threading.Lock()
         self._wait = scaled(5.0)
         self._crash: Optional[str] = None
         self._final: Any = None  # _do_stats() when the thread ended
         self._closed = False
-        self._placeholder: Optional[socket.socket] = None
-        self._ipc_path: Optional[str] = None
         self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        self._listener: Optional[socket.socket] = None
+        self._channel = Channel()
+        self._listener: Optional[Listener] = None
         try:
-            os.set_blocking(self._wake_r, False)
-            os.set_blocking(self._wake_w, False)
-            self._sel.register(self._wake_r, _R, None)
-            listener = self._listen()
-            if self._listen_family == socket.AF_UNIX:
-                self._ipc_path = self._listen_address
-                self.endpoint = f"ipc://{self._listen_address}"
-            else:
-                host, port = listener.getsockname()[:2]
-                self._listen_address = (host, port) + tuple(self._listen_address[2:])
-                self.endpoint = f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
+            self._sel.register(self._channel.wake_fd, _R, None)
+            self._listener = Listener(*listen)
+            self._sel.register(self._listener.sock, _R, _LISTENER)  # type: ignore[arg-type]
         except BaseException:
             self._close_fds()
             raise
+        #: Where clients connect.
+        self.endpoint = self._listener.endpoint
         self._thread = threading.Thread(target=self._run, name=f"zmqprocesstest fault link {self.endpoint}",
                                         daemon=True)
         self._thread.start()
 
-    # -- what the subclass adds ------------------------------------------------------------------
+    # -- what the package reads -----------------------------------------------------------------
     def describe(self) -> str:
-        """The proxy, for messages."""
-        return f"proxy {self.endpoint}"
+        """``fault link tcp://127.0.0.1:4242 -> ipc://... (partitioned)`` for messages."""
+        return f"fault link {self.endpoint} -> {self._name} ({self.state})"
 
-    def _do_stats(self) -> Any:
-        """The figures (what the stats command answers, kept when the thread ends)."""
+    @property
+    def state(self) -> str:
+        """``'forwarding'`` or ``'partitioned'``, with ``', refusing'`` and the delay if any."""
+        state = "partitioned" if self._partitioned else "forwarding"
+        if self._refusing:
+            state += ", refusing new connections"
+        if self._delay:
+            state += f", delay {self._delay:g} s"
+        return state + (", closed" if self._closed else "")
 
-    def _on_greeting(self, tracker: Tracker) -> None:
-        """A greeting went through: *tracker* knows the protocol now."""
+    def findings(self) -> Tuple[Optional[str], List[str], Optional[str], List[str]]:
+        """For reports: the thread's traceback if it failed, the protocols seen, why messages
+        are not visible (CURVE, ZMTP 2.0) if they are not, and what the thread noticed."""
+        return self._crash, list(self._protocols), self._reason, list(self._notes)
+
+    def figures(self) -> Any:
+        """``(to_server, to_client, accepted, open, failed)``, each direction as ``(messages,
+        bytes, held_messages, held_bytes, dropped_messages, dropped_bytes, drops_armed)``;
+        after :meth:`close`, as they were when it closed."""
+        return self._final if self._final is not None else self.command("stats")
 
     # -- closing ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the thread, close every connection (hard) and the listener, remove the ipc
+        socket file. Idempotent.
+
+        :raises FaultLinkError: the thread failed (with its traceback), or did not stop
+            within its bound (5 s, scaled).
+        """
+        if self._closed:
+            return
+        try:
+            if self._thread.is_alive() and not self._crash:
+                self.command("stop")
+            self._thread.join(self._wait)
+            if self._thread.is_alive():
+                raise FaultLinkError(f"the thread of {self.describe()} did not stop within {self._wait:g} s")
+        finally:
+            self._closed = True
+            if not self._thread.is_alive():
+                self._close_fds()
+        if self._crash:
+            raise FaultLinkError(f"the thread of {self.describe()} failed:\n{self._crash}")
+
     def _close_fds(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        for sock in (self._listener, self._placeholder):
-            if sock is not None:
-                sock.close()
-        self._listener = self._placeholder = None
+        self._channel.close()
+        if self._listener is not None:
+            self._listener.close()
         self._sel.close()
-        if self._ipc_path is not None:
-            try:
-                os.unlink(self._ipc_path)
-            except OSError:
-                pass
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     # -- talking to the thread -------------------------------------------------------------------
-    def _command(self, name: str, *args: Any) -> Any:
+    def command(self, name: str, *args: Any) -> Any:
+        """Run the handler ``_do_<name>`` on the thread, wait (bounded) and return its answer.
+
+        :raises FaultLinkError: the proxy is closed, or its thread failed or did not answer.
+        """
         if self._closed:
             raise FaultLinkError(f"{self.describe()} is closed")
         if self._crash:
             raise FaultLinkError(f"the thread of {self.describe()} failed:\n{self._crash}")
-        cmd = _Command(name, args)
-        with self._lock:
-            self._commands.append(cmd)
-        try:
-            os.write(self._wake_w, b"!")
-        except BlockingIOError:  # the pipe is full of wake-ups already
-            pass
-        if not cmd.done.wait(self._wait):
+        answered, result = self._channel.ask(name, args, self._wait)
+        if not answered:
             crash = f"; it failed:\n{self._crash}" if self._crash else ""
             raise FaultLinkError(f"the thread of {self.describe()} did not answer {name!r} within "
                                  f"{self._wait:g} s{crash}")
-        if cmd.error is not None:
-            raise cmd.error
-        return cmd.result
+        return result
 
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -218,12 +182,7 @@ class Proxy:
                 for conn in list(self._conns):
                     self._close_conn(conn, hard=True)
             finally:
-                with self._lock:
-                    pending, self._commands = list(self._commands), collections.deque()
-                for cmd in pending:
-                    if cmd.name != "stop":
-                        cmd.error = FaultLinkError(f"{self.describe()} is closed")
-                    cmd.done.set()
+                self._channel.cancel(lambda name: None if name == "stop" else FaultLinkError(f"{self.describe()} is closed"))
 
     def _loop(self) -> None:
         select, buf = self._sel.select, bytearray(_CHUNK)
@@ -240,7 +199,7 @@ class Proxy:
             for key, mask in select(timeout):
                 end = key.data
                 if end is None:
-                    if self._handle_commands():
+                    if self._channel.serve(self._handle, last="stop"):
                         return
                 elif end is _LISTENER:
                     self._accept()
@@ -253,49 +212,75 @@ class Proxy:
                     if mask & _R and end.conn in self._conns:
                         self._read(end, buf, view)
 
-    def _handle_commands(self) -> bool:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            commands, self._commands = self._commands, collections.deque()
-        stop = False
-        for cmd in commands:
-            try:
-                cmd.result = getattr(self, "_do_" + cmd.name)(*cmd.args)
-            except Exception as exc:
-                cmd.error = exc
-            if cmd.name == "stop":
-                stop = True
-            cmd.done.set()
-        return stop
+    def _handle(self, name: str, *args: Any) -> Any:
+        return getattr(self, "_do_" + name)(*args)
 
+    # -- the handlers, on the thread ---------------------------------------------------------------
     def _do_stop(self) -> None:
         self._final = self._do_stats()
 
-    # -- connections -----------------------------------------------------------------------------
-    def _listen(self) -> socket.socket:
-        listener = socket.socket(self._listen_family, socket.SOCK_STREAM)
-        try:
-            if self._listen_family != socket.AF_UNIX:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            listener.bind(self._listen_address)
-            listener.listen(128)
-            listener.setblocking(False)
-            self._sel.register(listener, _R, _LISTENER)
-        except BaseException:
-            listener.close()
-            raise
-        self._listener = listener
-        return listener
+    def _do_stats(self) -> Any:
+        flows = []
+        for tally, fl in zip(self._tallies, ([c.up for c in self._conns], [c.down for c in self._conns])):
+            flows.append((tally.messages, tally.bytes, sum(f.held_msgs for f in fl), sum(f.held for f in fl),
+                          tally.dropped_messages, tally.dropped_bytes, tally.armed))
+        return flows[0], flows[1], self._accepted, len(self._conns), self._failed
 
+    def _do_partition(self) -> None:
+        self._partitioned = True
+        self._waiting.clear()
+        for conn in self._conns:
+            self._sync(conn.client)
+            self._sync(conn.server)
+
+    def _do_heal(self) -> None:
+        self._partitioned = False
+        for conn in list(self._conns):
+            for flow in (conn.up, conn.down):
+                if conn in self._conns:
+                    self._flush(flow)
+
+    def _do_reset(self) -> int:
+        count = len(self._conns)
+        for conn in list(self._conns):
+            self._close_conn(conn, hard=True)
+        return count
+
+    def _do_refuse(self, on: bool) -> None:
+        listener = self._listener
+        assert listener is not None
+        if on == self._refusing:
+            return
+        if on:
+            if listener.sock is not None:
+                self._sel.unregister(listener.sock)
+            listener.refuse()
+        else:
+            self._sel.register(listener.listen(), _R, _LISTENER)
+        self._refusing = on
+
+    def _do_delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def _do_drop(self, n: int, index: int) -> None:
+        if self._reason:
+            raise FaultLinkError(f"drop() cannot apply to {self.describe()}: {self._reason}; only the connection-level "
+                                 "faults apply (partition, heal, reset, refuse, delay)")
+        self._tallies[index].armed += n
+
+    def _on_greeting(self, tracker: Tracker) -> None:
+        self._protocols[tracker.protocol] = None
+        if tracker.reason and not self._reason:
+            self._reason = tracker.reason
+            armed = [f"{t.armed} {d}" for t, d in zip(self._tallies, DIRECTIONS) if t.armed]
+            if armed:
+                self._notes.append(f"drops armed ({', '.join(armed)}) cannot apply: {tracker.reason}")
+
+    # -- connections -----------------------------------------------------------------------------
     def _accept(self) -> None:
-        while self._listener is not None:
+        while self._listener is not None and self._listener.sock is not None:
             try:
-                client, _ = self._listener.accept()
+                client, _ = self._listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -317,13 +302,13 @@ class Proxy:
                 server.close()
                 client.close()
                 continue
-            conn = _Conn(client, server, self, connecting=code != 0)
+            conn = Conn(client, server, self._tallies, self._on_greeting, connecting=code != 0)
             self._conns.add(conn)
             self._sync(conn.server)
             if not conn.connecting:
                 self._sync(conn.client)
 
-    def _connected(self, conn: _Conn) -> None:
+    def _connected(self, conn: Conn) -> None:
         code = conn.server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self._failed += 1
@@ -334,7 +319,7 @@ class Proxy:
         self._sync(conn.server)
         self._sync(conn.client)
 
-    def _close_conn(self, conn: _Conn, hard: bool) -> None:
+    def _close_conn(self, conn: Conn, hard: bool) -> None:
         self._conns.discard(conn)
         for end in (conn.client, conn.server):
             self._waiting.discard(end.inflow)
@@ -348,7 +333,7 @@ class Proxy:
                     pass
             end.sock.close()
 
-    def _sync(self, end: _End) -> None:
+    def _sync(self, end: End) -> None:
         """Register *end* for what it waits for now: data to read, room to write."""
         conn = end.conn
         if conn.connecting:
@@ -368,7 +353,7 @@ class Proxy:
             end.mask = mask
 
     # -- forwarding ------------------------------------------------------------------------------
-    def _read(self, end: _End, buf: bytearray, view: memoryview) -> None:
+    def _read(self, end: End, buf: bytearray, view: memoryview) -> None:
         flow = end.inflow
         try:
             n = end.sock.recv_into(buf)
@@ -408,7 +393,7 @@ class Proxy:
         flow.held_msgs += msgs
         self._flush(flow)
 
-    def _flush(self, flow: _Flow) -> None:
+    def _flush(self, flow: Flow) -> None:
         """Deliver what *flow* holds and is due; close through after an end of stream."""
         queue, sock, counters = flow.queue, flow.dst.sock, flow.counters
         if self._partitioned:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ._compat import alive, orphan_pids, wait_gone
-from ._guardian import guardian_pids
+from ._guardian import guardian_pids, start as start_guardian
 
-__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "reap_group"]
+__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "prepare_runner", "reap_group", "wait_group_gone"]
 
 _LINUX = sys.platform.startswith("linux")
 _PR_SET_CHILD_SUBREAPER = 36
@@ -48,6 +49,24 @@ def become_subreaper() -> bool:
     if ok:
         _subreaper_pid = os.getpid()
     return ok
+
+
+def prepare_runner() -> None:
+    """Before a process under test starts: everything the runner needs to cover it.
+
+    * The runner becomes a child subreaper (:func:`become_subreaper`) before its first
+      fork, so a process that daemonizes in its first microseconds still reparents to it.
+    * A ``SIGCHLD`` inherited as ignored (some supervisors, shells and CI agents start
+      programs that way) goes back to the default: with it ignored the kernel reaps
+      children at once and their exit statuses are lost, so a clean stop would look like
+      a process that survived ``SIGKILL``. Only the main thread can change it.
+    * The guardian runs (:func:`zmqprocesstest._guardian.start`), so the new process can
+      be registered before it runs a line of its own.
+    """
+    become_subreaper()
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    start_guardian()
 
 
 def _describe(pid: int) -> Tuple[Optional[str], str]:
@@ -156,3 +175,18 @@ def reap_group(pgid: int) -> None:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+
+
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        # Members that are not our children give nothing to wait on but the clock.
+        time.sleep(0.005)

@@ -32,9 +32,9 @@ from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock, replies
 from ._watchdog import TestTimeout, hard_timeout
-from .scopes import MODULE_SCOPES, release_bounded, release_limit, scoped, shared_of, shared_resources
-from ._phases import bound_class_phases, bound_module_phases, bounded_call, phase_name
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps
+from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
+from ._phases import BoundedPhases, bound_class_phases, bound_module_phases
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan
 
 __unittest = True
 __tracebackhide__ = True
@@ -51,6 +51,12 @@ def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Ca
 
     test_method.__zmqprocesstest_generator__ = True  # type: ignore[attr-defined]
     return test_method
+
+
+def _stop_plan(owner: Any) -> StopPlan:
+    """The :class:`StopPlan` of *owner* (a test case, or a class sharing processes), from its
+    ``stop_steps`` and ``stop_timeouts``: validated before a process starts."""
+    return StopPlan(owner.stop_steps, owner.stop_timeouts)
 
 
 class ProcessTestMeta(type):
@@ -74,7 +80,7 @@ class ProcessTestMeta(type):
         bound_module_phases(cls)  # setUpModule, tearDownModule (defined above the class)
 
 
-class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessTestMeta):
+class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
     """A :class:`unittest.TestCase` for testing PyZMQ processes with real messages.
 
     Generator test methods yield events (see :meth:`run_events`); ordinary test methods
@@ -145,22 +151,6 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         if res is not None:
             release_bounded(res, "")
 
-    @classmethod
-    def setUpClass(cls) -> None:  # (wrapped by the metaclass: bounds the module's phases)
-        super().setUpClass()
-
-    @classmethod
-    def doClassCleanups(cls) -> None:
-        """unittest's, with each class cleanup bounded by :attr:`run_timeout`."""
-        cls.tearDown_exceptions = []
-        while cls._class_cleanups:  # type: ignore[attr-defined]
-            function, args, kwargs = cls._class_cleanups.pop()  # type: ignore[attr-defined]
-            try:
-                bounded_call(cls, f"{cls.__module__}.{cls.__qualname__} (class cleanup {phase_name(function)})",
-                             function, *args, **kwargs)
-            except Exception:
-                cls.tearDown_exceptions.append(sys.exc_info())
-
     @property
     def context(self) -> zmq.Context:
         """This test's :class:`zmq.Context`, terminated after the test (or, in a class that
@@ -225,9 +215,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        return self.add_process(ForkedProcess.start(
-            target, args, kwargs, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
-            stop_steps=self.stop_steps, start_method=self.start_method)).obj
+        plan = _stop_plan(self)
+        res = self._resources()
+        res.before_start()
+        return res.add_process(ForkedProcess.start(
+            target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
 
     @scoped
     def start_command(self, argv: Sequence[str], name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
@@ -238,9 +230,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        return self.add_process(CommandProcess.start(
-            argv, name=name, env=env, cwd=cwd, capture=self.capture_output, stop_timeouts=self.stop_timeouts,
-            stop_steps=self.stop_steps)).obj
+        plan = _stop_plan(self)
+        res = self._resources()
+        res.before_start()
+        return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
+                               plan).obj
 
     @scoped
     def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
@@ -261,11 +255,17 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         """Own a process started by a :class:`~zmqprocesstest.ManagedProcess` subclass of your own.
 
         Like the processes of :meth:`start_process`, it is watched while the test
-        waits, shows in the failure report and is stopped after the test.
+        waits, shows in the failure report and is stopped after the test, with this
+        test case's :attr:`stop_steps` and :attr:`stop_timeouts`.
         """
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
-        return self._resources().add_process(proc)
+        try:
+            plan = _stop_plan(self)
+        except BaseException:
+            proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
+            raise
+        return self._resources().add_process(proc, plan)
 
     @scoped
     def managed(self, proc: Any) -> ManagedProcess:
@@ -280,12 +280,13 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any, header: Sequence[Any] = ()) -> None:
         """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
 
-        The JSON shorthand of :meth:`set_stop_event` with a ``send`` event.
+        The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
+        the stop message or event set before.
         """
         event = ("send", sock, list(header), body, (), scaled(0.5))
         managed = self.managed(proc)
-        managed.stop_action = (lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}")
-        managed.stop_replies = lambda: replies(sock)
+        managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
+            lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
@@ -293,17 +294,20 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
         *event* is what a test would yield, ``('name', *args)``: a built-in event or one
         of the test case's own (say, one that sends a signed shutdown request). Its
-        outcome shows in the report of a stop that needed more.
+        outcome shows in the report of a stop that needed more. It replaces the stop
+        message or event set before.
         """
         managed = self.managed(proc)
         if type(event) is not tuple or not event or not isinstance(event[0], str):
             raise TypeError(f"expected an event tuple ('name', *args), got {event!r}")
-        managed.stop_action = (lambda: dispatch(self, event), f"stop event {event!r}")
+        managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(lambda: dispatch(self, event),
+                                                                     f"stop event {event!r}"))
 
     @scoped
     def set_stop_steps(self, proc: Any, steps: Sequence[str]) -> None:
         """Stop *proc* with these steps (see :data:`~zmqprocesstest.stopping.STOP_STEPS`), e.g. ``["SIGTERM"]``."""
-        self.managed(proc).stop_steps = check_stop_steps(steps)
+        managed = self.managed(proc)
+        managed.stop_plan = managed.stop_plan.with_steps(steps)
 
     @scoped
     def stop_process(self, proc: Any) -> None:
@@ -344,12 +348,12 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
         run_events(self, gen, time.monotonic() + limit, timed_out)
 
-    # unittest's private hooks _callSetUp, _callTestMethod, _callTearDown and _callCleanup
-    # (Python 3.8+) are overridden here and only here: they are the one place where an
-    # exception from setUp or the test body can be annotated (with the transcript and the
-    # processes' output) before the result formats it, where deselection and the leak
-    # check wrap exactly one test, and where each phase gets its hard timeout.
-    # tests/test_case.py fails loudly if a Python release drops or renames them.
+    # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
+    # here, and _callTearDown and _callCleanup in BoundedPhases (_phases.py), and nowhere
+    # else: they are the one place where an exception from setUp or the test body can be
+    # annotated (with the transcript and the processes' output) before the result formats
+    # it, where deselection and the leak check wrap exactly one test, and where each phase
+    # gets its hard timeout. tests/test_case.py fails loudly if Python renames them.
     def _callSetUp(self) -> None:
         reason = _marks.deselection_reason(self)
         if reason:
@@ -377,21 +381,6 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         if log:
             with open(log, "a", encoding="utf-8") as f:
                 f.write(self.id() + "\n")
-
-    def _callTearDown(self) -> None:
-        if type(self).tearDown is unittest.TestCase.tearDown:
-            return  # nothing to bound
-        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):
-            super()._callTearDown()  # type: ignore[misc]
-
-    def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        res = self._zpt
-        if res is not None and getattr(function, "__func__", None) is ProcessTestCase._release_resources:
-            limit = release_limit(self, res)  # run_timeout + the processes' stop steps
-        else:
-            limit = scaled(self.run_timeout)
-        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):
-            function(*args, **kwargs)
 
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""

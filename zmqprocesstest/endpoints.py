@@ -1,25 +1,24 @@
 """Endpoints: parsing, the loopback-only rule for binds, and probing for a listener.
 
-Test sockets bind on loopback only unless told otherwise. ``new_endpoint("tcp")`` probes a
-free port (:func:`free_tcp_endpoint`) and ``wait_endpoint`` waits for a listener
-(:func:`wait_listening`).
+:func:`parse_endpoint` is the one place an endpoint string is taken apart; the loopback
+rule, the listener probe and the fault link's addresses (:func:`socket_address`) all ask
+it. Test sockets bind on loopback only unless told otherwise. ``new_endpoint("tcp")``
+probes a free port (:func:`free_tcp_endpoint`) and ``wait_endpoint`` waits for a listener
+(:func:`listening`).
 """
 from __future__ import annotations
 
 import ipaddress
-import select
+import os
 import socket as _socket
-import time
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Union
-
-if TYPE_CHECKING:
-    from .sockets import Watch
+import tempfile
+from typing import Any, Iterable, List, NamedTuple, Tuple, Union
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Endpoint", "as_endpoint", "check_loopback", "endpoint_list", "free_tcp_endpoint", "listening",
-           "wait_listening"]
+__all__ = ["IPC_PATH_MAX", "Endpoint", "EndpointParts", "as_endpoint", "check_loopback", "endpoint_list",
+           "free_tcp_endpoint", "listening", "parse_endpoint", "private_dir", "socket_address"]
 
 #: ``'tcp://host:port'``/``'ipc://path'``, or, like the seed article, ``(host, port)``.
 Endpoint = Union[str, Tuple[str, int]]
@@ -27,11 +26,85 @@ Endpoint = Union[str, Tuple[str, int]]
 
 _LOOPBACK_NAMES = {"localhost"}
 
+#: The longest path an ``ipc://`` endpoint can have: ``sun_path`` of ``struct
+#: sockaddr_un`` (108 bytes on Linux) less its terminating NUL.
+IPC_PATH_MAX = 107
+_NAME_ROOM = 12  # room for the names made inside a private dir ('/link', '/12345')
+_SHORT_TMPDIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def private_dir(prefix: str = "zpt-") -> str:
+    """Make a private (0700) temporary directory short enough for ipc endpoints in it.
+
+    The usual temporary directory (``TMPDIR``) comes first. Where its path is too long
+    for an ipc endpoint (tox, Bazel and nested CI workspaces make such paths), the first
+    of ``/tmp``, ``/var/tmp`` and ``/dev/shm`` that works is used instead; the directory
+    is private either way, and the caller registers it with the guardian as usual.
+    """
+    usual = tempfile.gettempdir()
+    for folder in [usual] + [d for d in _SHORT_TMPDIRS if d != usual]:
+        if len(os.fsencode(os.path.join(folder, prefix + "x" * 8))) + _NAME_ROOM > IPC_PATH_MAX:
+            continue  # mkdtemp adds 8 characters to the prefix
+        try:
+            return tempfile.mkdtemp(prefix=prefix, dir=folder)
+        except OSError:
+            continue
+    raise RuntimeError(f"expected a temporary directory short enough for ipc endpoints (at most {IPC_PATH_MAX} "
+                       f"bytes with the socket's name), got TMPDIR {usual!r} ({len(os.fsencode(usual))} bytes) "
+                       f"and none of {', '.join(_SHORT_TMPDIRS)} usable; set TMPDIR to a shorter directory or "
+                       "use endpoint_transport = 'tcp'")
+
+
+class EndpointParts(NamedTuple):
+    """An endpoint taken apart by :func:`parse_endpoint`."""
+
+    #: ``'tcp'``, ``'ipc'``, or another transport (``'inproc'``...), as written.
+    transport: str
+    #: tcp: the host, without the brackets of an IPv6 address; otherwise the address (an ipc path).
+    address: str
+    #: tcp: the port as written (``'5555'``, ``'*'``); otherwise ``''``.
+    port: str = ""
+
+
+def parse_endpoint(endpoint: str) -> EndpointParts:
+    """Take ``transport://address`` apart (``tcp://host:port``: host and port too).
+
+    :raises ValueError: for a string without ``://``.
+    """
+    transport, sep, rest = endpoint.partition("://")
+    if not sep:
+        raise ValueError(f"expected an endpoint transport://address, got {endpoint!r}")
+    if transport != "tcp":
+        return EndpointParts(transport, rest)
+    host, colon, port = rest.rpartition(":")
+    return EndpointParts(transport, host.strip("[]"), port) if colon else EndpointParts(transport, rest)
+
+
+def socket_address(endpoint: str, what: str = "endpoint") -> Tuple[int, Any]:
+    """``(family, address)`` for a plain socket to reach a ``tcp://host:port`` or ``ipc://path``
+    *endpoint* (the host resolved as libzmq does: ``localhost`` is IPv4).
+
+    :raises ValueError: naming *what* for another form, or a host that does not resolve.
+    """
+    parts = parse_endpoint(endpoint) if "://" in endpoint else EndpointParts("", "")
+    if parts.transport == "ipc" and parts.address:
+        return _socket.AF_UNIX, parts.address
+    if parts.transport == "tcp" and parts.address and parts.port.isdigit():
+        family = _socket.AF_INET6 if ":" in parts.address else _socket.AF_INET
+        try:
+            info = _socket.getaddrinfo(parts.address, int(parts.port), family, _socket.SOCK_STREAM)[0]
+        except _socket.gaierror as exc:
+            raise ValueError(f"cannot resolve the host of {what} {endpoint!r}: {exc}") from None
+        return info[0], info[4]
+    raise ValueError(f"expected {what} to be tcp://host:port or ipc://path, got {endpoint!r}")
+
 
 def check_loopback(endpoint: str) -> None:
-    if not endpoint.startswith("tcp://"):
+    """Refuse to bind a test socket anywhere but loopback (``tcp://`` only)."""
+    parts = parse_endpoint(endpoint)
+    if parts.transport != "tcp":
         return
-    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    host = parts.address
     if host in _LOOPBACK_NAMES:
         return
     try:
@@ -79,36 +152,11 @@ def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
 
 def listening(endpoint: str) -> bool:
     """Whether something accepts connections on a ``tcp://`` or ``ipc://`` *endpoint* now."""
-    address: Any
-    if endpoint.startswith("ipc://"):
-        family, address = _socket.AF_UNIX, endpoint[len("ipc://"):]
-    elif endpoint.startswith("tcp://"):
-        host, _, port = endpoint[len("tcp://"):].rpartition(":")
-        family, address = _socket.AF_INET6 if ":" in host else _socket.AF_INET, (host.strip("[]"), int(port))
-    else:
-        raise ValueError(f"expected a tcp:// or ipc:// endpoint, got {endpoint!r}")
+    family, address = socket_address(endpoint)
     with _socket.socket(family, _socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         try:
             probe.connect(address)
         except OSError:
             return False
-    return True
-
-
-def wait_listening(endpoint: str, timeout: float, watch: Optional["Watch"] = None) -> bool:
-    """Wait at most *timeout* seconds until something listens on *endpoint*.
-
-    There is nothing to poll for a listener that is not there yet, so it retries every
-    5 ms, but wakes at once (and *watch* raises) if a watched process dies.
-    """
-    deadline = time.monotonic() + timeout
-    while not listening(endpoint):
-        if watch is not None:
-            watch.check()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        fds = watch.fds() if watch is not None else ()
-        select.select(fds, [], [], min(remaining, 0.005))
     return True

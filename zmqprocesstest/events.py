@@ -1,11 +1,10 @@
-"""Events: what a generator test yields, the built-in ones, and the send-back loop.
+"""Events: what a generator test yields, and the built-in ones with their argument checks.
 
-A test yields ``('name', *args)``; :func:`run_events` calls the event handler of that
-name on the test case, sends its result back into the generator, and throws any error
-into the generator at the ``yield`` (with zmqprocesstest's own frames removed), so the
-failure's traceback ends at the yield line and the test may catch it.
+A test yields ``('name', *args)``; the send-back loop (:mod:`zmqprocesstest.loop`) calls
+the event handler of that name on the test case and sends its result back.
 
-Built-in events are methods of :class:`Events` marked with :func:`event`. Public methods
+Built-in events are methods of :class:`Events` marked with
+:func:`~zmqprocesstest.loop.event` (the marker is the loop's, which reads it). Public methods
 that users define on their own test case classes are events too (a custom ``log`` or
 ``send_signed``), except those that override a library method that is not an event
 (``setUp``...). Adding a built-in event means adding one marked method here.
@@ -13,59 +12,43 @@ that users define on their own test case classes are events too (a custom ``log`
 from __future__ import annotations
 
 import json
-import os
 import re
+import select
 import signal as _signal
 import time
-from typing import Any, Callable, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import zmq
 
 from ._config import scaled
 from .processes import ProcessError, ProcessStopError
-from .endpoints import wait_listening
+from .endpoints import listening
+from .loop import BadArgument, EventError, dispatch, event
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
-from .sockets import SocketTimeout, TestSocket, decode_json
+from .sockets import SocketTimeout, TestSocket, Watch, decode_json
 from .transcript import short_frames
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["EVENT_ATTR", "EventError", "Events", "check_socket", "event", "frames_arg", "int_arg", "seconds_arg"]
+__all__ = ["EventError", "Events", "check_socket", "event", "frames_arg", "int_arg", "seconds_arg"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-#: The attribute that marks a built-in event.
-EVENT_ATTR = "__zmqprocesstest_event__"
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class EventError(TypeError):
-    """A test yielded something that is not a valid event."""
-
-
-class _BadArgument(TypeError):
-    """An event argument of the wrong kind; the loop adds the event's signature."""
-
-
-def event(func: F) -> F:
-    """Mark a method of the library as a built-in event (one a test may yield)."""
-    setattr(func, EVENT_ATTR, True)
-    return func
+_LISTEN_RETRY = 0.005  # nothing to poll for a listener that is not there yet: look again this often
 
 
 # -- argument checks ---------------------------------------------------------------------
 def frames_arg(what: str, frames: Any) -> List[Any]:
     """Check and encode header or extra frames: bytes-like (str is UTF-8 encoded)."""
     if isinstance(frames, (str, bytes)) or not isinstance(frames, (list, tuple)):
-        raise _BadArgument(f"expected {what} to be a list of frames (bytes), got {frames!r}")
+        raise BadArgument(f"expected {what} to be a list of frames (bytes), got {frames!r}")
     result = []
     for frame in frames:
         if isinstance(frame, str):
             frame = frame.encode("utf-8")
         elif not isinstance(frame, (bytes, bytearray, memoryview, zmq.Frame)):
-            raise _BadArgument(f"expected each of {what} to be bytes or str, got {frame!r}")
+            raise BadArgument(f"expected each of {what} to be bytes or str, got {frame!r}")
         result.append(frame)
     return result
 
@@ -75,7 +58,7 @@ def seconds_arg(name: str, value: Any, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise _BadArgument(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, "
+        raise BadArgument(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, "
                            f"got {value!r}")
     return value
 
@@ -84,13 +67,13 @@ def int_arg(name: str, value: Any, what: str, allow_none: bool = True) -> Any:
     """Check an integer argument (never a bool)."""
     if (value is None and allow_none) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    raise _BadArgument(f"expected {name} to be {what}{' or None' if allow_none else ''}, got {value!r}")
+    raise BadArgument(f"expected {name} to be {what}{' or None' if allow_none else ''}, got {value!r}")
 
 
 def check_socket(case: Any, sock: Any) -> TestSocket:
     """A test socket of this test (or of its class), or a clear error."""
     if not isinstance(sock, TestSocket):
-        raise _BadArgument(f"expected a TestSocket (made by self.socket() or make_sock()), got "
+        raise BadArgument(f"expected a TestSocket (made by self.socket() or make_sock()), got "
                            f"{type(sock).__name__} {sock!r}; a plain zmq socket could block forever")
     owner = sock.owner
     if owner is None or owner is case:
@@ -139,7 +122,7 @@ class Events:
         if type(json_index) is not int:
             int_arg("json_index", json_index, "a frame index (int)")
         if frames is not None and (type(frames) is not int or frames < 0):
-            raise _BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
+            raise BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
         msg = sock.recv_multipart(timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
         if frames is not None and len(msg) != frames:
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: {short_frames(msg)}")
@@ -181,7 +164,7 @@ class Events:
                              "self.log_socket = self.socket(zmq.SUB, connect=LOG_ENDPOINT)")
         check_socket(self, sock)
         if not isinstance(substr, str) or not (level is None or isinstance(level, str)):
-            raise _BadArgument(f"expected a str substring and a level name or None, got {substr!r}, {level!r}")
+            raise BadArgument(f"expected a str substring and a level name or None, got {substr!r}, {level!r}")
         want = level.upper() if level else None
         seconds_arg("timeout", timeout)
         seen: List[str] = []
@@ -264,12 +247,21 @@ class Events:
         subscription has reached it, and nothing tells when that is. So send something
         (*trigger*, any event tuple, e.g. ``("send", pub, [b"hello"], None)``) every
         *interval* seconds until the first message comes, bounded by *timeout*.
-        """
-        from .loop import dispatch  # the loop imports this module
 
+        The trigger must be safe to repeat: a ``send`` or ``send_raw`` on a PUB, XPUB,
+        PUSH, DEALER, ROUTER or PAIR socket, or an event of your own that does a whole
+        exchange. A send on a REQ or REP socket is refused (it cannot send twice
+        without a receive in between).
+        """
         check_socket(self, sock)
         if type(trigger) is not tuple or not trigger or not isinstance(trigger[0], str):
-            raise _BadArgument(f"expected trigger to be an event tuple ('name', *args), got {trigger!r}")
+            raise BadArgument(f"expected trigger to be an event tuple ('name', *args), got {trigger!r}")
+        if trigger[0] in ("send", "send_raw") and len(trigger) > 1 and isinstance(trigger[1], TestSocket) \
+                and trigger[1].socket_type in (zmq.REQ, zmq.REP):
+            raise BadArgument(f"expected a trigger that can be repeated, got a {trigger[0]!r} on "
+                              f"{trigger[1].describe()}, which cannot send twice without a receive in between; "
+                              "trigger with a send on a PUB, PUSH, DEALER or PAIR socket, or with an event of "
+                              "your own that does a whole request and reply")
         seconds_arg("interval", interval, allow_none=False)
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
         deadline, count = time.monotonic() + limit, 0
@@ -310,7 +302,7 @@ class Events:
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
         if not isinstance(pattern, (str, re.Pattern)):
-            raise _BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
+            raise BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
         match = managed.output.wait_for(regex, limit)
@@ -327,10 +319,26 @@ class Events:
         Fails at once if a process under test dies meanwhile.
         """
         if not isinstance(endpoint, str):
-            raise _BadArgument(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
+            raise BadArgument(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
-        if not wait_listening(endpoint, limit, self._resources()):  # type: ignore[attr-defined]
+        if not _wait_listening(endpoint, limit, self._resources()):  # type: ignore[attr-defined]
             raise ProcessError(f"expected something to listen on {endpoint} within {limit:g} s")
+
+
+def _wait_listening(endpoint: str, timeout: float, watch: Watch) -> bool:
+    """Wait at most *timeout* seconds until something listens on *endpoint*.
+
+    There is nothing to poll for a listener that is not there yet, so it looks again
+    every 5 ms, but wakes at once (and *watch* raises) if a watched process dies.
+    """
+    deadline = time.monotonic() + timeout
+    while not listening(endpoint):
+        watch.check()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        select.select(watch.fds(), [], [], min(remaining, _LISTEN_RETRY))
+    return True
 
 
 def _ignore_rule(ignore: Any) -> Callable[[List[bytes]], bool]:
@@ -340,7 +348,7 @@ def _ignore_rule(ignore: Any) -> Callable[[List[bytes]], bool]:
         return lambda frames: bool(ignore(frames))
     topics = [ignore] if isinstance(ignore, (bytes, str)) else ignore
     if not isinstance(topics, (list, tuple)) or not all(isinstance(t, (bytes, str)) for t in topics):
-        raise _BadArgument(f"expected ignore to be a topic prefix, a list of them or a function of the frames, "
+        raise BadArgument(f"expected ignore to be a topic prefix, a list of them or a function of the frames, "
                            f"got {ignore!r}")
     prefixes = tuple(t.encode("utf-8") if isinstance(t, str) else t for t in topics)
     return lambda frames: bool(frames) and bytes(frames[0]).startswith(prefixes)

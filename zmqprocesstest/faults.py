@@ -11,25 +11,20 @@ events (``yield ('partition', link)``).
 """
 from __future__ import annotations
 
-import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-from ._proxy import FaultLinkError, Proxy
-from ._zmtp import Tracker
-from .endpoints import check_loopback
-from .events import _BadArgument, event, int_arg, seconds_arg
+from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
+from .endpoints import check_loopback, private_dir, socket_address
+from .events import int_arg, seconds_arg
+from .loop import BadArgument, event
 
 __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["DIRECTIONS", "FaultEvents", "FaultLink", "FaultLinkError", "FlowStats", "LinkStats", "make_link"]
-
-#: The two directions of a link, as :meth:`FaultLink.drop` and :attr:`FaultLink.stats` name them.
-DIRECTIONS = ("to_server", "to_client")
 
 
 @dataclass(frozen=True)
@@ -75,33 +70,25 @@ class LinkStats:
         return getattr(self, direction)  # type: ignore[no-any-return]
 
 
-def _parse(endpoint: str, what: str) -> Tuple[str, int, Any]:
-    """``(transport, family, address)`` of a ``tcp://host:port`` or ``ipc://path`` endpoint."""
+def _address(endpoint: Any, what: str) -> Tuple[int, Any]:
+    """``(family, address)`` of a ``tcp://host:port`` or ``ipc://path`` endpoint (:func:`socket_address`)."""
     if not isinstance(endpoint, str):
-        raise _BadArgument(f"expected {what} to be an endpoint string (tcp://host:port or ipc://path), "
-                           f"got {endpoint!r}")
-    if endpoint.startswith("ipc://") and len(endpoint) > len("ipc://"):
-        return "ipc", socket.AF_UNIX, endpoint[len("ipc://"):]
-    if endpoint.startswith("tcp://"):
-        host, _, port = endpoint[len("tcp://"):].rpartition(":")
-        host = host.strip("[]")
-        if host and port.isdigit():
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET  # localhost: IPv4, as libzmq
-            try:
-                info = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)[0]
-            except socket.gaierror as exc:
-                raise ValueError(f"cannot resolve the host of {what} {endpoint!r}: {exc}") from None
-            return "tcp", info[0], info[4]
-    raise ValueError(f"expected {what} to be tcp://host:port or ipc://path, got {endpoint!r}")
+        raise BadArgument(f"expected {what} to be an endpoint string (tcp://host:port or ipc://path), "
+                          f"got {endpoint!r}")
+    return socket_address(endpoint, what)
+
+
+def _transport(family: int) -> str:
+    return "ipc" if family == socket.AF_UNIX else "tcp"
 
 
 def _drop_args(n: Any, direction: Any) -> Tuple[int, int]:
     """``(n, index of direction)`` for :meth:`FaultLink.drop`."""
     int_arg("n", n, "a number of messages (int)", allow_none=False)
     if n < 1:
-        raise _BadArgument(f"expected n to be a number of messages >= 1, got {n!r}")
+        raise BadArgument(f"expected n to be a number of messages >= 1, got {n!r}")
     if direction not in DIRECTIONS:
-        raise _BadArgument(f"expected direction to be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+        raise BadArgument(f"expected direction to be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
     return int(n), DIRECTIONS.index(direction)
 
 
@@ -109,13 +96,17 @@ def _size(n: int) -> str:
     return f"{n} B" if n < 10240 else f"{n / 1024:.1f} KiB" if n < 10485760 else f"{n / 1048576:.1f} MiB"
 
 
-class FaultLink(Proxy):
+class FaultLink:
     """A proxy a test owns between clients and *target*, with faults on demand.
 
     Clients connect to :attr:`endpoint` instead of *target*; each connection is
     forwarded to a new connection to *target*, byte for byte, until a fault says
     otherwise. One background thread forwards every connection (non-blocking sockets,
     :mod:`selectors`); each fault takes effect before its method returns.
+
+    The forwarding, and the state the faults change, are the proxy's
+    (:mod:`zmqprocesstest._proxy`); the link checks the faults' arguments, keeps their
+    history and tells a test what it did.
 
     :param target: the real endpoint, ``tcp://host:port`` or ``ipc://path``.
     :param transport: ``'tcp'`` or ``'ipc'`` for :attr:`endpoint` (default: the target's).
@@ -135,34 +126,40 @@ class FaultLink(Proxy):
         self.assertEqual(link.stats["to_server"].dropped_messages, 0)
     """
 
-    #: Bytes a direction of a connection may hold (partitioned, delayed or unread) before
-    #: the link stops reading from that side, so TCP or socket backpressure applies.
-    hold_limit: int = Proxy.hold_limit
     #: The endpoint clients connect to instead of the target.
     endpoint: str
 
     def __init__(self, target: str, transport: Optional[str] = None, endpoint: Optional[str] = None) -> None:
-        target_transport, family, address = _parse(target, "target")
+        family, address = _address(target, "target")
         #: The real endpoint connections are forwarded to.
         self.target = target
         if endpoint is not None:
-            transport_of_endpoint = _parse(endpoint, "endpoint")[0]
+            transport_of_endpoint = _transport(_address(endpoint, "endpoint")[0])
             if transport is not None and transport != transport_of_endpoint:
                 raise ValueError(f"transport {transport!r} does not match endpoint {endpoint!r}")
             transport = transport_of_endpoint
-        transport = transport or target_transport
+        transport = transport or _transport(family)
         if transport not in ("tcp", "ipc"):
             raise ValueError(f"expected transport 'tcp' or 'ipc', got {transport!r}")
         self.transport = transport
-        tmpdir = tempfile.mkdtemp(prefix="zpt-link-") if endpoint is None and transport == "ipc" else None
+        tmpdir = private_dir("zpt-link-") if endpoint is None and transport == "ipc" else None
         if endpoint is None:
             endpoint = f"ipc://{tmpdir}/link" if tmpdir else "tcp://127.0.0.1:0"
         check_loopback(endpoint)
-        self._protocols: Dict[str, None] = {}
-        self._reason: Optional[str] = None
         self._history: List[Tuple[float, str]] = []
         self._start = time.monotonic()
-        super().__init__((family, address), _parse(endpoint, "endpoint")[1:], tmpdir)
+        self._proxy = Proxy((family, address), _address(endpoint, "endpoint"), target, tmpdir)
+        self.endpoint = self._proxy.endpoint
+
+    @property
+    def hold_limit(self) -> int:
+        """Bytes a direction of a connection may hold (partitioned, delayed or unread) before
+        the link stops reading from that side, so TCP or socket backpressure applies."""
+        return self._proxy.hold_limit
+
+    @hold_limit.setter
+    def hold_limit(self, limit: int) -> None:
+        self._proxy.hold_limit = limit
 
     # -- the faults (called from the test's thread) --------------------------------------------------
     def partition(self) -> None:
@@ -196,7 +193,7 @@ class FaultLink(Proxy):
         reconnect interval, and never see a half-made connection.
         """
         if not isinstance(on, bool):
-            raise _BadArgument(f"expected on to be True or False, got {on!r}")
+            raise BadArgument(f"expected on to be True or False, got {on!r}")
         self._control("refuse", "refuse" if on else "refuse off", on)
 
     def delay(self, seconds: float) -> None:
@@ -222,85 +219,9 @@ class FaultLink(Proxy):
         self._control("drop", f"drop {count} {direction}", count, index)
 
     def _control(self, name: str, label: str, *args: Any) -> Any:
-        result = self._command(name, *args)
+        result = self._proxy.command(name, *args)
         self._history.append((round(time.monotonic() - self._start, 3), label))
         return result
-
-    # -- the faults, on the link's thread ------------------------------------------------------------
-    def _do_partition(self) -> None:
-        self._partitioned = True
-        self._waiting.clear()
-        for conn in self._conns:
-            self._sync(conn.client)
-            self._sync(conn.server)
-
-    def _do_heal(self) -> None:
-        self._partitioned = False
-        for conn in list(self._conns):
-            for flow in (conn.up, conn.down):
-                if conn in self._conns:
-                    self._flush(flow)
-
-    def _do_reset(self) -> int:
-        count = len(self._conns)
-        for conn in list(self._conns):
-            self._close_conn(conn, hard=True)
-        return count
-
-    def _do_refuse(self, on: bool) -> None:
-        if on == self._refusing:
-            return
-        if on:
-            listener = self._listener
-            if listener is not None:
-                if self._listen_family != socket.AF_UNIX:
-                    # Keep the port: a bound socket that does not listen (the kernel refuses SYNs).
-                    hold = socket.socket(self._listen_family, socket.SOCK_STREAM)
-                    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    hold.bind(self._listen_address)
-                    self._placeholder = hold
-                self._sel.unregister(listener)
-                listener.close()  # an ipc socket file stays, with nobody listening: ECONNREFUSED
-                self._listener = None
-        else:
-            if self._listen_family == socket.AF_UNIX:
-                try:
-                    os.unlink(self._listen_address)  # the socket file of the closed listener
-                except FileNotFoundError:
-                    pass
-            self._listen()
-            if self._placeholder is not None:
-                self._placeholder.close()
-                self._placeholder = None
-        self._refusing = on
-
-    def _do_delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def _do_drop(self, n: int, index: int) -> None:
-        if self._reason:
-            raise FaultLinkError(f"drop() cannot apply to {self.describe()}: {self._reason}; only the connection-level "
-                                 "faults apply (partition, heal, reset, refuse, delay)")
-        self._tallies[index].armed += n
-
-    def _do_stats(self) -> LinkStats:
-        made = []
-        for tally, fl in zip(self._tallies, ([c.up for c in self._conns], [c.down for c in self._conns])):
-            made.append(FlowStats(messages=tally.messages, bytes=tally.bytes,
-                                  held_messages=sum(f.held_msgs for f in fl), held_bytes=sum(f.held for f in fl),
-                                  dropped_messages=tally.dropped_messages, dropped_bytes=tally.dropped_bytes,
-                                  drops_armed=tally.armed))
-        return LinkStats(to_server=made[0], to_client=made[1], accepted=self._accepted, open=len(self._conns),
-                         failed=self._failed)
-
-    def _on_greeting(self, tracker: Tracker) -> None:
-        self._protocols[tracker.protocol] = None
-        if tracker.reason and not self._reason:
-            self._reason = tracker.reason
-            armed = [f"{t.armed} {d}" for t, d in zip(self._tallies, DIRECTIONS) if t.armed]
-            if armed:
-                self._notes.append(f"drops armed ({', '.join(armed)}) cannot apply: {tracker.reason}")
 
     # -- what the test reads ----------------------------------------------------------------------
     @property
@@ -309,9 +230,8 @@ class FaultLink(Proxy):
 
         After :meth:`close`, the figures as they were when it closed.
         """
-        if self._final is not None:
-            return self._final
-        return self._command("stats")  # type: ignore[no-any-return]
+        to_server, to_client, accepted, open_now, failed = self._proxy.figures()
+        return LinkStats(FlowStats(*to_server), FlowStats(*to_client), accepted, open_now, failed)
 
     @property
     def history(self) -> List[Tuple[float, str]]:
@@ -321,30 +241,26 @@ class FaultLink(Proxy):
     @property
     def state(self) -> str:
         """``'forwarding'`` or ``'partitioned'``, with ``', refusing'`` and the delay if any."""
-        state = "partitioned" if self._partitioned else "forwarding"
-        if self._refusing:
-            state += ", refusing new connections"
-        if self._delay:
-            state += f", delay {self._delay:g} s"
-        return state + (", closed" if self._closed else "")
+        return self._proxy.state
 
     def describe(self) -> str:
         """``fault link tcp://127.0.0.1:4242 -> ipc://... (partitioned)`` for messages."""
-        return f"fault link {self.endpoint} -> {self.target} ({self.state})"
+        return self._proxy.describe()
 
     def report(self) -> str:
         """Several lines for a failure report: endpoints, state, protocol, counts, faults in order."""
         lines = [f"Fault link {self.endpoint} -> {self.target}", f"  state: {self.state}"]
-        if self._crash:
-            lines.append(f"  its thread failed: {self._crash.strip().splitlines()[-1]}")
+        crash, protocols, hidden, notes = self._proxy.findings()
+        if crash:
+            lines.append(f"  its thread failed: {crash.strip().splitlines()[-1]}")
         try:
             stats: Optional[LinkStats] = self.stats
         except FaultLinkError:
             stats = None
-        if self._protocols:
-            lines.append(f"  protocol: {'; '.join(self._protocols)}")
-        if self._reason:
-            lines.append(f"  messages are not visible (byte counts only): {self._reason}")
+        if protocols:
+            lines.append(f"  protocol: {'; '.join(protocols)}")
+        if hidden:
+            lines.append(f"  messages are not visible (byte counts only): {hidden}")
         if stats is not None:
             lines.append(f"  connections: {stats.accepted} accepted, {stats.open} open"
                          + (f", {stats.failed} closed at once (target unreachable)" if stats.failed else ""))
@@ -355,7 +271,7 @@ class FaultLink(Proxy):
                 line += f", {s.dropped_messages} dropped ({_size(s.dropped_bytes)})" if s.dropped_messages else ""
                 line += f", {s.drops_armed} more to drop" if s.drops_armed else ""
                 lines.append(line)
-        lines.extend(f"  note: {note}" for note in self._notes)
+        lines.extend(f"  note: {note}" for note in notes)
         if self._history:
             lines.append("  faults (seconds since the link started):")
             lines.extend(f"    {at:8.3f}  {what}" for at, what in self._history)
@@ -375,20 +291,7 @@ class FaultLink(Proxy):
         :raises FaultLinkError: the thread failed (with its traceback), or did not stop
             within its bound (5 s, scaled).
         """
-        if self._closed:
-            return
-        try:
-            if self._thread.is_alive() and not self._crash:
-                self._command("stop")
-            self._thread.join(self._wait)
-            if self._thread.is_alive():
-                raise FaultLinkError(f"the thread of {self.describe()} did not stop within {self._wait:g} s")
-        finally:
-            self._closed = True
-            if not self._thread.is_alive():
-                self._close_fds()
-        if self._crash:
-            raise FaultLinkError(f"the thread of {self.describe()} failed:\n{self._crash}")
+        self._proxy.close()
 
     def __enter__(self) -> "FaultLink":
         return self
@@ -402,7 +305,7 @@ def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[
 
     What :meth:`ProcessTestCase.fault_link` uses, with the test's private directory.
     """
-    listen = transport or _parse(target, "target")[0]
+    listen = transport or _transport(_address(target, "target")[0])
     return FaultLink(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None)
 
 
@@ -446,5 +349,5 @@ class FaultEvents:
 
 def _link_arg(link: Any) -> FaultLink:
     if not isinstance(link, FaultLink):
-        raise _BadArgument(f"expected a FaultLink (made by self.fault_link() or FaultLink()), got {link!r}")
+        raise BadArgument(f"expected a FaultLink (made by self.fault_link() or FaultLink()), got {link!r}")
     return link

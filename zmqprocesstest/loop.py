@@ -4,8 +4,13 @@
 the test case, sends its result back into the generator, and throws any error into the
 generator at the ``yield`` (with zmqprocesstest's own frames removed), so the failure's
 traceback ends at the yield line and the test may catch it. Which names are events is
-decided by :func:`known_events`: methods marked with :func:`~zmqprocesstest.events.event`,
-and public methods of the user's own classes.
+decided by :func:`known_events`: methods marked with :func:`event`, and public methods of
+the user's own classes.
+
+The event protocol lives here, where it is read: the :func:`event` marker, the
+:exc:`EventError` of a bad yield and the :exc:`BadArgument` a handler raises for an
+argument of the wrong kind. :mod:`zmqprocesstest.events` (the built-in events) and
+:mod:`zmqprocesstest.faults` import them; this module imports neither.
 """
 from __future__ import annotations
 
@@ -13,19 +18,36 @@ import inspect
 import os
 import time
 import types
-from typing import Any, Callable, FrozenSet, Generator, List, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Generator, List, Optional, Tuple, TypeVar
 
 from ._config import FULL_TRACEBACK_ENV, env_flag
 from ._watchdog import TestTimeout
-from .events import EVENT_ATTR, EventError, _BadArgument
 from .sockets import SocketTimeout
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["dispatch", "known_events", "run_events", "trim_traceback"]
+__all__ = ["EVENT_ATTR", "BadArgument", "EventError", "dispatch", "event", "known_events", "run_events",
+           "trim_traceback"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The attribute that marks a built-in event.
+EVENT_ATTR = "__zmqprocesstest_event__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class EventError(TypeError):
+    """A test yielded something that is not a valid event."""
+
+
+class BadArgument(TypeError):
+    """An event argument of the wrong kind; the loop adds the event's signature."""
+
+
+def event(func: F) -> F:
+    """Mark a method of the library as a built-in event (one a test may yield)."""
+    setattr(func, EVENT_ATTR, True)
+    return func
 
 
 def _signature(name: str, handler: Callable[..., Any]) -> str:
@@ -113,8 +135,8 @@ def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, .
 def _call(name: str, handler: Callable[..., Any], args: Tuple[Any, ...]) -> Any:
     try:
         return handler(*args)
-    except _BadArgument as exc:
-        raise _BadArgument(f"{exc}; event {name!r} takes {_signature(name, handler)}") from None
+    except BadArgument as exc:
+        raise BadArgument(f"{exc}; event {name!r} takes {_signature(name, handler)}") from None
     except TypeError as exc:
         try:
             inspect.signature(handler).bind(*args)
@@ -182,6 +204,7 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
             error = None
         if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
             raise on_timeout(item)
+        started = time.monotonic()
         try:
             handler, args = _handler_for(case, item)
             value = _call(item[0], handler, args)
@@ -189,6 +212,6 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
             raise
         except BaseException as exc:
             if isinstance(exc, SocketTimeout) and exc.event is None:
-                exc.event = item[0]
+                exc.event, exc.event_elapsed = item[0], time.monotonic() - started
             error = trim_traceback(exc)
             value = None

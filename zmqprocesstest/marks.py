@@ -20,9 +20,10 @@ import functools
 import os
 import re
 import sys
-from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar, Union
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
 
 __all__ = [
+    "MarkExpressionError",
     "mark",
     "process",
     "system",
@@ -39,6 +40,8 @@ MARKS_ENV = "ZMQPROCESSTEST_MARKS"
 MODULE_MARKS = "zmqprocesstest_marks"
 #: Attribute holding the marks of a function or class.
 MARKS_ATTR = "__zmqprocesstest_marks__"
+
+__unittest = True  # a malformed expression's error ends at the test, not in the parser
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -265,12 +268,25 @@ def _read_config(path: str, mtime_ns: int, size: int) -> str:
 
 def selection_expression(explicit: Optional[str] = None) -> str:
     """The expression in force: *explicit* (``-m``), else the env var, else setup.cfg."""
+    return _selection(explicit)[0]
+
+
+def _selection(explicit: Optional[str]) -> Tuple[str, str]:
+    """The expression in force and where it comes from (for error messages)."""
     if explicit is not None:
-        return explicit
+        return explicit, "-m"
     env = os.environ.get(MARKS_ENV)
     if env is not None:
-        return env
-    return config_expression()
+        return env, MARKS_ENV
+    return config_expression(), "[zmqprocesstest] marks in setup.cfg"
+
+
+class MarkExpressionError(ValueError):
+    """The mark expression in force does not parse (reported once, at the first test)."""
+
+
+#: Malformed expressions already reported by :func:`deselection_reason`.
+_REPORTED: Set[str] = set()
 
 
 @functools.lru_cache(maxsize=32)
@@ -279,15 +295,25 @@ def _compiled(expr: str) -> Callable[[Iterable[str]], bool]:
 
 
 def deselection_reason(test: Any, expr: Optional[str] = None) -> Optional[str]:
-    """Why *test* is not selected by the expression in force, or ``None`` if it is."""
-    expr = selection_expression(expr)
+    """Why *test* is not selected by the expression in force, or ``None`` if it is.
+
+    :raises MarkExpressionError: for the first test that meets a malformed expression;
+        later tests are not run, with a reason that points to that one error, so a
+        typo gives one clear error instead of one per test.
+    """
+    expr, source = _selection(expr)
     if not expr.strip():
         return None
+    try:
+        selects = _compiled(expr)
+    except ValueError as exc:
+        if expr in _REPORTED:
+            return f"not run: the mark expression {expr!r} ({source}) does not parse; see the first error"
+        _REPORTED.add(expr)
+        raise MarkExpressionError(f"{exc} (from {source}); no ProcessTestCase test runs until it is fixed") from None
     marks = marks_of(test)
-    if _compiled(expr)(marks):
+    if selects(marks):
         return None
     shown = ", ".join(sorted(marks)) or "no marks"
     return f"deselected by mark expression {expr!r} (test has {shown})"
 
-
-Markable = Union[type, Callable[..., Any]]

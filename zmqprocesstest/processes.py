@@ -5,13 +5,14 @@ one subclass per way of starting one (:class:`CommandProcess` here for command l
 ``ForkedProcess`` in :mod:`zmqprocesstest._forked` for :mod:`multiprocessing` processes); each supplies its own launcher and
 the few operations that differ, and the base class does the rest.
 
-Every process runs in a *process group of its own* (``os.setpgid`` in a forked child,
-``start_new_session`` for commands) and starts with default dispositions of SIGINT,
+Every process runs in a *session and process group of its own* (``os.setsid`` in a
+forked child, ``start_new_session`` for commands) and starts with default dispositions of SIGINT,
 SIGTERM and SIGHUP and an empty signal mask, whatever the runner inherited. Signals go to
 the whole group, so the process's own children are stopped with it, and after the
 process is reaped any member of its group still running is killed and reported.
 
-:meth:`ManagedProcess.stop` walks the stop protocol (:mod:`zmqprocesstest.stopping`).
+:meth:`ManagedProcess.stop` walks the stop protocol (:mod:`zmqprocesstest.stopping`) as its
+:attr:`~ManagedProcess.stop_plan` says, and keeps how it went in :attr:`~ManagedProcess.stop_result`.
 
 Each process is watched through a Linux ``pidfd`` (or the multiprocessing sentinel
 elsewhere), which :class:`~zmqprocesstest.TestSocket` polls together with its socket: a
@@ -32,10 +33,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ._compat import group_members, signal_main_thread, thread_state
-from ._reaper import reap_group
+from ._reaper import prepare_runner, wait_group_gone
 from ._config import WAIT_SLICE, scaled
 from ._output import Output
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, check_stop_steps, describe_exit, signal_name, stop
+from .stopping import DEFAULT_PLAN, StopPlan, StopResult, describe_exit, signal_name, stop
 
 __unittest = True
 __tracebackhide__ = True
@@ -81,8 +82,7 @@ class ManagedProcess:
     the object for its exit code, wait for it and release it.
     """
 
-    def __init__(self, obj: Any, name: str, output: Optional[Output], stop_timeouts: Dict[str, float],
-                 stop_steps: Sequence[str] = DEFAULT_STOP_STEPS) -> None:
+    def __init__(self, obj: Any, name: str, output: Optional[Output], *, pgid: Optional[int] = None) -> None:
         #: The :class:`multiprocessing.Process` or :class:`subprocess.Popen`.
         self.obj = obj
         #: Name used in messages.
@@ -93,16 +93,11 @@ class ManagedProcess:
         self.pid: int = obj.pid
         #: Its own process group (``None`` if it could not have one).
         self.pgid: Optional[int] = None
-        #: Bounds in seconds of each stop step (before scaling).
-        self.stop_timeouts = dict(stop_timeouts)
-        #: The stop steps it takes, in order (see :data:`STOP_STEPS`).
-        self.stop_steps = check_stop_steps(stop_steps)
-        #: ``(call, description)``: the polite stop set by ``set_stop_event``, if any.
-        self.stop_action: Optional[Tuple[Callable[[], Any], str]] = None
-        #: What came of the polite stop (its result or error), for reports.
-        self.stop_outcome: Optional[str] = None
-        #: Reads what came back after a stop message that did not stop it, for reports.
-        self.stop_replies: Optional[Callable[[], str]] = None
+        #: How it is stopped (:class:`~zmqprocesstest.stopping.StopPlan`): attached by its
+        #: owner (the test case), carried over by :meth:`restart`.
+        self.stop_plan: StopPlan = DEFAULT_PLAN
+        #: How its stop went (:class:`~zmqprocesstest.stopping.StopResult`), once stopped.
+        self.stop_result: Optional[StopResult] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
         #: Starts the same process again (same arguments), for ``restart``; set by ``start``.
@@ -111,8 +106,6 @@ class ManagedProcess:
         self.frozen = False
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
-        #: The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``).
-        self.stopped_by: Optional[str] = None
         self.closed = False
         self._code: Optional[int] = None
         self.pidfd: Optional[int] = None
@@ -120,14 +113,17 @@ class ManagedProcess:
             self.pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
         except (AttributeError, OSError):
             self.pidfd = None
-        try:
-            os.setpgid(self.pid, self.pid)
-        except OSError:
-            pass  # already did it itself (fork hook), or a session leader (commands)
-        try:
-            self.pgid = os.getpgid(self.pid)
-        except OSError:
-            self.pgid = None
+        if pgid is not None:
+            self.pgid = pgid  # the launcher made it (a forked child's own session)
+        else:
+            try:
+                os.setpgid(self.pid, self.pid)
+            except OSError:
+                pass  # a session leader already (commands)
+            try:
+                self.pgid = os.getpgid(self.pid)
+            except OSError:
+                self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
         if self.pgid is not None:
@@ -166,6 +162,11 @@ class ManagedProcess:
         """A file descriptor that becomes readable when the process exits."""
         return self.pidfd if self.pidfd is not None else self._exit_fd()
 
+    @property
+    def stopped_by(self) -> Optional[str]:
+        """The stop step that ended it (``"message"``, ``"SIGINT"``... or ``"itself"``), once stopped."""
+        return self.stop_result.stopped_by if self.stop_result is not None else None
+
     def describe(self) -> str:
         """``process 'pong' (pid 123, exit code 1)``."""
         return f"process {self.name!r} (pid {self.pid}, {describe_exit(self.exitcode())})"
@@ -173,10 +174,12 @@ class ManagedProcess:
     def report(self) -> str:
         """State plus the tail of captured output, for failure messages."""
         text = self.describe()
-        if self.stopped_by:
-            text += f", stopped by {self.stopped_by}"
-        if self.stop_action is not None and self.stop_outcome is not None and self.stopped_by != "message":
-            text += f"\n  polite stop: {self.stop_action[1]} -> {self.stop_outcome}"
+        result, polite = self.stop_result, self.stop_plan.polite
+        if result is not None and result.stopped_by:
+            text += f", stopped by {result.stopped_by}"
+        if result is not None and polite is not None and result.polite_outcome is not None \
+                and result.stopped_by != "message":
+            text += f"\n  polite stop: {polite.description} -> {result.polite_outcome}"
         if self.output is not None and self.exitcode() is not None:
             self.output.settle(0.2)  # the last lines it wrote may still be in the pipe
         tail = self.output.tail() if self.output is not None else ""
@@ -236,16 +239,14 @@ class ManagedProcess:
     def restart(self) -> Tuple["ManagedProcess", List[str]]:
         """Stop it with its stop protocol and start it again with the same arguments.
 
-        Returns the new record (with the same polite stop and stop steps) and the
-        problems of the stop.
+        Returns the new record (with the same :attr:`stop_plan`) and the problems of the stop.
         """
         if self.relaunch is None:
             raise ValueError(f"cannot restart {self.describe()}: it was not started by a launcher that can "
                              "start it again")
         problems = self.stop()
         new = self.relaunch()
-        new.stop_action, new.stop_replies = self.stop_action, self.stop_replies
-        new.stop_steps, new.stop_timeouts = self.stop_steps, self.stop_timeouts
+        new.stop_plan = self.stop_plan
         return new, problems
 
     def signal_quietly(self, sig: int) -> None:
@@ -314,14 +315,16 @@ class ManagedProcess:
         *close* false, :meth:`close` is left to the caller (who first ends descendants
         that left the group and may still hold the output pipe).
         """
-        if self.closed or self.stopped_by is not None:
+        if self.closed or self.stop_result is not None:
             return []  # stopped already (stop_process)
-        problems = stop(self)
+        result = stop(self, self.stop_plan)
         if self._kill_group():
-            problems.append(f"children of {self.name!r} (process group {self.pgid}) were still running and were killed")
+            result = result.adding(f"children of {self.name!r} (process group {self.pgid}) were still running "
+                                   "and were killed")
+        self.stop_result = result  # the one place a stop's state is written
         if close:
             self.close()
-        return problems
+        return list(result.problems)
 
     def kill_now(self) -> None:
         """Last resort (interpreter exit, Ctrl-C of the runner): SIGKILL and reap."""
@@ -353,12 +356,13 @@ def default_signals() -> None:
     """Give this (new) process default signal dispositions and an empty signal mask.
 
     SIGINT raises KeyboardInterrupt as in a fresh interpreter; SIGTERM and SIGHUP
-    terminate. A runner started with SIGINT ignored (a background job, ``trap '' INT``)
-    would otherwise pass that on, and the polite SIGINT step could never work.
+    terminate; SIGCHLD keeps its children's exit statuses. A runner started with SIGINT
+    ignored (a background job, ``trap '' INT``) would otherwise pass that on, and the
+    polite SIGINT step could never work.
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
@@ -376,6 +380,7 @@ def launch(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Op
         raise TypeError(f"expected an argument list, got the string {argv!r}; split it with shlex.split()")
     if isinstance(argv, bytes) or not isinstance(argv, Sequence) or not argv:
         raise TypeError(f"expected a non-empty argument list such as ['prog', '--flag'], got {argv!r}")
+    prepare_runner()  # subreaper, exit statuses and guardian, before the fork
     full_env = _guardian.child_env(env)  # carries the guardian's token to every descendant
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     return subprocess.Popen(list(argv), env=full_env, cwd=cwd, start_new_session=True, close_fds=True,
@@ -387,11 +392,11 @@ class CommandProcess(ManagedProcess):
 
     @classmethod
     def start(cls, argv: Sequence[str], *, name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None, capture: bool = True,
-              stop_timeouts: Dict[str, float] = DEFAULT_STOP_TIMEOUTS,
-              stop_steps: Sequence[str] = DEFAULT_STOP_STEPS) -> "CommandProcess":
-        """Start *argv* with :func:`launch`, stdout and stderr drained from one pipe."""
-        check_stop_steps(stop_steps)
+              cwd: Optional[str] = None, capture: bool = True) -> "CommandProcess":
+        """Start *argv* with :func:`launch`, stdout and stderr drained from one pipe.
+
+        How it is stopped is up to its owner (:attr:`ManagedProcess.stop_plan`).
+        """
         output = Output() if capture else None
         try:
             popen = launch(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -402,9 +407,8 @@ class CommandProcess(ManagedProcess):
             raise
         if output is not None:
             output.start()
-        managed = cls(popen, name or os.path.basename(argv[0]), output, stop_timeouts, stop_steps)
-        managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture,
-                                             stop_timeouts=stop_timeouts, stop_steps=stop_steps)
+        managed = cls(popen, name or os.path.basename(argv[0]), output)
+        managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture)
         return managed
 
     def _poll(self) -> Optional[int]:
@@ -420,21 +424,6 @@ class CommandProcess(ManagedProcess):
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()
-
-
-def wait_group_gone(pgid: int, timeout: float) -> bool:
-    """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        # Members that are not our children give nothing to wait on but the clock.
-        time.sleep(0.005)
 
 
 @atexit.register

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -30,6 +29,8 @@ from ._config import scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
+from .stopping import StopPlan
+from .endpoints import private_dir
 from .transcript import Transcript
 
 __unittest = True
@@ -97,11 +98,20 @@ class Resources:
         self.sockets.append(sock)
         return sock
 
-    def add_process(self, proc: ManagedProcess) -> ManagedProcess:
-        """Own *proc*: watched while the test waits, stopped after it."""
+    def before_start(self) -> None:
+        """Before this owner's first process starts: make the runner the reaper of
+        orphans, and note the children it has, so that a daemon left by any process
+        started from now on is found (even one that daemonizes at once)."""
         if self.children_before is None:
-            _reaper.become_subreaper()  # orphaned descendants now reparent to us
+            _reaper.prepare_runner()
             self.children_before = set(orphan_pids())
+
+    def add_process(self, proc: ManagedProcess, plan: Optional[StopPlan] = None) -> ManagedProcess:
+        """Own *proc*: watched while the test waits, stopped after it as *plan* says
+        (the owner's; ``None`` keeps the plan it has)."""
+        self.before_start()  # for a process started elsewhere: as late as it can be
+        if plan is not None:
+            proc.stop_plan = plan
         self.processes.append(proc)
         self.refresh()
         return proc
@@ -116,7 +126,7 @@ class Resources:
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
         if self.tmpdir is None:
-            self.tmpdir = tempfile.mkdtemp(prefix="zpt-")
+            self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
             _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
         self.endpoints += 1
         return f"ipc://{self.tmpdir}/{self.endpoints}"

@@ -37,10 +37,16 @@ MODULE_SCOPES: Dict[str, type] = {}
 BOUNDED = "__zmqprocesstest_bounded__"
 
 
+def _stop_bound(plan: Any) -> float:
+    if plan is None:
+        return 0.0
+    return sum(scaled(plan.timeouts[step]) for step in plan.steps)
+
+
 def release_limit(owner: Any, res: Resources) -> float:
     """How long releasing *res* may take: the owner's ``run_timeout`` plus, for each
     process, the sum of its stop steps' timeouts (all scaled)."""
-    stops = sum(sum(scaled(t) for t in getattr(proc, "stop_timeouts", {}).values()) for proc in res.processes)
+    stops = sum(_stop_bound(getattr(proc, "stop_plan", None)) for proc in res.processes)
     return scaled(getattr(owner, "run_timeout", 60.0)) + stops
 
 

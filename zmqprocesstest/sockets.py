@@ -57,16 +57,23 @@ class SocketTimeout(AssertionError):
         self.timeout = timeout
         #: Set by the event loop to the event that was being handled.
         self.event: Optional[str] = None
-        # The failure report, on Python < 3.11 (no add_note); see case._add_note.
+        #: Set by the event loop: seconds from the start of that event to the timeout.
+        self.event_elapsed: Optional[float] = None
+        # The failure report, on Python < 3.11 (no add_note); see _compat.add_note.
         self._notes: List[str] = []
 
     def __str__(self) -> str:
         sock = self.socket
         during = f" (event {self.event!r})" if self.event else ""
         last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
+        after = f"{self.timeout:g} s"
+        elapsed = self.event_elapsed
+        if elapsed is not None and elapsed > self.timeout * 1.1 + 0.005:
+            # An event that waits more than once (its own overall deadline): what it
+            # was given matters, not the remainder its last wait had.
+            after = f"{elapsed:.3g} s into the event (its last wait, of {self.timeout:.3g} s, ran out)"
         return (
-            f"{self.operation} on {sock.describe()}{during} timed out after "
-            f"{self.timeout:g} s; last received on it: {last}"
+            f"{self.operation} on {sock.describe()}{during} timed out after {after}; last received on it: {last}"
         ) + "".join("\n" + note for note in self._notes)
 
 
@@ -100,13 +107,10 @@ class TestSocket:
     """
 
     __test__ = False  # not a test class, whatever its name
+    #: Called with ``(direction, frames)`` for each message ("sent"/"received").
+    recorders: Sequence[Callable[[str, Any], None]] = ()
 
-    def __init__(
-        self,
-        sock: zmq.Socket,
-        timeout: Optional[float] = None,
-        name: Optional[str] = None,
-    ) -> None:
+    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None) -> None:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
@@ -148,10 +152,16 @@ class TestSocket:
                  **kwargs: Any) -> Any:
         receiving = operation.startswith("recv")
         result = self._call(method, _POLLIN if receiving else _POLLOUT, operation, timeout, *args, **kwargs)
-        if self.transcript is not None:
-            self.transcript.record("received" if receiving else "sent", self.name,
-                                   result if receiving else (args[0] if args else None))
+        self._record("received" if receiving else "sent", result if receiving else (args[0] if args else None))
         return result
+
+    def _record(self, direction: str, frames: Any) -> None:
+        """Into the test's transcript, and to each recorder (a history, see
+        :meth:`zmqprocesstest.history.History.record`)."""
+        if self.transcript is not None:
+            self.transcript.record(direction, self.name, frames)
+        for recorder in self.recorders:
+            recorder(direction, frames)
 
     # -- bind/connect (recorded for reports) ------------------------------------------
     def bind(self, endpoint: str) -> None:
@@ -295,14 +305,12 @@ class TestSocket:
     def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
         """Send a multipart message, waiting at most *timeout* seconds."""
         self._call(self.sock.send_multipart, zmq.POLLOUT, "send_multipart", timeout, frames, **kwargs)
-        if self.transcript is not None:
-            self.transcript.record("sent", self.name, frames)
+        self._record("sent", frames)
 
     def send(self, data: Any, timeout: Optional[float] = None, **kwargs: Any) -> None:
         """Send one frame (pass ``flags=zmq.SNDMORE`` for more to follow)."""
         self._call(self.sock.send, zmq.POLLOUT, "send", timeout, data, **kwargs)
-        if self.transcript is not None:
-            self.transcript.record("sent", self.name, [data])
+        self._record("sent", [data])
 
     def send_string(self, text: str, timeout: Optional[float] = None, encoding: str = "utf-8", **kwargs: Any) -> None:
         """Send a str as one frame."""
@@ -317,16 +325,14 @@ class TestSocket:
         """Receive a multipart message, waiting at most *timeout* seconds."""
         frames = self._call(self.sock.recv_multipart, zmq.POLLIN, "recv_multipart", timeout, **kwargs)
         self.last_received = frames
-        if self.transcript is not None:
-            self.transcript.record("received", self.name, frames)
+        self._record("received", frames)
         return frames
 
     def recv(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
         """Receive one frame."""
         frame = self._call(self.sock.recv, zmq.POLLIN, "recv", timeout, **kwargs)
         self.last_received = [frame]
-        if self.transcript is not None:
-            self.transcript.record("received", self.name, [frame])
+        self._record("received", [frame])
         return frame
 
     def recv_string(self, timeout: Optional[float] = None, encoding: str = "utf-8", **kwargs: Any) -> str:
@@ -392,17 +398,10 @@ def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
         ) from None
 
 
-def make_sock(
-    context: zmq.Context,
-    sock_type: int,
-    bind: Union[Endpoint, Iterable[Endpoint], None] = None,
-    connect: Union[Endpoint, Iterable[Endpoint], None] = None,
-    subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None,
-    timeout: Optional[float] = None,
-    name: Optional[str] = None,
-    allow_remote: bool = False,
-    **options: Any,
-) -> TestSocket:
+def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,
+              connect: Union[Endpoint, Iterable[Endpoint], None] = None,
+              subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None, timeout: Optional[float] = None,
+              name: Optional[str] = None, allow_remote: bool = False, **options: Any) -> TestSocket:
     """Make a :class:`TestSocket`, bind and/or connect it, and subscribe a SUB socket.
 
     The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms

@@ -1,4 +1,5 @@
-"""The stop protocol: the ordered table of stop steps, and the walk through it.
+"""The stop protocol: how a process stops (:class:`StopPlan`), the walk through its steps,
+and how the stop went (:class:`StopResult`).
 
 After each test every process under test is stopped by walking :data:`STOP_STEPS` in
 order: the polite stop event or message (if one was set), SIGINT, SIGTERM, SIGKILL, each
@@ -6,26 +7,48 @@ bounded by its timeout. A process may use fewer steps (``stop_steps``; a server 
 documented stop is SIGTERM skips SIGINT), but SIGKILL always ends the walk. The first
 step that applies is the *polite* one; needing a later one is a failure of the test.
 
+What a stop will do is one value, a :class:`StopPlan`, validated when it is made and
+attached to the process by its owner (the test case); what it did is another, a
+:class:`StopResult`, made by :func:`stop` alone. The walk needs only the few operations of
+:class:`Stoppable` from a process, so this module does not depend on
+:mod:`zmqprocesstest.processes`.
+
 Adding a step means adding one entry to :data:`STOP_STEPS` (and, for a new kind of
 action, a small :class:`StopStep` subclass beside it).
 """
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+import types
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from ._compat import blocking_call, thread_state
 from ._config import scaled
 
-if TYPE_CHECKING:
-    from .processes import ManagedProcess
-
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "StopStep", "check_stop_steps",
-           "describe_exit", "signal_name", "stop"]
+__all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan", "StopResult",
+           "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "signal_name",
+           "stop"]
+
+
+class Stoppable(Protocol):
+    """What the stop walk needs of a process (:class:`~zmqprocesstest.ManagedProcess` has it)."""
+
+    name: str
+    pid: int
+    frozen: bool
+    watched: bool
+
+    def exitcode(self) -> Optional[int]: ...
+    def wait(self, timeout: float) -> Optional[int]: ...
+    def signal_quietly(self, sig: int) -> None: ...
+    def wait_until_blocked(self, timeout: float = ...) -> None: ...
+    def thaw(self) -> None: ...
+    def describe(self) -> str: ...
 
 
 def signal_name(sig: int) -> str:
@@ -58,36 +81,37 @@ class StopStep:
         self.timeout = timeout
         self.sig = sig
 
-    def describe(self, proc: "ManagedProcess") -> str:
-        """The step for reports: the signal's name, or the stop event as set."""
-        return self.name if self.sig is not None or proc.stop_action is None else proc.stop_action[1]
+    def describe(self, plan: "StopPlan") -> str:
+        """The step for reports: the signal's name, or the polite stop as set."""
+        return self.name if self.sig is not None or plan.polite is None else plan.polite.description
 
-    def applies(self, proc: "ManagedProcess") -> bool:
-        """Whether this step can be taken for *proc* (a stop event needs one set)."""
-        return self.sig is not None or proc.stop_action is not None
+    def applies(self, plan: "StopPlan") -> bool:
+        """Whether this step can be taken under *plan* (a stop event needs one set)."""
+        return self.sig is not None or plan.polite is not None
 
     def clean_exit(self, code: int) -> bool:
         """Whether *code* is a clean exit after this step was the polite one."""
         return code == 0 or (self.sig is not None and code in (-self.sig, 128 + self.sig)) or \
             code in (-signal.SIGINT, 128 + signal.SIGINT)
 
-    def run(self, proc: "ManagedProcess", timeout: float) -> Optional[int]:
-        """Take the step; return the exit code, or ``None`` if it is still running after *timeout*."""
+    def run(self, proc: Stoppable, plan: "StopPlan", timeout: float) -> Tuple[Optional[int], Optional[str]]:
+        """Take the step; return the exit code (``None``: still running after *timeout*)
+        and, for the polite stop, its outcome for reports."""
         if self.sig is None:
-            assert proc.stop_action is not None
-            outcome = proc.stop_action[0]()
-            proc.stop_outcome = "sent" if outcome is None else f"returned {outcome!r}"
+            assert plan.polite is not None
+            outcome = plan.polite.action()
+            said = "sent" if outcome is None else f"returned {outcome!r}"
             code = proc.wait(timeout)
-            if code is None and proc.stop_replies is not None:
-                proc.stop_outcome += f"; what came back: {proc.stop_replies()}"
-            return code
+            if code is None and plan.polite.replies is not None:
+                said += f"; what came back: {plan.polite.replies()}"
+            return code, said
         proc.signal_quietly(self.sig)
-        return proc.wait(timeout)
+        return proc.wait(timeout), None
 
 
 class _InterruptStep(StopStep):
     """SIGINT, sent to the main thread of each process of the group once the process can
-    act on it (:meth:`ManagedProcess.wait_until_blocked`), and again only if it was
+    act on it (:meth:`Stoppable.wait_until_blocked`), and again only if it was
     plainly missed.
 
     Sent to the main thread, it is never lost on a libzmq thread. One that arrives in
@@ -103,7 +127,7 @@ class _InterruptStep(StopStep):
     was sent, SIGINT is sent again while the process is blocked at all.
     """
 
-    def run(self, proc: "ManagedProcess", timeout: float) -> Optional[int]:
+    def run(self, proc: Stoppable, plan: "StopPlan", timeout: float) -> Tuple[Optional[int], Optional[str]]:
         deadline = time.monotonic() + timeout
         proc.wait_until_blocked()
         before = _settled_call(proc)  # where a missed SIGINT leaves it
@@ -113,7 +137,7 @@ class _InterruptStep(StopStep):
             remaining = max(0.0, deadline - time.monotonic())
             code = proc.wait(min(0.1, remaining))
             if code is not None or time.monotonic() >= deadline:
-                return code
+                return code, None
             if thread_state(proc.pid) != "S":
                 continue  # busy: let it finish
             if before is None or blocking_call(proc.pid) == before:
@@ -125,7 +149,7 @@ class _InterruptStep(StopStep):
                 proc.signal_quietly(signal.SIGINT)
 
 
-def _settled_call(proc: "ManagedProcess") -> Optional[str]:
+def _settled_call(proc: Stoppable) -> Optional[str]:
     """The blocking call the main thread of *proc* stays in (the same on two looks, a
     moment apart), or ``None`` if it does not settle: a process blocked only briefly
     (a ``bind`` waiting on libzmq's I/O thread, say) is on its way somewhere else."""
@@ -166,38 +190,140 @@ def check_stop_steps(steps: Sequence[str]) -> Tuple[str, ...]:
     return tuple(order)
 
 
-def stop(proc: "ManagedProcess") -> List[str]:
-    """Walk *proc*'s stop steps until it has exited; return the problems found.
+def check_stop_timeouts(timeouts: Mapping[str, float]) -> Dict[str, float]:
+    """Validate bounds for stop steps (seconds >= 0, before scaling); return them with the
+    defaults filled in. A key that names no step is an error naming the valid keys."""
+    if not isinstance(timeouts, Mapping):
+        raise TypeError(f"expected stop_timeouts to be a dict of step name -> seconds, got {timeouts!r}")
+    unknown = [key for key in timeouts if key not in STOP_STEPS]
+    if unknown:
+        raise ValueError(f"expected stop_timeouts keys from {list(STOP_STEPS)}, got {unknown[0]!r} "
+                         f"in {dict(timeouts)!r}")
+    for key, value in timeouts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"expected stop_timeouts[{key!r}] to be a number of seconds >= 0, got {value!r}")
+    return {**DEFAULT_STOP_TIMEOUTS, **timeouts}
+
+
+@dataclasses.dataclass(frozen=True)
+class PoliteStop:
+    """The polite stop step of a process: a stop message or stop event (``set_stop_event``)."""
+
+    #: Takes the step (sends the message, handles the event); what it returns is reported.
+    action: Callable[[], Any]
+    #: The step for reports: ``"stop message [...] on <socket>"``.
+    description: str
+    #: Reads what came back after a polite stop that did not stop the process, for reports.
+    replies: Optional[Callable[[], str]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StopPlan:
+    """How a process stops: its steps, the bound of each, and its polite stop (if any).
+
+    Validated when it is made (a step or a ``timeouts`` key that is not in
+    :data:`STOP_STEPS` is a :exc:`ValueError` naming the valid ones); the owner of a
+    process (the test case) attaches it, and ``restart`` carries it to the new process.
+    Change one with :meth:`with_steps` and :meth:`with_polite`.
+    """
+
+    #: The steps, in table order, ending with SIGKILL.
+    steps: Tuple[str, ...] = DEFAULT_STOP_STEPS
+    #: The bound in seconds (before scaling) of every step.
+    timeouts: Mapping[str, float] = dataclasses.field(default_factory=lambda: DEFAULT_STOP_TIMEOUTS)
+    #: The stop message or stop event; without one the walk starts at the first signal.
+    polite: Optional[PoliteStop] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", check_stop_steps(self.steps))
+        object.__setattr__(self, "timeouts", types.MappingProxyType(check_stop_timeouts(self.timeouts)))
+        if self.polite is not None and not isinstance(self.polite, PoliteStop):
+            raise TypeError(f"expected polite to be a PoliteStop or None, got {self.polite!r}")
+
+    def with_steps(self, steps: Sequence[str]) -> "StopPlan":
+        """This plan with other steps (validated)."""
+        return dataclasses.replace(self, steps=tuple(steps) if not isinstance(steps, str) else steps)
+
+    def with_polite(self, polite: Optional[PoliteStop]) -> "StopPlan":
+        """This plan with another polite stop (it replaces the one set before)."""
+        return dataclasses.replace(self, polite=polite)
+
+    def walk(self) -> List[StopStep]:
+        """The steps that apply, in order: the first is the polite one."""
+        return [STOP_STEPS[name] for name in self.steps if STOP_STEPS[name].applies(self)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StopResult:
+    """How a stop went, made once by :func:`stop` (like pytest's ``CallInfo``)."""
+
+    #: The step that ended the process (``"message"``, ``"SIGINT"``..., ``"itself"`` if it had
+    #: exited before the stop), or ``None`` if it survived SIGKILL.
+    stopped_by: Optional[str]
+    #: Its exit code (negative: the signal that killed it), ``None`` if still running.
+    exitcode: Optional[int]
+    #: What came of the polite stop (``"sent"``, ``"returned ..."``, ``"failed: ..."``, with
+    #: what came back on its socket if it did not work), ``None`` if it was not taken.
+    polite_outcome: Optional[str] = None
+    #: The problems found (empty: it stopped politely and cleanly).
+    problems: Tuple[str, ...] = ()
+    #: Each step taken, with the seconds it took, in order.
+    durations: Tuple[Tuple[str, float], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether it stopped politely and cleanly."""
+        return not self.problems
+
+    @property
+    def duration(self) -> float:
+        """Seconds the whole walk took."""
+        return sum(seconds for _step, seconds in self.durations)
+
+    def adding(self, *problems: str) -> "StopResult":
+        """This result with more problems (found after the walk: its group's leftovers)."""
+        return dataclasses.replace(self, problems=self.problems + problems)
+
+
+#: The plan of a process nobody gave one: every step, default bounds, no polite stop.
+DEFAULT_PLAN = StopPlan()
+
+
+def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
+    """Walk *plan*'s steps on *proc* until it has exited; return how it went.
 
     A process that exited on its own with an error, a polite stop that failed or was not
-    enough, and an unclean exit after the polite step are problems; an empty list means
-    it stopped politely and cleanly.
+    enough, and an unclean exit after the polite step are problems; none means it
+    stopped politely and cleanly.
     """
-    problems: List[str] = []
     if proc.frozen:
         proc.thaw()  # a frozen process cannot act on a stop message or SIGINT
-    steps = [STOP_STEPS[name] for name in proc.stop_steps if STOP_STEPS[name].applies(proc)]
-    polite = steps[0]
     code = proc.exitcode()
     if code is not None:
-        proc.stopped_by = "itself"
-        if code != 0 and proc.watched:
-            problems.append(f"{proc.describe()} exited on its own with {describe_exit(code)}")
-        return problems
+        problems = (f"{proc.describe()} exited on its own with {describe_exit(code)}",) if code and proc.watched else ()
+        return StopResult("itself", code, problems=problems)
+    steps = plan.walk()
+    polite = steps[0]
+    problems: List[str] = []
+    outcome: Optional[str] = None
+    durations: List[Tuple[str, float]] = []
+    stopped_by: Optional[str] = None
     for step in steps:
+        began = time.monotonic()
         try:
-            code = step.run(proc, scaled(proc.stop_timeouts.get(step.name, step.timeout)))
+            code, said = step.run(proc, plan, scaled(plan.timeouts[step.name]))
         except Exception as exc:  # the polite stop event failed
-            proc.stop_outcome = f"failed: {type(exc).__name__}: {exc}"
+            code, said = None, f"failed: {type(exc).__name__}: {exc}"
             problems.append(f"the polite stop of {proc.name!r} failed: {exc}")
-            continue
+        durations.append((step.name, time.monotonic() - began))
+        outcome = said if said is not None else outcome
         if code is not None:
-            proc.stopped_by = step.name
+            stopped_by = step.name
             break
     if code is None:
         problems.append(f"{proc.describe()} survived SIGKILL")
-    elif proc.stopped_by != polite.name:
-        problems.append(f"{proc.describe()} did not stop politely ({polite.describe(proc)}); it took {proc.stopped_by}")
+    elif stopped_by != polite.name:
+        problems.append(f"{proc.describe()} did not stop politely ({polite.describe(plan)}); it took {stopped_by}")
     elif not polite.clean_exit(code):
-        problems.append(f"{proc.describe()} exited with {describe_exit(code)} after {proc.stopped_by}")
-    return problems
+        problems.append(f"{proc.describe()} exited with {describe_exit(code)} after {stopped_by}")
+    return StopResult(stopped_by, code, outcome, tuple(problems), tuple(durations))

@@ -23,7 +23,8 @@ from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Uni
 
 from .case import ProcessTestCase
 from ._config import UPDATE_GOLDEN_ENV, env_flag, scaled
-from .processes import launch, wait_group_gone
+from ._reaper import wait_group_gone
+from .processes import launch
 
 __unittest = True
 __tracebackhide__ = True

@@ -1,0 +1,164 @@
+"""The parts of the fault link's proxy (:mod:`zmqprocesstest._proxy`): its connections and its listener.
+
+A connection (:class:`Conn`) has two ends (:class:`End`: the client's socket and the
+target's) and a flow each way (:class:`Flow`: what is held, in order, with the time each
+chunk is due); :class:`Counters` sum what one direction did over all connections. They
+are plain records: the proxy's thread alone reads and changes them. The
+:class:`Listener` takes connections, or refuses them while keeping its address.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import socket
+from typing import Any, Callable, Deque, List, Optional, Tuple
+
+from ._zmtp import Tally, Tracker
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["Conn", "Counters", "End", "Flow", "Listener"]
+
+
+class Counters(Tally):
+    """What one direction of the proxy did: its drops (a :class:`Tally`), messages and bytes."""
+
+    __slots__ = ("messages", "bytes")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = 0
+        self.bytes = 0
+
+
+class End:
+    """One socket of a connection: the client's or the target's side."""
+
+    __slots__ = ("sock", "conn", "inflow", "outflow", "mask")
+
+    def __init__(self, sock: socket.socket, conn: "Conn") -> None:
+        self.sock = sock
+        self.conn = conn
+        self.inflow: Any = None  # the flow that reads from this socket
+        self.outflow: Any = None  # the flow that writes to it
+        self.mask = 0
+
+
+class Flow:
+    """One direction of a connection: what is held, in order, with the time each chunk is due."""
+
+    __slots__ = ("src", "dst", "counters", "tracker", "queue", "held", "held_msgs", "eof", "hard")
+
+    def __init__(self, src: End, dst: End, counters: Counters, tracker: Tracker) -> None:
+        self.src, self.dst = src, dst
+        self.counters = counters
+        self.tracker = tracker
+        #: Chunks not delivered yet: [due (monotonic), data, messages that end in it].
+        self.queue: Deque[List[Any]] = collections.deque()
+        self.held = 0
+        self.held_msgs = 0
+        self.eof = False  # the source closed; close through once the queue is delivered
+        self.hard = False  # ... and it closed with a reset
+
+
+class Conn:
+    """One connection through the proxy: the client's end and the target's, a flow each way.
+
+    *tallies* are the proxy's counters of the two directions (to the server first);
+    *on_greeting* is told when a greeting has gone through.
+    """
+
+    __slots__ = ("client", "server", "up", "down", "connecting")
+
+    def __init__(self, client: socket.socket, server: socket.socket, tallies: Tuple[Counters, Counters],
+                 on_greeting: Callable[[Tracker], None], connecting: bool) -> None:
+        self.client, self.server = End(client, self), End(server, self)
+        up, down = Tracker(tallies[0], on_greeting), Tracker(tallies[1], on_greeting)
+        up.peer, down.peer = down, up
+        self.up = Flow(self.client, self.server, tallies[0], up)
+        self.down = Flow(self.server, self.client, tallies[1], down)
+        self.client.inflow = self.server.outflow = self.up
+        self.server.inflow = self.client.outflow = self.down
+        self.connecting = connecting
+
+
+class Listener:
+    """The proxy's listening socket, which can refuse connections and take them again.
+
+    Refusing closes it: an ipc socket file stays with nobody listening, and a tcp port is
+    kept by a bound socket that does not listen, so connects get ``ECONNREFUSED`` and the
+    port cannot be taken meanwhile. A tcp *address* may ask for port 0: :attr:`address`
+    says which port it got.
+    """
+
+    def __init__(self, family: int, address: Any) -> None:
+        self.family, self.address = family, address
+        #: The listening socket (``None`` while refusing).
+        self.sock: Optional[socket.socket] = None
+        self._placeholder: Optional[socket.socket] = None
+        self._made = False
+        self.listen()
+        if family != socket.AF_UNIX:
+            assert self.sock is not None
+            host, port = self.sock.getsockname()[:2]
+            self.address = (host, port) + tuple(address[2:])
+
+    @property
+    def endpoint(self) -> str:
+        """``ipc://path`` or ``tcp://host:port`` (``tcp://[::1]:port``)."""
+        if self.family == socket.AF_UNIX:
+            return f"ipc://{self.address}"
+        host, port = self.address[:2]
+        return f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
+
+    def _socket(self) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        if self.family != socket.AF_UNIX:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        return sock
+
+    def listen(self) -> socket.socket:
+        """Listen (again): a new non-blocking listening socket, returned for the selector."""
+        if self._made and self.family == socket.AF_UNIX:
+            try:
+                os.unlink(self.address)  # the socket file of the closed listener
+            except FileNotFoundError:
+                pass
+        sock = self._socket()
+        try:
+            sock.bind(self.address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock, self._made = sock, True
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+        return sock
+
+    def refuse(self) -> None:
+        """Stop listening (unregister :attr:`sock` from the selector first)."""
+        if self.sock is None:
+            return
+        if self.family != socket.AF_UNIX:
+            hold = self._socket()
+            hold.bind(self.address)
+            self._placeholder = hold
+        self.sock.close()
+        self.sock = None
+
+    def close(self) -> None:
+        """Close both sockets and remove an ipc socket file."""
+        for sock in (self.sock, self._placeholder):
+            if sock is not None:
+                sock.close()
+        self.sock = self._placeholder = None
+        if self._made and self.family == socket.AF_UNIX:
+            try:
+                os.unlink(self.address)
+            except OSError:
+                pass
