@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import unittest
+import unittest.mock
 
 from zmqprocesstest import ProcessTestCase, TestTimeout
 
@@ -134,3 +135,15 @@ class ChildRunners(unittest.TestCase):
             return bool(select.select([fd], [], [], timeout)[0])
         finally:
             os.close(fd)
+
+
+class LastResortSetting(unittest.TestCase):
+    def test_a_bad_value_is_an_error_naming_the_variable(self):
+        from zmqprocesstest._watchdog_thread import last_resort_grace
+        for raw in ("soon", "0", "-1", "nan", "inf"):
+            with self.subTest(raw), unittest.mock.patch.dict(os.environ, {"ZMQPROCESSTEST_LAST_RESORT": raw}):
+                with self.assertRaisesRegex(ValueError, rf"ZMQPROCESSTEST_LAST_RESORT must be a positive number "
+                                                        rf"of seconds, got '{raw}'"):
+                    last_resort_grace()
+        with unittest.mock.patch.dict(os.environ, {"ZMQPROCESSTEST_LAST_RESORT": "0.2"}):
+            self.assertEqual(last_resort_grace(), 1.0)  # two kicks first

@@ -24,7 +24,9 @@ Mechanisms, in order of preference:
 
 The previous handlers and itimer are restored on the way out (also when the timeout
 fired), and the timeout fires at most once, so cleanup code that runs after it is not
-interrupted again.
+interrupted again. Every main-thread block is also watched by the watchdog thread's
+backstop (:mod:`zmqprocesstest._watchdog_thread`): a test that cancels the alarm,
+replaces the handler or swallows :class:`TestTimeout` is stopped all the same.
 """
 import faulthandler
 import math
@@ -244,6 +246,7 @@ class HardTimeout:
                          "does not run in the main thread (only the main thread receives signals)")
             self._state = _ARMED
             return self
+        watchdog = _watchdog()  # first: a bad ZMQPROCESSTEST_LAST_RESORT is an error before anything is armed
         owner = _sigalrm_owner()
         try:
             ensure_backstop()
@@ -264,7 +267,7 @@ class HardTimeout:
         self._watched = True
         self._stage = 0 if self._signal_armed else 1
         MAIN_BLOCKS.append(self)
-        _watchdog().arm(self, self._deadline if self._signal_armed else self._deadline + GRACE)
+        watchdog.arm(self, self._deadline if self._signal_armed else self._deadline + GRACE)
         return self
 
     def _arm_sigalrm(self) -> None:

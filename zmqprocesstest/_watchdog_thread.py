@@ -58,13 +58,16 @@ class TimeoutIgnored(BaseException):
 
 def last_resort_grace() -> float:
     """Seconds past its deadline after which a block that still runs ends the run
-    (:data:`~zmqprocesstest._config.LAST_RESORT_ENV`, default 10, at least 2 kicks)."""
-    raw = os.environ.get(LAST_RESORT_ENV)
+    (:data:`~zmqprocesstest._config.LAST_RESORT_ENV`, default 10; at least two kicks).
+    Read once per process, when the watchdog thread starts."""
+    raw = os.environ.get(LAST_RESORT_ENV, "")
     try:
         value = float(raw) if raw else _DEFAULT_LAST_RESORT
     except ValueError:
-        value = _DEFAULT_LAST_RESORT
-    return max(value, 2 * GRACE) if value == value else _DEFAULT_LAST_RESORT
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{LAST_RESORT_ENV} must be a positive number of seconds, got {raw!r}")
+    return max(value, 2 * GRACE)
 
 
 def _saved_stderr() -> Optional[int]:
@@ -132,6 +135,7 @@ class WatchdogThread:
     block (starting a thread costs more than a whole shared-process test)."""
 
     def __init__(self) -> None:
+        self.last_resort = last_resort_grace()
         self.cond = threading.Condition(threading.Lock())
         self.armed: List[Any] = []
         self.wakes_at = math.inf  # when the thread will look again by itself
@@ -167,7 +171,7 @@ class WatchdogThread:
                 block._signal_armed = False
                 signal.pthread_kill(block._target, block._signum)
             return
-        grace = last_resort_grace()
+        grace = self.last_resort
         if now >= deadline + grace:
             _last_resort(block, grace)
         sig = _BACKSTOP[0]
