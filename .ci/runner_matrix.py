@@ -18,9 +18,15 @@ Runners run JOBS at a time (default 2; ``-j 1`` runs them one after the other). 
 runner is started in a session of its own; one that outlives TIMEOUT is killed with its
 whole process group (its worker processes too).
 
-Usage: python3 .ci/runner_matrix.py [-j JOBS] [SUITE...]   (from anywhere, inside the
-venv; SUITE is tests or docs/examples, both by default)
+With ``--stress``, one CPU-burning process per core (``os.cpu_count()``) runs beside
+the suites for the whole run, started and always stopped by this script: timing bugs
+that a quiet machine hides (a guardian starved or slow to start, a bound that only holds
+on an idle CPU) show up. CI runs the matrix without it.
+
+Usage: python3 .ci/runner_matrix.py [--stress] [-j JOBS] [SUITE...]   (from anywhere,
+inside the venv; SUITE is tests or docs/examples, both by default)
 """
+import contextlib
 import concurrent.futures
 import os
 import re
@@ -209,9 +215,41 @@ def report(name, results, examples_passed):
     return ok
 
 
+#: A CPU burner that also ends when this script is gone (SIGKILL runs no ``finally``).
+BURNER = ("import os\n"
+          "parent = os.getppid()\n"
+          "while os.getppid() == parent:\n"
+          "    for _ in range(100000):\n"
+          "        pass\n")
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)  # runs the burners' clean-up on the way out
+
+
+@contextlib.contextmanager
+def burners(count):
+    """Run *count* CPU-burning processes while the block runs; always stop them."""
+    procs = []
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)} if count else {}
+    try:
+        for _ in range(count):
+            procs.append(subprocess.Popen([PY, "-c", BURNER]))
+        yield procs
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
 def main(argv=None):
     args = list(argv if argv is not None else sys.argv[1:])
     jobs = JOBS
+    stress = "--stress" in args
+    args = [arg for arg in args if arg != "--stress"]
     if args[:1] == ["-j"] and len(args) > 1 and args[1].isdigit():
         jobs, args = int(args[1]), args[2:]
     names = args or ["docs/examples", "tests"]
@@ -219,7 +257,7 @@ def main(argv=None):
     if unknown:
         print(f"expected suites among {sorted(SUITES)}, got {unknown}")
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, burners((os.cpu_count() or 1) if stress else 0):
         results, ok = run_suites(names, tmp, jobs)
     examples_passed = None
     if "docs/examples" in results:
@@ -227,7 +265,8 @@ def main(argv=None):
         examples_passed = counts[1] if counts else None
     for name in names:
         ok = report(name, results[name], examples_passed) and ok
-    print(f"\nrunner matrix ({jobs} at a time):", "all runners agree" if ok else "MISMATCH")
+    load = f", {os.cpu_count()} CPU burners beside" if stress else ""
+    print(f"\nrunner matrix ({jobs} at a time{load}):", "all runners agree" if ok else "MISMATCH")
     return 0 if ok else 1
 
 

@@ -5,6 +5,8 @@ import sys
 # Import the package from this checkout, installed or not.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# The extension that builds the events table and the diagrams from the code.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
 import zmqprocesstest  # noqa: E402
 
@@ -17,15 +19,31 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.extlinks",
+    "zpt_sphinx",
 ]
 
 # examples/ holds the code the pages include; it is not a source of pages.
-exclude_patterns = ["_build", "examples", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "examples", "Thumbs.db", ".DS_Store"]
 
 root_doc = "index"
 language = "en"
 default_role = "any"
-nitpicky = False
+# Every cross-reference must resolve. The only targets let through are the standard
+# library's and pyzmq's, which these docs do not own (there is no intersphinx: the build
+# runs offline), and type names that only appear in signatures.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(zmq|socket|selectors|multiprocessing|unittest|re|logging|signal|types|os|subprocess|sys|tempfile"
+               r"|json|inspect|threading|time|select|io|pathlib|dataclasses|contextlib|collections|enum)(\..*)?"),
+    (r"py:.*", r"(typing\.)?(Any|Callable|Dict|FrozenSet|Iterable|Iterator|List|Mapping|Optional|Pattern|Sequence"
+               r"|Set|Tuple|Type|TypeVar|Union|Generator|Protocol|NamedTuple)"),
+    (r"py:.*", r"(int|float|str|bytes|bool|dict|list|tuple|set|frozenset|object|type|None|callable|function)"),
+    (r"py:.*", r"(BaseException|Exception|TypeError|ValueError|AssertionError|KeyboardInterrupt|SystemExit"
+               r"|OSError|KeyError|RuntimeError|TimeoutError|NotImplementedError|DeprecationWarning)"),
+    (r"py:.*", r"(F|T)"),  # TypeVars of decorators
+    # Private modules are named in docstrings (where the code lives), never documented.
+    (r"py:.*", r"zmqprocesstest\._\w+(\..*)?"),
+]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -69,6 +87,30 @@ def _public_bases(app, name, obj, options, bases):
                 if not (base.__module__.startswith("zmqprocesstest.") and base.__module__.split(".")[1].startswith("_"))]
 
 
+def _resolve_short_name(app, env, node, contnode):
+    """Resolve a short name in a docstring (``LinkStats``, ``STOP_STEPS``) to the one
+    documented zmqprocesstest object it ends with; within the same class first.
+
+    A docstring's own module is not always the one its object is documented under
+    (``FaultLink`` is documented as ``zmqprocesstest.FaultLink``), so Sphinx's own
+    lookup misses names of that module. Ambiguous or unknown names stay unresolved
+    (an error under ``nitpicky``).
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip(".~")
+    domain = env.get_domain("py")
+    matches = [name for name in domain.objects
+               if name.startswith("zmqprocesstest.") and name.endswith("." + target)]
+    scope = ".".join(filter(None, (node.get("py:module"), node.get("py:class"))))
+    if len(matches) > 1 and scope:
+        matches = [name for name in matches if name.startswith(scope + ".")]
+    if len(matches) != 1:
+        return None
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], matches[0], node, contnode)
+
+
 def setup(app):
+    app.connect("missing-reference", _resolve_short_name)
     app.connect("env-check-consistency", _check_public_api)
     app.connect("autodoc-process-bases", _public_bases)

@@ -17,6 +17,9 @@ Modes:
 ``subreaper``
     ``become_subreaper`` + ``new_descendants`` find a daemonized grandchild in-process;
     ``kill_and_reap`` ends it and joins a multiprocessing child.
+``early_signals``
+    ``SIGINT``, ``SIGTERM`` and ``SIGHUP`` sent to the guardian the moment it is started
+    (its interpreter is still starting) do not end it: it exits only when the pipe closes.
 ``cost``
     The per-test bookkeeping cost: ``watch_group`` + ``forget_group`` + ``new_descendants``.
 
@@ -239,6 +242,15 @@ def mode_subreaper():
     emit(**result)
 
 
+def mode_early_signals():
+    guardian.start()
+    popen = guardian._current().popen
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(popen.pid, sig)
+    stopped = guardian.stop()
+    emit(stopped=stopped, returncode=popen.returncode)
+
+
 def mode_cost():
     reaper.become_subreaper()
     guardian.start()
@@ -268,4 +280,4 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
     {"tree": mode_tree, "restart": mode_restart, "fork": mode_fork,
-     "subreaper": mode_subreaper, "cost": mode_cost}[sys.argv[1]]()
+     "subreaper": mode_subreaper, "early_signals": mode_early_signals, "cost": mode_cost}[sys.argv[1]]()

@@ -104,3 +104,37 @@ class TestLayout(unittest.TestCase):
                 self.assertTrue((ast.get_docstring(tree) or "").strip(), f"{name} has no module docstring")
                 with open(os.path.join(package, name)) as f:
                     self.assertLessEqual(len(f.read().splitlines()), 450, f"{name} is over 450 lines: split it")
+
+
+class TestFailuresTravel(unittest.TestCase):
+    """Parallel runners (nose2's mp plugin) pickle a failure to carry it to their
+    controller, and drop the result of one that does not pickle: a lost failure."""
+
+    def test_the_failures_of_real_tests_pickle_with_their_message_and_type(self):
+        import pickle
+
+        from . import samples
+        from .support import run_case
+
+        result = run_case(samples.Failures, "test_timeout")
+        result2 = run_case(samples.Crash)
+        caught = []
+        for res in (result, result2):
+            self.assertEqual(len(res.failures), 1, res.failures + res.errors)
+        # The exception objects themselves, as a runner's result gets them.
+        for cls, name in ((samples.Failures, "test_timeout"), (samples.Crash, "test_crash_while_waiting")):
+            case = cls(name)
+            got = []
+
+            class Keep(unittest.TestResult):
+                def addFailure(self, test, err):
+                    got.append(err[1])
+
+            case.run(Keep())
+            caught.extend(got)
+        self.assertEqual([type(e).__name__ for e in caught], ["SocketTimeout", "ProcessDied"])
+        for exc in caught:
+            with self.subTest(exc=type(exc).__name__):
+                copy = pickle.loads(pickle.dumps(exc))
+                self.assertIs(type(copy), type(exc))
+                self.assertEqual(str(copy).splitlines()[0], str(exc).splitlines()[0])

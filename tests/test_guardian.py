@@ -227,6 +227,12 @@ class TestInProcess(unittest.TestCase):
         self.assertEqual(result["member_exitcode"], -signal.SIGKILL)
         self.assertTrue(result["stopped"])
 
+    def test_signals_sent_while_the_guardian_starts_do_not_end_it(self):
+        # The root cause of a flake under CPU load: the test's SIGINT/SIGTERM/SIGHUP
+        # reached a guardian whose interpreter had not yet set them to be ignored.
+        result = run_helper("early_signals")
+        self.assertEqual(result, {"stopped": True, "returncode": 0})
+
     def test_per_test_bookkeeping_is_cheap(self):
         result = run_helper("cost")
         # The budget is 0.5 ms; a loaded CI machine gets four times that before this fails.

@@ -13,6 +13,7 @@ from . import samples
 from .support import only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
+from howto.dealerworker import PongWorker
 
 
 class TestTable(unittest.TestCase):
@@ -151,6 +152,51 @@ class TestStopEvent(unittest.TestCase):
 # A command that ignores SIGINT (as a server whose documented stop is SIGTERM).
 IGNORES_SIGINT = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                   "print('up', flush=True); signal.pause()"]
+
+
+class TestStopMessagePatterns(unittest.TestCase):
+    def test_a_request_left_unanswered_does_not_spoil_the_stop_message(self):
+        """The REQ socket cannot send (its reply is unread): a stand-in REQ sends the stop."""
+        seen = {}
+
+        class LeavesARequest(samples.PongCase):
+            def setUp(self):
+                super().setUp()
+                self.set_stop_message(self.proc, self.req, ["plzdiekthxbye", None])
+
+            def test_it(self):
+                yield ("send", self.req, [], ["ping", 1])  # and never reads the reply
+                seen["managed"] = self.managed(self.proc)
+
+        self.assertEqual(problems(run_case(LeavesARequest)), [])
+        self.assertEqual(seen["managed"].stopped_by, "message")
+
+    def test_a_header_function_is_read_at_stop_time(self):
+        """The worker restarts under a new identity during the test: a header function
+        addresses the stop message to the new one; a header copied when the stop was
+        set goes to the old, gone one, and the stop needs SIGINT."""
+        seen = {}
+
+        def worker_case(header_of):
+            class Restarts(ProcessTestCase):
+                stop_timeouts = samples.SHORT_STOPS
+
+                def setUp(self):
+                    self.router = self.socket(zmq.ROUTER, bind=self.endpoint, name="broker")
+                    self.proc = self.start_process(PongWorker, self.endpoint)
+                    self.worker_id = self.recv(self.router)[0]
+                    self.set_stop_message(self.proc, self.router, ["plzdiekthxbye", None], header=header_of(self))
+
+                def test_it(self):
+                    self.proc = yield ("restart", self.proc)
+                    self.worker_id = (yield ("recv", self.router))[0]  # its new 'ready'
+                    seen["managed"] = self.managed(self.proc)
+            return Restarts
+
+        self.assertEqual(problems(run_case(worker_case(lambda case: lambda: [case.worker_id, b""]))), [])
+        self.assertEqual(seen["managed"].stopped_by, "message")
+        text = only_problem(self, run_case(worker_case(lambda case: [case.worker_id, b""])))
+        self.assertIn("did not stop politely", text)
 
 
 class TestStopPlan(unittest.TestCase):

@@ -44,6 +44,7 @@ import atexit
 import fcntl
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ ENV_NAME = "ZMQPROCESSTEST_GUARD"
 _WRITE_TIMEOUT = 5.0  # a guardian that reads nothing for this long is treated as gone
 _EXIT_TIMEOUT = 5.0  # how long the runner waits at exit for the guardian to clean up
 _LINUX = sys.platform.startswith("linux")
+_IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what the guardian ignores
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_guardian_process.py")
 
 
@@ -124,8 +126,29 @@ def _token(state: _State) -> str:
     return state.token
 
 
+def _controller() -> Optional[int]:
+    """The pid of the parallel controller this runner is a worker of, or ``None``.
+
+    A :mod:`multiprocessing` child (the pool workers of unittest-parallel, nose2's mp
+    plugin) names its parent; a pytest-xdist worker (``PYTEST_XDIST_WORKER`` set, xdist
+    loaded) was started by its controller. The guardian kills the worker when the
+    controller dies: a worker whose controller is gone runs on for nothing.
+    """
+    process = sys.modules.get("multiprocessing.process")
+    parent = getattr(process, "parent_process", lambda: None)()
+    if parent is not None and parent.pid:
+        return int(parent.pid)
+    if os.environ.get("PYTEST_XDIST_WORKER") and "xdist" in sys.modules:
+        return os.getppid()
+    return None
+
+
 def _guardian_argv(token: str) -> List[str]:
-    return [sys.executable, "-I", "-S", _SCRIPT, token, str(os.getpid())]
+    argv = [sys.executable, "-I", "-S", _SCRIPT, token, str(os.getpid())]
+    controller = _controller()
+    if controller is not None and controller > 1:
+        argv.append(str(controller))
+    return argv
 
 
 def _start(state: _State) -> bool:
@@ -145,6 +168,9 @@ def _start(state: _State) -> bool:
         fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     except OSError:
         pass  # over the system's limit: the default size, and writes may wait a little
+    # Blocked across exec: a signal sent to the guardian before it ignores them (its
+    # interpreter starts slowly on a loaded machine) stays pending instead of killing it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)
     try:
         popen = subprocess.Popen(
             _guardian_argv(_token(state)), stdin=read_fd, stdout=subprocess.DEVNULL,
@@ -157,6 +183,8 @@ def _start(state: _State) -> bool:
         warnings.warn(f"zmqprocesstest: could not start the guardian ({exc}); processes under test "
                       "may outlive a runner that is killed", RuntimeWarning, stacklevel=4)
         return False
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os.close(read_fd)
     os.set_blocking(write_fd, False)
     state.popen, state.write_fd = popen, write_fd

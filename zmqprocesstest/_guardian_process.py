@@ -1,37 +1,42 @@
-"""The guardian process itself: ``python -I -S _guardian_process.py TOKEN RUNNER_PID``.
+"""The guardian process: ``python -I -S _guardian_process.py TOKEN RUNNER_PID [CONTROLLER_PID]``.
 
 It follows the runner's commands on its stdin (``+g PGID``/``-g PGID`` for process
 groups, ``+d HEXPATH``/``-d HEXPATH`` for directories) until the runner is gone
 (end-of-file on the pipe, or the runner's pidfd fires), then kills every registered
 process group, every process in a session of the same number, and every process whose
-environment carries TOKEN, until none is left,
-and removes the directories. It runs as a script in isolated mode, so it imports nothing
-but the standard library. See :mod:`zmqprocesstest._guardian` for the runner's side.
+environment carries TOKEN, until none is left, and removes the directories. Given the
+pid of the parallel controller the runner is a worker of, it also watches that process
+through a pidfd and, when it dies, kills the runner first (a worker whose controller is
+gone would run its test to the end). It runs as a script in isolated mode, so it
+imports nothing but the standard library. See :mod:`zmqprocesstest._guardian` for the
+runner's side.
 """
 import os
 import select
 import shutil
 import signal
 import sys
-from typing import List, Set, Tuple
+from typing import List, Optional, Set, Tuple
 
 ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
 _KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
 _DRAIN_EVERY = 0.25  # seconds between reads of the runner's commands
 
 
-def _serve(token: str, runner: int) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+def _serve(token: str, runner: int, controller: Optional[int]) -> None:
+    ignored = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in ignored:
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)  # the runner blocked them across exec
     groups: Set[int] = set()
     dirs: Set[bytes] = set()
     try:
-        _follow(runner, groups, dirs)
+        _follow(runner, controller, groups, dirs)
     finally:
         _clean_up(token.encode(), groups, dirs)
 
 
-def _follow(runner: int, groups: Set[int], dirs: Set[bytes]) -> None:
+def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[bytes]) -> None:
     """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires).
 
     The pipe is polled for its end only (no ``POLLIN``) and read every
@@ -50,11 +55,55 @@ def _follow(runner: int, groups: Set[int], dirs: Set[bytes]) -> None:
     buffer = b""
     # After the pidfd is open, a parent that is still the runner proves it is the runner's.
     runner_gone = os.getppid() != runner
+    boss = None if controller is None or runner_gone else _watch_controller(controller, runner, pidfd)
+    if boss is not None:
+        poller.register(boss, select.POLLIN)
     while not runner_gone:
         ready = poller.poll(_DRAIN_EVERY * 1000)
+        if boss is not None and any(fd == boss for fd, _ in ready):
+            _kill_runner(runner, pidfd)  # its controller died; its own death ends this loop
+            poller.unregister(boss)
+            ready = [event for event in ready if event[0] != boss]
         buffer, ended = _drain(buffer, groups, dirs)
         runner_gone = ended or bool(ready) or os.getppid() != runner
     _drain(buffer, groups, dirs)  # the runner is dead: take what it wrote, then clean up
+
+
+def _start_time(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _watch_controller(controller: int, runner: int, runner_fd: Optional[int]) -> Optional[int]:
+    """A pidfd of the runner's *controller*; if it is gone already, kill the runner now.
+
+    A controller starts before its worker: a process with its pid that started later
+    took the pid of a controller that died.
+    """
+    try:
+        boss: Optional[int] = getattr(os, "pidfd_open")(controller)
+    except AttributeError:
+        return None  # no pidfds: the controller is not watched
+    except OSError:
+        boss = None
+    started, runner_started = _start_time(controller), _start_time(runner)
+    if boss is None or started is None or runner_started is None or started > runner_started:
+        _kill_runner(runner, runner_fd)
+        return None
+    return boss
+
+
+def _kill_runner(runner: int, runner_fd: Optional[int]) -> None:
+    try:
+        if runner_fd is not None:
+            signal.pidfd_send_signal(runner_fd, signal.SIGKILL)
+        elif os.getppid() == runner:  # still our parent: the pid is the runner's
+            os.kill(runner, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _drain(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> Tuple[bytes, bool]:
@@ -152,4 +201,4 @@ def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]))
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

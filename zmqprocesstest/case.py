@@ -23,18 +23,18 @@ from . import marks as _marks
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
-from .events import Events
+from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
-from .sockets import TestSocket, make_sock, replies
+from .sockets import TestSocket, make_sock
 from ._watchdog import TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
 from ._phases import BoundedPhases, bound_class_phases, bound_module_phases
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
 
 __unittest = True
 __tracebackhide__ = True
@@ -277,16 +277,25 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         return managed
 
     @scoped
-    def set_stop_message(self, proc: Any, sock: TestSocket, body: Any, header: Sequence[Any] = ()) -> None:
+    def set_stop_message(self, proc: Any, sock: TestSocket, body: Any,
+                         header: Union[Sequence[Any], Callable[[], Sequence[Any]]] = ()) -> None:
         """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
 
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
-        the stop message or event set before.
+        the stop message or event set before. *header* may be a function called at stop
+        time, for an address that can change during the test (a worker that reconnects
+        under a new identity): ``header=lambda: [self.worker_id, b""]``.
+
+        A REQ *sock* that cannot send when the test ends (a request left unanswered) is
+        not used: the message goes on a new REQ socket connected to the same endpoints.
+        A separate control socket, or :meth:`set_stop_event`, keeps the stop apart from
+        what the test does in the first place.
         """
-        event = ("send", sock, list(header), body, (), scaled(0.5))
+        fixed = None if callable(header) else list(header)
         managed = self.managed(proc)
         managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
-            lambda: dispatch(self, event), f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
+            lambda: send_stop_message(self, sock, body, header() if fixed is None else fixed),  # type: ignore
+            f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
     def set_stop_event(self, proc: Any, event: Tuple[Any, ...]) -> None:
@@ -337,7 +346,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
 
     # -- running tests -----------------------------------------------------------------------
     def run_events(self, gen: Generator[Any, Any, Any]) -> None:
-        """Drive a generator test with the send-back loop (:func:`zmqprocesstest.events.run_events`).
+        """Drive a generator test with the send-back loop (:func:`zmqprocesstest.loop.run_events`).
 
         The test fails with :class:`TestTimeout` if it runs longer than :attr:`run_timeout`.
         """

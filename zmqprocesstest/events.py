@@ -84,6 +84,20 @@ def check_socket(case: Any, sock: Any) -> TestSocket:
     raise ValueError(f"{sock.describe()} belongs to another test ({owner_name(owner)}); make it with self.socket()")
 
 
+def send_stop_message(case: Any, sock: TestSocket, body: Any, header: Sequence[Any]) -> Any:
+    """The polite stop of ``set_stop_message``: the ``send`` event of *body* on *sock*.
+
+    *case* is a test, or a class or module scope stopping what it shares. A REQ *sock*
+    that cannot send (a request the test left unanswered) is replaced by a stand-in REQ
+    socket connected to the same endpoints.
+    """
+    if sock.socket_type == zmq.REQ and not sock.closed and not sock.poll(0, zmq.POLLOUT):
+        connected = [e.split(" ", 1)[1] for e in sock.endpoints if e.startswith("connect ")]
+        if connected:
+            sock = case.socket(zmq.REQ, connect=connected, name=f"{sock.name} (stop)")
+    return dispatch(case, ("send", sock, list(header), body, (), scaled(0.5)))
+
+
 # -- the built-in events -----------------------------------------------------------------------
 class Events:
     """The built-in events, as methods of :class:`~zmqprocesstest.ProcessTestCase`.

@@ -62,6 +62,12 @@ class ProcessDied(ProcessError):
     #: The :class:`ManagedProcess` that died, where known.
     process: Optional["ManagedProcess"] = None
 
+    def __reduce__(self) -> Any:
+        # Without the process record (it holds a multiprocessing object that cannot be
+        # pickled): parallel runners pickle a failure to carry it to their controller,
+        # and nose2's mp plugin drops the result of one that fails to pickle.
+        return type(self), self.args, {k: v for k, v in self.__dict__.items() if k != "process"}
+
 
 class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""

@@ -62,8 +62,15 @@ class SocketTimeout(AssertionError):
         # The failure report, on Python < 3.11 (no add_note); see _compat.add_note.
         self._notes: List[str] = []
 
+    def __reduce__(self) -> Any:
+        # Pickled (a parallel runner carries failures to its controller) as the message
+        # it shows: the socket itself cannot be pickled.
+        return _unpickled_timeout, (str(self), self.operation, self.timeout, self.event)
+
     def __str__(self) -> str:
         sock = self.socket
+        if isinstance(sock, str):
+            return sock  # unpickled: the message as it was
         during = f" (event {self.event!r})" if self.event else ""
         last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
         after = f"{self.timeout:g} s"
@@ -75,6 +82,14 @@ class SocketTimeout(AssertionError):
         return (
             f"{self.operation} on {sock.describe()}{during} timed out after {after}; last received on it: {last}"
         ) + "".join("\n" + note for note in self._notes)
+
+
+def _unpickled_timeout(text: str, operation: str, timeout: float, event: Optional[str]) -> SocketTimeout:
+    exc = SocketTimeout.__new__(SocketTimeout)
+    AssertionError.__init__(exc, text, operation, timeout)
+    exc.socket, exc.operation, exc.timeout, exc.event = text, operation, timeout, event  # type: ignore[assignment]
+    exc.event_elapsed, exc._notes = None, []  # the notes are in text already
+    return exc
 
 
 class Watch(Protocol):
@@ -191,17 +206,13 @@ class TestSocket:
         if self.sock.closed:
             raise ValueError(f"{self.describe()} is closed; make a new one with self.socket()")
         if receiving and self.socket_type in _SEND_ONLY:
-            raise TypeError(
-                f"cannot receive on {self.describe()}: a {type_name(self.socket_type)} "
-                "socket only sends; expected a socket type that receives "
-                "(SUB, PULL, REQ, REP, DEALER, ROUTER, PAIR, XPUB, XSUB)"
-            )
+            raise TypeError(f"cannot receive on {self.describe()}: a {type_name(self.socket_type)} socket only "
+                            "sends; expected a socket type that receives (SUB, PULL, REQ, REP, DEALER, ROUTER, "
+                            "PAIR, XPUB, XSUB)")
         if not receiving and self.socket_type in _RECV_ONLY:
-            raise TypeError(
-                f"cannot send on {self.describe()}: a {type_name(self.socket_type)} "
-                "socket only receives; expected a socket type that sends "
-                "(PUB, PUSH, REQ, REP, DEALER, ROUTER, PAIR, XPUB, XSUB)"
-            )
+            raise TypeError(f"cannot send on {self.describe()}: a {type_name(self.socket_type)} socket only "
+                            "receives; expected a socket type that sends (PUB, PUSH, REQ, REP, DEALER, ROUTER, "
+                            "PAIR, XPUB, XSUB)")
 
     def _poll_items(self, fds: Tuple[int, ...], flag: int) -> List[Tuple[Any, int]]:
         # zmq_poll's item list, rebuilt only when the watched fds change.
@@ -368,14 +379,6 @@ class TestSocket:
         return True
 
 
-def replies(sock: TestSocket, most: int = 5) -> str:
-    """What is waiting on *sock* now (at most *most* messages, read without waiting), for reports."""
-    got: List[str] = []
-    while len(got) < most and not sock.closed and sock.socket_type not in _SEND_ONLY and sock.poll(0):
-        got.append(short_frames(sock.recv_multipart(timeout=0)))
-    return ", ".join(got) if got else "nothing"
-
-
 def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
     """JSON-decode ``frames[index]``; errors name the socket and show the raw frames.
 
@@ -385,17 +388,13 @@ def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
     try:
         frame = frames[index]
     except IndexError:
-        raise IndexError(
-            f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
-            f"but it has {len(frames)} frame(s): {short_frames(frames)}"
-        ) from None
+        raise IndexError(f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
+                         f"but it has {len(frames)} frame(s): {short_frames(frames)}") from None
     try:
         return json.loads(frame)
     except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"expected JSON in frame {index} of the message on {sock.describe()}, "
-            f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}"
-        ) from None
+        raise ValueError(f"expected JSON in frame {index} of the message on {sock.describe()}, "
+                         f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}") from None
 
 
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,

@@ -24,15 +24,20 @@ import time
 import types
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
+import zmq
+
 from ._compat import blocking_call, thread_state
 from ._config import scaled
+from .transcript import short_frames
 
 __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan", "StopResult",
-           "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "signal_name",
-           "stop"]
+           "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
+           "signal_name", "stop"]
+
+_SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})  # nothing comes back on these
 
 
 class Stoppable(Protocol):
@@ -203,6 +208,15 @@ def check_stop_timeouts(timeouts: Mapping[str, float]) -> Dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"expected stop_timeouts[{key!r}] to be a number of seconds >= 0, got {value!r}")
     return {**DEFAULT_STOP_TIMEOUTS, **timeouts}
+
+
+def replies(sock: Any, most: int = 5) -> str:
+    """What is waiting on test socket *sock* now (at most *most* messages, read without
+    waiting): what came back after a stop message that did not stop the process."""
+    got: List[str] = []
+    while len(got) < most and not sock.closed and sock.socket_type not in _SEND_ONLY and sock.poll(0):
+        got.append(short_frames(sock.recv_multipart(timeout=0)))
+    return ", ".join(got) if got else "nothing"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,7 +64,7 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
                 stdin: Union[str, bytes, None] = None, timeout: Optional[float] = None) -> ProgramResult:
     """Run *argv* to completion and capture stdout and stderr as text.
 
-    It is started like every command under test (:func:`~zmqprocesstest.processes.launch`:
+    It is started like every command under test (``processes.launch``:
     a new session, default signal dispositions); after *timeout* seconds (default 10 s,
     scaled by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
     :class:`ProgramTimeout` shows what it printed so far.

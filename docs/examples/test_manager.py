@@ -39,5 +39,7 @@ class TestManagerWithRealWorker(ProcessTestCase):
 
     def test_double(self):
         yield ("send", self.req, [], ["double", 4])
-        reply = yield ("recv", self.req)
+        # The first reply waits for the manager to start its worker process and for the
+        # worker to connect: more than a reply from a running process (1 s) on a busy machine.
+        reply = yield ("recv", self.req, -1, 5.0)
         self.assertEqual(reply, [["doubled", 8]])

@@ -43,6 +43,7 @@ class EchoServer(multiprocessing.Process):
                 continue
             if msg_type == "stop":
                 sock.send(json.dumps(["stopped", None]).encode())
+                sock.linger = 1000  # deliver that reply before the socket closes
                 return
             if msg_type == "echo":
                 sock.send(json.dumps(["echo", data]).encode())
