@@ -251,7 +251,8 @@ class TestUnittestHooks(unittest.TestCase):
     """
 
     def test_the_private_hooks_exist_with_the_signatures_we_override(self):
-        for name, params in (("_callSetUp", ["self"]), ("_callTestMethod", ["self", "method"])):
+        for name, params in (("_callSetUp", ["self"]), ("_callTestMethod", ["self", "method"]),
+                             ("_callTearDown", ["self"]), ("_callCleanup", ["self", "function", "args", "kwargs"])):
             with self.subTest(hook=name):
                 hook = getattr(unittest.TestCase, name, None)
                 self.assertTrue(callable(hook), f"unittest.TestCase.{name} is gone: zmqprocesstest/case.py overrides it")
@@ -272,6 +273,34 @@ class TestUnittestHooks(unittest.TestCase):
 
         unittest.TestSuite([Probe("test_it")]).run(unittest.TestResult())
         self.assertEqual(calls, ["setUp", "test"])
+
+    def test_tear_down_and_cleanups_go_through_them_too(self):
+        calls = []
+
+        class Probe(unittest.TestCase):
+            def _callTearDown(self):
+                calls.append("tearDown")
+
+            def _callCleanup(self, function, /, *args, **kwargs):
+                calls.append("cleanup")
+
+            def test_it(self):
+                self.addCleanup(print)
+
+        unittest.TestSuite([Probe("test_it")]).run(unittest.TestResult())
+        self.assertEqual(calls, ["tearDown", "cleanup"])
+
+    def test_class_and_module_cleanups_are_where_the_phases_find_them(self):
+        # zmqprocesstest/case.py replaces doClassCleanups (it pops _class_cleanups), and
+        # zmqprocesstest/_phases.py bounds the entries of unittest.case._module_cleanups.
+        self.assertIsInstance(getattr(unittest.case, "_module_cleanups", None), list)
+        self.assertEqual(list(inspect.signature(unittest.TestCase.doClassCleanups).parameters), [])
+
+        class Probe(unittest.TestCase):
+            pass
+
+        Probe.addClassCleanup(print)
+        self.assertEqual(Probe._class_cleanups, [(print, (), {})])
 
     def test_the_report_reaches_setup_and_test_failures_through_them(self):
         text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))

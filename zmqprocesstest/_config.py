@@ -12,6 +12,7 @@ __all__ = [
     "CHECK_LEAKS_ENV",
     "DEFAULT_TIMEOUT",
     "FULL_TRACEBACK_ENV",
+    "LAST_RESORT_ENV",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
     "TIMEOUT_SCALE_ENV",
@@ -27,6 +28,10 @@ TIMEOUT_SCALE_ENV = "ZMQPROCESSTEST_TIMEOUT_SCALE"
 CHECK_LEAKS_ENV = "ZMQPROCESSTEST_CHECK_LEAKS"
 #: Flag: keep zmqprocesstest's own frames in failure tracebacks.
 FULL_TRACEBACK_ENV = "ZMQPROCESSTEST_FULL_TRACEBACK"
+#: Seconds past a test's ``run_timeout`` after which a test that still runs (it caught
+#: every exception of the hard timeout, or blocked its signals) ends the whole run with
+#: a dump of every thread's stack (default 10).
+LAST_RESORT_ENV = "ZMQPROCESSTEST_LAST_RESORT"
 #: Flag: rewrite golden files instead of failing on a mismatch.
 UPDATE_GOLDEN_ENV = "ZMQPROCESSTEST_UPDATE_GOLDEN"
 #: A file to which each test that ran its body to the end appends its id: a check, for

@@ -24,13 +24,16 @@ Mechanisms, in order of preference:
 
 The previous handlers and itimer are restored on the way out (also when the timeout
 fired), and the timeout fires at most once, so cleanup code that runs after it is not
-interrupted again.
+interrupted again. Every main-thread block is also watched by the watchdog thread's
+backstop (:mod:`zmqprocesstest._watchdog_thread`): a test that cancels the alarm,
+replaces the handler or swallows :class:`TestTimeout` is stopped all the same.
 """
 import faulthandler
 import math
 import os
 import re
 import signal
+import sys
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import tempfile
 import threading
@@ -38,7 +41,8 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, List, Optional, Tuple, Type
 
-from ._compat import PerProcess
+from ._watchdog_thread import GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, watchdog as _watchdog
+from ._watchdog_thread import armed_on_watchdog  # noqa: F401 (for tests)
 
 __unittest = True  # unittest leaves this module's frames out of its reports
 
@@ -150,6 +154,13 @@ def thread_stacks() -> str:
     return "\n".join(lines).rstrip()
 
 
+def _stacks() -> str:
+    try:
+        return thread_stacks()
+    except Exception as exc:  # noqa: BLE001 (the timeout matters more than the stacks)
+        return f"(could not dump the threads' stacks: {exc!r})"
+
+
 def _trim_our_frames(tb: Optional[TracebackType]) -> None:
     """Cut this module's frames (the signal handler) off the end of a traceback."""
     keep = None
@@ -185,8 +196,12 @@ class HardTimeout:
         self._armed_at = 0.0
         self._for_previous = False  # the itimer is armed for the enclosing timeout's deadline
         self._restored = True
-        self._target = 0  # the thread the watchdog thread signals (fallback mechanism only)
-        self._watched = False  # armed on the watchdog thread
+        self._target = 0  # the thread the watchdog thread signals
+        self._watched = False  # watched by the watchdog thread (every main-thread block)
+        self._signal_armed = False  # the watchdog thread sends the fallback signal at the deadline
+        self._stage = 0  # 0: fallback signal due; k > 0: k-th kick of the backstop due
+        self._next_at = math.inf
+        self._kicked = False
 
     # -- state --------------------------------------------------------------------------
     def expired(self) -> bool:
@@ -231,8 +246,10 @@ class HardTimeout:
                          "does not run in the main thread (only the main thread receives signals)")
             self._state = _ARMED
             return self
+        watchdog = _watchdog()  # first: a bad ZMQPROCESSTEST_LAST_RESORT is an error before anything is armed
         owner = _sigalrm_owner()
         try:
+            ensure_backstop()
             if owner is None:
                 self._arm_sigalrm()
             else:
@@ -245,6 +262,12 @@ class HardTimeout:
                     self._arm_thread(sig)
         except ValueError as exc:  # signals not allowed here (a subinterpreter)
             self.note = f"the hard timeout could not interrupt blocking code ({exc})"
+        # The backstop: kicks past the deadline, whatever the test did to the signal it uses.
+        self._target = threading.main_thread().ident or 0
+        self._watched = True
+        self._stage = 0 if self._signal_armed else 1
+        MAIN_BLOCKS.append(self)
+        watchdog.arm(self, self._deadline if self._signal_armed else self._deadline + GRACE)
         return self
 
     def _arm_sigalrm(self) -> None:
@@ -270,9 +293,7 @@ class HardTimeout:
         self._state = _ARMED
         self._restored = False
         signal.signal(sig, self._on_signal)
-        self._target = threading.main_thread().ident or 0
-        self._watched = True
-        _watchdog().arm(self)
+        self._signal_armed = True
 
     def _restore(self, rearm_previous: bool = True) -> None:
         """Disarm, then give the previous owner back its handler and remaining time."""
@@ -284,9 +305,8 @@ class HardTimeout:
         try:
             if sig == _SIGALRM:
                 _setitimer(_ITIMER_REAL, 0)
-            elif self._watched:
-                self._watched = False
-                _watchdog().disarm(self)  # after this no signal can come from the watchdog thread
+            elif self._signal_armed:
+                _watchdog().silence(self)  # after this no fallback signal can come from the watchdog thread
             _flush_pending_signals()
         finally:
             try:
@@ -315,73 +335,51 @@ class HardTimeout:
             if callable(previous):
                 previous(signum, frame)
             return
+        self._fire()
+
+    def _fire(self) -> None:
+        __tracebackhide__ = True  # noqa: F841 (pytest)
         self._state = _FIRED
         self.fired = True
-        try:
-            stacks = thread_stacks()
-        except Exception as exc:  # noqa: BLE001 (the timeout matters more than the stacks)
-            stacks = f"(could not dump the threads' stacks: {exc!r})"
         self._restore()
-        raise TestTimeout(self._message(stacks))
+        raise TestTimeout(self._message(_stacks()))
+
+    def _on_kick(self, inner: List["HardTimeout"]) -> None:
+        """The watchdog thread's backstop: the block still runs past its deadline + GRACE."""
+        __tracebackhide__ = True  # noqa: F841 (pytest)
+        if self._state == _DONE:
+            return
+        for block in reversed(inner):  # blocks inside this one end with it
+            block._state = _DONE
+            block._restore(rearm_previous=False)
+        if self._state == _ARMED:  # its own signal never came
+            self.note = (f"{self.note}. " if self.note else "") + (
+                f"Its signal did not come (the alarm or itimer cancelled, or the handler replaced?): "
+                f"the watchdog thread stopped it {GRACE:g} s late")
+            self._fire()
+        if isinstance(sys.exc_info()[1], (TestTimeout, TimeoutIgnored)):
+            return  # a finally or except clause is cleaning up after the timeout: let it
+        raise TimeoutIgnored(f"{self._message(_stacks())}\nThe test went on after this TestTimeout (caught by "
+                             f"an 'except Exception'?): stopped it again {GRACE:g} s later.", self)
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         if self._state == _ARMED:
             self._state = _DONE
+        if self._watched:
+            self._watched = False
+            _watchdog().disarm(self)
+            if MAIN_BLOCKS and MAIN_BLOCKS[-1] is self:
+                MAIN_BLOCKS.pop()
+            elif self in MAIN_BLOCKS:
+                MAIN_BLOCKS.remove(self)
         self._restore()
         if isinstance(exc, TestTimeout):
             _trim_our_frames(tb)
-
-
-class _WatchdogThread:
-    """The fallback's clock: one daemon thread per process that sends each armed
-    :class:`HardTimeout` its signal when its deadline passes. One thread for the run,
-    not one per block: starting a thread costs more than a whole shared-process test."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.armed: List[HardTimeout] = []
-        self.wakes_at = math.inf  # when the thread will look again by itself
-        threading.Thread(target=self._run, name="zmqprocesstest hard_timeout watchdog", daemon=True).start()
-
-    def arm(self, handle: HardTimeout) -> None:
-        with self.cond:
-            self.armed.append(handle)
-            if handle._deadline is not None and handle._deadline < self.wakes_at:
-                self.cond.notify()  # (a later deadline waits for the look it has coming)
-
-    def disarm(self, handle: HardTimeout) -> None:
-        with self.cond:  # the signal is sent under this lock: none can come after this
-            if handle in self.armed:
-                self.armed.remove(handle)
-
-    def _run(self) -> None:
-        with self.cond:
-            while True:
-                now = time.monotonic()
-                for handle in [h for h in self.armed if h._deadline is not None and h._deadline <= now]:
-                    self.armed.remove(handle)  # one signal only
-                    assert handle._signum is not None
-                    signal.pthread_kill(handle._target, handle._signum)
-                deadlines = [h._deadline for h in self.armed if h._deadline is not None]
-                self.wakes_at = min(deadlines) if deadlines else math.inf
-                self.cond.wait(self.wakes_at - now if deadlines else None)
-
-
-_WATCHDOG: PerProcess[_WatchdogThread] = PerProcess(_WatchdogThread)
-
-
-def _watchdog() -> _WatchdogThread:
-    return _WATCHDOG.get()
-
-
-def armed_on_watchdog() -> List[HardTimeout]:
-    """The blocks the watchdog thread will signal (for tests: none after a block ends)."""
-    watchdog = _WATCHDOG.current()
-    if watchdog is None:
-        return []
-    with watchdog.cond:
-        return list(watchdog.armed)
+        elif isinstance(exc, TimeoutIgnored) and exc.block is self:
+            # Reported as what it is, the test's timeout (a failure), not as an escape.
+            _trim_our_frames(tb)
+            raise TestTimeout(str(exc)).with_traceback(tb) from None
 
 
 def hard_timeout(seconds: Optional[float], describe: str) -> HardTimeout:

@@ -33,7 +33,8 @@ from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock
 from ._watchdog import TestTimeout, hard_timeout
-from .scopes import MODULE_SCOPES, scoped, shared_of, shared_resources
+from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
+from ._phases import BoundedPhases, bound_class_phases, bound_module_phases
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
 
 __unittest = True
@@ -76,9 +77,11 @@ class ProcessTestMeta(type):
             if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
                 setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
         _marks.propagate(cls, prefix)
+        bound_class_phases(cls)  # setUpClass, tearDownClass: bounded by run_timeout
+        bound_module_phases(cls)  # setUpModule, tearDownModule (defined above the class)
 
 
-class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessTestMeta):
+class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
     """A :class:`unittest.TestCase` for testing PyZMQ processes with real messages.
 
     Generator test methods yield events (see :meth:`run_events`); ordinary test methods
@@ -105,10 +108,10 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     #: sockets made by :meth:`socket`, and of the waits that take no explicit timeout:
     #: ``wait_exit``, ``wait_output``, ``wait_endpoint`` and :meth:`process_mock`.
     timeout: float = DEFAULT_TIMEOUT
-    #: Longest ``setUp`` and the test body may each run, in seconds (scaled like
-    #: :attr:`timeout`), generator test or plain, even when blocked in C: past it the
-    #: test fails with :class:`TestTimeout` at the blocking line (see
-    #: :doc:`/guarantees`), and cleanup runs as usual.
+    #: Longest each phase may run, in seconds (scaled like :attr:`timeout`), even blocked
+    #: in C: ``setUp``, the test, ``tearDown``, each cleanup, the class's and module's
+    #: set-up, tear-down and cleanups. Past it the phase fails with :class:`TestTimeout`
+    #: at the blocking line (:doc:`/guarantees`); later cleanups and tests run.
     run_timeout: float = 60.0
     #: ``'ipc'`` (a private temp dir, no port races) or ``'tcp'`` (127.0.0.1).
     endpoint_transport: str = "ipc"
@@ -148,7 +151,7 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
     def _release_resources(self) -> None:
         res, self._zpt = self._zpt, None
         if res is not None:
-            res.close()
+            release_bounded(res, "")
 
     @property
     def context(self) -> zmq.Context:
@@ -357,10 +360,11 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
         run_events(self, gen, time.monotonic() + limit, timed_out)
 
     # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
-    # here and only here: they are the one place where an exception from setUp or the test
-    # body can be annotated (with the transcript and the processes' output) before the
-    # result formats it, and where deselection and the leak check wrap exactly one test.
-    # tests/test_case.py fails loudly if a Python release drops or renames them.
+    # here, and _callTearDown and _callCleanup in BoundedPhases (_phases.py), and nowhere
+    # else: they are the one place where an exception from setUp or the test body can be
+    # annotated (with the transcript and the processes' output) before the result formats
+    # it, where deselection and the leak check wrap exactly one test, and where each phase
+    # gets its hard timeout. tests/test_case.py fails loudly if Python renames them.
     def _callSetUp(self) -> None:
         reason = _marks.deselection_reason(self)
         if reason:
@@ -447,4 +451,5 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
         scope = ProcessTestMeta("module_scope", (ProcessTestCase,),
                                 {"__module__": module, "__qualname__": f"module_scope({module!r})", "__test__": False})
         MODULE_SCOPES[module] = scope
+    bound_module_phases(scope, module)  # tearDownModule, the module cleanups registered so far
     return scope  # type: ignore[return-value]

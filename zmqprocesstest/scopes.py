@@ -9,6 +9,9 @@ test, they act on that test's resources, released after the test. Called on the 
 (and by the pytest plugin at the module's last test, since pytest runs no module
 cleanups). Shared processes are stopped with the same stop protocol; a stop that
 needed escalation is an error of the class's (or module's) teardown.
+
+Releasing is bounded (:func:`release_limit`): a custom stop event or closer that blocks
+fails the release with :class:`~zmqprocesstest.TestTimeout`, and what is left is killed.
 """
 from __future__ import annotations
 
@@ -17,16 +20,45 @@ import types
 import unittest
 from typing import Any, Callable, Dict, List, Optional
 
+from ._config import scaled
+from ._watchdog import TestTimeout, hard_timeout
 from .resources import Resources, owner_name
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["MODULE_SCOPES", "release_module", "release_shared", "scoped", "shared_of", "shared_resources"]
+__all__ = ["BOUNDED", "MODULE_SCOPES", "kill_shared", "release_bounded", "release_limit", "release_module",
+           "release_shared", "scoped", "shared_of", "shared_resources"]
 
 _SHARED = "_zpt_shared"
 #: Module name -> its module scope (a class made by ``module_scope``).
 MODULE_SCOPES: Dict[str, type] = {}
+#: Attribute set on a function that bounds itself (the phase wrappers leave it alone).
+BOUNDED = "__zmqprocesstest_bounded__"
+
+
+def _stop_bound(plan: Any) -> float:
+    if plan is None:
+        return 0.0
+    return sum(scaled(plan.timeouts[step]) for step in plan.steps)
+
+
+def release_limit(owner: Any, res: Resources) -> float:
+    """How long releasing *res* may take: the owner's ``run_timeout`` plus, for each
+    process, the sum of its stop steps' timeouts (all scaled)."""
+    stops = sum(_stop_bound(getattr(proc, "stop_plan", None)) for proc in res.processes)
+    return scaled(getattr(owner, "run_timeout", 60.0)) + stops
+
+
+def release_bounded(res: Resources, what: str) -> None:
+    """``res.close(what)``; if it is stopped by the hard timeout, kill what is left."""
+    try:
+        res.close(what)
+    except TestTimeout:
+        res.closers.clear()  # one of them may be what blocked: not again
+        res.kill_all()
+        res.forget()
+        raise
 
 
 class scoped:  # noqa: N801 - used like a decorator, as classmethod is
@@ -59,7 +91,20 @@ def release_shared(cls: type) -> None:
     if res is None:
         return  # released already (a module scope under pytest)
     delattr(cls, _SHARED)
-    res.close(f"shared by {owner_name(cls)}: ")
+    with hard_timeout(release_limit(cls, res), f"{owner_name(cls)} (release of what it shares)"):
+        release_bounded(res, f"shared by {owner_name(cls)}: ")
+
+
+setattr(release_shared, BOUNDED, True)
+
+
+def kill_shared(cls: type) -> None:
+    """Kill what *cls* shares at once (its ``setUpClass`` was interrupted, Ctrl-C)."""
+    res = cls.__dict__.get(_SHARED)
+    if res is not None:
+        delattr(cls, _SHARED)
+        res.kill_all()
+        res.forget()
 
 
 def release_module(module: str) -> None:
