@@ -95,6 +95,37 @@ class TestOneFailureForOneTest(unittest.TestCase):
     def test_escalation_after_a_pass_is_still_a_failure(self):
         self.assertIn("did not stop politely (SIGINT); it took SIGTERM", only_problem(self, run_case(samples.Stubborn)))
 
+    def test_cleanup_problems_after_a_failure_join_it(self):
+        """A leftover file descriptor (leak check) and a cleanup of the test's own that
+        fails, after the test failed: one failure, whose report has both."""
+        class FailsAndLeaks(ProcessTestCase):
+            check_leaks = True
+
+            def test_it(self):
+                r, w = os.pipe()
+                self.addCleanup(os.close, w)  # r is left open: the leak check finds it
+                self.addCleanup(lambda: 1 / 0)
+                self.fail("the test itself failed")
+
+        result = run_case(FailsAndLeaks)
+        self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (1, 1, 0), problems(result))
+        text = result.failures[0][1]
+        self.assertIn("AssertionError: the test itself failed", text)
+        self.assertIn("The test's cleanup failed too, after that:", text)
+        self.assertIn("ZeroDivisionError", text)
+        self.assertRegex(text, r"LeakError: .* left resources behind: file descriptors left open")
+
+    def test_a_cleanup_problem_after_a_pass_is_the_tests_one_outcome(self):
+        class PassesAndLeaks(ProcessTestCase):
+            check_leaks = True
+
+            def test_it(self):
+                r, w = os.pipe()
+                self.addCleanup(os.close, w)
+
+        text = only_problem(self, run_case(PassesAndLeaks))
+        self.assertIn("left resources behind: file descriptors left open", text)
+
 
 class TestReports(unittest.TestCase):
     def test_last_output_is_shown_even_after_a_wait_read_it(self):

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Ty
 import zmq
 
 from . import marks as _marks
-from . import report_html as _report
+from ._outcome import run_test
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
@@ -415,19 +415,14 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             raise
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
-        watcher = _report.watch(self, result)  # None unless there is a report directory
         try:
-            ran = super().run(result if watcher is None else watcher)  # type: ignore[arg-type]
-            return ran if watcher is None else result
+            return run_test(self, result, super().run)  # one test, one outcome (and its report page)
         except KeyboardInterrupt:
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:
                 res.kill_all()
             raise
-        finally:
-            if watcher is not None:
-                watcher.finish(self)
 
 
 def module_scope(module: str) -> Type[ProcessTestCase]:

@@ -1,0 +1,86 @@
+"""One test, one outcome: what a test run tells the runner's result object.
+
+A test that has failed can fail again in its cleanup: a process that needs more than
+the polite stop, a socket the leak check finds, a context that will not terminate, a
+fault link whose thread failed. Runners count each call of ``addFailure``/``addError``
+as a problem of its own (unittest prints ``Ran 2 tests ... failures=3``; pytest, ``2
+failed, 1 error``), so :class:`OneOutcome`, the result object a
+:class:`~zmqprocesstest.ProcessTestCase` hands to unittest's ``run()``, holds a test's
+first failure or error until the test ends, adds every later one of the same test to
+its report, and then passes that one outcome on. A problem in the cleanup of a test
+that passed is still reported, as the test's only outcome. Subtests and other tests
+(a suite inside a test) pass straight through.
+
+The report directory's watcher (:mod:`zmqprocesstest.report_html`) sees the outcome as
+the runner does.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Optional, Tuple
+
+from . import report_html as _report
+from ._compat import add_note
+
+__unittest = True
+
+__all__ = ["OneOutcome", "run_test"]
+
+
+class OneOutcome:
+    """The runner's result object, seen through by one test: its problems become one."""
+
+    def __init__(self, result: Any, test: Any) -> None:
+        self._result, self._test = result, test
+        self._held: Optional[Tuple[str, Any, Any]] = None  # (method, test, err) of the first problem
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def _problem(self, method: str, test: Any, err: Any) -> None:
+        if test is not self._test or not isinstance(err, tuple) or err[1] is None:
+            getattr(self._result, method)(test, err)
+        elif self._held is None:
+            self._held = (method, test, err)
+        else:  # a later problem of the same test (its cleanup): part of the first one's report
+            add_note(self._held[2][1], "\nThe test's cleanup failed too, after that:\n" + self._format(test, err))
+
+    def _format(self, test: Any, err: Any) -> str:
+        try:
+            return str(self._result._exc_info_to_string(err, test)).rstrip()
+        except Exception:  # noqa: BLE001 - not unittest's own result class (pytest's, nose2's)
+            return "".join(traceback.format_exception(*err)).rstrip()
+
+    def addFailure(self, test: Any, err: Any) -> None:  # noqa: N802 - unittest's names
+        self._problem("addFailure", test, err)
+
+    def addError(self, test: Any, err: Any) -> None:  # noqa: N802
+        self._problem("addError", test, err)
+
+    def flush(self) -> None:
+        """Pass the held outcome on (at the end of the test)."""
+        held, self._held = self._held, None
+        if held is not None:
+            method, test, err = held
+            getattr(self._result, method)(test, err)
+
+    def stopTest(self, test: Any) -> None:  # noqa: N802
+        if test is self._test:
+            self.flush()
+        self._result.stopTest(test)
+
+
+def run_test(test: Any, result: Any, run: Callable[[Any], Any]) -> Any:
+    """Run *test* (its ``TestCase.run``, *run*) into *result* through one outcome and,
+    with a report directory, its page."""
+    if result is None:
+        return run(None)  # called by hand: unittest makes a result of its own; nothing to merge
+    watcher = _report.watch(test, result)
+    outcome = OneOutcome(result if watcher is None else watcher, test)
+    try:
+        run(outcome)
+        return result
+    finally:
+        outcome.flush()
+        if watcher is not None:
+            watcher.finish(test)
