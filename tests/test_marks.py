@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 import unittest
 from unittest import mock
 
@@ -15,6 +16,7 @@ from zmqprocesstest.marks import MARKS_ATTR, MARKS_ENV, marks_of, parse_expressi
 
 from . import samples
 from .support import EXAMPLES, ROOT, problems, run_case
+from pingpong.pongproc import PongProc
 
 
 class TestExpressions(unittest.TestCase):
@@ -156,6 +158,54 @@ class TestMarking(unittest.TestCase):
         with mock.patch.dict(os.environ, {MARKS_ENV: "system"}):
             result = run_case(Counting)
         self.assertEqual((len(result.skipped), ran), (1, []))
+
+    def test_a_class_with_every_test_deselected_starts_no_shared_process(self):
+        started = []
+
+        @process
+        class SharesAProcess(ProcessTestCase):
+            @classmethod
+            def setUpClass(cls):
+                started.append("setUpClass")
+                cls.proc = cls.start_process(PongProc, cls.new_endpoint())
+
+            @classmethod
+            def tearDownClass(cls):
+                started.append("tearDownClass")
+
+            def test_it(self):
+                pass
+
+        with mock.patch.dict(os.environ, {MARKS_ENV: "not process"}):
+            result = run_case(SharesAProcess)
+        self.assertEqual((problems(result), len(result.skipped), started), ([], 1, []))
+        with mock.patch.dict(os.environ, {MARKS_ENV: "process"}):
+            result = run_case(SharesAProcess)
+        self.assertEqual((problems(result), started), ([], ["setUpClass", "tearDownClass"]))
+
+    def test_a_module_with_every_test_deselected_runs_no_setupmodule(self):
+        name = "zpt_deselected_module"
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        self.addCleanup(sys.modules.pop, name, None)
+        ran = []
+        exec(textwrap.dedent("""
+            from zmqprocesstest import ProcessTestCase, process
+            def setUpModule():
+                ran.append("setUpModule")
+            def tearDownModule():
+                ran.append("tearDownModule")
+            @process
+            class Marked(ProcessTestCase):
+                def test_it(self):
+                    pass
+        """), dict(vars(module), ran=ran, __name__=name), vars(module))
+        for expression, expected in (("not process", []), ("process", ["setUpModule", "tearDownModule"])):
+            ran.clear()
+            with mock.patch.dict(os.environ, {MARKS_ENV: expression}):
+                result = unittest.TestResult()  # a top-level suite runs the module's fixtures
+                unittest.TestSuite([unittest.defaultTestLoader.loadTestsFromTestCase(module.Marked)]).run(result)
+            self.assertEqual((problems(result), ran), ([], expected), expression)
 
     def test_a_malformed_expression_is_one_clear_error(self):
         """One error, at the first test, naming the expression, its source and what was

@@ -19,10 +19,11 @@ ProcessTestCase class that reached it); past it the phase fails with
 import functools
 import sys
 import unittest
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from ._config import scaled
 from ._watchdog import hard_timeout
+from .marks import none_selected
 from .resources import owner_name
 from .scopes import BOUNDED, kill_shared, release_limit
 
@@ -52,6 +53,9 @@ def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:  # ty
     def phase(cls: Any) -> Any:
         if name == "setUpClass":
             bound_module_phases(cls)
+            cls._zpt_deselected = none_selected([cls])
+        if cls.__dict__.get("_zpt_deselected"):
+            return None  # every test deselected by mark: nothing to set up (no shared process)
         try:
             with hard_timeout(scaled(cls.run_timeout), f"{owner_name(cls)} ({name})"):
                 return func(cls)
@@ -117,6 +121,8 @@ class BoundedPhases:
 def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: type) -> Callable[[], Any]:
     @functools.wraps(func)
     def phase() -> Any:
+        if _module_deselected(module, name):
+            return None  # every test of the module deselected by mark
         with hard_timeout(scaled(getattr(cls, "run_timeout")), f"{module} ({name})"):
             result = func()
         _bound_module_cleanups(module, cls)  # those it registered
@@ -124,6 +130,21 @@ def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: typ
 
     setattr(phase, BOUNDED, True)
     return phase
+
+
+_DESELECTED_MODULES: Dict[str, bool] = {}
+
+
+def _module_deselected(module: str, phase: str) -> bool:
+    """Whether every test of *module* is deselected: decided at its ``setUpModule``
+    (from its test case classes, a plain unittest one included), kept for its
+    ``tearDownModule``."""
+    if phase == "setUpModule" or module not in _DESELECTED_MODULES:
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        classes = [c for c in namespace.values()
+                   if isinstance(c, type) and issubclass(c, unittest.TestCase) and c.__module__ == module]
+        _DESELECTED_MODULES[module] = bool(classes) and none_selected(classes)
+    return _DESELECTED_MODULES[module]
 
 
 def _bounded_cleanup(module: str, function: Callable[..., Any], cls: type) -> Callable[..., Any]:

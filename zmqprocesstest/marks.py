@@ -20,11 +20,13 @@ import functools
 import os
 import re
 import sys
+import unittest
 from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeVar
 
 __all__ = [
     "MarkExpressionError",
     "mark",
+    "none_selected",
     "process",
     "system",
     "marks_of",
@@ -317,3 +319,23 @@ def deselection_reason(test: Any, expr: Optional[str] = None) -> Optional[str]:
     shown = ", ".join(sorted(marks)) or "no marks"
     return f"deselected by mark expression {expr!r} (test has {shown})"
 
+
+def none_selected(classes: Iterable[type]) -> bool:
+    """Whether the expression in force deselects every test of *classes* (test case
+    classes): then their ``setUpClass`` (or their module's ``setUpModule``) has nothing
+    to prepare, and must not start shared processes. ``False`` when anything is
+    selected, when nothing is deselected, or when the expression does not parse (the
+    first test reports that)."""
+    expr = selection_expression()
+    if not expr.strip():
+        return False
+    try:
+        selects = _compiled(expr)
+    except ValueError:
+        return False
+    loader = unittest.TestLoader()
+    for cls in classes:
+        for name in loader.getTestCaseNames(cls):  # type: ignore[arg-type]
+            if selects(marks_of(cls(name))):
+                return False
+    return True
