@@ -431,6 +431,56 @@ class Handle(unittest.TestCase):
         self.assertTrue(_watchdog.__dict__["__unittest"])
 
 
+class UnderADebugger(unittest.TestCase):
+    """Stepping through a test in pdb must not end it: the hard timeout is off while a
+    debugger's trace function is set (coverage.py's tracer does not count)."""
+
+    def run_traced(self, trace):
+        import bdb
+
+        from zmqprocesstest import ProcessTestCase
+
+        from .support import problems, run_case
+
+        class SlowUnderTheDebugger(ProcessTestCase):
+            run_timeout = 0.2
+
+            def test_it(self):
+                select.select([], [], [], 0.6)  # a user taking time at a breakpoint
+
+        previous = sys.gettrace()
+        debugger = bdb.Bdb()
+        debugger.reset()
+        sys.settrace(debugger.trace_dispatch if trace == "pdb" else previous)
+        try:
+            result = run_case(SlowUnderTheDebugger)
+        finally:
+            sys.settrace(previous)
+        return problems(result)
+
+    def test_no_timeout_under_pdb(self):
+        self.assertEqual(self.run_traced("pdb"), [])
+
+    def test_the_timeout_holds_without_a_debugger(self):
+        found = self.run_traced(None)
+        self.assertEqual(len(found), 1)
+        self.assertIn("TestTimeout", found[0][1])
+
+    def test_the_report_says_why(self):
+        import bdb
+
+        debugger = bdb.Bdb()
+        debugger.reset()
+        previous = sys.gettrace()
+        sys.settrace(debugger.trace_dispatch)
+        try:
+            with hard_timeout(0.1, "stepped") as handle:
+                pass
+        finally:
+            sys.settrace(previous)
+        self.assertEqual((handle.mechanism, handle.note), (None, "a debugger is attached (bdb): the hard timeout is off"))
+
+
 class OtherThreadsInTheReport(WatchdogTestCase):
     def test_every_thread_is_shown_with_its_name(self):
         release = threading.Event()

@@ -100,6 +100,20 @@ def _sigalrm_owner() -> Optional[str]:
     return None
 
 
+#: Modules whose trace function means a debugger is attached (pdb's is bdb's).
+_DEBUGGERS = ("bdb", "pydevd", "_pydevd_bundle", "_pydevd_frame_eval", "debugpy", "pudb", "ipdb")
+
+
+def _debugger() -> str:
+    """The debugger attached (its trace function's module), or ``""``; coverage.py's
+    tracer is not a debugger."""
+    trace = sys.gettrace()
+    if trace is None:
+        return ""
+    module = getattr(getattr(trace, "__func__", trace), "__module__", None) or type(trace).__module__ or ""
+    return module if module.split(".")[0] in _DEBUGGERS else ""
+
+
 def _spare_rt_signal() -> Optional[int]:
     low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
     if low is None or high is None:
@@ -237,7 +251,10 @@ class HardTimeout:
     def __enter__(self) -> "HardTimeout":
         if self._state != _NEW:
             raise RuntimeError("a hard_timeout cannot be entered twice")
-        if self.seconds is None:
+        debugger = _debugger()
+        if self.seconds is None or debugger:
+            # Stepping through a test in a debugger must not end it (as pytest-timeout does).
+            self.note = f"a debugger is attached ({debugger}): the hard timeout is off" if debugger else ""
             self._state = _ARMED
             return self
         self._deadline = time.monotonic() + self.seconds
