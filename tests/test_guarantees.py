@@ -221,6 +221,20 @@ class TestHardTimeout(unittest.TestCase):
         self.assertEqual(seen["proc"].stopped_by, "SIGINT")  # cleanup ran as usual
         self.assertNotIn("zmqprocesstest/events.py", text.split("Where every thread was:")[0])
 
+    def test_the_librarys_own_threads_take_one_line(self):
+        class BlocksWithAProcess(ProcessTestCase):
+            run_timeout = 0.3
+
+            def test_it(self):
+                self.start_process(PongProc, self.endpoint)  # its output is drained by a kept thread
+                select.select([], [], [], 30)  # blocks in C
+
+        text = self.run_blocking(BlocksWithAProcess)
+        stacks = text.split("Where every thread was:")[1]
+        self.assertRegex(stacks, r"\(and zmqprocesstest's own threads: [^)]*zmqprocesstest-output")
+        self.assertNotIn("_output.py", stacks)
+        self.assertRegex(stacks, r'test_guarantees.py", line \d+ in test_it')
+
     def test_a_blocking_plain_test(self):
         class BlocksPlainly(ProcessTestCase):
             run_timeout = 0.3

@@ -157,15 +157,28 @@ def thread_stacks() -> str:
         else:
             spare.close()
     names = {thread.ident: thread.name for thread in threading.enumerate()}
-    lines = []
+    lines: List[str] = []
+    ours: List[str] = []  # the library's own threads: named on one line, not dumped
+    skipping = False
     for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
         if line.lstrip().startswith("File ") and _THIS_FILE in line:
             continue  # the signal handler itself: not where the test was
         match = re.match(r"^(Current thread|Thread) (0x[0-9a-fA-F]+)", line)
-        if match and int(match.group(2), 16) in names:
-            line = f"{line[:match.end()]} [{names[int(match.group(2), 16)]}]{line[match.end():]}"
+        if match:
+            name = names.get(int(match.group(2), 16))
+            skipping = match.group(1) == "Thread" and (name or "").startswith("zmqprocesstest")
+            if skipping:
+                ours.append(str(name))
+                continue
+            if name is not None:
+                line = f"{line[:match.end()]} [{name}]{line[match.end():]}"
+        elif skipping:
+            continue
         lines.append(line)
-    return "\n".join(lines).rstrip()
+    text = "\n".join(line for line in lines if line.strip() or not skipping).rstrip()
+    if ours:
+        text += "\n\n(and zmqprocesstest's own threads: " + ", ".join(sorted(ours)) + ")"
+    return text
 
 
 def _stacks() -> str:
