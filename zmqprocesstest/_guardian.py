@@ -41,7 +41,6 @@ starts and :func:`new_descendants` finds nothing there).
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import select
 import signal
@@ -51,7 +50,7 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
-from ._compat import wait_gone
+from ._os import LINUX, enlarge_pipe, wait_gone
 
 __all__ = [
     "ENV_NAME",
@@ -74,7 +73,6 @@ ENV_NAME = "ZMQPROCESSTEST_GUARD"
 
 _WRITE_TIMEOUT = 5.0  # a guardian that reads nothing for this long is treated as gone
 _EXIT_TIMEOUT = 5.0  # how long the runner waits at exit for the guardian to clean up
-_LINUX = sys.platform.startswith("linux")
 _IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what the guardian ignores
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_guardian_process.py")
 
@@ -155,7 +153,7 @@ def _start(state: _State) -> bool:
     """Start the guardian unless it runs; replay what it must know. Caller holds the lock."""
     if state.write_fd is not None:
         return True
-    if not _LINUX or state.failed:
+    if not LINUX or state.failed:
         return False
     import subprocess
 
@@ -163,11 +161,8 @@ def _start(state: _State) -> bool:
     if not os.path.isfile(_SCRIPT):  # pragma: no cover - zipped install
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     read_fd, write_fd = os.pipe()  # both close-on-exec (PEP 446)
-    try:
-        # Room for many lines between the guardian's reads (see _guardian_process._follow).
-        fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except OSError:
-        pass  # over the system's limit: the default size, and writes may wait a little
+    # Room for many lines between the guardian's reads (see _guardian_process._follow).
+    enlarge_pipe(write_fd, 1 << 20)
     # Blocked across exec: a signal sent to the guardian before it ignores them (its
     # interpreter starts slowly on a loaded machine) stays pending instead of killing it.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)

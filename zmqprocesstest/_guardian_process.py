@@ -8,8 +8,9 @@ environment carries TOKEN, until none is left, and removes the directories. Give
 pid of the parallel controller the runner is a worker of, it also watches that process
 through a pidfd and, when it dies, kills the runner first (a worker whose controller is
 gone would run its test to the end). It runs as a script in isolated mode, so it
-imports nothing but the standard library. See :mod:`zmqprocesstest._guardian` for the
-runner's side.
+imports nothing but the standard library and the package's OS seam,
+:mod:`zmqprocesstest._os` (which imports nothing of the package). See
+:mod:`zmqprocesstest._guardian` for the runner's side.
 """
 import os
 import select
@@ -17,6 +18,10 @@ import shutil
 import signal
 import sys
 from typing import List, Optional, Set, Tuple
+
+# Run as a script in isolated mode: the package's OS seam is imported from beside it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _os import environ, open_pidfd, proc_stat  # noqa: E402
 
 ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
 _KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
@@ -43,10 +48,7 @@ def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[
     :data:`_DRAIN_EVERY` seconds, so the runner's writes, a few per test, never wake this
     process in the middle of the runner's work.
     """
-    try:
-        pidfd = getattr(os, "pidfd_open")(runner)
-    except (AttributeError, OSError):
-        pidfd = None
+    pidfd = open_pidfd(runner)
     poller = select.poll()
     poller.register(0, 0)  # POLLHUP/POLLERR only: reported whatever the mask
     if pidfd is not None:
@@ -70,11 +72,8 @@ def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[
 
 
 def _start_time(pid: int) -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    stat = proc_stat(pid)
+    return None if stat is None else stat.start
 
 
 def _watch_controller(controller: int, runner: int, runner_fd: Optional[int]) -> Optional[int]:
@@ -83,12 +82,9 @@ def _watch_controller(controller: int, runner: int, runner_fd: Optional[int]) ->
     A controller starts before its worker: a process with its pid that started later
     took the pid of a controller that died.
     """
-    try:
-        boss: Optional[int] = getattr(os, "pidfd_open")(controller)
-    except AttributeError:
+    if not hasattr(os, "pidfd_open"):
         return None  # no pidfds: the controller is not watched
-    except OSError:
-        boss = None
+    boss = open_pidfd(controller)  # None: gone already
     started, runner_started = _start_time(controller), _start_time(runner)
     if boss is None or started is None or runner_started is None or started > runner_started:
         _kill_runner(runner, runner_fd)
@@ -152,22 +148,16 @@ def _marked(token: bytes, sessions: Set[int]) -> List[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                session = int(f.read().rsplit(b")", 1)[1].split()[3])
-        except (OSError, ValueError, IndexError):
+        stat = proc_stat(int(entry))
+        if stat is None:
             continue
-        if session in sessions:
+        if stat.session in sessions:
             found.append(int(entry))
             continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
+        env = environ(int(entry))
+        if token not in env:
             continue
-        if token not in environ:
-            continue
-        for item in environ.split(b"\0"):
+        for item in env.split(b"\0"):
             if item.startswith(prefix) and token in item[len(prefix):].split():
                 found.append(int(entry))
                 break

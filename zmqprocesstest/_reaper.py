@@ -17,13 +17,11 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ._compat import alive, orphan_pids, wait_gone
+from ._os import EXITED, alive, command_line, orphan_pids, proc_stat, set_child_subreaper, wait_gone
 from ._guardian import guardian_pids, start as start_guardian
 
 __all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "prepare_runner", "reap_group", "wait_group_gone"]
 
-_LINUX = sys.platform.startswith("linux")
-_PR_SET_CHILD_SUBREAPER = 36
 _subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
 
 
@@ -37,15 +35,7 @@ def become_subreaper() -> bool:
     global _subreaper_pid
     if _subreaper_pid == os.getpid():
         return True
-    if not _LINUX:
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+    ok = set_child_subreaper()
     if ok:
         _subreaper_pid = os.getpid()
     return ok
@@ -71,20 +61,10 @@ def prepare_runner() -> None:
 
 def _describe(pid: int) -> Tuple[Optional[str], str]:
     """(state letter, command line) of *pid*; state ``None`` if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
+    stat = proc_stat(pid)
+    if stat is None:
         return None, ""
-    state = stat[stat.rfind(b")") + 2:][:1].decode()
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        cmdline = ""
-    if not cmdline:
-        cmdline = "[" + stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace") + "]"
-    return state, cmdline
+    return stat.state, command_line(pid) or f"[{stat.name}]"
 
 
 def _multiprocessing_children() -> Dict[int, Any]:
@@ -111,7 +91,7 @@ def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
         letter, cmdline = _describe(pid)
         if letter is None:
             continue
-        if letter in ("Z", "X", "x"):
+        if letter in EXITED:
             exited.append(pid)
         else:
             found.append((pid, cmdline))
@@ -165,12 +145,8 @@ def reap_group(pgid: int) -> None:
     subreaper until someone reaps them.
     """
     for pid in orphan_pids():
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] in (b"Z", b"X") and int(fields[2]) == pgid:
+        stat = proc_stat(pid)
+        if stat is not None and stat.state in EXITED and stat.pgrp == pgid:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:

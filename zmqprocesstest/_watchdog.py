@@ -41,6 +41,7 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, List, Optional, Tuple, Type
 
+from ._os import HAS_SIGALRM
 from ._watchdog_thread import GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, watchdog as _watchdog
 from ._watchdog_thread import armed_on_watchdog  # noqa: F401 (for tests)
 
@@ -49,8 +50,12 @@ __unittest = True  # unittest leaves this module's frames out of its reports
 __all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
 
 # The C functions, without the enum conversions of the signal module (run twice a test).
-_getsignal, _setsignal, _getitimer, _setitimer = _signal.getsignal, _signal.signal, _signal.getitimer, _signal.setitimer
-_SIGALRM, _ITIMER_REAL, _SIG_DFL = int(signal.SIGALRM), int(signal.ITIMER_REAL), int(signal.SIG_DFL)
+_getsignal, _setsignal = _signal.getsignal, _signal.signal
+_getitimer, _setitimer = getattr(_signal, "getitimer", None), getattr(_signal, "setitimer", None)
+# Where SIGALRM is missing (HAS_SIGALRM false) nothing can own it and it is never armed:
+# the watchdog thread's real-time signal, or no interruption at all, is used instead.
+_SIGALRM = int(getattr(signal, "SIGALRM", 0))
+_ITIMER_REAL, _SIG_DFL = int(getattr(signal, "ITIMER_REAL", 0)), int(signal.SIG_DFL)
 _THIS_FILE = os.path.splitext(os.path.abspath(__file__))[0]
 _NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
 _FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
@@ -89,6 +94,8 @@ def _owned_by_hard_timeout(handler: Any) -> bool:
 
 def _sigalrm_owner() -> Optional[str]:
     """Why SIGALRM cannot be used (someone else owns it), or None if it is ours to use."""
+    if not HAS_SIGALRM:
+        return "this platform has no SIGALRM"
     handler = _getsignal(_SIGALRM)
     delay, _ = _getitimer(_ITIMER_REAL)
     if _owned_by_hard_timeout(handler):

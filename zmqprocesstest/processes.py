@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from . import timeline as _timeline
-from ._compat import group_members, open_pidfd, signal_main_thread, thread_state
+from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
 from ._reaper import prepare_runner, wait_group_gone
 from ._config import WAIT_SLICE, scaled
 from ._output import Output
@@ -76,6 +76,8 @@ class ProcessStopError(ProcessError):
 
 
 _WHOLE_PROCESS = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT})
+# Thread states in which a signal is acted on at once: sleeping, exited, stopped ("" unknown).
+_SETTLED = frozenset({"", "S", "T", "t"}) | EXITED
 
 # Every live managed process, for the last-resort clean-up at interpreter exit.
 _LIVE: "weakref.WeakSet[ManagedProcess]" = weakref.WeakSet()
@@ -267,7 +269,7 @@ class ManagedProcess:
             pass
 
     def _deliver(self, sig: int, group: bool) -> None:
-        """Send *sig* to the main thread of each process (see :func:`_compat.signal_main_thread`).
+        """Send *sig* to the main thread of each process (see :func:`_os.signal_main_thread`).
 
         SIGKILL, SIGSTOP and SIGCONT act on whole processes whatever thread gets them,
         and go to the group in one call.
@@ -295,7 +297,7 @@ class ManagedProcess:
         blocked (state ``S``), where a signal interrupts the call and is handled at once.
         """
         deadline = time.monotonic() + scaled(timeout)
-        while thread_state(self.pid) not in ("", "S", "Z", "X", "T", "t") and time.monotonic() < deadline:
+        while thread_state(self.pid) not in _SETTLED and time.monotonic() < deadline:
             if self.wait(0.0002) is not None:  # fine-grained: it is usually a matter of microseconds
                 return
 

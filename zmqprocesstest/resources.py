@@ -14,17 +14,15 @@ and fails the test that leaked, never a later one.
 from __future__ import annotations
 
 import collections
-import multiprocessing
-import os
 import shutil
-import signal
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import zmq
 
 from . import _guardian, _reaper
-from ._compat import PerProcess, child_pids, open_fds, orphan_pids
+from ._compat import PerProcess
+from ._os import child_pids, open_fds, orphan_pids
 from ._config import scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
@@ -364,15 +362,8 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     children = [pid for pid in child_pids() if pid not in children_before and pid not in _guardian.guardian_pids()]
     if children:
         problems.append(f"child processes left running: {children}")
-        ours = {p.pid: p for p in multiprocessing.active_children()}
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                if pid in ours:
-                    ours[pid].join(5)  # multiprocessing reaps its own
-                else:
-                    os.waitpid(pid, 0)
-            except OSError:
-                pass
+        left = _reaper.kill_and_reap(children)  # bounded: a child that will not die is reported
+        if left:
+            problems.append(f"still running after SIGKILL: {left}")
     if problems:
         raise LeakError(f"{test_id} left resources behind: " + "; ".join(problems))

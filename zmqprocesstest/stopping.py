@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 
 import zmq
 
-from ._compat import blocking_call, thread_state
+from ._os import blocking_call, thread_state
 from ._config import scaled
 from .timeline import record
 from .transcript import short_frames

@@ -26,12 +26,12 @@ for _path in (EXAMPLES, REPO):
 
 import zmq  # (imports below the sys.path set-up on purpose)
 
-from zmqprocesstest import _compat, _guardian
+from zmqprocesstest import _guardian, _os
 
 
 def child_pids():
     """Our child processes, less the guardian (a child of the runner by design)."""
-    return [pid for pid in _compat.child_pids() if pid not in _guardian.guardian_pids()]
+    return [pid for pid in _os.child_pids() if pid not in _guardian.guardian_pids()]
 
 from pingpong.pongproc import PongProc
 

@@ -33,7 +33,8 @@ class TestLazyPirate(ProcessTestCase):
 
     def test_a_server_killed_and_restarted(self):
         yield ("send", self.control, [], ["request", 1])
-        self.assertEqual((yield ("outcome",)), [["ok", 1, 1]])
+        # Answered (on a busy machine after a retry or two: the client gives each try 100 ms).
+        self.assertEqual((yield ("outcome",))[-1][:2], ["ok", 1])
         yield ("signal", self.server, signal.SIGKILL)
         yield ("wait_exit", self.server, None, None)
         yield ("send", self.control, [], ["request", 2])
