@@ -1,4 +1,4 @@
-"""The package's layering: its modules import each other without a cycle.
+"""The package's layering: its modules import each other without a cycle; its bounds are named.
 
 The graph is read from the source with :mod:`ast`, so it counts every import: at module
 level, inside functions and under ``if TYPE_CHECKING:``, in the forms ``from . import x``,
@@ -101,3 +101,35 @@ class TestImportGraph(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestNamedBounds(unittest.TestCase):
+    """Every bound of the library is a named constant in _config.py, with its reason:
+    no ``scaled(<number>)`` and no numeric default of a ``timeout`` parameter elsewhere."""
+
+    def literal_bounds(self, source):
+        tree = ast.parse(source)
+        found = []
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "scaled" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                found.append(f"line {node.lineno}: scaled({node.args[0].value!r})")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.args[len(node.args.args) - len(node.args.defaults):] + node.args.kwonlyargs
+                defaults = list(node.args.defaults) + [d for d in node.args.kw_defaults]
+                for arg, default in zip(args, defaults):
+                    if "timeout" in arg.arg and isinstance(default, ast.Constant) \
+                            and isinstance(default.value, (int, float)) and not isinstance(default.value, bool):
+                        found.append(f"line {node.lineno}: {node.name}({arg.arg}={default.value!r})")
+        return found
+
+    def test_the_scan_finds_both_forms(self):
+        self.assertEqual(len(self.literal_bounds("def f(x, timeout=5.0):\n    return scaled(1.0)\n")), 2)
+
+    def test_no_literal_bound_outside_config(self):
+        for name, path in _modules().items():
+            if name != "_config":
+                with open(path, encoding="utf-8") as f:
+                    found = self.literal_bounds(f.read())
+                with self.subTest(module=name):
+                    self.assertEqual(found, [], f"{name}: name these bounds in _config.py, with their reason")

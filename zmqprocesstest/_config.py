@@ -8,6 +8,23 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "CONTEXT_TERM_TIMEOUT",
+    "DEFAULT_RUN_TIMEOUT",
+    "GROUP_GRACE",
+    "GUARDIAN_EXIT_TIMEOUT",
+    "GUARDIAN_WRITE_TIMEOUT",
+    "GROUP_KILL_WAIT",
+    "KILL_NOW_WAIT",
+    "KILL_WAIT",
+    "LINK_WAIT",
+    "OUTPUT_CLOSE",
+    "OUTPUT_SETTLE",
+    "PROGRAM_GROUP_WAIT",
+    "PROGRAM_TIMEOUT",
+    "REPORT_SETTLE",
+    "SESSION_TIMEOUT",
+    "SETTLE_BEFORE_SIGNAL",
+    "STOP_SEND_TIMEOUT",
     "BODY_LOG_ENV",
     "CHECK_LEAKS_ENV",
     "DEFAULT_TIMEOUT",
@@ -48,6 +65,50 @@ DEFAULT_TIMEOUT = 1.0
 #: seconds. CPython runs a signal handler (the runner's Ctrl-C) only between blocking
 #: calls: a signal that arrives just before one is acted on when it returns.
 WAIT_SLICE = 0.1
+
+# -- the library's own bounds, in seconds (those that are scaled say so) ---------------------
+#: The longest ``setUp``, test body, ``tearDown`` or cleanup (``run_timeout``): a test
+#: that hangs somewhere no socket timeout reaches ends with a report.
+DEFAULT_RUN_TIMEOUT = 60.0
+#: Sending the stop message (scaled): a process that does not even take it is not
+#: waiting for it, and the next stop step comes sooner.
+STOP_SEND_TIMEOUT = 0.5
+#: Reading a finished process's output pipe to its end (scaled): a grandchild that holds
+#: the pipe open must not keep ``output_of`` or ``wait_exit`` from returning.
+OUTPUT_SETTLE = 1.0
+#: What a failure report waits for the last lines a dead process wrote (not scaled: a
+#: report must come quickly, and what is still in the pipe arrives within microseconds).
+REPORT_SETTLE = 0.2
+#: Closing a process's output after it was stopped: the drainer reads what is left.
+OUTPUT_CLOSE = 1.0
+#: Members of a stopped process's group get this long (scaled) to exit by themselves
+#: before they are killed and reported, then this long (scaled) to die of SIGKILL.
+GROUP_GRACE, GROUP_KILL_WAIT = 0.5, 1.0
+#: Waiting for processes killed with SIGKILL (kernel work only; a process that outlives
+#: it is reported as still running).
+KILL_WAIT = 5.0
+#: The last-resort kill of a process at interpreter exit or Ctrl-C of the runner.
+KILL_NOW_WAIT = 1.0
+#: Terminating a test's zmq context (scaled): a socket someone forgot keeps ``term()``
+#: waiting forever, so it runs on a kept thread and is reported after this long.
+CONTEXT_TERM_TIMEOUT = 2.0
+#: A new forked child making its own session (scaled): kernel work, unless the machine
+#: is badly overloaded.
+SESSION_TIMEOUT = 5.0
+#: ``run_program``'s default (scaled): a whole program, start to end.
+PROGRAM_TIMEOUT = 10.0
+#: After ``run_program``'s program ended, the rest of its session (scaled).
+PROGRAM_GROUP_WAIT = 2.0
+#: A fault link's own thread answering a command, or stopping (scaled).
+LINK_WAIT = 5.0
+#: A guardian that reads none of the runner's commands for this long is treated as gone
+#: (stopped?): the command is dropped with a warning rather than block the test.
+GUARDIAN_WRITE_TIMEOUT = 5.0
+#: How long the runner waits at its exit for its guardian to clean up and exit.
+GUARDIAN_EXIT_TIMEOUT = 5.0
+#: How long :meth:`~zmqprocesstest.ManagedProcess.send_signal` waits for the process to
+#: settle in a blocking call, where a signal is acted on at once (scaled).
+SETTLE_BEFORE_SIGNAL = 0.5
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

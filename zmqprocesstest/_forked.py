@@ -22,7 +22,7 @@ import warnings
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _guardian, _reaper
-from ._config import scaled
+from ._config import SESSION_TIMEOUT, scaled
 from ._output import Output
 from .processes import ManagedProcess, default_signals
 
@@ -34,7 +34,6 @@ __all__ = ["ForkedProcess"]
 _pending = threading.local()
 #: Exit status of a forked child whose runner vanished before it was covered.
 ORPHANED_AT_START = 70
-_SESSION_TIMEOUT = 5.0  # bounds the wait for a new child to make its session (scaled)
 
 
 def _in_forked_child(_: object) -> None:
@@ -140,7 +139,7 @@ class ForkedProcess(ManagedProcess):
                 # (end of file); from then on signals to its group reach it.
                 os.close(started_w)
                 started_w = -1
-                select.select([started_r], [], [], scaled(_SESSION_TIMEOUT))
+                select.select([started_r], [], [], scaled(SESSION_TIMEOUT))
                 pgid = proc.pid
                 _guardian.watch_group(pgid)  # covered before it runs a line of its own
                 os.write(go_w, b"!")

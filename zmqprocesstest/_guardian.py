@@ -50,6 +50,7 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
+from ._config import GUARDIAN_EXIT_TIMEOUT, GUARDIAN_WRITE_TIMEOUT
 from ._os import LINUX, enlarge_pipe, wait_gone
 
 __all__ = [
@@ -71,8 +72,6 @@ __all__ = [
 #: started by a runner that was itself started under a guardian carries both tokens).
 ENV_NAME = "ZMQPROCESSTEST_GUARD"
 
-_WRITE_TIMEOUT = 5.0  # a guardian that reads nothing for this long is treated as gone
-_EXIT_TIMEOUT = 5.0  # how long the runner waits at exit for the guardian to clean up
 _IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what the guardian ignores
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_guardian_process.py")
 
@@ -198,7 +197,7 @@ def _write(state: _State, data: bytes) -> bool:
     """Write a command line; False if the guardian is gone. Caller holds the lock.
 
     The write end is non-blocking: a line under ``PIPE_BUF`` goes in whole or not at all.
-    A guardian that reads nothing for :data:`_WRITE_TIMEOUT` seconds (stopped?) keeps its
+    A guardian that reads nothing for :data:`~zmqprocesstest._config.GUARDIAN_WRITE_TIMEOUT` seconds (stopped?) keeps its
     pipe -- closing it would make it kill everything -- and the line is dropped, with a
     warning.
     """
@@ -216,7 +215,7 @@ def _write(state: _State, data: bytes) -> bool:
             _retire(state)
             return False
         now = time.monotonic()
-        deadline = deadline or now + _WRITE_TIMEOUT
+        deadline = deadline or now + GUARDIAN_WRITE_TIMEOUT
         if now >= deadline or not select.select([], [fd], [], deadline - now)[1]:
             warnings.warn(f"zmqprocesstest: the guardian (pid {state.popen.pid}) reads nothing; "
                           f"dropped {bytes(data)!r}", RuntimeWarning, stacklevel=5)
@@ -322,7 +321,7 @@ def start() -> bool:
         return _start(state)
 
 
-def stop(timeout: float = _EXIT_TIMEOUT) -> bool:
+def stop(timeout: float = GUARDIAN_EXIT_TIMEOUT) -> bool:
     """Close the pipe: the guardian kills what is still registered, cleans up and exits.
 
     Waits at most *timeout* seconds for it and reaps it; True if it exited. Called at

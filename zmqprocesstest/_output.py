@@ -18,6 +18,7 @@ from typing import List, Optional, Set
 
 from . import timeline as _timeline
 from ._compat import PerProcess
+from ._config import OUTPUT_CLOSE
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 
@@ -106,7 +107,7 @@ class Output:
                     return None
                 self.cond.wait(remaining)  # woken by new output, or by its end
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self, timeout: float = OUTPUT_CLOSE) -> None:
         """Read the pipe to its end (at most *timeout* seconds), then release it."""
         if self.write_fd >= 0:
             os.close(self.write_fd)

@@ -22,7 +22,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ._config import scaled
+from ._config import LINK_WAIT, scaled
 from ._channel import Channel
 from ._connection import Conn, Counters, End, Flow, Listener
 from ._zmtp import Tracker
@@ -75,7 +75,7 @@ class Proxy:
         self._partitioned = self._refusing = False
         self._delay = 0.0
         self._notes: List[str] = []
-        self._wait = scaled(5.0)
+        self._wait = scaled(LINK_WAIT)
         self._crash: Optional[str] = None
         self._final: Any = None  # _do_stats() when the thread ended
         self._closed = False

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from ._config import KILL_WAIT
 from ._os import EXITED, alive, command_line, orphan_pids, proc_stat, set_child_subreaper, wait_gone
 from ._guardian import guardian_pids, start as start_guardian
 
@@ -106,7 +107,7 @@ def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
     return found
 
 
-def kill_and_reap(pids: Iterable[Any], timeout: float = 5.0) -> List[int]:
+def kill_and_reap(pids: Iterable[Any], timeout: float = KILL_WAIT) -> List[int]:
     """``SIGKILL`` each pid (or ``(pid, command)`` pair) and reap those that are our children.
 
     :mod:`multiprocessing` children are joined instead (it reaps its own). Waits at most

@@ -248,19 +248,23 @@ class HardTimeout:
             return math.inf
         return max(0.0, self._deadline - time.monotonic())
 
-    def check(self) -> None:
-        """Raise :class:`TestTimeout` if the time has run out.
+    def check(self, where: str = "") -> None:
+        """Raise :class:`TestTimeout` if the time has run out, *where* (``"before event
+        ..."``) the caller is.
 
-        For callers that run outside the main thread, where the block cannot be
-        interrupted: call it between steps (events)."""
+        The send-back loop calls it before each event: for a test outside the main
+        thread, where the block cannot be interrupted, it is what ends the test."""
         __tracebackhide__ = True  # noqa: F841 (pytest)
         if self.expired():
             self.fired = True
-            raise TestTimeout(self._message(thread_stacks()))
+            raise TestTimeout(self._message(thread_stacks(), where))
 
-    def _message(self, stacks: str) -> str:
+    def _message(self, stacks: str, where: str = "") -> str:
         text = f"{self.describe} ran longer than run_timeout ({self.seconds:g} s)"
-        if self.mechanism is None:
+        if where:
+            text += f"; stopped it {where}."
+            text += f" {self.note[0].upper()}{self.note[1:]}." if self.note else ""
+        elif self.mechanism is None:
             text += f"; {self.note}." if self.note else "."
         else:
             text += "; stopped it where it was."

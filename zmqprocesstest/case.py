@@ -13,7 +13,6 @@ import functools
 import inspect
 import os
 import sys
-import time
 import unittest
 from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Type, Union
 
@@ -22,7 +21,8 @@ import zmq
 from . import marks as _marks
 from ._outcome import run_test
 from ._compat import add_note
-from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
+from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE, env_flag,
+                      scaled)
 from ._forked import ForkedProcess
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
@@ -32,7 +32,7 @@ from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
 from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock
-from ._watchdog import TestTimeout, hard_timeout
+from ._watchdog import HardTimeout, TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
 from ._phases import BoundedPhases, bound_class_phases, bound_module_phases
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
@@ -52,12 +52,6 @@ def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Ca
 
     test_method.__zmqprocesstest_generator__ = True  # type: ignore[attr-defined]
     return test_method
-
-
-def _stop_plan(owner: Any) -> StopPlan:
-    """The :class:`StopPlan` of *owner* (a test case, or a class sharing processes), from its
-    ``stop_steps`` and ``stop_timeouts``: validated before a process starts."""
-    return StopPlan(owner.stop_steps, owner.stop_timeouts)
 
 
 class ProcessTestMeta(type):
@@ -112,7 +106,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     #: in C: ``setUp``, the test, ``tearDown``, each cleanup, the class's and module's
     #: set-up, tear-down and cleanups. Past it the phase fails with :class:`TestTimeout`
     #: at the blocking line (:doc:`/guarantees`); later cleanups and tests run.
-    run_timeout: float = 60.0
+    run_timeout: float = DEFAULT_RUN_TIMEOUT
     #: ``'ipc'`` (a private temp dir, no port races) or ``'tcp'`` (127.0.0.1).
     endpoint_transport: str = "ipc"
     #: Bounds in seconds for each stop step (``message``, ``SIGINT``, ``SIGTERM``, ``SIGKILL``).
@@ -135,6 +129,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     log_socket: Optional[TestSocket] = None
 
     _zpt: Optional[Resources] = None
+    _zpt_timeout: Optional[HardTimeout] = None  # the test body's, for run_events
 
     # -- resources ---------------------------------------------------------------------------
     @scoped
@@ -217,7 +212,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        plan = _stop_plan(self)
+        plan = StopPlan(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         return res.add_process(ForkedProcess.start(
@@ -232,7 +227,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        plan = _stop_plan(self)
+        plan = StopPlan(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
         return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
@@ -263,7 +258,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         try:
-            plan = _stop_plan(self)
+            plan = StopPlan(self.stop_steps, self.stop_timeouts)
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise
@@ -343,21 +338,23 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
         if managed.exitcode() is not None:
-            managed.output.settle(scaled(1.0))  # all of it: read the pipe to its end (bounded)
+            managed.output.settle(scaled(OUTPUT_SETTLE))  # all of it: read the pipe to its end
         return managed.output.text()
 
     # -- running tests -----------------------------------------------------------------------
     def run_events(self, gen: Generator[Any, Any, Any]) -> None:
         """Drive a generator test with the send-back loop (:func:`zmqprocesstest.loop.run_events`).
 
-        The test fails with :class:`TestTimeout` if it runs longer than :attr:`run_timeout`.
+        The test fails with :class:`TestTimeout` if it runs longer than :attr:`run_timeout`:
+        the test's one hard timeout, checked before each event too (where no signal can
+        interrupt the test, outside the main thread).
         """
-        limit = scaled(self.run_timeout)
-
-        def timed_out(item: Any) -> BaseException:
-            return TestTimeout(f"{self.id()} ran longer than run_timeout ({limit:g} s); stopped it before event {item!r}")
-
-        run_events(self, gen, time.monotonic() + limit, timed_out)
+        handle = self._zpt_timeout
+        if handle is not None:
+            run_events(self, gen, handle.check)
+            return
+        with hard_timeout(scaled(self.run_timeout), self.id()) as handle:  # called outside a test method
+            run_events(self, gen, handle.check)
 
     # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
     # here, and _callTearDown and _callCleanup in BoundedPhases (_phases.py), and nowhere
@@ -384,8 +381,11 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if inspect.isgeneratorfunction(getattr(method, "__func__", method)):
             raise TypeError(f"{self.id()} is a generator function that was not converted; "
                             "define it in the class body of a ProcessTestCase (not set after class creation)")
-        with hard_timeout(scaled(self.run_timeout), self.id()):
-            result = self._reported(method)
+        with hard_timeout(scaled(self.run_timeout), self.id()) as self._zpt_timeout:
+            try:
+                result = self._reported(method)
+            finally:
+                self._zpt_timeout = None
         if result is not None:
             raise TypeError(f"expected the test to return None, got {result!r}; use self.assert...() to check a result")
         log = os.environ.get(BODY_LOG_ENV)

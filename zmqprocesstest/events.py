@@ -20,7 +20,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import zmq
 
-from ._config import scaled
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, scaled
 from .processes import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
@@ -95,7 +95,7 @@ def send_stop_message(case: Any, sock: TestSocket, body: Any, header: Sequence[A
         connected = [e.split(" ", 1)[1] for e in sock.endpoints if e.startswith("connect ")]
         if connected:
             sock = case.socket(zmq.REQ, connect=connected, name=f"{sock.name} (stop)")
-    return dispatch(case, ("send", sock, list(header), body, (), scaled(0.5)))
+    return dispatch(case, ("send", sock, list(header), body, (), scaled(STOP_SEND_TIMEOUT)))
 
 
 # -- the built-in events -----------------------------------------------------------------------
@@ -303,7 +303,7 @@ class Events:
         if result is None:
             raise ProcessError(f"expected {managed.describe()} to exit within {limit:g} s")
         if managed.output is not None:
-            managed.output.settle(scaled(1.0))  # so output_of() has all of it
+            managed.output.settle(scaled(OUTPUT_SETTLE))  # so output_of() has all of it
         if code is not None and result != code:
             raise ProcessError(f"expected {managed.name!r} to exit with code {code}, got {managed.describe()}\n"
                                f"  {managed.report()}")

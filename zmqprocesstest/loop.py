@@ -169,18 +169,18 @@ def _close(gen: Generator[Any, Any, Any]) -> None:
     _UNSTOPPABLE.remove(gen)
 
 
-def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float] = None,
-               on_timeout: Optional[Callable[[Any], BaseException]] = None) -> None:
+def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[str], None]] = None) -> None:
     """Drive a generator test: dispatch each yielded event, send results back.
 
     An exception from a handler is thrown into the generator at its ``yield`` (with
     zmqprocesstest's own frames removed from the traceback), so the test may catch it
     and an uncaught one points at the yield line. The test fails if it returns a value.
-    Past *deadline* (``time.monotonic()``), the generator is closed before the next
-    event and ``on_timeout(event)`` is raised.
+    Before each event ``check(where)`` is called (the test's
+    :meth:`~zmqprocesstest._watchdog.HardTimeout.check`: it raises once ``run_timeout``
+    has passed, for a test that a signal cannot interrupt); the generator is then closed.
     """
     try:
-        _drive(case, gen, deadline, on_timeout)
+        _drive(case, gen, check)
     except (KeyboardInterrupt, SystemExit, TestTimeout):
         # Not for the test to catch: the generator is closed, and the traceback stays
         # at the line that was running (a blocking handler, or the test itself).
@@ -188,8 +188,7 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[floa
         raise
 
 
-def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
-           on_timeout: Optional[Callable[[Any], BaseException]]) -> None:
+def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[str], None]]) -> None:
     value: Any = None
     error: Optional[BaseException] = None
     while True:
@@ -202,8 +201,8 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], deadline: Optional[float],
             return
         finally:
             error = None
-        if deadline is not None and on_timeout is not None and time.monotonic() > deadline:
-            raise on_timeout(item)
+        if check is not None:
+            check(f"before event {item!r}")
         started = time.monotonic()
         try:
             handler, args = _handler_for(case, item)

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from ._config import scaled
+from ._config import DEFAULT_TIMEOUT, scaled
 
 __unittest = True
 __tracebackhide__ = True
@@ -79,7 +79,7 @@ class ProcessMock:
         elif self.timeout is not None:
             limit = self.timeout
         else:
-            limit = scaled(1.0)
+            limit = scaled(DEFAULT_TIMEOUT)
         if self._reader.closed:
             raise ValueError(f"cannot wait for a call of the mocked process {self.name!r}: its reporting pipe is "
                              "closed (close_pipe() was called; the test case calls it after the test)")

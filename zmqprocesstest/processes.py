@@ -36,7 +36,8 @@ from . import _guardian
 from . import timeline as _timeline
 from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
 from ._reaper import prepare_runner, wait_group_gone
-from ._config import WAIT_SLICE, scaled
+from ._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
+                      scaled)
 from ._output import Output
 from .stopping import DEFAULT_PLAN, StopPlan, StopResult, describe_exit, signal_name, stop
 
@@ -190,7 +191,7 @@ class ManagedProcess:
                 and result.stopped_by != "message":
             text += f"\n  polite stop: {polite.description} -> {result.polite_outcome}"
         if self.output is not None and self.exitcode() is not None:
-            self.output.settle(0.2)  # the last lines it wrote may still be in the pipe
+            self.output.settle(REPORT_SETTLE)  # the last lines it wrote may still be in the pipe
         tail = self.output.tail() if self.output is not None else ""
         if tail:
             indented = "\n".join("    | " + line for line in tail.splitlines())
@@ -287,7 +288,7 @@ class ManagedProcess:
                 if pid == self.pid:
                     raise
 
-    def wait_until_blocked(self, timeout: float = 0.5) -> None:
+    def wait_until_blocked(self, timeout: float = SETTLE_BEFORE_SIGNAL) -> None:
         """Wait, at most *timeout* seconds, until the process can act on a signal at once.
 
         A Python process can miss a signal: one taken between two blocking calls (just
@@ -315,10 +316,10 @@ class ManagedProcess:
 
         Returns whether members had to be killed.
         """
-        if self.pgid is None or wait_group_gone(self.pgid, scaled(0.5)):
+        if self.pgid is None or wait_group_gone(self.pgid, scaled(GROUP_GRACE)):
             return False
         self.signal_quietly(signal.SIGKILL)
-        wait_group_gone(self.pgid, scaled(1.0))
+        wait_group_gone(self.pgid, scaled(GROUP_KILL_WAIT))
         return True
 
     # -- stopping ------------------------------------------------------------------------------
@@ -342,12 +343,11 @@ class ManagedProcess:
 
     def kill_now(self) -> None:
         """Last resort (interpreter exit, Ctrl-C of the runner): SIGKILL and reap."""
-        if self.exitcode() is None:
-            self.signal_quietly(signal.SIGKILL)
-            self.wait(1.0)
-        if self._group_alive():
-            self.signal_quietly(signal.SIGKILL)
-            wait_group_gone(self.pgid, 1.0)  # type: ignore[arg-type]
+        if self.exitcode() is None or self._group_alive():
+            self.signal_quietly(signal.SIGKILL)  # the process and its whole group
+            self.wait(KILL_NOW_WAIT)
+            if self.pgid is not None:
+                wait_group_gone(self.pgid, KILL_NOW_WAIT)
         self.close()
 
     def close(self) -> None:

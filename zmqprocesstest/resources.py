@@ -23,7 +23,7 @@ import zmq
 from . import _guardian, _reaper
 from ._compat import PerProcess
 from ._os import child_pids, open_fds, orphan_pids
-from ._config import scaled
+from ._config import CONTEXT_TERM_TIMEOUT, scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
@@ -198,7 +198,7 @@ class Resources:
             except Exception as exc:  # its thread failed: a problem of this test
                 problems.append(f"{link.describe()}: {exc}")
         for ctx in self.contexts:
-            problems.extend(_terminate(ctx, scaled(2.0)))
+            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for close in reversed(self.closers):
             close()
         if self.tmpdir is not None:

@@ -22,7 +22,7 @@ import sys
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
 
 from .case import ProcessTestCase
-from ._config import UPDATE_GOLDEN_ENV, env_flag, scaled
+from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, env_flag, scaled
 from ._reaper import wait_group_gone
 from .processes import launch
 
@@ -69,7 +69,7 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
     scaled by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
     :class:`ProgramTimeout` shows what it printed so far.
     """
-    limit = scaled(10.0) if timeout is None else timeout
+    limit = scaled(PROGRAM_TIMEOUT) if timeout is None else timeout
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
     with launch(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
@@ -90,7 +90,7 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
             except (ProcessLookupError, PermissionError):
                 pass
             else:
-                wait_group_gone(proc.pid, scaled(2.0))  # reaping those that were orphans (subreaper)
+                wait_group_gone(proc.pid, scaled(PROGRAM_GROUP_WAIT))  # reaping those that were orphans (subreaper)
     return ProgramResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
