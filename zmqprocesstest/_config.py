@@ -12,7 +12,13 @@ __all__ = [
     "CHECK_LEAKS_ENV",
     "DEFAULT_TIMEOUT",
     "FULL_TRACEBACK_ENV",
+    "REPEAT_ENV",
+    "SEED_ENV",
+    "SHARD_ENV",
+    "SHUFFLE_ENV",
+    "STRESS_ENV",
     "TIMEOUT_SCALE_ENV",
+    "UNTIL_FAILURE_ENV",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
     "env_flag",
@@ -30,6 +36,19 @@ UPDATE_GOLDEN_ENV = "ZMQPROCESSTEST_UPDATE_GOLDEN"
 #: A file to which each test that ran its body to the end appends its id: a check, for
 #: any runner, that no test "passes" without running (see ``.ci/runner_matrix.py``).
 BODY_LOG_ENV = "ZMQPROCESSTEST_BODY_LOG"
+#: Run each test class this many times (see :mod:`zmqprocesstest.runs`).
+REPEAT_ENV = "ZMQPROCESSTEST_REPEAT"
+#: Flag: stop the run at the first failure and print how to reproduce it.
+UNTIL_FAILURE_ENV = "ZMQPROCESSTEST_UNTIL_FAILURE"
+#: Flag: perturb timing (CPU burners, delays), reproducibly from the seed.
+STRESS_ENV = "ZMQPROCESSTEST_STRESS"
+#: The run's seed (an integer) for stress and shuffle; chosen and printed when unset.
+SEED_ENV = "ZMQPROCESSTEST_SEED"
+#: Flag: run the tests in an order made from the seed (pytest plugin and the CLI).
+SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
+#: ``I/N``: run shard I (1-based) of N (pytest plugin and the CLI); see also
+#: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
+SHARD_ENV = "ZMQPROCESSTEST_SHARD"
 
 #: Default send/recv timeout of a test socket and default wait, in seconds, before scaling.
 DEFAULT_TIMEOUT = 1.0

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Ty
 
 import zmq
 
-from . import marks as _marks
+from . import marks as _marks, runs as _runs
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
@@ -75,6 +75,7 @@ class ProcessTestMeta(type):
             if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
                 setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
         _marks.propagate(cls, prefix)
+        _runs.inject_repeats(cls)  # ZMQPROCESSTEST_REPEAT: repeats 2..N as siblings in its module
 
 
 class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessTestMeta):
@@ -401,6 +402,8 @@ class ProcessTestCase(Events, FaultEvents, unittest.TestCase, metaclass=ProcessT
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:
+            if _runs.ACTIVE:  # stress or until-failure (zmqprocesstest.runs)
+                return _runs.run_test(self, result, super().run)
             return super().run(result)
         except KeyboardInterrupt:
             # The runner is being interrupted: cleanups will not run, so stop now.

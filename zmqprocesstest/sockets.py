@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequ
 import zmq
 from zmq import zmq_poll
 
+from . import _perturb
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .transcript import Transcript, short, short_frames, type_name
@@ -169,6 +170,8 @@ class TestSocket:
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def connect(self, endpoint: str) -> None:
+        if _perturb.hook is not None:
+            _perturb.hook("connect")
         self.sock.connect(endpoint)
         self.endpoints.append("connect " + endpoint)
 
@@ -246,6 +249,8 @@ class TestSocket:
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
+        if _perturb.hook is not None:
+            _perturb.hook("recv" if receiving else "send")
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
