@@ -183,7 +183,7 @@ def run_test(case: unittest.TestCase, result: Any, run: Callable[[Any], Any]) ->
     run(watch)
     if watch.failed:
         note_failure(case.id(), base_id(case), repeat_of(type(case))[0])
-        print(reproduce_message(), file=sys.stderr, flush=True)
+        print("\n" + reproduce_message(), file=sys.stderr, flush=True)
         stop = getattr(result, "stop", None)
         if stop is not None:
             stop()
