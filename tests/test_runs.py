@@ -17,7 +17,7 @@ import unittest
 
 from zmqprocesstest import mark
 
-from .support import ROOT
+from .support import ROOT, gone
 
 EXAMPLES = os.path.join(ROOT, "docs", "examples")
 HUNT = {"ZMQPROCESSTEST_REPEAT": "300", "ZMQPROCESSTEST_UNTIL_FAILURE": "1", "ZMQPROCESSTEST_STRESS": "1"}
@@ -205,3 +205,24 @@ class TestRepeat(unittest.TestCase):
         self.assertIn("expected --repeat N with N >= 1, got '0'", out)
         code, out = run([sys.executable, "-m", "unittest", "tests.test_marks"], env={"ZMQPROCESSTEST_REPEAT": "x"})
         self.assertIn("expected ZMQPROCESSTEST_REPEAT to be a whole number >= 1, got 'x'", out)
+
+
+class TestBurners(unittest.TestCase):
+    """The CPU burners of --stress are never left behind: not at exit, not by a killed runner."""
+
+    SCRIPT = ("import os, signal, sys\nfrom zmqprocesstest import _stress\n_stress.activate(7)\n"
+              "print(*_stress.burner_pids(), flush=True)\n"
+              "if sys.argv[1] == 'kill':\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+
+    def check(self, how):
+        code, out = run([sys.executable, "-c", self.SCRIPT, how], timeout=30)
+        pids = [int(pid) for pid in out.split()]
+        self.assertEqual(len(pids), len(os.sched_getaffinity(0)), out)
+        for pid in pids:
+            self.assertTrue(gone(pid, 5.0), f"burner {pid} still running after the runner ended ({how})")
+
+    def test_stopped_at_exit(self):
+        self.check("exit")
+
+    def test_killed_with_a_sigkilled_runner(self):
+        self.check("kill")

@@ -38,8 +38,9 @@ def addoption(parser: Any) -> None:
 
 def configure(config: Any) -> None:
     settings = runs.Settings()
-    for name, (attr, kind, _) in _OPTIONS.items():
-        value = config.getoption(name, default=None)
+    getoption = getattr(config, "getoption", None)  # None: a stand-in config (tests)
+    for name, (attr, kind, _) in _OPTIONS.items() if getoption is not None else ():
+        value = getoption(name, default=None)
         if value in (None, False):
             continue
         if attr == "shard":

@@ -170,8 +170,7 @@ class TestSocket:
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def connect(self, endpoint: str) -> None:
-        if _perturb.hook is not None:
-            _perturb.hook("connect")
+        if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest._stress)
         self.sock.connect(endpoint)
         self.endpoints.append("connect " + endpoint)
 
@@ -249,8 +248,7 @@ class TestSocket:
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
-        if _perturb.hook is not None:
-            _perturb.hook("recv" if receiving else "send")
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
