@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import types
 import unittest
+from unittest import mock
 
-from zmqprocesstest import mark
+from zmqprocesstest import _perturb, _stress, mark
 
 from .support import ROOT, gone
 
@@ -53,7 +55,13 @@ def caught(testcase, code, out):
     return int(found.group(2)), int(found.group(1))
 
 
+#: Set to 1 to run the hunts (about a minute, with CPU burners that would shake the
+#: tests running beside them under a parallel runner); .ci/run runs them on their own.
+HUNT_ENV = "ZMQPROCESSTEST_HUNT"
+
+
 @mark("slow")
+@unittest.skipUnless(os.environ.get(HUNT_ENV) == "1", f"slow (CPU burners): set {HUNT_ENV}=1, as .ci/run does")
 class TestHuntingTheRace(unittest.TestCase):
     def test_the_racy_sample_passes_a_single_run(self):
         code, out = run(CLI + ["tests.racy_sample"])
@@ -205,6 +213,32 @@ class TestRepeat(unittest.TestCase):
         self.assertIn("expected --repeat N with N >= 1, got '0'", out)
         code, out = run([sys.executable, "-m", "unittest", "tests.test_marks"], env={"ZMQPROCESSTEST_REPEAT": "x"})
         self.assertIn("expected ZMQPROCESSTEST_REPEAT to be a whole number >= 1, got 'x'", out)
+
+
+class TestSeededDelays(unittest.TestCase):
+    def draws(self, seed, test, repeat):
+        slept = []
+        _stress.activate(seed, burn=False)
+        try:
+            with mock.patch.object(_stress, "time", types.SimpleNamespace(sleep=slept.append)):
+                _stress.begin(test, repeat)
+                for _ in range(40):
+                    _perturb.hook("send")
+                jitter = [_perturb.jitter() for _ in range(10)]
+        finally:
+            _stress.deactivate()
+        return slept, jitter
+
+    def test_the_same_seed_test_and_repeat_give_the_same_delays(self):
+        self.assertIsNone(_perturb.hook)  # off: nothing is called
+        slept, jitter = self.draws(5, "t.T.test_x", 3)
+        self.assertEqual((slept, jitter), self.draws(5, "t.T.test_x", 3))
+        self.assertNotEqual(slept, self.draws(5, "t.T.test_x", 4)[0])
+        self.assertNotEqual(slept, self.draws(6, "t.T.test_x", 3)[0])
+        self.assertTrue(10 < len(slept) < 30, slept)  # about half of the operations wait
+        self.assertTrue(all(0 <= s <= _stress.MAX_DELAY for s in slept))
+        self.assertTrue(all(0 <= j <= _stress.MAX_JITTER for j in jitter))
+        self.assertIsNone(_perturb.hook)
 
 
 class TestBurners(unittest.TestCase):
