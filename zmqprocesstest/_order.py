@@ -13,7 +13,7 @@ import os
 import random
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-__all__ = ["load_durations", "parse_shard", "shard", "shard_from_env", "shuffled"]
+__all__ = ["confirm_sharding", "load_durations", "parse_shard", "shard", "shard_from_env", "shuffled"]
 
 T = TypeVar("T")
 Key = Callable[[T], str]
@@ -71,8 +71,6 @@ def parse_shard(text: str, what: str = "--shard") -> Tuple[int, int]:
 def shard_from_env(env: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, int]]:
     """The shard (0-based index, N) that ``ZMQPROCESSTEST_SHARD`` (``I/N``) or Bazel's
     ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS`` ask for; ``None`` if none.
-
-    Under Bazel it touches ``TEST_SHARD_STATUS_FILE``: the runner supports sharding.
     """
     env = os.environ if env is None else env
     text = env.get("ZMQPROCESSTEST_SHARD")
@@ -86,11 +84,15 @@ def shard_from_env(env: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, 
     except ValueError:
         raise ValueError(f"expected TEST_SHARD_INDEX (0 to N-1) and TEST_TOTAL_SHARDS (N) to be set together, "
                          f"got {index!r} and {total!r}") from None
-    status = env.get("TEST_SHARD_STATUS_FILE")
+    return shard_
+
+
+def confirm_sharding() -> None:
+    """Tell Bazel that this runner shards (it touches ``TEST_SHARD_STATUS_FILE``, if set)."""
+    status = os.environ.get("TEST_SHARD_STATUS_FILE")
     if status:
         with open(status, "a"):
             pass
-    return shard_
 
 
 def load_durations(path: str) -> Dict[str, float]:

@@ -74,6 +74,7 @@ def _group(item: Any) -> str:
 def arrange(config: Any, items: List[Any]) -> None:
     settings = runs.SETTINGS
     if settings.shard is not None:
+        _order.confirm_sharding()
         durations = _order.load_durations(settings.durations_file) if settings.durations_file else None
         ordered = sorted(items, key=lambda item: item.nodeid)
         kept = {id(i) for i in _order.shard(ordered, *settings.shard, _group, lambda i: i.nodeid, durations)}

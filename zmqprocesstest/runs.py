@@ -57,13 +57,13 @@ class Settings:
 
 
 def seed_value(raw: str, what: str) -> Optional[int]:
-    raw = raw.strip()
-    if not raw:
-        return None
     """*raw* as a seed (``None`` if empty).
 
     :raises ValueError: naming *what*, if it is not a whole number >= 0.
     """
+    raw = raw.strip()
+    if not raw:
+        return None
     if not raw.isdigit():
         raise ValueError(f"expected {what} to be a whole number >= 0, got {raw!r}")
     return int(raw)
@@ -339,6 +339,7 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     tests = _flat(suite)
     if settings.shard is not None:
         index, total = settings.shard
+        _order.confirm_sharding()
         durations = _order.load_durations(settings.durations_file) if settings.durations_file else None
         ordered = sorted(tests, key=_test_id)
         kept = {id(t) for t in _order.shard(ordered, index, total, _class_of, _test_id, durations)}
