@@ -147,6 +147,16 @@ class TestShards(unittest.TestCase):
         self.assertEqual(len(heavy), 1)
         self.assertGreater(len(shards[1 - heavy[0]]), len(shards[heavy[0]]))  # the slow class alone, nearly
 
+    def test_durations_are_recorded_for_every_test_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "durations.json")
+            code, out = run(CLI + ["--record-durations", path, "test_pongproc"], cwd=EXAMPLES)
+            self.assertEqual(code, 0, out[-3000:])
+            with open(path) as f:
+                durations = json.load(f)
+        self.assertEqual(sorted(durations), sorted(listed(self, ["test_pongproc"], EXAMPLES)))
+        self.assertTrue(all(0 < seconds < 30 for seconds in durations.values()), durations)
+
     def test_a_bad_shard_is_refused_clearly(self):
         code, out = run(CLI + ["--list", "--shard", "4/3", "tests.test_marks"])
         self.assertNotEqual(code, 0)
