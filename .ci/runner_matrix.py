@@ -70,6 +70,10 @@ def runners(top, start):
         ("nose2 (mp plugin, 2 processes)", [PY, "-m", "nose2", "--plugin", "nose2.plugins.mp", "-N", "2", "-s", rel, "-t", "."]),
         ("pytest", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", rel]),
         ("pytest-xdist (-n 2)", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-n", "2", rel]),
+        # The local stand-in for pytest-xdist over ssh (--tx ssh=user@host//python=...):
+        # the same gateway specs, spawned here (pytest-xdist >= 3 keeps -d and --tx).
+        ("pytest-xdist (-d --tx 2*popen)",
+         [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-d", "--tx", f"2*popen//python={PY}", rel]),
         ("unittest-parallel (-j 2)", [os.path.join(BIN, "unittest-parallel"), "-s", rel, "-t", ".", "-j", "2"]),
         ("unittest-parallel (-j 2, --level class)",
          [os.path.join(BIN, "unittest-parallel"), "-s", rel, "-t", ".", "-j", "2", "--level", "class"]),

@@ -11,7 +11,7 @@ import zmq
 from zmqprocesstest import SocketTimeout, TestSocket, make_sock
 from zmqprocesstest._config import TIMEOUT_SCALE_ENV, scaled
 from zmqprocesstest.endpoints import EndpointParts, parse_endpoint, socket_address
-from zmqprocesstest.sockets import decode_json
+from zmqprocesstest.transcript import decode_json
 from zmqprocesstest.transcript import Transcript, short
 
 

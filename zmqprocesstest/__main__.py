@@ -1,16 +1,19 @@
-"""``python -m zmqprocesstest -m EXPR [unittest arguments]``.
+"""``python -m zmqprocesstest -m EXPR [--repeat N ...] [unittest arguments]``.
 
 Runs unittest (same arguments as ``python -m unittest``) but first removes the tests
 that the mark expression does not select, so they are not run or counted at all.
 Without ``-m`` the expression comes from ``ZMQPROCESSTEST_MARKS`` or ``setup.cfg``.
 ``--report-dir DIR`` writes an HTML page of each failing test there (``--report-all``:
 of every test) and an ``index.html`` (see :mod:`zmqprocesstest.report_html`).
+Then the suite is sharded, shuffled and repeated as ``--shard``, ``--shuffle`` and
+``--repeat`` say (:mod:`zmqprocesstest.runs`, which lists the options).
 """
 import os
 import sys
 import unittest
 from typing import Any, List, Optional
 
+from . import runs
 from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
 
@@ -47,13 +50,41 @@ class _MarkFilteringProgram(unittest.TestProgram):
     """unittest's main program, removing unselected tests from whatever it loaded:
     test names (``loadTestsFromName``), modules, and ``discover`` alike."""
 
-    def __init__(self, mark_expression: str, **kwargs: Any) -> None:
+    def __init__(self, mark_expression: str, settings: runs.Settings, argv_seen: List[str], **kwargs: Any) -> None:
         self.mark_expression = mark_expression  # set first: __init__ loads and runs the tests
+        self.settings, self.argv_seen = settings, argv_seen
         super().__init__(**kwargs)
 
     def createTests(self, *args: Any, **kwargs: Any) -> None:
         super().createTests(*args, **kwargs)
-        self.test: unittest.TestSuite = _filtered(self.test, self.mark_expression)
+        self.test: unittest.TestSuite = runs.arrange(_filtered(self.test, self.mark_expression), self.settings)
+
+    def runTests(self) -> None:
+        settings, leave = self.settings, self.exit
+        if settings.list_only:
+            for test in self.test:
+                print(test.id())
+            sys.exit(0)
+        self.failfast = self.failfast or settings.until_failure
+        if settings.record_durations:
+            self.testRunner = type("DurationsRunner", (unittest.TextTestRunner,), {"resultclass": runs.DurationsResult})
+        self.exit = False
+        super().runTests()
+        if settings.record_durations:
+            runs.write_durations(settings.record_durations)
+        problems = self.result.errors + self.result.failures
+        if settings.until_failure and problems:
+            test = problems[0][0]
+            one = runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings) + [runs.base_id(test)]
+            runs.note_failure(test.id(), runs.base_id(test), runs.repeat_of(type(test))[0])
+            print(runs.reproduce_message(runs.cli_command(self.argv_seen, settings), one), file=sys.stderr)
+        if leave:
+            sys.exit(not self.result.wasSuccessful())
+
+
+def _flags(settings: runs.Settings) -> List[str]:
+    flags = [f"--repeat {settings.repeat}", "--until-failure"]
+    return flags + ["--stress"] * settings.stress
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -72,7 +103,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ValueError as exc:
         sys.exit(str(exc))
     os.environ[MARKS_ENV] = expr  # so tests that are run agree with the filter
-    _MarkFilteringProgram(expr, module=None, argv=["python -m zmqprocesstest"] + args)
+    try:
+        settings, args = runs.split_options(args)
+    except ValueError as exc:
+        sys.exit(str(exc))
+    runs.configure(settings)
+    seen = getattr(sys, "orig_argv", None) if argv is None else None
+    _MarkFilteringProgram(expr, settings, list(seen or ["python", "-m", "zmqprocesstest", *(argv or sys.argv[1:])]),
+                          module=None, argv=["python -m zmqprocesstest"] + args)
 
 
 # -- the HTML report (zmqprocesstest.report_html): --report-dir DIR, --report-all ----------------

@@ -30,9 +30,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "FULL_TRACEBACK_ENV",
     "LAST_RESORT_ENV",
+    "REPEAT_ENV",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
+    "SEED_ENV",
+    "SHARD_ENV",
+    "SHUFFLE_ENV",
+    "STRESS_ENV",
     "TIMEOUT_SCALE_ENV",
+    "UNTIL_FAILURE_ENV",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
     "env_flag",
@@ -58,6 +64,19 @@ BODY_LOG_ENV = "ZMQPROCESSTEST_BODY_LOG"
 REPORT_DIR_ENV = "ZMQPROCESSTEST_REPORT_DIR"
 #: Flag: with a report directory, write a page for every test, passing ones too.
 REPORT_ALL_ENV = "ZMQPROCESSTEST_REPORT_ALL"
+#: Run each test class this many times (see :mod:`zmqprocesstest.runs`).
+REPEAT_ENV = "ZMQPROCESSTEST_REPEAT"
+#: Flag: stop the run at the first failure and print how to reproduce it.
+UNTIL_FAILURE_ENV = "ZMQPROCESSTEST_UNTIL_FAILURE"
+#: Flag: perturb timing (CPU burners, delays), reproducibly from the seed.
+STRESS_ENV = "ZMQPROCESSTEST_STRESS"
+#: The run's seed (an integer) for stress and shuffle; chosen and printed when unset.
+SEED_ENV = "ZMQPROCESSTEST_SEED"
+#: Flag: run the tests in an order made from the seed (pytest plugin and the CLI).
+SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
+#: ``I/N``: run shard I (1-based) of N (pytest plugin and the CLI); see also
+#: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
+SHARD_ENV = "ZMQPROCESSTEST_SHARD"
 
 #: Default send/recv timeout of a test socket and default wait, in seconds, before scaling.
 DEFAULT_TIMEOUT = 1.0

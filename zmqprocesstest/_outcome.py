@@ -19,7 +19,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Optional, Tuple
 
-from . import report_html as _report
+from . import report_html as _report, runs as _runs
 from ._compat import add_note
 
 __unittest = True
@@ -71,8 +71,11 @@ class OneOutcome:
 
 
 def run_test(test: Any, result: Any, run: Callable[[Any], Any]) -> Any:
-    """Run *test* (its ``TestCase.run``, *run*) into *result* through one outcome and,
-    with a report directory, its page."""
+    """Run *test* (its ``TestCase.run``, *run*) into *result* through one outcome, with a
+    report directory its page, and under the run's settings (stress, until-failure:
+    :mod:`zmqprocesstest.runs`)."""
+    if _runs.ACTIVE:
+        inner, run = run, lambda into: _runs.run_test(test, into, inner)
     if result is None:
         return run(None)  # called by hand: unittest makes a result of its own; nothing to merge
     watcher = _report.watch(test, result)

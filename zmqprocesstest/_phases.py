@@ -29,7 +29,7 @@ from .scopes import BOUNDED, kill_shared, release_limit
 
 __unittest = True
 
-__all__ = ["BoundedPhases", "bound_class_phases", "bound_module_phases", "bounded_call", "phase_name"]
+__all__ = ["BoundedPhases", "bound_class_phases", "bound_module_phases", "bound_phases", "bounded_call", "phase_name"]
 
 _CLASS_PHASES = ("setUpClass", "tearDownClass")
 _MODULE_PHASES = ("setUpModule", "tearDownModule")
@@ -175,3 +175,11 @@ def bound_module_phases(cls: type, module: str = "") -> None:
         if callable(func) and not getattr(func, BOUNDED, False):
             namespace[name] = _wrap_module_phase(module, name, func, cls)
     _bound_module_cleanups(module, cls)
+
+
+def bound_phases(cls: type) -> None:
+    """Bound the phases of a new ProcessTestCase class: its own ``setUpClass`` and
+    ``tearDownClass``, and its module's ``setUpModule`` and ``tearDownModule`` as
+    defined above it."""
+    bound_class_phases(cls)
+    bound_module_phases(cls)

@@ -22,6 +22,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from . import _perturb
 from ._config import LINK_WAIT, scaled
 from ._channel import Channel
 from ._connection import Conn, Counters, End, Flow, Listener
@@ -373,7 +374,8 @@ class Proxy:
             n = len(data)
             if not n:
                 return
-        if not flow.queue and not self._partitioned and not self._delay:
+        delay = self._delay if _perturb.jitter is None else self._delay + _perturb.jitter()  # stress: jitter
+        if not flow.queue and not self._partitioned and not delay:
             try:
                 sent = flow.dst.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -388,7 +390,7 @@ class Proxy:
             flow.queue.append([0.0, bytes(data[sent:]), msgs])
             flow.held += n - sent
         else:
-            flow.queue.append([time.monotonic() + self._delay if self._delay else 0.0, bytes(data), msgs])
+            flow.queue.append([time.monotonic() + delay if delay else 0.0, bytes(data), msgs])
             flow.held += n
         flow.held_msgs += msgs
         self._flush(flow)

@@ -15,10 +15,12 @@ test of its module (``pytest_runtest_teardown``).
 """
 from typing import Any, List, Optional, Set
 
+from . import _pytest_runs
 from .marks import MARKS_ATTR, class_marks
 from .scopes import release_module
 
-__all__ = ["pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_teardown"]
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_report_header",
+           "pytest_runtest_logreport", "pytest_runtest_teardown", "pytest_sessionfinish", "pytest_terminal_summary"]
 
 #: Attribute of the pytest config holding the mark names registered with it.
 _REGISTERED_ATTR = "_zmqprocesstest_registered_marks"
@@ -44,9 +46,30 @@ def _register(config: Any, name: str, description: str) -> None:
         registered.add(name)
 
 
+def pytest_addoption(parser: Any) -> None:
+    _pytest_runs.addoption(parser)  # --zpt-repeat, --zpt-stress... (zmqprocesstest.runs)
+
+
 def pytest_configure(config: Any) -> None:
     for name, description in _BUILTIN.items():
         _register(config, name, description)
+    _pytest_runs.configure(config)
+
+
+def pytest_report_header(config: Any) -> List[str]:
+    return _pytest_runs.report_header()
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    _pytest_runs.logreport(report)
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    _pytest_runs.sessionfinish(session)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _pytest_runs.terminal_summary(terminalreporter)
 
 
 def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
@@ -62,6 +85,7 @@ def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
             _register(config, name, "a zmqprocesstest mark")
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)
+    _pytest_runs.arrange(config, items)  # shard and shuffle
 
 
 def pytest_runtest_teardown(item: Any, nextitem: Optional[Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Ty
 
 import zmq
 
-from . import marks as _marks
+from . import marks as _marks, runs as _runs
 from ._outcome import run_test
 from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE, env_flag,
@@ -34,7 +34,7 @@ from .endpoints import Endpoint, free_tcp_endpoint
 from .sockets import TestSocket, make_sock
 from ._watchdog import HardTimeout, TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
-from ._phases import BoundedPhases, bound_class_phases, bound_module_phases
+from ._phases import BoundedPhases, bound_module_phases, bound_phases
 from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
 
 __unittest = True
@@ -71,8 +71,8 @@ class ProcessTestMeta(type):
             if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
                 setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
         _marks.propagate(cls, prefix)
-        bound_class_phases(cls)  # setUpClass, tearDownClass: bounded by run_timeout
-        bound_module_phases(cls)  # setUpModule, tearDownModule (defined above the class)
+        bound_phases(cls)  # setUp/tearDown of the class and its module: bounded by run_timeout
+        _runs.inject_repeats(cls)  # ZMQPROCESSTEST_REPEAT: repeats 2..N as siblings in its module
 
 
 class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
@@ -416,7 +416,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:
-            return run_test(self, result, super().run)  # one test, one outcome (and its report page)
+            return run_test(self, result, super().run)  # one outcome, a report page, the run's settings
         except KeyboardInterrupt:
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None

@@ -26,8 +26,8 @@ from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
-from .sockets import SocketTimeout, TestSocket, Watch, decode_json
-from .transcript import short_frames
+from .sockets import SocketTimeout, TestSocket, Watch
+from .transcript import decode_json, short_frames
 
 __unittest = True
 __tracebackhide__ = True

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import zmq
 
-from . import _guardian, _reaper
+from . import _guardian, _perturb, _reaper
 from ._compat import PerProcess
 from ._os import child_pids, open_fds, orphan_pids
 from ._config import CONTEXT_TERM_TIMEOUT, scaled
@@ -106,6 +106,8 @@ class Resources:
         """Before this owner's first process starts: make the runner the reaper of
         orphans, and note the children it has, so that a daemon left by any process
         started from now on is found (even one that daemonizes at once)."""
+        if _perturb.hook is not None:
+            _perturb.hook("start")
         if self.children_before is None:
             _reaper.prepare_runner()
             self.children_before = set(orphan_pids())

@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequ
 import zmq
 from zmq import zmq_poll
 
+from . import _perturb, timeline as _timeline
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
-from . import timeline as _timeline
-from .transcript import Transcript, short, short_frames, type_name
+from .transcript import Transcript, decode_json, short, short_frames, type_name
 
 __unittest = True
 __tracebackhide__ = True
@@ -31,7 +31,7 @@ __tracebackhide__ = True
 #: their exits too (seconds): the most a crash can go unnoticed at the start of a wait.
 FIRST_SLICE = 0.005
 
-__all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
+__all__ = ["SocketTimeout", "TestSocket", "Watch", "make_sock"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})
 _STRICT = frozenset({int(zmq.REQ), int(zmq.REP)})
@@ -187,6 +187,7 @@ class TestSocket:
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def connect(self, endpoint: str) -> None:
+        if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest._stress)
         self.sock.connect(endpoint)
         self.endpoints.append("connect " + endpoint)
 
@@ -260,6 +261,7 @@ class TestSocket:
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
@@ -380,24 +382,6 @@ class TestSocket:
         except SocketTimeout:
             return False
         return True
-
-
-def decode_json(sock: TestSocket, frames: List[Any], index: int) -> Any:
-    """JSON-decode ``frames[index]``; errors name the socket and show the raw frames.
-
-    :raises IndexError: there is no frame at *index*.
-    :raises ValueError: the frame is not UTF-8 JSON.
-    """
-    try:
-        frame = frames[index]
-    except IndexError:
-        raise IndexError(f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
-                         f"but it has {len(frames)} frame(s): {short_frames(frames)}") from None
-    try:
-        return json.loads(frame)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"expected JSON in frame {index} of the message on {sock.describe()}, "
-                         f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}") from None
 
 
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,

@@ -1,20 +1,22 @@
 """The transcript of a test: what its sockets sent and received, and how frames are shown.
 
 Reports show messages shortened (:func:`short`, :func:`short_frames`): a huge frame or a
-message of many frames never floods a failure message.
+message of many frames never floods a failure message. A JSON body is decoded by
+:func:`decode_json`, whose errors show the frames the same way.
 """
 from __future__ import annotations
 
 import collections
+import json
 import time
-from typing import Any, Deque, Sequence, Tuple
+from typing import Any, Deque, List, Sequence, Tuple
 
 import zmq
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Transcript", "short", "short_frames", "type_name"]
+__all__ = ["Transcript", "decode_json", "short", "short_frames", "type_name"]
 
 
 def type_name(sock_type: int) -> str:
@@ -76,3 +78,22 @@ class Transcript:
                 rendered = short(frames)
             lines.append(f"  +{when - self.start:8.3f}s {name} {arrow} {rendered}")
         return "\n".join(lines)
+
+
+def decode_json(sock: Any, frames: List[Any], index: int) -> Any:
+    """JSON-decode ``frames[index]`` of a message on test socket *sock*; errors name the
+    socket and show the raw frames (shortened).
+
+    :raises IndexError: there is no frame at *index*.
+    :raises ValueError: the frame is not UTF-8 JSON.
+    """
+    try:
+        frame = frames[index]
+    except IndexError:
+        raise IndexError(f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
+                         f"but it has {len(frames)} frame(s): {short_frames(frames)}") from None
+    try:
+        return json.loads(frame)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"expected JSON in frame {index} of the message on {sock.describe()}, "
+                         f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}") from None

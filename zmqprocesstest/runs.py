@@ -1,0 +1,382 @@
+"""Hunting a flaky test: repeat, stop at the first failure, seeded stress, shuffle, shard.
+
+The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
+--seed S --shuffle --shard I/N``) rearranges the suite unittest loaded
+(:func:`arrange`). Other runners read the environment (:data:`SETTINGS`):
+
+* ``ZMQPROCESSTEST_REPEAT=N``: each :class:`~zmqprocesstest.ProcessTestCase` class
+  defined at the top of a module gets N-1 siblings in that module, subclasses named
+  ``<Class>_repeat<r>`` (r from 2; the class itself is repeat 1), so every runner that
+  collects classes from modules (nose2, pytest, ``unittest discover``) runs them as
+  tests of their own, counted one by one, with the class scope set up again for each;
+* ``ZMQPROCESSTEST_UNTIL_FAILURE=1``: the first failing test stops the run (the pytest
+  plugin sets ``-x``) and how to reproduce it is printed;
+* ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest._stress`.
+
+A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
+endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. A
+module's scope (``setUpModule``) is set up once per module, as in any run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import sys
+import time
+import unittest
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import _order, _stress
+from ._config import (REPEAT_ENV, SEED_ENV, SHUFFLE_ENV, STRESS_ENV, UNTIL_FAILURE_ENV, env_flag)
+
+__all__ = ["Settings", "SETTINGS", "arrange", "base_id", "repeat_class", "reproduce_message", "seed"]
+
+
+class Settings:
+    """What the run asks for; from the environment, the command line or pytest options."""
+
+    def __init__(self) -> None:
+        raw = os.environ.get(REPEAT_ENV, "").strip()
+        if raw and not (raw.isdigit() and int(raw) >= 1):
+            raise ValueError(f"expected {REPEAT_ENV} to be a whole number >= 1, got {raw!r}")
+        #: How many times each test class runs.
+        self.repeat = int(raw or 1)
+        self.until_failure = env_flag(UNTIL_FAILURE_ENV)
+        self.stress = env_flag(STRESS_ENV)
+        self.shuffle = env_flag(SHUFFLE_ENV)
+        self.seed: Optional[int] = seed_value(os.environ.get(SEED_ENV, ""), SEED_ENV)
+        self.shard = _order.shard_from_env()
+        self.durations_file: Optional[str] = None
+        self.record_durations: Optional[str] = None
+        self.list_only = False
+        #: Who repeats and stops: ``"env"`` (the metaclass and test runs do), ``"cli"``
+        #: (the command line does) or ``"pytest"`` (the plugin does).
+        self.driver = "env"
+
+
+def seed_value(raw: str, what: str) -> Optional[int]:
+    """*raw* as a seed (``None`` if empty).
+
+    :raises ValueError: naming *what*, if it is not a whole number >= 0.
+    """
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"expected {what} to be a whole number >= 0, got {raw!r}")
+    return int(raw)
+
+
+#: The settings of this run (from the environment until a command line or plugin sets them).
+SETTINGS = Settings()
+#: True when a test run must pass through :func:`run_test` (stress, or until-failure).
+ACTIVE = False
+_first_failure: List[Tuple[str, str]] = []
+_printed: List[bool] = []
+
+
+def seed() -> int:
+    """The run's seed: the one given, else one chosen now; printed once, and exported in
+    ``ZMQPROCESSTEST_SEED`` so processes started from here (workers) use it too."""
+    if SETTINGS.seed is None:
+        SETTINGS.seed = random.SystemRandom().randrange(10 ** 6)
+        how = "chosen"
+    else:
+        how = "given"
+    if not _printed and (how == "chosen" or os.environ.get(SEED_ENV) != str(SETTINGS.seed)):
+        _printed.append(True)
+        print(f"zmqprocesstest: seed {SETTINGS.seed} ({how}; --seed {SETTINGS.seed} or {SEED_ENV}={SETTINGS.seed} "
+              "repeats it)", file=sys.stderr, flush=True)
+    os.environ[SEED_ENV] = str(SETTINGS.seed)
+    return SETTINGS.seed
+
+
+def configure(settings: Settings) -> None:
+    """Make *settings* the run's: start stress if asked (from the seed)."""
+    global SETTINGS, ACTIVE
+    SETTINGS = settings
+    ACTIVE = settings.stress or (settings.until_failure and settings.driver == "env")
+    if settings.stress or settings.shuffle:
+        seed()
+    if settings.stress:
+        _stress.activate(SETTINGS.seed or 0, burn=True)
+
+
+# -- repeats ---------------------------------------------------------------------------------
+def repeat_class(cls: type, repeat: int, total: int) -> type:
+    """The subclass of *cls* that is its repeat number *repeat* of *total* (1 is *cls*)."""
+    if repeat == 1:
+        return cls
+    name = f"{cls.__name__}_repeat{repeat:0{len(str(total))}d}"
+    return type(cls)(name, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                    "__qualname__": cls.__qualname__ + name[len(cls.__name__):],
+                                    "_zpt_repeat": (repeat, total), "_zpt_base": cls})
+
+
+def repeat_of(cls: type) -> Tuple[int, int, type]:
+    """(repeat, total, the class repeated) of a test class."""
+    repeat, total = getattr(cls, "_zpt_repeat", (1, SETTINGS.repeat))
+    return repeat, total, getattr(cls, "_zpt_base", cls)
+
+
+def base_id(test: Any) -> str:
+    """The id of *test* without the repeat: the same for every repeat of it."""
+    _, _, base = repeat_of(type(test))
+    return f"{base.__module__}.{base.__qualname__}.{getattr(test, '_testMethodName', '')}"
+
+
+def inject_repeats(cls: type) -> None:
+    """Under ``ZMQPROCESSTEST_REPEAT=N``: add repeats 2..N of *cls* to its module (called by
+    the :class:`~zmqprocesstest.case.ProcessTestMeta` metaclass for each new class)."""
+    total = SETTINGS.repeat
+    if total <= 1 or SETTINGS.driver == "cli" or "_zpt_repeat" in cls.__dict__ or cls.__qualname__ != cls.__name__:
+        return
+    module = sys.modules.get(cls.__module__)
+    if module is None or not unittest.defaultTestLoader.getTestCaseNames(cls):
+        return
+    for repeat in range(2, total + 1):
+        sub = repeat_class(cls, repeat, total)
+        setattr(module, sub.__name__, sub)
+
+
+# -- one test's run --------------------------------------------------------------------------
+class _Watch:
+    """A test result that passes everything on and notes the first failure."""
+
+    def __init__(self, result: Any) -> None:
+        self._result, self.failed = result, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def addError(self, test: Any, err: Any) -> None:  # noqa: N802 - unittest's name
+        self.failed = True
+        self._result.addError(test, err)
+
+    def addFailure(self, test: Any, err: Any) -> None:  # noqa: N802
+        self.failed = True
+        self._result.addFailure(test, err)
+
+    def addUnexpectedSuccess(self, test: Any) -> None:  # noqa: N802
+        self.failed = True
+        self._result.addUnexpectedSuccess(test)
+
+    def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:  # noqa: N802
+        self.failed = self.failed or err is not None and not issubclass(err[0], unittest.SkipTest)
+        self._result.addSubTest(test, subtest, err)
+
+
+def run_test(case: unittest.TestCase, result: Any, run: Callable[[Any], Any]) -> Any:
+    """Run one test (``TestCase.run``) under the settings: stress from its own random
+    stream; with until-failure (driven by the environment), stop the run at its failure."""
+    settings = SETTINGS
+    if settings.stress:
+        repeat, _, _ = repeat_of(type(case))
+        _stress.begin(base_id(case), repeat)
+    if not (settings.until_failure and settings.driver == "env") or result is None:
+        return run(result)
+    if _first_failure:
+        return result  # stopped already (a runner that does not check shouldStop)
+    watch = _Watch(result)
+    run(watch)
+    if watch.failed:
+        note_failure(case.id(), base_id(case), repeat_of(type(case))[0])
+        print("\n" + reproduce_message(), file=sys.stderr, flush=True)
+        stop = getattr(result, "stop", None)
+        if stop is not None:
+            stop()
+    return result
+
+
+def note_failure(test_id: str, base: str, repeat: int) -> None:
+    """Remember the run's first failure: *test_id*, the id it has in every repeat, its repeat."""
+    if not _first_failure:
+        _first_failure.append((test_id, f"{base}|{repeat}"))
+
+
+def first_failure() -> Optional[str]:
+    """The id of the run's first failure, if any."""
+    return _first_failure[0][0] if _first_failure else None
+
+
+def reproduce_message(command: Optional[List[str]] = None, rerun_one: Optional[List[str]] = None) -> str:
+    """How to reproduce the run's first failure: test, repeat, seed, command lines."""
+    test_id, key = _first_failure[0]
+    base, repeat = key.rsplit("|", 1)
+    settings = SETTINGS
+    lines = [f"zmqprocesstest: first failure: {test_id}",
+             f"  test {base}, repeat {repeat} of {settings.repeat}, seed {settings.seed if settings.seed is not None else '-'}"
+             f"{' (stress)' if settings.stress else ''}{' (shuffled)' if settings.shuffle else ''}"]
+    if command is None:
+        names = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
+        env = [f"{name}={shlex.quote(os.environ[name])}" for name in names if os.environ.get(name)]
+        command = env + _argv()
+    lines.append("  reproduce the run: " + " ".join(command))
+    if rerun_one:
+        lines.append("  or this test alone: " + " ".join(rerun_one))
+    return "\n".join(lines)
+
+
+def _argv() -> List[str]:
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
+    return [shlex.quote(arg) for arg in argv]
+
+
+# -- the command line ------------------------------------------------------------------------
+#: The command line's own options: name -> (takes a value, help).
+OPTIONS = {
+    "--repeat": (True, "run each test N times, each repeat a fresh test (and a fresh class scope)"),
+    "--until-failure": (False, "stop at the first failure and print how to reproduce it"),
+    "--stress": (False, "perturb timing (CPU burners, small delays), reproducibly from the seed"),
+    "--seed": (True, "the seed of --stress and --shuffle (chosen and printed when not given)"),
+    "--shuffle": (False, "run modules, classes and tests in an order made from the seed"),
+    "--shard": (True, "run shard I of N (I/N, 1-based); also TEST_SHARD_INDEX/TEST_TOTAL_SHARDS"),
+    "--durations-file": (True, "balance shards by the seconds recorded in this file"),
+    "--record-durations": (True, "write each test's seconds to this file (JSON)"),
+    "--list": (False, "print the ids of the tests that would run, and run none"),
+}
+
+
+def split_options(args: List[str]) -> Tuple[Settings, List[str]]:
+    """The command line's own options out of *args*: (settings, the rest for unittest).
+
+    Unset options come from the environment.
+
+    :raises ValueError: for a missing or bad value, naming the option.
+    """
+    settings, rest, at = Settings(), [], 0
+    while at < len(args):
+        name, _, inline = args[at].partition("=")
+        if name not in OPTIONS:
+            rest.append(args[at])
+            at += 1
+            continue
+        value = None
+        if OPTIONS[name][0]:
+            if not inline and at + 1 >= len(args):
+                raise ValueError(f"expected a value after {name}")
+            value = inline or args[at + 1]
+            at += 0 if inline else 1
+        at += 1
+        if name == "--repeat":
+            if not (value.isdigit() and int(value) >= 1):
+                raise ValueError(f"expected --repeat N with N >= 1, got {value!r}")
+            settings.repeat = int(value)
+        elif name == "--seed":
+            settings.seed = seed_value(value, "--seed N")
+        elif name == "--shard":
+            settings.shard = _order.parse_shard(value)
+        elif value is not None:
+            setattr(settings, name[2:].replace("-", "_"), value)
+        else:
+            setattr(settings, {"--list": "list_only"}.get(name, name[2:].replace("-", "_")), True)
+    settings.driver = "cli"
+    return settings, rest
+
+
+def cli_command(argv: List[str], settings: Settings) -> List[str]:
+    """The command line *argv* (``python -m zmqprocesstest ...``) with the run's seed in it."""
+    out, at = [], 0
+    while at < len(argv):
+        if argv[at] == "--seed":
+            at += 2
+            continue
+        if not argv[at].startswith("--seed="):
+            out.append(argv[at])
+        at += 1
+    if settings.seed is not None:
+        out += ["--seed", str(settings.seed)]
+    return [shlex.quote(arg) for arg in out]
+
+
+class DurationsResult(unittest.TextTestResult):
+    """A text result that notes each test's seconds (for ``--record-durations``)."""
+
+    durations: Dict[str, float] = {}
+
+    def startTest(self, test: Any) -> None:  # noqa: N802 - unittest's name
+        self._zpt_started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test: Any) -> None:  # noqa: N802
+        super().stopTest(test)
+        DurationsResult.durations[test.id()] = round(time.monotonic() - self._zpt_started, 6)
+
+
+def write_durations(path: str) -> None:
+    """Write the durations noted so far to *path* (JSON, test id -> seconds)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(DurationsResult.durations, f, indent=1, sort_keys=True)
+
+
+# -- the command line's suite ----------------------------------------------------------------
+def _flat(test: Any) -> List[Any]:
+    if isinstance(test, unittest.TestSuite):
+        return [t for inner in test for t in _flat(inner)]
+    return [test]
+
+
+def _module_of(test: Any) -> str:
+    return type(test).__module__
+
+
+def _class_of(test: Any) -> str:
+    return f"{type(test).__module__}.{type(test).__qualname__}"
+
+
+def _test_id(test: Any) -> str:
+    return test.id()
+
+
+def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite:
+    """The command line's suite: sharded, shuffled and repeated as *settings* say.
+
+    Shards are made from the suite in id order (the same in every shard's process),
+    then the shard is shuffled, then each class runs *repeat* times in a row.
+    """
+    tests = _flat(suite)
+    if settings.shard is not None:
+        index, total = settings.shard
+        _order.confirm_sharding()
+        durations = _order.load_durations(settings.durations_file) if settings.durations_file else None
+        ordered = sorted(tests, key=_test_id)
+        kept = {id(t) for t in _order.shard(ordered, index, total, _class_of, _test_id, durations)}
+        tests = [t for t in tests if id(t) in kept]
+    if settings.shuffle:
+        tests = _order.shuffled(tests, seed(), _module_of, _class_of)
+    if settings.repeat > 1:
+        tests = _repeated(tests, settings.repeat)
+    return unittest.TestSuite(tests)
+
+
+def _repeatable(test: Any) -> bool:
+    cls = type(test)
+    return (isinstance(test, unittest.TestCase) and not isinstance(test, unittest.FunctionTestCase)
+            and cls.__name__ != "_FailedTest" and cls.__module__ not in ("doctest", "unittest.loader"))
+
+
+def _repeated(tests: List[Any], total: int) -> List[Any]:
+    """Each run of tests of one class, *total* times in a row, repeat r in its own subclass.
+
+    Tests that are not methods of a test case class (a load error's stand-in, a
+    doctest) run once.
+    """
+    result: List[Any] = []
+    at = 0
+    while at < len(tests):
+        cls, end = type(tests[at]), at + 1
+        while end < len(tests) and type(tests[end]) is cls:
+            end += 1
+        group = tests[at:end]
+        for repeat in range(2, total + 1) if _repeatable(group[0]) else ():
+            sub = repeat_class(cls, repeat, total)
+            group += [sub(t._testMethodName) for t in tests[at:end]]
+        result.extend(group)
+        at = end
+    return result
+
+
+if SETTINGS.stress or SETTINGS.until_failure:
+    configure(SETTINGS)
