@@ -364,6 +364,24 @@ class TestCommands(unittest.TestCase):
                 with open(os.path.join(reports, "index.html"), encoding="utf-8") as f:
                     self.assertIn("test_ping", f.read())
 
+    def test_a_module_level_generator_test_is_what_the_runners_page_says(self):
+        """howto/runners.rst: nose2 reports a LoadTestsFailure for it (the rest of the
+        module runs), and pytest refuses it while collecting."""
+        with open(os.path.join(DOCS, "howto", "runners.rst"), encoding="utf-8") as f:
+            page = " ".join(f.read().split())
+        self.assertIn("reports a ``LoadTestsFailure`` error for it", page)
+        self.assertIn("pytest refuses it while collecting", page)
+        with tempfile.TemporaryDirectory() as folder:
+            with open(os.path.join(folder, "test_leftover.py"), "w", encoding="utf-8") as f:
+                f.write("import unittest\n\ndef test_cases():\n    yield 1\n\n"
+                        "class TestKept(unittest.TestCase):\n    def test_kept(self):\n        pass\n")
+            nose2 = self.run_here(f"python -m nose2 -s {folder} -t {folder}")
+            self.assertIn("LoadTestsFailure", nose2.stderr)
+            self.assertRegex(nose2.stderr, r"Ran 2 tests")  # the error, and the class's test
+            pytest = self.run_here(f"python -m pytest -p no:cacheprovider -q {folder}")
+            self.assertNotEqual(pytest.returncode, 0)
+            self.assertIn("'yield' keyword is allowed in fixtures, but not in tests", pytest.stdout)
+
     def test_full_traceback_command_from_docs_examples(self):
         done = self.run_here("cd docs/examples && ZMQPROCESSTEST_FULL_TRACEBACK=1 python -m unittest "
                              "howto.failing_samples")
