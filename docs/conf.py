@@ -119,7 +119,7 @@ def setup(app):
 
 def _draw_example(app):
     """Run the Lazy Pirate drop-and-retry example with a report directory and keep its
-    diagram for docs/howto/timeline.rst (the page shows the real output)."""
+    diagram for docs/howto/flaky.rst (the page shows the real output)."""
     import shutil
     import subprocess
     import tempfile

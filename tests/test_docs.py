@@ -167,6 +167,31 @@ COMMANDS = {
     "python -m coverage combine --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "combine"),
     "python -m coverage report --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "report"),
     "cd docs/examples": ("tests/test_docs.py", "TestCommands"),
+    # howto/flaky.rst: tests/test_runs.py runs each (the hunts with ZMQPROCESSTEST_HUNT=1,
+    # as .ci/run does; shards, shuffles and durations on docs/examples, listing the tests).
+    "python -m zmqprocesstest --repeat 300 --until-failure tests.racy_sample":
+        ("tests/test_runs.py", '"--repeat", "300", "--until-failure"'),
+    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m nose2 -s tests -t . tests.racy_sample":
+        ("tests/test_runs.py", "test_nose2_catches_it_from_the_environment"),
+    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m pytest tests/racy_sample.py":
+        ("tests/test_runs.py", "test_pytest_catches_it_from_the_environment_and_its_options"),
+    "python -m pytest --zpt-repeat 300 --zpt-until-failure tests/racy_sample.py":
+        ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure"'),
+    "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.racy_sample":
+        ("tests/test_runs.py", '"--until-failure", "--stress", "tests.racy_sample"'),
+    "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.racy_fixed_sample":
+        ("tests/test_runs.py", '"--repeat", "300", "--stress", "tests.racy_fixed_sample"'),
+    "python -m zmqprocesstest --shuffle --seed 7 discover -s tests -t .": ("tests/test_runs.py", '"--shuffle", "--seed"'),
+    "python -m zmqprocesstest --shard 2/4 discover -s tests -t .": ("tests/test_runs.py", '["--shard", f"{i}/3"]'),
+    "TEST_SHARD_INDEX=1 TEST_TOTAL_SHARDS=4 python -m zmqprocesstest discover -s tests -t .":
+        ("tests/test_runs.py", '"TEST_SHARD_INDEX": "1"'),
+    "python -m pytest --zpt-shard 2/4 tests": ("tests/test_runs.py", "test_pytest_shards_are_disjoint_and_cover"),
+    "python -m zmqprocesstest --record-durations durations.json discover -s tests -t .":
+        ("tests/test_runs.py", '"--record-durations"'),
+    "python -m zmqprocesstest --shard 2/4 --durations-file durations.json discover -s tests -t .":
+        ("tests/test_runs.py", '"--durations-file"'),
+    "python -m pytest -d --tx ssh=ci@build2//python=/opt/venv/bin/python --tx ssh=ci@build3//python=/opt/venv/bin/python "
+    "tests": (None, "needs two more machines over ssh; .ci/runner_matrix.py runs its local stand-in, -d --tx 2*popen"),
     "python -m zmqprocesstest --report-dir reports/ discover -s docs/examples -t docs/examples":
         ("tests/test_docs.py", "test_report_dir_commands"),
     "ZMQPROCESSTEST_REPORT_DIR=reports/ python -m pytest docs/examples":
@@ -186,11 +211,13 @@ CHECKED_BLOCKS = {
     ("howto/runners.rst", "[zmqprocesstest]"): "TestCodeBlocks.test_the_ini_blocks_parse",
     ("reference.rst", "python -m zmqprocesstest [-m EXPR] [--report-dir DIR [--report-all]] [unittest arguments]"):
         "TestCodeBlocks.test_the_command_line_synopsis",
-    ("howto/timeline.rst", "from zmqprocesstest import timeline"):
+    ("howto/flaky.rst", "from zmqprocesstest import timeline"):
         "tests/test_docstring_examples.py (the same lines, timeline.py's docstring example)",
     ("howto/layout.rst", "echoapp-project/            the project root: run every command from here"):
         "TestCodeBlocks.test_the_layout_tree_is_the_example_project",
     ("README.rst", "pip install zmqprocesstest"): "COMMANDS",
+    ("howto/flaky.rst", "zmqprocesstest: first failure: tests.racy_sample.TestRacy_repeat057.test_first_message"):
+        "tests/test_runs.py test_the_command_line_catches_it_and_the_seed_catches_it_again (the message's lines)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",
@@ -223,6 +250,19 @@ def _blocks(path):
     return found
 
 
+def _run_by_a_test(path):
+    """Whether *path* is a sample module in tests/ that one of tests/test_*.py names."""
+    tests = os.path.join(ROOT, "tests")
+    if os.path.dirname(path) != tests or not os.path.isfile(path):
+        return False
+    name = os.path.splitext(os.path.basename(path))[0]
+    for test in glob.glob(os.path.join(tests, "test_*.py")):
+        with open(test, encoding="utf-8") as f:
+            if name in f.read():
+                return True
+    return False
+
+
 def _pages():
     pages = [os.path.join(ROOT, "README.rst")]
     pages += sorted(p for p in glob.glob(os.path.join(DOCS, "**", "*.rst"), recursive=True)
@@ -244,8 +284,10 @@ class TestCodeBlocks(unittest.TestCase):
             for kind, arg, lines in _blocks(path):
                 if kind == "literalinclude":
                     target = os.path.normpath(os.path.join(os.path.dirname(path), arg))
-                    if not (target.startswith(EXAMPLES + os.sep) and os.path.isfile(target)):
-                        problems.append(f"{page}: literalinclude {arg} is not a file under docs/examples")
+                    if not (target.startswith(EXAMPLES + os.sep) and os.path.isfile(target)
+                            or _run_by_a_test(target)):
+                        problems.append(f"{page}: literalinclude {arg} is not a file under docs/examples "
+                                        "nor a sample a test in tests/ runs")
                     continue
                 if not lines:
                     continue
