@@ -86,6 +86,8 @@ multiprocessing.util.register_after_fork(_HOOK, _in_forked_child)
 class ForkedProcess(ManagedProcess):
     """A :class:`multiprocessing.Process` (or a function run in one) under test."""
 
+    _started_fd: Optional[int] = None  # readable once the child has its own session
+
     @classmethod
     def start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str] = None,
               capture: bool = True, start_method: Optional[str] = "fork") -> "ForkedProcess":
@@ -135,28 +137,27 @@ class ForkedProcess(ManagedProcess):
                                         DeprecationWarning)
                 proc.start()
             if getattr(getattr(proc, "_popen", None), "method", None) == "fork":
-                # The child has made its session (pgid == pid) once it writes, or died
-                # (end of file); from then on signals to its group reach it.
-                os.close(started_w)
-                started_w = -1
-                select.select([started_r], [], [], scaled(SESSION_TIMEOUT))
+                # The child makes its own session (pgid == pid), then waits for this word:
+                # registered first, it is covered before it runs a line of its own.
                 pgid = proc.pid
-                _guardian.watch_group(pgid)  # covered before it runs a line of its own
+                _guardian.watch_group(pgid)
                 os.write(go_w, b"!")
         except BaseException:
             if output is not None:
                 output.discard()
+            os.close(started_r)
             raise
         finally:
             if daemonic:
                 me.daemon = True
             _pending.active, _pending.output, _pending.started, _pending.go = False, None, None, None
-            for fd in (started_r, started_w, go_r, go_w):  # a child still waiting reads end-of-file and exits
+            for fd in (started_w, go_r, go_w):  # a child still waiting reads end-of-file and exits
                 if fd != -1:
                     os.close(fd)
         if output is not None:
             output.start(name or proc.name)
         managed = cls(proc, name or proc.name, output, pgid=pgid)
+        managed._started_fd = started_r
         managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
         return managed
 
@@ -169,6 +170,19 @@ class ForkedProcess(ManagedProcess):
     def _exit_fd(self) -> Optional[int]:
         return self.obj.sentinel
 
+    def _deliver(self, sig: int, group: bool) -> None:
+        if self._started_fd is not None:
+            # Its session exists once the child has written (or died: end of file); a
+            # signal to its group before that would find no such group. The start did not
+            # wait for it, so the test's own set-up ran meanwhile.
+            select.select([self._started_fd], [], [], scaled(SESSION_TIMEOUT))
+            os.close(self._started_fd)
+            self._started_fd = None
+        super()._deliver(sig, group)
+
     def _release(self) -> None:
+        if self._started_fd is not None:
+            os.close(self._started_fd)
+            self._started_fd = None
         if self.exitcode() is not None:
             self.obj.close()

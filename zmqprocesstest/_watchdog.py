@@ -248,16 +248,15 @@ class HardTimeout:
             return math.inf
         return max(0.0, self._deadline - time.monotonic())
 
-    def check(self, where: str = "") -> None:
-        """Raise :class:`TestTimeout` if the time has run out, *where* (``"before event
-        ..."``) the caller is.
+    def check(self, event: Any = None) -> None:
+        """Raise :class:`TestTimeout` if the time has run out (before *event*, if given).
 
         The send-back loop calls it before each event: for a test outside the main
         thread, where the block cannot be interrupted, it is what ends the test."""
         __tracebackhide__ = True  # noqa: F841 (pytest)
         if self.expired():
             self.fired = True
-            raise TestTimeout(self._message(thread_stacks(), where))
+            raise TestTimeout(self._message(thread_stacks(), "" if event is None else f"before event {event!r}"))
 
     def _message(self, stacks: str, where: str = "") -> str:
         text = f"{self.describe} ran longer than run_timeout ({self.seconds:g} s)"

@@ -169,13 +169,13 @@ def _close(gen: Generator[Any, Any, Any]) -> None:
     _UNSTOPPABLE.remove(gen)
 
 
-def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[str], None]] = None) -> None:
+def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[Any], None]] = None) -> None:
     """Drive a generator test: dispatch each yielded event, send results back.
 
     An exception from a handler is thrown into the generator at its ``yield`` (with
     zmqprocesstest's own frames removed from the traceback), so the test may catch it
     and an uncaught one points at the yield line. The test fails if it returns a value.
-    Before each event ``check(where)`` is called (the test's
+    Before each event ``check(event)`` is called (the test's
     :meth:`~zmqprocesstest._watchdog.HardTimeout.check`: it raises once ``run_timeout``
     has passed, for a test that a signal cannot interrupt); the generator is then closed.
     """
@@ -188,7 +188,7 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callabl
         raise
 
 
-def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[str], None]]) -> None:
+def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[Any], None]]) -> None:
     value: Any = None
     error: Optional[BaseException] = None
     while True:
@@ -202,7 +202,7 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[s
         finally:
             error = None
         if check is not None:
-            check(f"before event {item!r}")
+            check(item)
         started = time.monotonic()
         try:
             handler, args = _handler_for(case, item)
