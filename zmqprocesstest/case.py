@@ -23,6 +23,7 @@ from . import marks as _marks
 from ._compat import add_note
 from ._config import BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_TIMEOUT, env_flag, scaled
 from ._forked import ForkedProcess
+from ._given import given_generator, wrap_examples
 from .events import Events
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import dispatch, run_events, trim_traceback
@@ -65,15 +66,22 @@ class ProcessTestMeta(type):
     (``test``), defined on the class or inherited from any base or mixin, that is a
     generator function is replaced on the new class by a plain wrapper that keeps its
     ``__name__``, ``__qualname__``, ``__doc__``, ``__wrapped__`` and attributes (skip,
-    expected-failure, marks). Marks of the class and module are copied onto the methods.
+    expected-failure, marks). A Hypothesis ``@given`` test whose inner test is a
+    generator function runs each example through the loop, with fresh resources
+    (:mod:`zmqprocesstest._given`). Marks of the class and module are copied onto the methods.
     """
 
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         prefix = getattr(cls, "testMethodPrefix", "test")
         for attr in dir(cls):
-            if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
-                setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
+            if not attr.startswith(prefix):
+                continue
+            func = inspect.getattr_static(cls, attr)
+            if inspect.isgeneratorfunction(func):
+                setattr(cls, attr, _wrap_generator_test(func))
+            elif given_generator(func) is not None:  # Hypothesis's @given on a generator test
+                wrap_examples(func)
         _marks.propagate(cls, prefix)
 
 
