@@ -13,6 +13,7 @@ import os
 import socket
 from typing import Any, Callable, Deque, List, Optional, Tuple
 
+from ._seeded import Pace
 from ._zmtp import Tally, Tracker
 
 __unittest = True
@@ -22,14 +23,18 @@ __all__ = ["Conn", "Counters", "End", "Flow", "Listener"]
 
 
 class Counters(Tally):
-    """What one direction of the proxy did: its drops (a :class:`Tally`), messages and bytes."""
+    """One direction of the proxy: what it did (its drops, a :class:`Tally`; messages and bytes)
+    and its faults: paused (partitioned), and the pace of its chunks (delay, jitter, rate)."""
 
-    __slots__ = ("messages", "bytes")
+    __slots__ = ("messages", "bytes", "paused", "pace", "paced")
 
     def __init__(self) -> None:
         super().__init__()
         self.messages = 0
         self.bytes = 0
+        self.paused = False
+        self.pace = Pace()
+        self.paced = False  # pace.active, kept as a plain flag for the forwarding path
 
 
 class End:
