@@ -139,6 +139,17 @@ class _Cases:
             self.assertEqual(self.link.stats.accepted, 2)
 
 
+    class ForkAfterLink(_LinkCase):
+        def test_a_restart_while_partitioned_then_heal(self):
+            # The restarted process is forked while the link holds the client's connection:
+            # it must not keep a copy of it open, or the client never sees the close on heal.
+            yield ("partition", self.link)
+            self.proc = yield ("restart", self.proc)
+            yield ("heal", self.link)
+            yield ("send", self.dealer, [b""], ["ping", 2])
+            self.assertEqual((yield ("recv", self.dealer)), [b"", ["pong", 2]])
+
+
 class TestSeededFaults(unittest.TestCase):
     def test_loss_drops_about_30_percent_and_the_same_seed_the_same_messages(self):
         result = run_case(_Cases.Loss)
@@ -159,6 +170,10 @@ class TestSeededFaults(unittest.TestCase):
 
     def test_rate_and_jitter(self):
         result = run_case(_Cases.Pacing)
+        self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+
+    def test_a_process_forked_after_the_link_holds_none_of_its_connections(self):
+        result = run_case(_Cases.ForkAfterLink)
         self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
 
     def test_close_after(self):

@@ -5,12 +5,18 @@ target's) and a flow each way (:class:`Flow`: what is held, in order, with the t
 chunk is due); :class:`Counters` sum what one direction did over all connections. They
 are plain records: the proxy's thread alone reads and changes them. The
 :class:`Listener` takes connections, or refuses them while keeping its address.
+
+Every socket of a link is tracked (:func:`track`): a process forked while links exist
+(a process under test started, or restarted, after the link) closes its copies at once,
+or it would keep a connection the link closed open, and the listening socket of a link
+that refuses connections listening.
 """
 from __future__ import annotations
 
 import collections
 import os
 import socket
+import weakref
 from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from ._seeded import Pace
@@ -19,7 +25,32 @@ from ._zmtp import Tally, Tracker
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Conn", "Counters", "End", "Flow", "Listener"]
+__all__ = ["Conn", "Counters", "End", "Flow", "Listener", "track"]
+
+_LINK_SOCKETS: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+
+
+def track(sock: socket.socket) -> socket.socket:
+    """Note *sock* as a link's: a forked child closes its copy (see the module's docstring)."""
+    _LINK_SOCKETS.add(sock)
+    return sock
+
+
+def _close_in_child() -> None:
+    try:
+        socks = list(_LINK_SOCKETS)
+    except RuntimeError:  # forked while another thread changed the set: take what can be read
+        socks = [ref() for ref in list(_LINK_SOCKETS.data)]  # type: ignore[attr-defined]
+    for sock in socks:
+        if sock is not None:
+            try:
+                sock.close()  # the child's copy only: the link's stays open
+            except OSError:
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 class Counters(Tally):
@@ -78,7 +109,7 @@ class Conn:
 
     def __init__(self, client: socket.socket, server: socket.socket, tallies: Tuple[Counters, Counters],
                  on_greeting: Callable[[Tracker], None], connecting: bool) -> None:
-        self.client, self.server = End(client, self), End(server, self)
+        self.client, self.server = End(track(client), self), End(track(server), self)
         up, down = Tracker(tallies[0], on_greeting), Tracker(tallies[1], on_greeting)
         up.peer, down.peer = down, up
         self.up = Flow(self.client, self.server, tallies[0], up)
@@ -118,7 +149,7 @@ class Listener:
         return f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
 
     def _socket(self) -> socket.socket:
-        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock = track(socket.socket(self.family, socket.SOCK_STREAM))
         if self.family != socket.AF_UNIX:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
