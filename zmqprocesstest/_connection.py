@@ -16,8 +16,9 @@ from __future__ import annotations
 import collections
 import os
 import socket
+import threading
 import weakref
-from typing import Any, Callable, Deque, List, Optional, Tuple
+from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 
 from ._seeded import Pace
 from ._zmtp import Tally, Tracker
@@ -25,9 +26,10 @@ from ._zmtp import Tally, Tracker
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Conn", "Counters", "End", "Flow", "Listener", "track"]
+__all__ = ["Conn", "Counters", "End", "Flow", "Listener", "accept", "track"]
 
 _LINK_SOCKETS: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+_FORK_LOCK = threading.Lock()  # held while a link accepts: no fork copies an untracked socket
 
 
 def track(sock: socket.socket) -> socket.socket:
@@ -36,21 +38,74 @@ def track(sock: socket.socket) -> socket.socket:
     return sock
 
 
+def accept(listener: socket.socket, family: int) -> Tuple[socket.socket, socket.socket]:
+    """Accept a client and make the socket to the target, both tracked, with no fork in between
+    (a fork then would copy a socket the child does not know to close)."""
+    with _FORK_LOCK:
+        client, _ = listener.accept()
+        try:
+            return track(client), track(socket.socket(family, socket.SOCK_STREAM))
+        except BaseException:
+            client.close()
+            raise
+
+
+def _before_fork() -> None:
+    _FORK_LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _FORK_LOCK.release()
+
+
 def _close_in_child() -> None:
+    global _FORK_LOCK
+    _FORK_LOCK = threading.Lock()  # the parent's is held (by the forking thread)
     try:
         socks = list(_LINK_SOCKETS)
     except RuntimeError:  # forked while another thread changed the set: take what can be read
         socks = [ref() for ref in list(_LINK_SOCKETS.data)]  # type: ignore[attr-defined]
+    addresses = set()
     for sock in socks:
-        if sock is not None:
+        if sock is not None and sock.fileno() >= 0:
             try:
+                if _listening(sock):
+                    addresses.add(sock.getsockname())
                 sock.close()  # the child's copy only: the link's stays open
             except OSError:
                 pass
+    if addresses:
+        _close_accepted(addresses)
+
+
+def _listening(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+
+def _close_accepted(addresses: Set[Any]) -> None:
+    """Close the child's copies of connections accepted on the links' *addresses* that no
+    tracked socket held yet (copied while the link's thread was taking them)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            probe = socket.socket(fileno=fd)
+        except OSError:
+            continue  # not a socket
+        try:
+            if probe.family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6) and \
+                    probe.getsockname() in addresses and not _listening(probe):
+                os.close(probe.detach())
+                continue
+        except OSError:
+            pass
+        probe.detach()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_close_in_child)
 
 
 class Counters(Tally):

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ._config import scaled
 from ._channel import Channel
-from ._connection import Conn, Counters, End, Flow, Listener
+from ._connection import Conn, Counters, End, Flow, Listener, accept
 from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
 from ._zmtp import Tracker
 
@@ -292,7 +292,7 @@ class Proxy:
     def _accept(self) -> None:
         while self._listener is not None and self._listener.sock is not None:
             try:
-                client, _ = self._listener.sock.accept()
+                client, server = accept(self._listener.sock, self._family)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -301,7 +301,6 @@ class Proxy:
                 raise  # out of file descriptors...: the thread fails, and the test hears of it
             self._accepted += 1
             client.setblocking(False)
-            server = socket.socket(self._family, socket.SOCK_STREAM)
             server.setblocking(False)
             for sock in (client, server):
                 if sock.family != socket.AF_UNIX:
