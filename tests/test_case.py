@@ -96,9 +96,10 @@ class TestSendBackLoop(unittest.TestCase):
 
     def test_unknown_event_lists_known_ones(self):
         self.assertBadYield("test_unknown_event", "unknown event 'pingg'",
-                            "known events: delay, drop, explode, freeze, heal, log, partition, recv, recv_nothing, "
-                            "recv_raw, refuse, reset, restart, send, send_raw, signal, thaw, wait_endpoint, wait_exit, "
-                            "wait_output, wait_subscribed.",
+                            "known events: close_after, delay, drop, duplicate, explode, freeze, heal, jitter, log, "
+                            "loss, partition, rate, recv, recv_nothing, recv_raw, refuse, reset, restart, send, "
+                            "send_raw, signal, thaw, wait_connected, wait_disconnected, wait_endpoint, wait_exit, "
+                            "wait_handshake, wait_output, wait_subscribed.",
                             "Add one by defining a method pingg(self, ...)")
 
     def test_wrong_arguments_for_a_handler(self):

@@ -19,7 +19,8 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
         self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
                                   "wait_endpoint", "send_raw", "recv_raw", "wait_subscribed", "freeze", "thaw",
                                   "restart"})
-        faults = {"partition", "heal", "reset", "refuse", "delay", "drop"}
+        faults = {"partition", "heal", "reset", "refuse", "delay", "drop", "loss", "duplicate", "jitter", "rate",
+                  "close_after", "wait_connected", "wait_disconnected", "wait_handshake"}
         self.assertEqual(known_events(ProcessTestCase), frozenset(marked | faults))
 
     def test_library_methods_of_system_test_case_are_not_events(self):

@@ -5,31 +5,122 @@ target's) and a flow each way (:class:`Flow`: what is held, in order, with the t
 chunk is due); :class:`Counters` sum what one direction did over all connections. They
 are plain records: the proxy's thread alone reads and changes them. The
 :class:`Listener` takes connections, or refuses them while keeping its address.
+
+Every socket of a link is tracked (:func:`track`): a process forked while links exist
+(a process under test started, or restarted, after the link) closes its copies at once,
+or it would keep a connection the link closed open, and the listening socket of a link
+that refuses connections listening.
 """
 from __future__ import annotations
 
 import collections
 import os
 import socket
-from typing import Any, Callable, Deque, List, Optional, Tuple
+import threading
+import weakref
+from typing import Any, Callable, Deque, List, Optional, Set, Tuple
 
+from ._seeded import Pace
 from ._zmtp import Tally, Tracker
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["Conn", "Counters", "End", "Flow", "Listener"]
+__all__ = ["Conn", "Counters", "End", "Flow", "Listener", "accept", "track"]
+
+_LINK_SOCKETS: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+_FORK_LOCK = threading.Lock()  # held while a link accepts: no fork copies an untracked socket
+
+
+def track(sock: socket.socket) -> socket.socket:
+    """Note *sock* as a link's: a forked child closes its copy (see the module's docstring)."""
+    _LINK_SOCKETS.add(sock)
+    return sock
+
+
+def accept(listener: socket.socket, family: int) -> Tuple[socket.socket, socket.socket]:
+    """Accept a client and make the socket to the target, both tracked, with no fork in between
+    (a fork then would copy a socket the child does not know to close)."""
+    with _FORK_LOCK:
+        client, _ = listener.accept()
+        try:
+            return track(client), track(socket.socket(family, socket.SOCK_STREAM))
+        except BaseException:
+            client.close()
+            raise
+
+
+def _before_fork() -> None:
+    _FORK_LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _FORK_LOCK.release()
+
+
+def _close_in_child() -> None:
+    global _FORK_LOCK
+    _FORK_LOCK = threading.Lock()  # the parent's is held (by the forking thread)
+    try:
+        socks = list(_LINK_SOCKETS)
+    except RuntimeError:  # forked while another thread changed the set: take what can be read
+        socks = [ref() for ref in list(_LINK_SOCKETS.data)]  # type: ignore[attr-defined]
+    addresses = set()
+    for sock in socks:
+        if sock is not None and sock.fileno() >= 0:
+            try:
+                if _listening(sock):
+                    addresses.add(sock.getsockname())
+                sock.close()  # the child's copy only: the link's stays open
+            except OSError:
+                pass
+    if addresses:
+        _close_accepted(addresses)
+
+
+def _listening(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+
+def _close_accepted(addresses: Set[Any]) -> None:
+    """Close the child's copies of connections accepted on the links' *addresses* that no
+    tracked socket held yet (copied while the link's thread was taking them)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            probe = socket.socket(fileno=fd)
+        except OSError:
+            continue  # not a socket
+        try:
+            if probe.family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6) and \
+                    probe.getsockname() in addresses and not _listening(probe):
+                os.close(probe.detach())
+                continue
+        except OSError:
+            pass
+        probe.detach()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_close_in_child)
 
 
 class Counters(Tally):
-    """What one direction of the proxy did: its drops (a :class:`Tally`), messages and bytes."""
+    """One direction of the proxy: what it did (its drops, a :class:`Tally`; messages and bytes)
+    and its faults: paused (partitioned), and the pace of its chunks (delay, jitter, rate)."""
 
-    __slots__ = ("messages", "bytes")
+    __slots__ = ("messages", "bytes", "paused", "pace", "paced")
 
     def __init__(self) -> None:
         super().__init__()
         self.messages = 0
         self.bytes = 0
+        self.paused = False
+        self.pace = Pace()
+        self.paced = self.pace.active  # kept as a plain flag for the forwarding path
 
 
 class End:
@@ -73,7 +164,7 @@ class Conn:
 
     def __init__(self, client: socket.socket, server: socket.socket, tallies: Tuple[Counters, Counters],
                  on_greeting: Callable[[Tracker], None], connecting: bool) -> None:
-        self.client, self.server = End(client, self), End(server, self)
+        self.client, self.server = End(track(client), self), End(track(server), self)
         up, down = Tracker(tallies[0], on_greeting), Tracker(tallies[1], on_greeting)
         up.peer, down.peer = down, up
         self.up = Flow(self.client, self.server, tallies[0], up)
@@ -113,7 +204,7 @@ class Listener:
         return f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
 
     def _socket(self) -> socket.socket:
-        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock = track(socket.socket(self.family, socket.SOCK_STREAM))
         if self.family != socket.AF_UNIX:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -22,10 +22,10 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import _perturb
 from ._config import LINK_WAIT, scaled
 from ._channel import Channel
-from ._connection import Conn, Counters, End, Flow, Listener
+from ._connection import Conn, Counters, End, Flow, Listener, accept
+from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
 from ._zmtp import Tracker
 
 __unittest = True
@@ -73,8 +73,7 @@ class Proxy:
         self._conns: Set[Conn] = set()
         self._waiting: Set[Flow] = set()  # flows whose next chunk is due later (delay)
         self._accepted = self._failed = 0
-        self._partitioned = self._refusing = False
-        self._delay = 0.0
+        self._refusing = False
         self._notes: List[str] = []
         self._wait = scaled(LINK_WAIT)
         self._crash: Optional[str] = None
@@ -104,12 +103,11 @@ class Proxy:
     @property
     def state(self) -> str:
         """``'forwarding'`` or ``'partitioned'``, with ``', refusing'`` and the delay if any."""
-        state = "partitioned" if self._partitioned else "forwarding"
+        paused = [d for t, d in zip(self._tallies, DIRECTIONS) if t.paused]
+        state = "forwarding" if not paused else "partitioned" if len(paused) == 2 else f"partitioned {paused[0]} only"
         if self._refusing:
             state += ", refusing new connections"
-        if self._delay:
-            state += f", delay {self._delay:g} s"
-        return state + (", closed" if self._closed else "")
+        return state + describe_faults(self._tallies, DIRECTIONS) + (", closed" if self._closed else "")
 
     def findings(self) -> Tuple[Optional[str], List[str], Optional[str], List[str]]:
         """For reports: the thread's traceback if it failed, the protocols seen, why messages
@@ -118,7 +116,8 @@ class Proxy:
 
     def figures(self) -> Any:
         """``(to_server, to_client, accepted, open, failed)``, each direction as ``(messages,
-        bytes, held_messages, held_bytes, dropped_messages, dropped_bytes, drops_armed)``;
+        bytes, held_messages, held_bytes, dropped_messages, dropped_bytes, drops_armed, lost_messages,
+        duplicated_messages, cuts)``;
         after :meth:`close`, as they were when it closed."""
         return self._final if self._final is not None else self.command("stats")
 
@@ -224,18 +223,21 @@ class Proxy:
         flows = []
         for tally, fl in zip(self._tallies, ([c.up for c in self._conns], [c.down for c in self._conns])):
             flows.append((tally.messages, tally.bytes, sum(f.held_msgs for f in fl), sum(f.held for f in fl),
-                          tally.dropped_messages, tally.dropped_bytes, tally.armed))
+                          tally.dropped_messages, tally.dropped_bytes, tally.armed, tally.lost_messages,
+                          tally.duplicated_messages, tally.cuts))
         return flows[0], flows[1], self._accepted, len(self._conns), self._failed
 
-    def _do_partition(self) -> None:
-        self._partitioned = True
-        self._waiting.clear()
+    def _do_partition(self, indexes: Tuple[int, ...] = (0, 1)) -> None:
+        for index in indexes:
+            self._tallies[index].paused = True
+        self._waiting = {flow for flow in self._waiting if not flow.counters.paused}
         for conn in self._conns:
             self._sync(conn.client)
             self._sync(conn.server)
 
     def _do_heal(self) -> None:
-        self._partitioned = False
+        for tally in self._tallies:
+            tally.paused = False
         for conn in list(self._conns):
             for flow in (conn.up, conn.down):
                 if conn in self._conns:
@@ -261,7 +263,16 @@ class Proxy:
         self._refusing = on
 
     def _do_delay(self, seconds: float) -> None:
-        self._delay = seconds
+        for tally in self._tallies:
+            tally.pace.delay = seconds
+            tally.paced = tally.pace.active
+
+    def _do_seeded(self, what: str, indexes: Tuple[int, ...], *args: Any) -> None:
+        if what in MESSAGE_FAULTS and self._reason:
+            raise FaultLinkError(f"{what}() cannot apply to {self.describe()}: {self._reason}; only the "
+                                 "connection-level faults apply (partition, heal, reset, refuse, delay, jitter, rate)")
+        for index in indexes:
+            apply_fault(self._tallies[index], what, *args)
 
     def _do_drop(self, n: int, index: int) -> None:
         if self._reason:
@@ -281,7 +292,7 @@ class Proxy:
     def _accept(self) -> None:
         while self._listener is not None and self._listener.sock is not None:
             try:
-                client, _ = self._listener.sock.accept()
+                client, server = accept(self._listener.sock, self._family)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -290,7 +301,6 @@ class Proxy:
                 raise  # out of file descriptors...: the thread fails, and the test hears of it
             self._accepted += 1
             client.setblocking(False)
-            server = socket.socket(self._family, socket.SOCK_STREAM)
             server.setblocking(False)
             for sock in (client, server):
                 if sock.family != socket.AF_UNIX:
@@ -342,7 +352,7 @@ class Proxy:
         else:
             inflow, outflow = end.inflow, end.outflow
             mask = _R if not inflow.eof and inflow.held < self.hold_limit else 0
-            if outflow.queue and not self._partitioned and outflow not in self._waiting:
+            if outflow.queue and not outflow.counters.paused and outflow not in self._waiting:
                 mask |= _W
         if mask != end.mask:
             if not end.mask:
@@ -367,15 +377,17 @@ class Proxy:
             self._flush(flow)
             return
         msgs, segs = flow.tracker.feed(view, n)
+        counters, cut = flow.counters, flow.tracker.cut
         if segs is None:
             data: Any = view[:n]
         else:
-            data = b"".join(view[a:b] for a, b in segs)
+            data = b"".join(segs)
             n = len(data)
-            if not n:
+            if cut:
+                flow.eof = True  # a byte budget was reached: close through after what goes on
+            elif not n:
                 return
-        delay = self._delay if _perturb.jitter is None else self._delay + _perturb.jitter()  # stress: jitter
-        if not flow.queue and not self._partitioned and not delay:
+        if not flow.queue and not counters.paused and not counters.paced and not cut:
             try:
                 sent = flow.dst.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -390,7 +402,7 @@ class Proxy:
             flow.queue.append([0.0, bytes(data[sent:]), msgs])
             flow.held += n - sent
         else:
-            flow.queue.append([time.monotonic() + delay if delay else 0.0, bytes(data), msgs])
+            flow.queue.append([counters.pace.due(time.monotonic(), n) if counters.paced else 0.0, bytes(data), msgs])
             flow.held += n
         flow.held_msgs += msgs
         self._flush(flow)
@@ -398,7 +410,7 @@ class Proxy:
     def _flush(self, flow: Flow) -> None:
         """Deliver what *flow* holds and is due; close through after an end of stream."""
         queue, sock, counters = flow.queue, flow.dst.sock, flow.counters
-        if self._partitioned:
+        if flow.counters.paused:
             self._waiting.discard(flow)
         else:
             later, now = False, 0.0

@@ -7,7 +7,10 @@ filler), then frames (a flags byte: bit 0 MORE, bit 1 LONG, bit 2 COMMAND; a siz
 1 or 8 bytes; the body). Command frames (the handshake's READY, HELLO, WELCOME,
 INITIATE; PING and PONG heartbeats) are never part of a message; a message is the
 non-command frames up to the one without MORE. The tracker counts whole messages and,
-when drops are armed, leaves the frames of the next messages out.
+when drops are armed, leaves the frames of the next messages out; with a seeded
+:class:`~zmqprocesstest._seeded.Chance` it loses or duplicates messages (a duplicate
+follows the message whole, after its last frame), and with a byte budget it cuts the
+stream after the message that reaches it, so the link can close the connection there.
 
 Only the NULL and PLAIN mechanisms send message frames in the clear. With CURVE (every
 message an encrypted MESSAGE command), an unknown mechanism, or peers that speak ZMTP
@@ -15,7 +18,9 @@ message an encrypted MESSAGE command), an unknown mechanism, or peers that speak
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
+
+from ._seeded import DUPLICATE, LOSE, Chance
 
 __unittest = True
 __tracebackhide__ = True
@@ -28,19 +33,28 @@ DROPPABLE_MECHANISMS = frozenset({"NULL", "PLAIN"})
 _GREETING, _FRAMES, _OPAQUE = 0, 1, 2
 _MORE, _LONG, _COMMAND = 1, 2, 4
 _GREETING_SIZE = 64
-Segments = Optional[List[Tuple[int, int]]]
+Segments = Optional[List[Any]]  # the bytes that go on, in order (slices of the chunk, copies)
 
 
 class Tally:
     """Drops of one direction of a link: armed by the test, done by the trackers."""
 
-    __slots__ = ("armed", "dropped_messages", "dropped_bytes")
+    __slots__ = ("armed", "dropped_messages", "dropped_bytes", "chance", "lost_messages", "duplicated_messages",
+                 "cut_after", "cut_seen", "cuts")
 
     def __init__(self) -> None:
         #: Messages still to drop (the next ones to start, on any connection).
         self.armed = 0
-        self.dropped_messages = 0
+        self.dropped_messages = 0  # by drop() and by loss
         self.dropped_bytes = 0
+        #: Seeded loss and duplicates (``None``: none), and what they did.
+        self.chance: Optional[Chance] = None
+        self.lost_messages = 0
+        self.duplicated_messages = 0
+        #: Cut a connection after the message that brings its bytes to this (0: no cut).
+        self.cut_after = 0
+        self.cut_seen = 0  # bytes seen since the cut was armed
+        self.cuts = 0
 
 
 class Tracker:
@@ -51,7 +65,8 @@ class Tracker:
     """
 
     __slots__ = ("tally", "on_greeting", "peer", "mode", "greeting", "major", "minor", "mechanism", "reason",
-                 "body", "need", "size", "flags", "in_msg", "dropping", "cur_drop")
+                 "body", "need", "size", "flags", "in_msg", "dropping", "cur_drop", "copying", "cur_copy", "copy",
+                 "cut")
 
     def __init__(self, tally: Tally, on_greeting: Callable[["Tracker"], None]) -> None:
         self.tally = tally
@@ -73,6 +88,11 @@ class Tracker:
         self.in_msg = False  # between the frames of a multipart message
         self.dropping = False  # the current message is being dropped
         self.cur_drop = False  # the current frame's bytes are being dropped
+        self.copying = False  # the current message is duplicated: its frames are copied
+        self.cur_copy = False
+        self.copy = bytearray()
+        #: The stream was cut (a byte budget reached): the link closes the connection.
+        self.cut = False
 
     # -- what the link asks ----------------------------------------------------------------------
     @property
@@ -132,8 +152,9 @@ class Tracker:
     def feed(self, data: memoryview, n: int) -> Tuple[int, Segments]:
         """Follow the next *n* bytes of *data*.
 
-        Returns the number of messages completed in them and ``None`` if all the
-        bytes go on, or else the ``(start, end)`` slices that go on (drops left out).
+        Returns the number of messages completed (and duplicated) in them and ``None``
+        if all the bytes go on, or else the bytes that go on, in order (slices of
+        *data*, valid until it changes, with drops left out and duplicates added).
         """
         mode = self.mode
         if mode == _OPAQUE:
@@ -142,12 +163,16 @@ class Tracker:
         if mode == _GREETING:
             i = self._greet(data, n)
             if self.mode != _FRAMES or i >= n:
+                if self.tally.cut_after:
+                    self.tally.cut_seen += n
                 return 0, None
         msgs = 0
         segs: Segments = None
         keep = 0  # where the bytes that go on start
         dstart = 0 if self.cur_drop else -1  # where the dropped frame started, in this chunk
-        body, need, flags, cur_drop = self.body, self.need, self.flags, self.cur_drop
+        cstart = 0 if self.cur_copy else -1  # where the copied frame started
+        tally = self.tally
+        body, need, flags, cur_drop, cur_copy = self.body, self.need, self.flags, self.cur_drop, self.cur_copy
         while i < n:
             if body:
                 if n - i < body:
@@ -172,14 +197,25 @@ class Tracker:
                 flags = data[i]
                 if not flags & _COMMAND and not self.in_msg:
                     self.in_msg = True
-                    tally = self.tally
                     if tally.armed > 0:
                         tally.armed -= 1
                         tally.dropped_messages += 1
                         self.dropping = True
+                    elif tally.chance is not None:
+                        action = tally.chance.decide()
+                        if action == LOSE:
+                            tally.dropped_messages += 1
+                            tally.lost_messages += 1
+                            self.dropping = True
+                        elif action == DUPLICATE:
+                            tally.duplicated_messages += 1
+                            self.copying = True
                 cur_drop = self.dropping and not flags & _COMMAND
                 if cur_drop:
                     dstart = i
+                cur_copy = self.copying and not flags & _COMMAND
+                if cur_copy:
+                    cstart = i
                 if flags & _LONG:
                     if n - i >= 9:
                         body = int.from_bytes(data[i + 1:i + 9], "big")
@@ -196,27 +232,44 @@ class Tracker:
                 if body:
                     continue
             # the frame ends at i
-            if not flags & (_COMMAND | _MORE):
-                self.in_msg = False
-                if self.dropping:
-                    self.dropping = False
-                else:
-                    msgs += 1
             if cur_drop:
                 if segs is None:
                     segs = []
                 if keep < dstart:
-                    segs.append((keep, dstart))
-                self.tally.dropped_bytes += i - dstart
+                    segs.append(data[keep:dstart])
+                tally.dropped_bytes += i - dstart
                 keep, dstart, cur_drop = i, -1, False
-        self.body, self.need, self.flags, self.cur_drop = body, need, flags, cur_drop
+            if cur_copy:
+                self.copy += data[cstart:i]
+                cstart, cur_copy = -1, False
+            if not flags & (_COMMAND | _MORE):
+                self.in_msg = False
+                if self.dropping:
+                    self.dropping = False
+                    continue
+                msgs += 1
+                if self.copying:  # the copy follows the message
+                    segs = [] if segs is None else segs
+                    segs.extend((data[keep:i], bytes(self.copy)))
+                    keep, msgs, self.copying, self.copy = i, msgs + 1, False, bytearray()
+                if tally.cut_after and tally.cut_seen + i >= tally.cut_after:
+                    segs = [] if segs is None else segs
+                    segs.append(data[keep:i])
+                    keep, self.cut, tally.cut_after, tally.cut_seen = n, True, 0, 0
+                    tally.cuts += 1
+                    break
+        self.body, self.need, self.flags, self.cur_drop, self.cur_copy = body, need, flags, cur_drop, cur_copy
+        if tally.cut_after:
+            tally.cut_seen += n
+        if cstart >= 0:  # a copied frame goes on in the next chunk
+            self.copy += data[cstart:n]
         if dstart >= 0:  # a dropped frame goes on in the next chunk
             if segs is None:
                 segs = []
             if keep < dstart:
-                segs.append((keep, dstart))
-            self.tally.dropped_bytes += n - dstart
+                segs.append(data[keep:dstart])
+            tally.dropped_bytes += n - dstart
             keep = n
         if segs is not None and keep < n:
-            segs.append((keep, n))
+            segs.append(data[keep:n])
         return msgs, segs

@@ -9,7 +9,6 @@ after the test.
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import sys
@@ -24,6 +23,7 @@ from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE, env_flag,
                       scaled)
 from ._forked import ForkedProcess
+from ._given import convert_generator_tests
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import dispatch, run_events, trim_traceback
@@ -43,17 +43,6 @@ __tracebackhide__ = True
 __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 
 
-def _wrap_generator_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., None]:
-    """A plain (non-generator) test method that runs *genfunc* through the event loop."""
-
-    @functools.wraps(genfunc)
-    def test_method(self: "ProcessTestCase", *args: Any, **kwargs: Any) -> None:
-        self.run_events(genfunc(self, *args, **kwargs))
-
-    test_method.__zmqprocesstest_generator__ = True  # type: ignore[attr-defined]
-    return test_method
-
-
 class ProcessTestMeta(type):
     """Metaclass of :class:`ProcessTestCase`: wraps generator test methods.
 
@@ -61,15 +50,15 @@ class ProcessTestMeta(type):
     (``test``), defined on the class or inherited from any base or mixin, that is a
     generator function is replaced on the new class by a plain wrapper that keeps its
     ``__name__``, ``__qualname__``, ``__doc__``, ``__wrapped__`` and attributes (skip,
-    expected-failure, marks). Marks of the class and module are copied onto the methods.
+    expected-failure, marks). A Hypothesis ``@given`` test whose inner test is a
+    generator function runs each example through the loop, with fresh resources
+    (:mod:`zmqprocesstest._given`). Marks of the class and module are copied onto the methods.
     """
 
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         prefix = getattr(cls, "testMethodPrefix", "test")
-        for attr in dir(cls):
-            if attr.startswith(prefix) and inspect.isgeneratorfunction(inspect.getattr_static(cls, attr)):
-                setattr(cls, attr, _wrap_generator_test(inspect.getattr_static(cls, attr)))
+        convert_generator_tests(cls, prefix)  # and @given ones (_given.py)
         _marks.propagate(cls, prefix)
         bound_phases(cls)  # setUp/tearDown of the class and its module: bounded by run_timeout
         _runs.inject_repeats(cls)  # ZMQPROCESSTEST_REPEAT: repeats 2..N as siblings in its module

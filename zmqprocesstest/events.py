@@ -21,6 +21,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 import zmq
 
 from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, scaled
+from ._monitor import ConnectionEvents
 from .processes import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
@@ -99,7 +100,7 @@ def send_stop_message(case: Any, sock: TestSocket, body: Any, header: Sequence[A
 
 
 # -- the built-in events -----------------------------------------------------------------------
-class Events:
+class Events(ConnectionEvents):
     """The built-in events, as methods of :class:`~zmqprocesstest.ProcessTestCase`.
 
     Each may also be called directly (``self.send(...)``) from setUp or a plain test.

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
+from ._link_faults import SeededFaultEvents, SeededFaults, direction_indexes
 from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
 from . import timeline as _timeline
 from .endpoints import check_loopback, private_dir, socket_address
@@ -51,6 +52,12 @@ class FlowStats:
     dropped_bytes: int
     #: Messages :meth:`FaultLink.drop` will still leave out.
     drops_armed: int
+    #: Messages lost by :meth:`FaultLink.loss` (counted in *dropped_messages* too).
+    lost_messages: int = 0
+    #: Messages delivered twice by :meth:`FaultLink.duplicate`.
+    duplicated_messages: int = 0
+    #: Connections closed by :meth:`FaultLink.close_after`.
+    cuts: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def _size(n: int) -> str:
     return f"{n} B" if n < 10240 else f"{n / 1024:.1f} KiB" if n < 10485760 else f"{n / 1048576:.1f} MiB"
 
 
-class FaultLink:
+class FaultLink(SeededFaults):
     """A proxy a test owns between clients and *target*, with faults on demand.
 
     Clients connect to :attr:`endpoint` instead of *target*; each connection is
@@ -169,14 +176,16 @@ class FaultLink:
         self._proxy.hold_limit = limit
 
     # -- the faults (called from the test's thread) --------------------------------------------------
-    def partition(self) -> None:
-        """Stop forwarding in both directions; connections stay open (a stalled network).
+    def partition(self, direction: Optional[str] = None) -> None:
+        """Stop forwarding in both directions, or only in *direction* (``'to_server'``,
+        ``'to_client'``: a one-way partition); connections stay open (a stalled network).
 
         Neither side sees a disconnect. What arrives is held (up to :attr:`hold_limit`
         per direction and connection; beyond that the link stops reading, so the
         sender's buffers fill up). New connections are accepted and held too.
         """
-        self._control("partition", "partition")
+        indexes = direction_indexes(direction)
+        self._control("partition", "partition" + (f" {direction} only" if len(indexes) == 1 else ""), indexes)
 
     def heal(self) -> None:
         """Forward again: deliver what the partition held, then close through the
@@ -278,6 +287,9 @@ class FaultLink:
                 line += f", {s.held_messages} held ({_size(s.held_bytes)})" if s.held_bytes else ""
                 line += f", {s.dropped_messages} dropped ({_size(s.dropped_bytes)})" if s.dropped_messages else ""
                 line += f", {s.drops_armed} more to drop" if s.drops_armed else ""
+                line += f", {s.lost_messages} of them lost (loss)" if s.lost_messages else ""
+                line += f", {s.duplicated_messages} duplicated" if s.duplicated_messages else ""
+                line += f", {s.cuts} connection(s) closed (close after)" if s.cuts else ""
                 lines.append(line)
         lines.extend(f"  note: {note}" for note in notes)
         if self._history:
@@ -317,7 +329,7 @@ def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[
     return FaultLink(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None)
 
 
-class FaultEvents:
+class FaultEvents(SeededFaultEvents):
     """The fault events, as methods of the test case: each applies one fault to a :class:`FaultLink`.
 
     ``yield ('partition', link)`` ... ``yield ('heal', link)``; they may also be called
@@ -325,9 +337,9 @@ class FaultEvents:
     """
 
     @event
-    def partition(self, link: FaultLink) -> None:
-        """Event: stop forwarding through *link* in both directions, connections kept open."""
-        _link_arg(link).partition()
+    def partition(self, link: FaultLink, direction: Optional[str] = None) -> None:
+        """Event: stop forwarding through *link* in both directions (or only *direction*), connections kept open."""
+        _link_arg(link).partition(direction)
 
     @event
     def heal(self, link: FaultLink) -> None:

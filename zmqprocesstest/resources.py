@@ -70,6 +70,8 @@ class Resources:
         self.closers: List[Callable[[], None]] = []
         #: Fault links (:class:`~zmqprocesstest.faults.FaultLink`), closed after the sockets.
         self.links: List[Any] = []
+        #: Socket monitors by id of the test socket they watch (:mod:`zmqprocesstest._monitor`).
+        self.monitors: Dict[int, Any] = {}
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
         self.endpoint: Optional[str] = None
@@ -259,6 +261,7 @@ class Resources:
         self.processes.clear()
         self.closers.clear()
         self.links.clear()
+        self.monitors.clear()
         self.contexts.clear()
         self.parents.clear()
         self.owner = None

@@ -65,14 +65,20 @@ class Transcript:
     def record(self, direction: str, name: str, frames: Any) -> None:
         self.entries.append((time.monotonic(), direction, name, frames))
 
+    def note(self, name: str, text: str) -> None:
+        """Add a line that is not a message (``** text``): a step, a socket monitor's event."""
+        self.entries.append((time.monotonic(), "note", name, text))
+
     def format(self) -> str:
         """Render the transcript, one exchange a line."""
         if not self.entries:
             return "  (no messages sent or received)"
         lines = []
         for when, direction, name, frames in self.entries:
-            arrow = "->" if direction == "sent" else "<-"
-            if isinstance(frames, (list, tuple)):
+            arrow = "->" if direction == "sent" else "<-" if direction == "received" else "**"
+            if arrow == "**":  # a note (a step of a state machine, a socket monitor's event)
+                rendered = str(frames)
+            elif isinstance(frames, (list, tuple)):
                 rendered = short_frames(frames)
             else:
                 rendered = short(frames)

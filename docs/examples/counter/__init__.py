@@ -1,0 +1,1 @@
+"""The counter example: a service that counts, keeps its count across restarts, and a planted bug."""
