@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import time
 from typing import Any, Callable, Dict, Generator, Optional, Type
 
 from hypothesis import HealthCheck
@@ -44,10 +43,7 @@ from hypothesis.stateful import (INITIALIZE_RULE_MARKER, INVARIANT_MARKER, RULE_
                                  run_state_machine_as_test)
 
 from ._compat import add_note
-from ._config import scaled
-from ._watchdog import TestTimeout
 from .case import ProcessTestCase
-from .loop import run_events
 
 __unittest = True
 __tracebackhide__ = True
@@ -188,14 +184,9 @@ class ProcessStateMachine(RuleBasedStateMachine):
         return self.case.endpoint
 
     def run_events(self, gen: Generator[Any, Any, Any]) -> None:
-        """Drive *gen* with the send-back loop on this run's case (bounded by ``run_timeout``)."""
-        limit = scaled(self.case.run_timeout)
-
-        def timed_out(item: Any) -> BaseException:
-            return TestTimeout(f"a step of {type(self).__qualname__} ran longer than run_timeout ({limit:g} s); "
-                               f"stopped it before event {item!r}")
-
-        run_events(self.case, gen, time.monotonic() + limit, timed_out)
+        """Drive *gen* with the send-back loop on this run's case, bounded by ``run_timeout``
+        (the case's one hard timeout: :meth:`ProcessTestCase.run_events`)."""
+        self.case.run_events(gen)
 
     def _report(self, exc: BaseException) -> None:
         """Add this run's report to *exc* (once)."""
