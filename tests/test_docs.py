@@ -216,6 +216,9 @@ CHECKED_BLOCKS = {
     ("howto/layout.rst", "echoapp-project/            the project root: run every command from here"):
         "TestCodeBlocks.test_the_layout_tree_is_the_example_project",
     ("README.rst", "pip install zmqprocesstest"): "COMMANDS",
+    ("howto/scenarios.rst", "AssertionError: expected ['value', 1], got [b'', ['value', 0]]"):
+        "tests/test_stateful.py test_the_planted_bug_is_found_and_shrunk_to_three_steps (the shrunk steps, "
+        "the marked run), run alone by .ci/run",
     ("howto/flaky.rst", "zmqprocesstest: first failure: tests.racy_sample.TestRacy_repeat057.test_first_message"):
         "tests/test_runs.py test_the_command_line_catches_it_and_the_seed_catches_it_again (the message's lines)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",

@@ -142,6 +142,19 @@ class TestDocstringExamples(unittest.TestCase):
         self.assertEqual(problems(run_case(Records)), [])
         self.assertIn(("monitor", "req", "connected tcp://127.0.0.1:5555"), seen["entries"])
 
+    def example_stateful_module(self, code):
+        from hypothesis import settings, strategies
+        from hypothesis.stateful import rule
+
+        from zmqprocesstest.stateful import ProcessStateMachine
+
+        namespace = {"ProcessStateMachine": ProcessStateMachine, "rule": rule, "st": strategies, "zmq": zmq,
+                     "PongProc": PongProc}
+        exec(compile(code, "<docstring example>", "exec"), namespace)
+        namespace["TestPong"].settings = settings(max_examples=3, stateful_step_count=3, deadline=None, database=None)
+        result = run_case(namespace["TestPong"])
+        self.assertEqual((result.testsRun, problems(result)), (1, []))
+
     def example_marks_mark(self, code):
         namespace = {"mark": mark}
         exec(compile(code, "<docstring example>", "exec"), namespace)

@@ -89,7 +89,7 @@ class TestGiven(unittest.TestCase):
         text = only_problem(self, run_case(_Cases.GivenFailing, "test_small_pings_only"))
         self.assertIn("n=300", text)  # Hypothesis's falsifying example, shrunk
         self.assertIn("AssertionError: 300 not less than 300", text)
-        transcript = text.split("Messages (last")[1].split("Processes under test:")[0]
+        transcript = text.split("Timeline (")[1].split("Sequence of the last messages:")[0]
         self.assertIn('["ping", 300]', transcript)
         self.assertEqual(transcript.count('"ping"'), 1, f"only the failing example's messages:\n{transcript}")
         for pid, _, _ in _PongCase.seen:

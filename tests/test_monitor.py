@@ -38,9 +38,9 @@ class _Cases:
 class TestConnectionEvents(unittest.TestCase):
     def test_waits_return_the_events_and_the_transcript_shows_them(self):
         text = only_problem(self, run_case(_Cases.Connections, "test_connect_handshake_disconnect"))
-        transcript = text.split("Messages (last")[1]
+        transcript = text.split("Timeline (")[1]
         for name in ("CONNECTED", "HANDSHAKE_SUCCEEDED", "DISCONNECTED"):
-            self.assertIn(f"client ** monitor: {name} ipc://", transcript)
+            self.assertRegex(transcript, rf"client\s+\*\* monitor: {name} ipc://")
         self.assertLess(transcript.index("monitor: CONNECTED"), transcript.index("monitor: DISCONNECTED"))
 
     def test_a_wait_is_bounded_and_names_what_it_saw(self):

@@ -85,5 +85,5 @@ class TestProcessStateMachine(unittest.TestCase):
         self.assertRegex(text, r"AssertionError: expected \['(ok|value)', \d+\], got \[b'', \['(ok|value)', \d+\]\]")
         # each failure carries its final run's report: steps, messages, monitor events, processes
         self.assertIn("Run of BuggyCounterMachine (steps marked **):", text)
-        self.assertIn("step ** rule restart()", text)
-        self.assertIn("client ** monitor: HANDSHAKE_SUCCEEDED", text)
+        self.assertRegex(text, r"step\s+\*\* rule restart\(\)")
+        self.assertRegex(text, r"client\s+\*\* monitor: HANDSHAKE_SUCCEEDED")

@@ -15,17 +15,17 @@ shrunk steps, so the report of the final run tells what happened, in order.
 Run it with any runner through :attr:`ProcessStateMachine.TestCase` (a
 :class:`~zmqprocesstest.ProcessTestCase`, so ``run_timeout`` bounds the whole search)::
 
-    class CounterMachine(ProcessStateMachine):
+    class PongMachine(ProcessStateMachine):
         def setup(self):
-            self.proc = self.start_process(CounterProc, self.endpoint)
-            self.client = self.socket(zmq.DEALER, connect=self.endpoint)
+            self.proc = self.start_process(PongProc, self.endpoint)
+            self.req = self.socket(zmq.REQ, connect=self.endpoint)
 
-        @rule()
-        def increment(self):
-            yield ("send", self.client, [b""], ["incr", 1])
-            ...
+        @rule(n=st.integers(0, 9))
+        def ping(self, n):
+            yield ("send", self.req, [], ["ping", n])
+            assert (yield ("recv", self.req)) == [["pong", n]]
 
-    TestCounter = CounterMachine.TestCase
+    TestPong = PongMachine.TestCase
 
 This module imports Hypothesis: import it only where Hypothesis is installed
 (``pip install zmqprocesstest[hypothesis]``).

@@ -150,4 +150,4 @@ class Timeline(Transcript):
 #: How each kind is marked in the text timeline.
 _MARKS = {"sent": "->", "received": "<-", "output": "|", "start": "started", "exit": "exited:",
           "stop": "stop step", "signal": "signal", "fault": "fault:", "timeout": "TIMED OUT:",
-          "subscribe": "subscribed"}
+          "subscribe": "subscribed", "note": "**"}  # a note: a state machine's step, a monitor event
