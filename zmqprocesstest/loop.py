@@ -211,6 +211,6 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[A
             raise
         except BaseException as exc:
             if isinstance(exc, SocketTimeout) and exc.event is None:
-                exc.event, exc.event_elapsed = item[0], time.monotonic() - started
+                exc.event, exc.event_began = item[0], started
             error = trim_traceback(exc)
             value = None

@@ -48,8 +48,11 @@ class SocketTimeout(AssertionError):
     and the last message received on that socket.
     """
 
-    def __init__(self, sock: "TestSocket", operation: str, timeout: float) -> None:
+    def __init__(self, sock: "TestSocket", operation: str, timeout: float, began: Optional[float] = None) -> None:
         super().__init__(sock.describe(), operation, timeout)
+        #: When the wait that timed out began and ended (``time.monotonic()``).
+        self.ended = time.monotonic()
+        self.began = self.ended - timeout if began is None else began
         #: The :class:`TestSocket` that timed out.
         self.socket = sock
         #: The socket method (``"recv_multipart"``...).
@@ -58,8 +61,8 @@ class SocketTimeout(AssertionError):
         self.timeout = timeout
         #: Set by the event loop to the event that was being handled.
         self.event: Optional[str] = None
-        #: Set by the event loop: seconds from the start of that event to the timeout.
-        self.event_elapsed: Optional[float] = None
+        #: Set by the event loop: when that event began (``time.monotonic()``).
+        self.event_began: Optional[float] = None
         # The failure report, on Python < 3.11 (no add_note); see _compat.add_note.
         self._notes: List[str] = []
         if operation != "poll":  # a poll that finds nothing is an answer, not a failed wait
@@ -77,11 +80,11 @@ class SocketTimeout(AssertionError):
         during = f" (event {self.event!r})" if self.event else ""
         last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
         after = f"{self.timeout:g} s"
-        elapsed = self.event_elapsed
-        if elapsed is not None and elapsed > self.timeout * 1.1 + 0.005:
-            # An event that waits more than once (its own overall deadline): what it
+        if self.event_began is not None and self.began - self.event_began > self.timeout * 0.1 + 0.005:
+            # The event waited before this wait began (its own overall deadline): what it
             # was given matters, not the remainder its last wait had.
-            after = f"{elapsed:.3g} s into the event (its last wait, of {self.timeout:.3g} s, ran out)"
+            after = (f"{self.ended - self.event_began:.3g} s into the event (its last wait, of {self.timeout:.3g} s, "
+                     "ran out)")
         return (
             f"{self.operation} on {sock.describe()}{during} timed out after {after}; last received on it: {last}"
         ) + "".join("\n" + note for note in self._notes)
@@ -91,7 +94,7 @@ def _unpickled_timeout(text: str, operation: str, timeout: float, event: Optiona
     exc = SocketTimeout.__new__(SocketTimeout)
     AssertionError.__init__(exc, text, operation, timeout)
     exc.socket, exc.operation, exc.timeout, exc.event = text, operation, timeout, event  # type: ignore[assignment]
-    exc.event_elapsed, exc._notes = None, []  # the notes are in text already
+    exc.event_began, exc._notes = None, []  # the notes are in text already
     return exc
 
 
@@ -246,7 +249,7 @@ class TestSocket:
             if remaining <= 0 and polled:  # a timeout of 0 still looks once
                 if watch is not None:
                     watch.check()
-                raise SocketTimeout(self, operation, timeout)
+                raise SocketTimeout(self, operation, timeout, deadline - timeout)
             if watch is not None and watch.poll_slice:
                 remaining = min(remaining, watch.poll_slice)
             # In slices: a Ctrl-C of the runner that arrives just before the poll
@@ -284,7 +287,8 @@ class TestSocket:
                                                flags & ~_NOBLOCK, args, kwargs)
                 except zmq.Again:
                     if not watched:
-                        raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout) from None
+                        raise SocketTimeout(self, operation, self.timeout if timeout is None else timeout,
+                                            now) from None
             # A REQ/REP socket in its sending state is POLLOUT: then recv is tried at
             # once, to report the wrong state.
             wait_flag = _POLLIN | _POLLOUT if receiving and self.socket_type in _STRICT else flag
