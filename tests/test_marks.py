@@ -276,6 +276,13 @@ class TestRunnerSelection(unittest.TestCase):
         self.assertIn("no_such_module_here", out)
         self.assertEqual(self.ran(out), 1, out)
 
+    def test_command_help_names_its_own_options_then_unittests(self):
+        code, out = run_runner("-m", "zmqprocesstest", "--help")
+        self.assertEqual(code, 0, out)
+        for option in ("-m EXPR", "--report-dir DIR", "--repeat VALUE", "--shard VALUE", "--list"):
+            self.assertIn(option, out)
+        self.assertLess(out.index("-m EXPR"), out.index("usage: python -m zmqprocesstest"))
+
     def test_command_refuses_a_bad_expression(self):
         code, out = run_runner("-m", "zmqprocesstest", "-m", "process and", "discover", "-s", EXAMPLES)
         self.assertNotEqual(code, 0)

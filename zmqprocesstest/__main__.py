@@ -87,8 +87,21 @@ def _flags(settings: runs.Settings) -> List[str]:
     return flags + ["--stress"] * settings.stress
 
 
+def _own_help() -> str:
+    """The options this command adds to unittest's, for ``--help`` (printed before unittest's)."""
+    lines = ["python -m zmqprocesstest [options below] [unittest arguments]", "",
+             "zmqprocesstest's options (unittest's own follow):",
+             "  -m EXPR                   run only the tests the mark expression selects (see ZMQPROCESSTEST_MARKS)",
+             "  --report-dir DIR          write an HTML page of each failing test and an index.html to DIR",
+             "  --report-all              with --report-dir: a page for every test"]
+    lines += [f"  {name + (' VALUE' if takes else ''):<25} {text}" for name, (takes, text) in runs.OPTIONS.items()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(_own_help())  # then unittest prints its own help and exits
     expr = None
     if "-m" in args:
         at = args.index("-m")
