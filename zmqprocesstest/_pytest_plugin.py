@@ -95,8 +95,6 @@ def pytest_runtest_teardown(item: Any, nextitem: Optional[Any]) -> None:
 
 
 # After pytest's own teardown (as @pytest.hookimpl(trylast=True) marks it): the class of
-# the module's last test has released what it shares, as unittest orders it. Run first,
-# the module's release found the class's process still running, not in the module's
-# group, and killed it as a daemon (a pytest-xdist worker whose last test of a module
-# was in a class with shared processes).
+# the module's last test releases what it shares first, as unittest orders it (see the
+# test tests/test_marks.py test_pytest_releases_a_module_scope_after_the_class_of_its_last_test).
 pytest_runtest_teardown.pytest_impl = {"trylast": True}  # type: ignore[attr-defined]
