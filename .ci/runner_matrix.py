@@ -124,8 +124,16 @@ def failing_tests(output):
     return list(dict.fromkeys(found))
 
 
+#: The runners running now (their process groups are killed if the matrix is), and
+#: whether the matrix is ending (no runner starts after that).
+_RUNNING = set()
+_ENDING = threading.Event()
+
+
 def run_one(name, label, argv, tmp):
     """Run one runner on suite *name*: (label, counts, body ids, exit code, secs, output)."""
+    if _ENDING.is_set():
+        raise SystemExit("the runner matrix was stopped")
     top, _ = SUITES[name]
     slug = re.sub(r"\W+", "_", f"{name} {label}")
     body_log = os.path.join(tmp, slug + ".log")
@@ -136,6 +144,7 @@ def run_one(name, label, argv, tmp):
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=top, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    _RUNNING.add(proc.pid)
     try:
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
         code = proc.returncode
@@ -228,6 +237,14 @@ BURNER = ("import os\n"
 
 
 def _exit_on_signal(signum, _frame):
+    # The runners (each in a session of its own) and their workers go too, and no new one
+    # starts: otherwise the pool waits for every queued runner before the script can end.
+    _ENDING.set()
+    for pgid in list(_RUNNING):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
     raise SystemExit(128 + signum)  # runs the burners' clean-up on the way out
 
 
@@ -235,7 +252,7 @@ def _exit_on_signal(signum, _frame):
 def burners(count):
     """Run *count* CPU-burning processes while the block runs; always stop them."""
     procs = []
-    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)} if count else {}
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         for _ in range(count):
             procs.append(subprocess.Popen([PY, "-c", BURNER]))
