@@ -91,8 +91,8 @@ SUITES = {
 def parse(output):
     """(run, passed, failed, skipped) from unittest-style or pytest-style summaries."""
     ran = None
-    for ran in re.finditer(r"^Ran (\d+) tests? in", output, re.M):
-        pass  # the last summary is the runner's own
+    for match in re.finditer(r"^Ran (\d+) tests? in", output, re.M):
+        ran = match  # the last summary is the runner's own
     if ran:
         total = int(ran.group(1))
         tail = output[ran.end():]

@@ -124,7 +124,7 @@ class TestLinearizable(unittest.TestCase):
                     h.ok(process)
                 else:
                     h.ok(process, value)
-        for process, f in pending:
+        for process, _ in pending:
             h.info(process)
         return h
 

@@ -22,7 +22,7 @@ from .support import ROOT
 DOCS = os.path.join(ROOT, "docs")
 EXAMPLES = os.path.join(DOCS, "examples")
 sys.path.insert(0, os.path.join(DOCS, "_ext"))
-import zpt_model  # noqa: E402  (docs/_ext: stdlib only)
+import zpt_model  # docs/_ext: stdlib only
 
 try:
     import sphinx  # noqa: F401
@@ -346,7 +346,7 @@ class TestCodeBlocks(unittest.TestCase):
     def test_the_ini_blocks_parse(self):
         from zmqprocesstest.marks import parse_expression
         for page in ("reference.rst", os.path.join("howto", "runners.rst")):
-            for kind, arg, lines in _blocks(os.path.join(DOCS, page)):
+            for _kind, _arg, lines in _blocks(os.path.join(DOCS, page)):
                 if lines and lines[0] == "[zmqprocesstest]":
                     parser = configparser.ConfigParser()
                     parser.read_string("\n".join(lines))

@@ -122,16 +122,12 @@ class TestFailuresTravel(unittest.TestCase):
         for res in (result, result2):
             self.assertEqual(len(res.failures), 1, res.failures + res.errors)
         # The exception objects themselves, as a runner's result gets them.
+        class Keep(unittest.TestResult):
+            def addFailure(self, test, err):
+                caught.append(err[1])
+
         for cls, name in ((samples.Failures, "test_timeout"), (samples.Crash, "test_crash_while_waiting")):
-            case = cls(name)
-            got = []
-
-            class Keep(unittest.TestResult):
-                def addFailure(self, test, err):
-                    got.append(err[1])
-
-            case.run(Keep())
-            caught.extend(got)
+            cls(name).run(Keep())
         self.assertEqual([type(e).__name__ for e in caught], ["SocketTimeout", "ProcessDied"])
         for exc in caught:
             with self.subTest(exc=type(exc).__name__):

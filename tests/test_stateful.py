@@ -10,8 +10,8 @@ from hypothesis.stateful import invariant, rule
 from zmqprocesstest.stateful import ProcessStateMachine
 
 from .support import gone, run_case
-from counter.service import CounterProc  # noqa: E402 (support puts docs/examples on sys.path)
-from test_counter_machine import CounterMachine  # noqa: E402
+from counter.service import CounterProc  # support puts docs/examples on sys.path
+from test_counter_machine import CounterMachine
 
 class BuggyCounterMachine(CounterMachine):
     """The counter machine against the service with the planted bug."""

@@ -48,7 +48,7 @@ def bounded_call(owner: Any, describe: str, function: Callable[..., Any], *args:
         return function(*args, **kwargs)
 
 
-def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:  # type: ignore[type-arg]
+def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:
     @functools.wraps(func)
     def phase(cls: Any) -> Any:
         if name == "setUpClass":
@@ -123,7 +123,7 @@ def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: typ
     def phase() -> Any:
         if _module_deselected(module, name):
             return None  # every test of the module deselected by mark
-        with hard_timeout(scaled(getattr(cls, "run_timeout")), f"{module} ({name})"):
+        with hard_timeout(scaled(cls.run_timeout), f"{module} ({name})"):
             result = func()
         _bound_module_cleanups(module, cls)  # those it registered
         return result

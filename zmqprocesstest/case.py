@@ -436,4 +436,4 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
                                 {"__module__": module, "__qualname__": f"module_scope({module!r})", "__test__": False})
         MODULE_SCOPES[module] = scope
     bound_module_phases(scope, module)  # tearDownModule, the module cleanups registered so far
-    return scope  # type: ignore[return-value]
+    return scope

@@ -63,7 +63,7 @@ class CheckResult:
 
     def assert_valid(self) -> None:
         """Raise :class:`CheckFailed` with :meth:`explain` unless the contract holds."""
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         if self.valid is not True:
             raise CheckFailed(self.explain())
 

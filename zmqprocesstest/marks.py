@@ -335,7 +335,7 @@ def none_selected(classes: Iterable[type]) -> bool:
         return False
     loader = unittest.TestLoader()
     for cls in classes:
-        for name in loader.getTestCaseNames(cls):  # type: ignore[arg-type]
+        for name in loader.getTestCaseNames(cls):
             if selects(marks_of(cls(name))):
                 return False
     return True

@@ -257,7 +257,7 @@ class StopPlan:
 
     def with_steps(self, steps: Sequence[str]) -> "StopPlan":
         """This plan with other steps (validated)."""
-        return dataclasses.replace(self, steps=tuple(steps) if not isinstance(steps, str) else steps)
+        return dataclasses.replace(self, steps=check_stop_steps(steps))
 
     def with_polite(self, polite: Optional[PoliteStop]) -> "StopPlan":
         """This plan with another polite stop (it replaces the one set before)."""
@@ -315,8 +315,8 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
         proc.thaw()  # a frozen process cannot act on a stop message or SIGINT
     code = proc.exitcode()
     if code is not None:
-        problems = (f"{proc.describe()} exited on its own with {describe_exit(code)}",) if code and proc.watched else ()
-        return StopResult("itself", code, problems=problems)
+        found = (f"{proc.describe()} exited on its own with {describe_exit(code)}",) if code and proc.watched else ()
+        return StopResult("itself", code, problems=found)
     steps = plan.walk()
     polite = steps[0]
     problems: List[str] = []
