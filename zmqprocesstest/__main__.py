@@ -50,6 +50,8 @@ class _MarkFilteringProgram(unittest.TestProgram):
     """unittest's main program, removing unselected tests from whatever it loaded:
     test names (``loadTestsFromName``), modules, and ``discover`` alike."""
 
+    exit: bool  # set by unittest.TestProgram.__init__
+
     def __init__(self, mark_expression: str, settings: runs.Settings, argv_seen: List[str], **kwargs: Any) -> None:
         self.mark_expression = mark_expression  # set first: __init__ loads and runs the tests
         self.settings, self.argv_seen = settings, argv_seen
@@ -62,8 +64,9 @@ class _MarkFilteringProgram(unittest.TestProgram):
     def runTests(self) -> None:
         settings, leave = self.settings, self.exit
         if settings.list_only:
-            for test in self.test:
-                print(test.id())
+            for test in self.test:  # a flat suite (runs.arrange): test cases only
+                if isinstance(test, unittest.TestCase):
+                    print(test.id())
             sys.exit(0)
         self.failfast = self.failfast or settings.until_failure
         if settings.record_durations:
