@@ -9,8 +9,9 @@ import zmqprocesstest
 from .support import ROOT
 
 DOCUMENTED = {
-    "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout", "ProcessDied", "ProcessError",
-    "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult", "ProgramTimeout", "SocketTimeout",
+    "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout",
+    "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
+    "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "make_sock", "mark", "normalise_path", "normalise_pids",
     "normalise_ports", "normalise_regex", "normalise_timestamps", "process", "run_program", "system", "module_scope",
 }
@@ -81,8 +82,10 @@ class TestExports(unittest.TestCase):
                     owner = getattr(node.value, "id", "")
                     if owner != "json":
                         found.append(f"line {node.lineno}: uses {owner}.{node.attr}")
-                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "recv" and not node.args and not node.keywords:
-                    found.append(f"line {node.lineno}: calls a no-argument .recv() (multiprocessing Connection.recv unpickles)")
+                if (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "recv"
+                        and not node.args and not node.keywords):
+                    found.append(f"line {node.lineno}: calls a no-argument .recv() "
+                                 "(multiprocessing Connection.recv unpickles)")
             with self.subTest(file=name):
                 self.assertEqual(found, [], f"{name} may unpickle received data")
 

@@ -78,7 +78,8 @@ class _MarkFilteringProgram(unittest.TestProgram):
         problems = self.result.errors + self.result.failures
         if settings.until_failure and problems:
             test = problems[0][0]
-            one = runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings) + [runs.base_id(test)]
+            one = (runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings)
+                   + [runs.base_id(test)])
             runs.note_failure(test.id(), runs.base_id(test), runs.repeat_of(type(test))[0])
             print(runs.reproduce_message(runs.cli_command(self.argv_seen, settings), one), file=sys.stderr)
         if leave:

@@ -69,7 +69,8 @@ class ConnectionEvents:
             monitors[id(sock)] = mon
         return mon
 
-    def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str, timeout: Optional[float]) -> Dict[str, Any]:
+    def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str,
+                      timeout: Optional[float]) -> Dict[str, Any]:
         mon = self.monitor(sock)
         limit = sock.timeout if timeout is None else timeout
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:

@@ -197,7 +197,8 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
     tokens: List[str] = []
     for paren_open, paren_close, word, other in _TOKEN.findall(text):
         if other:
-            raise ValueError(f"bad mark expression {expr!r}: unexpected {other!r}; expected a name, and, or, not, ( or )")
+            raise ValueError(f"bad mark expression {expr!r}: unexpected {other!r}; "
+                             "expected a name, and, or, not, ( or )")
         tokens.append(paren_open or paren_close or word)
     pos = 0
 

@@ -207,7 +207,8 @@ def reproduce_message(command: Optional[List[str]] = None, rerun_one: Optional[L
     base, repeat = key.rsplit("|", 1)
     settings = SETTINGS
     lines = [f"zmqprocesstest: first failure: {test_id}",
-             f"  test {base}, repeat {repeat} of {settings.repeat}, seed {settings.seed if settings.seed is not None else '-'}"
+             f"  test {base}, repeat {repeat} of {settings.repeat}, "
+             f"seed {settings.seed if settings.seed is not None else '-'}"
              f"{' (stress)' if settings.stress else ''}{' (shuffled)' if settings.shuffle else ''}"]
     if command is None:
         names = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")

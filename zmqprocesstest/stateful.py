@@ -52,7 +52,8 @@ __all__ = ["ProcessStateMachine"]
 
 #: The resource API of a test case that a machine offers as its own (see :attr:`ProcessStateMachine.case`).
 DELEGATED = ("socket", "start_process", "start_command", "fault_link", "new_endpoint", "managed", "add_process",
-             "set_stop_message", "set_stop_event", "set_stop_steps", "stop_process", "output_of", "process_mock", "monitor")
+             "set_stop_message", "set_stop_event", "set_stop_steps", "stop_process", "output_of", "process_mock",
+             "monitor")
 #: Test case settings a machine may set as class attributes; its run's case takes them.
 CASE_SETTINGS = ("timeout", "run_timeout", "endpoint_transport", "stop_timeouts", "stop_steps", "start_method",
                  "capture_output", "transcript_length")

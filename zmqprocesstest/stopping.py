@@ -34,8 +34,8 @@ from .transcript import short_frames
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan", "StopResult",
-           "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
+__all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan",
+           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
            "signal_name", "stop"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})  # nothing comes back on these

@@ -99,8 +99,9 @@ class TimingResult(unittest.TestResult):
     """A quiet TestResult that records how long each test took, start to stop.
 
     ``durations`` holds seconds per test (setUp, test, cleanups included), in run
-    order; ``stops`` the perf_counter at each stopTest; ``report_times`` the perf_counter at each addFailure/addError call (the
-    moment the runner learns of the failure), before the traceback is formatted.
+    order; ``stops`` the perf_counter at each stopTest; ``report_times`` the
+    perf_counter at each addFailure/addError call (the moment the runner learns of the
+    failure), before the traceback is formatted.
     """
 
     def __init__(self):
