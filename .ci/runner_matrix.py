@@ -67,7 +67,8 @@ def runners(top, start):
         ("python -m unittest MODULES", [PY, "-m", "unittest", *test_modules(top, start)]),
         ("python -m unittest discover", [PY, "-m", "unittest", "discover", "-s", rel, "-t", "."]),
         ("nose2", [PY, "-m", "nose2", "-s", rel, "-t", "."]),
-        ("nose2 (mp plugin, 2 processes)", [PY, "-m", "nose2", "--plugin", "nose2.plugins.mp", "-N", "2", "-s", rel, "-t", "."]),
+        ("nose2 (mp plugin, 2 processes)",
+         [PY, "-m", "nose2", "--plugin", "nose2.plugins.mp", "-N", "2", "-s", rel, "-t", "."]),
         ("pytest", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", rel]),
         ("pytest-xdist (-n 2)", [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-n", "2", rel]),
         # The local stand-in for pytest-xdist over ssh (--tx ssh=user@host//python=...):
@@ -91,12 +92,13 @@ SUITES = {
 def parse(output):
     """(run, passed, failed, skipped) from unittest-style or pytest-style summaries."""
     ran = None
-    for ran in re.finditer(r"^Ran (\d+) tests? in", output, re.M):
-        pass  # the last summary is the runner's own
+    for match in re.finditer(r"^Ran (\d+) tests? in", output, re.M):
+        ran = match  # the last summary is the runner's own
     if ran:
         total = int(ran.group(1))
         tail = output[ran.end():]
-        counts = {key: int(value) for key, value in re.findall(r"(failures|errors|skipped|expected failures|unexpected successes)=(\d+)", tail)}
+        found = re.findall(r"(failures|errors|skipped|expected failures|unexpected successes)=(\d+)", tail)
+        counts = {key: int(value) for key, value in found}
         failed = counts.get("failures", 0) + counts.get("errors", 0) + counts.get("unexpected successes", 0)
         skipped = counts.get("skipped", 0)
         return total, total - failed - skipped - counts.get("expected failures", 0), failed, skipped

@@ -53,7 +53,8 @@ def page_cost(directory, count=300):
     line.lane("pongproc", "process")
     start = perf_counter()
     for i in range(count):
-        _write(os.path.join(directory, "direct", f"{i}.html"), page_html("bench.Case.test_ping", "passed", 0.01, line, ""))
+        _write(os.path.join(directory, "direct", f"{i}.html"),
+               page_html("bench.Case.test_ping", "passed", 0.01, line, ""))
     return (perf_counter() - start) / count * 1e3
 
 

@@ -86,8 +86,8 @@ def run(args):
         print(f"  {label:22s} {before[key]:10d} {after[key]:10d} {after[key] - before[key]:+8d}")
     for key in ("fds", "children", "threads"):
         target(f"{labels[key]} do not grow", after[key] <= before[key], f"{before[key]} -> {after[key]}")
-    target(f"gc-tracked objects do not grow (slack {OBJECT_SLACK})", after["objects"] <= before["objects"] + OBJECT_SLACK,
-           f"{before['objects']} -> {after['objects']}")
+    target(f"gc-tracked objects do not grow (slack {OBJECT_SLACK})",
+           after["objects"] <= before["objects"] + OBJECT_SLACK, f"{before['objects']} -> {after['objects']}")
     grown = after["maxrss_kib"] - before["maxrss_kib"]
     target(f"peak RSS grows by at most {RSS_SLACK_KIB} KiB", grown <= RSS_SLACK_KIB, f"+{grown} KiB")
     # Diagnostics: what a full collection frees now, and the cyclic garbage each test leaves

@@ -256,7 +256,8 @@ class TestUnittestHooks(unittest.TestCase):
                              ("_callTearDown", ["self"]), ("_callCleanup", ["self", "function", "args", "kwargs"])):
             with self.subTest(hook=name):
                 hook = getattr(unittest.TestCase, name, None)
-                self.assertTrue(callable(hook), f"unittest.TestCase.{name} is gone: zmqprocesstest/case.py overrides it")
+                self.assertTrue(callable(hook),
+                                f"unittest.TestCase.{name} is gone: zmqprocesstest/case.py overrides it")
                 self.assertEqual(list(inspect.signature(hook).parameters), params)
 
     def test_unittest_calls_them_for_each_test(self):

@@ -61,7 +61,8 @@ class TestDelivery(unittest.TestCase):
     def test_a_loss_breaks_at_least_once_only(self):
         h = self.pipeline([1, 3])
         self.assertTrue(delivery(h))
-        self.assertEqual(delivery(h, at_least_once=True).problems, ["message 2 was sent (#2, confirmed) but never received"])
+        self.assertEqual(delivery(h, at_least_once=True).problems,
+                         ["message 2 was sent (#2, confirmed) but never received"])
 
     def test_unknown_sends_may_or_may_not_arrive_and_strangers_are_named(self):
         self.assertTrue(delivery(self.pipeline([1, 2, 3, 4], unknown=[4, 5]), at_least_once=True))
@@ -124,7 +125,7 @@ class TestLinearizable(unittest.TestCase):
                     h.ok(process)
                 else:
                     h.ok(process, value)
-        for process, f in pending:
+        for process, _ in pending:
             h.info(process)
         return h
 

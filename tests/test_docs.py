@@ -22,7 +22,7 @@ from .support import ROOT
 DOCS = os.path.join(ROOT, "docs")
 EXAMPLES = os.path.join(DOCS, "examples")
 sys.path.insert(0, os.path.join(DOCS, "_ext"))
-import zpt_model  # noqa: E402  (docs/_ext: stdlib only)
+import zpt_model  # docs/_ext: stdlib only
 
 try:
     import sphinx  # noqa: F401
@@ -181,7 +181,8 @@ COMMANDS = {
         ("tests/test_runs.py", '"--until-failure", "--stress", "tests.racy_sample"'),
     "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.racy_fixed_sample":
         ("tests/test_runs.py", '"--repeat", "300", "--stress", "tests.racy_fixed_sample"'),
-    "python -m zmqprocesstest --shuffle --seed 7 discover -s tests -t .": ("tests/test_runs.py", '"--shuffle", "--seed"'),
+    "python -m zmqprocesstest --shuffle --seed 7 discover -s tests -t .":
+        ("tests/test_runs.py", '"--shuffle", "--seed"'),
     "python -m zmqprocesstest --shard 2/4 discover -s tests -t .": ("tests/test_runs.py", '["--shard", f"{i}/3"]'),
     "TEST_SHARD_INDEX=1 TEST_TOTAL_SHARDS=4 python -m zmqprocesstest discover -s tests -t .":
         ("tests/test_runs.py", '"TEST_SHARD_INDEX": "1"'),
@@ -190,8 +191,9 @@ COMMANDS = {
         ("tests/test_runs.py", '"--record-durations"'),
     "python -m zmqprocesstest --shard 2/4 --durations-file durations.json discover -s tests -t .":
         ("tests/test_runs.py", '"--durations-file"'),
-    "python -m pytest -d --tx ssh=ci@build2//python=/opt/venv/bin/python --tx ssh=ci@build3//python=/opt/venv/bin/python "
-    "tests": (None, "needs two more machines over ssh; .ci/runner_matrix.py runs its local stand-in, -d --tx 2*popen"),
+    "python -m pytest -d --tx ssh=ci@build2//python=/opt/venv/bin/python "
+    "--tx ssh=ci@build3//python=/opt/venv/bin/python tests":
+        (None, "needs two more machines over ssh; .ci/runner_matrix.py runs its local stand-in, -d --tx 2*popen"),
     "python -m zmqprocesstest --report-dir reports/ discover -s docs/examples -t docs/examples":
         ("tests/test_docs.py", "test_report_dir_commands"),
     "ZMQPROCESSTEST_REPORT_DIR=reports/ python -m pytest docs/examples":
@@ -346,7 +348,7 @@ class TestCodeBlocks(unittest.TestCase):
     def test_the_ini_blocks_parse(self):
         from zmqprocesstest.marks import parse_expression
         for page in ("reference.rst", os.path.join("howto", "runners.rst")):
-            for kind, arg, lines in _blocks(os.path.join(DOCS, page)):
+            for _kind, _arg, lines in _blocks(os.path.join(DOCS, page)):
                 if lines and lines[0] == "[zmqprocesstest]":
                     parser = configparser.ConfigParser()
                     parser.read_string("\n".join(lines))

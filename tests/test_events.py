@@ -129,7 +129,8 @@ class TestTimeoutMessages(unittest.TestCase):
             def test_it(self):
                 yield ("recv", self.socket(zmq.SUB, bind=self.new_endpoint(), subscribe=b""), -1, 0.2)
 
-        self.assertRegex(only_problem(self, run_case(OneWait)), r"\(event 'recv'\) timed out after 0.2 s; last received")
+        self.assertRegex(only_problem(self, run_case(OneWait)),
+                         r"\(event 'recv'\) timed out after 0.2 s; last received")
 
 
 class TestRecvNothing(unittest.TestCase):

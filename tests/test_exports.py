@@ -9,8 +9,9 @@ import zmqprocesstest
 from .support import ROOT
 
 DOCUMENTED = {
-    "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout", "ProcessDied", "ProcessError",
-    "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult", "ProgramTimeout", "SocketTimeout",
+    "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess", "MockCall", "MockTimeout",
+    "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
+    "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "make_sock", "mark", "normalise_path", "normalise_pids",
     "normalise_ports", "normalise_regex", "normalise_timestamps", "process", "run_program", "system", "module_scope",
 }
@@ -81,8 +82,10 @@ class TestExports(unittest.TestCase):
                     owner = getattr(node.value, "id", "")
                     if owner != "json":
                         found.append(f"line {node.lineno}: uses {owner}.{node.attr}")
-                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "recv" and not node.args and not node.keywords:
-                    found.append(f"line {node.lineno}: calls a no-argument .recv() (multiprocessing Connection.recv unpickles)")
+                if (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "recv"
+                        and not node.args and not node.keywords):
+                    found.append(f"line {node.lineno}: calls a no-argument .recv() "
+                                 "(multiprocessing Connection.recv unpickles)")
             with self.subTest(file=name):
                 self.assertEqual(found, [], f"{name} may unpickle received data")
 
@@ -122,16 +125,12 @@ class TestFailuresTravel(unittest.TestCase):
         for res in (result, result2):
             self.assertEqual(len(res.failures), 1, res.failures + res.errors)
         # The exception objects themselves, as a runner's result gets them.
+        class Keep(unittest.TestResult):
+            def addFailure(self, test, err):
+                caught.append(err[1])
+
         for cls, name in ((samples.Failures, "test_timeout"), (samples.Crash, "test_crash_while_waiting")):
-            case = cls(name)
-            got = []
-
-            class Keep(unittest.TestResult):
-                def addFailure(self, test, err):
-                    got.append(err[1])
-
-            case.run(Keep())
-            caught.extend(got)
+            cls(name).run(Keep())
         self.assertEqual([type(e).__name__ for e in caught], ["SocketTimeout", "ProcessDied"])
         for exc in caught:
             with self.subTest(exc=type(exc).__name__):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from zmqprocesstest import ProcessTestCase
 
 from .support import ROOT, gone, only_problem, run_case
-from pingpong.pongproc import PongProc  # noqa: E402 (support puts docs/examples on sys.path)
+from pingpong.pongproc import PongProc  # support puts docs/examples on sys.path
 
 
 class _PongCase(ProcessTestCase):

@@ -167,7 +167,8 @@ class TestReports(unittest.TestCase):
         self.assertEqual(len(result.errors), 2)
         for test, text in result.errors:
             with self.subTest(test=test.id()):
-                self.assertNotIn("zmqprocesstest", text.split("Traceback (most recent call last):")[1].split("Error:")[0])
+                traceback = text.split("Traceback (most recent call last):")[1].split("Error:")[0]
+                self.assertNotIn("zmqprocesstest", traceback)
                 self.assertRegex(text, r"self\.start_(process|command)\(")
                 self.assertRegex(text, r"TypeError: expected (a multiprocessing.Process subclass or a callable, got 42"
                                        r"|an argument list, got the string)")
@@ -360,7 +361,8 @@ class TestDaemonizingProcess(unittest.TestCase):
 
     def test_a_daemon_whose_parent_has_not_exited_yet_is_found_too(self):
         from .killed_runner_sample import DAEMONIZING
-        slow_parent = DAEMONIZING.replace("    os._exit(0)", "    signal.pause()  # lingers until killed\n    os._exit(0)")
+        slow_parent = DAEMONIZING.replace("    os._exit(0)",
+                                          "    signal.pause()  # lingers until killed\n    os._exit(0)")
         self.assertNotEqual(slow_parent, DAEMONIZING)
         text, daemon = self.run_daemonizing(slow_parent)
         # The middle process is killed first; the daemon re-parents to the runner then.

@@ -112,7 +112,8 @@ class TestMarking(unittest.TestCase):
         test_it.owner = "someone"
         with self.assertRaises(ValueError) as caught:
             mark("owner")(test_it)
-        self.assertIn("cannot mark 'TestMarking.test_a_mark_never_overwrites_an_attribute_of_the_test.<locals>.test_it' "
+        self.assertIn("cannot mark "
+                      "'TestMarking.test_a_mark_never_overwrites_an_attribute_of_the_test.<locals>.test_it' "
                       "with 'owner': expected its attribute 'owner' to be unset or a bool mark flag, got 'someone'",
                       str(caught.exception))
         self.assertEqual(test_it.owner, "someone")

@@ -6,7 +6,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase
 
 from .support import only_problem, run_case
-from pingpong.pongproc import PongProc  # noqa: E402 (support puts docs/examples on sys.path)
+from pingpong.pongproc import PongProc  # support puts docs/examples on sys.path
 
 
 class _Cases:

@@ -43,7 +43,8 @@ def blocking_line():
 
 def runners():
     py = sys.executable
-    return [("unittest", None, [py, "-m", "unittest", "discover", "-s", ".", "-t", ".", "-p", "test_phases_sample*.py"]),
+    return [("unittest", None,
+             [py, "-m", "unittest", "discover", "-s", ".", "-t", ".", "-p", "test_phases_sample*.py"]),
             ("nose2", "nose2", [py, "-m", "nose2", "-s", ".", "-t", "."]),
             ("pytest", "pytest", [py, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:randomly"])]
 

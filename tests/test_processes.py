@@ -134,8 +134,8 @@ class TestCommands(unittest.TestCase):
                 self.start_command("python -m pingpong.pongproc")
 
         text = only_problem(self, run_case(Wrong), "error")
-        self.assertIn("expected an argument list, got the string 'python -m pingpong.pongproc'; split it with shlex.split()",
-                      text)
+        self.assertIn("expected an argument list, got the string 'python -m pingpong.pongproc'; "
+                      "split it with shlex.split()", text)
 
     def test_signal_to_a_command(self):
         class Signals(ProcessTestCase):
@@ -272,7 +272,8 @@ class TestSignalsForTheRunner(unittest.TestCase):
 
         class Waits(ProcessTestCase):
             def test_it(self):
-                proc = self.start_command([sys.executable, "-c", "import time; time.sleep(60)"]) if with_process else None
+                argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+                proc = self.start_command(argv) if with_process else None
                 req = self.socket(zmq.PULL, bind=self.endpoint)
                 test.signal_soon()
                 start = time.monotonic()

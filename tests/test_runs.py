@@ -74,7 +74,8 @@ class TestHuntingTheRace(unittest.TestCase):
         seed, repeat = caught(self, code, out)
         self.assertRegex(out, rf"Ran {repeat} tests? in")  # each repeat counted, none after the failure
         self.assertIn(f"--seed {seed}", out)
-        code, again = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", str(seed), "tests.racy_sample"])
+        code, again = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", str(seed),
+                                 "tests.racy_sample"])
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_nose2_catches_it_from_the_environment(self):

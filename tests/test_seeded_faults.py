@@ -12,7 +12,7 @@ from zmqprocesstest._zmtp import Tally, Tracker
 
 from .support import run_case
 from .test_faults import frame, greeting, message
-from pingpong.pongproc import PongProc  # noqa: E402 (support puts docs/examples on sys.path)
+from pingpong.pongproc import PongProc  # support puts docs/examples on sys.path
 
 QUIET = 100  # ms a socket must stay silent to count as "nothing arrived"
 

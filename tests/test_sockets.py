@@ -145,7 +145,8 @@ class TestMakeSock(SocketTestBase):
         pub = self.make(zmq.PUB)
         with self.assertRaises(TypeError) as caught:
             pub.recv_multipart()
-        self.assertIn("cannot receive on socket 'PUB' (PUB, not bound or connected): a PUB socket only sends", str(caught.exception))
+        self.assertIn("cannot receive on socket 'PUB' (PUB, not bound or connected): a PUB socket only sends",
+                      str(caught.exception))
         pull = self.make(zmq.PULL)
         with self.assertRaises(TypeError) as caught:
             pull.send(b"x")
@@ -221,8 +222,9 @@ class TestEveryMethodOfZmqSocket(SocketTestBase):
 
     def call(self, sock, name):
         method = getattr(zmq.Socket, name)
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         params = [p for p in inspect.signature(method).parameters.values()
-                  if p.name != "self" and p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if p.name != "self" and p.default is p.empty and p.kind in positional]
         missing = [p.name for p in params if p.name not in self.ARGUMENTS]
         self.assertEqual(missing, [], f"zmq.Socket.{name} takes arguments this test does not know: add them")
         return getattr(sock, name)(*(self.ARGUMENTS[p.name] for p in params))
@@ -230,7 +232,8 @@ class TestEveryMethodOfZmqSocket(SocketTestBase):
     def test_each_one_times_out_or_is_refused(self):
         server, _ = self.pair()
         lonely = self.make(zmq.DEALER, timeout=0.2, name="lonely")  # no peer: nothing can be sent
-        names = sorted(n for n in dir(zmq.Socket) if n.startswith(("send", "recv")) and callable(getattr(zmq.Socket, n)))
+        names = sorted(n for n in dir(zmq.Socket)
+                       if n.startswith(("send", "recv")) and callable(getattr(zmq.Socket, n)))
         self.assertIn("recv_pyobj", names)
         for raw in (server.sock, lonely.sock):  # were a call handed over unbounded, it would end in zmq.Again
             raw.rcvtimeo = raw.sndtimeo = 2000

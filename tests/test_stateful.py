@@ -10,8 +10,8 @@ from hypothesis.stateful import invariant, rule
 from zmqprocesstest.stateful import ProcessStateMachine
 
 from .support import gone, run_case
-from counter.service import CounterProc  # noqa: E402 (support puts docs/examples on sys.path)
-from test_counter_machine import CounterMachine  # noqa: E402
+from counter.service import CounterProc  # support puts docs/examples on sys.path
+from test_counter_machine import CounterMachine
 
 class BuggyCounterMachine(CounterMachine):
     """The counter machine against the service with the planted bug."""
@@ -61,7 +61,8 @@ class TestProcessStateMachine(unittest.TestCase):
             self.assertEqual(run["checks"], run["steps"] + 1)  # before the first step, then after each
 
     @unittest.skipUnless(os.environ.get("ZMQPROCESSTEST_HUNT") == "1",
-                         "timing-sensitive (a 5 ms window): set ZMQPROCESSTEST_HUNT=1, as .ci/run does, to run it alone")
+                         "timing-sensitive (a 5 ms window): "
+                         "set ZMQPROCESSTEST_HUNT=1, as .ci/run does, to run it alone")
     def test_the_planted_bug_is_found_and_shrunk_to_three_steps(self):
         # The bug needs the restart within 5 ms of the increment. On a loaded machine a
         # replay can miss that window: Hypothesis then rejects a shorter sequence it tried
@@ -73,7 +74,8 @@ class TestProcessStateMachine(unittest.TestCase):
             text = (result.failures + result.errors)[0][1]
             # Hypothesis lists each distinct failure's shrunk steps (an increment lost on
             # restart shows at the next increment or at the next read: two failures).
-            blocks = [part.split("state.teardown()")[0] for part in text.split("Failing test case: <state machine>")[1:]]
+            blocks = [part.split("state.teardown()")[0]
+                      for part in text.split("Failing test case: <state machine>")[1:]]
             shrunk = [[name for name in re.findall(r"^\s*\|?\s*state\.(\w+)\(", block, re.M)
                        if name != "the_link_is_as_the_steps_left_it"] for block in blocks]
             if shrunk and "FlakyFailure" not in text and all(len(rules) <= 3 for rules in shrunk):

@@ -246,7 +246,8 @@ class TestStopPlan(unittest.TestCase):
 
         self.assertEqual(problems(run_case(TermServer)), [])
         managed = seen["managed"]
-        self.assertEqual((managed.stop_plan.steps, managed.stop_plan.timeouts["SIGTERM"]), (("SIGTERM", "SIGKILL"), 0.5))
+        self.assertEqual((managed.stop_plan.steps, managed.stop_plan.timeouts["SIGTERM"]),
+                         (("SIGTERM", "SIGKILL"), 0.5))
         self.assertEqual(managed.stop_result.stopped_by, "SIGTERM")
 
     def test_restart_carries_the_whole_plan_over(self):

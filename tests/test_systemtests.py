@@ -72,7 +72,8 @@ class TestGolden(GoldenTestBase):
 
     def test_missing_golden_file_says_how_to_create_it(self):
         text = only_problem(self, run_case(self.case))
-        self.assertIn("echo.out does not exist; create it by running this test with ZMQPROCESSTEST_UPDATE_GOLDEN=1", text)
+        self.assertIn("echo.out does not exist; create it by running this test with ZMQPROCESSTEST_UPDATE_GOLDEN=1",
+                      text)
 
     def test_update_mode_writes_and_reports(self):
         with mock.patch.dict(os.environ, {UPDATE_GOLDEN_ENV: "1"}), mock.patch("sys.stderr") as stderr:

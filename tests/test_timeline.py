@@ -102,7 +102,8 @@ class TestTimeline(unittest.TestCase):
             self.assertEqual([(r["status"], r["page"]) for r in results_of(directory)], [("passed", None)])
         with tempfile.TemporaryDirectory() as directory:
             self.assertTrue(run_reported(timeline_samples.Passing, directory, report_all=True).wasSuccessful())
-            self.assertEqual(os.listdir(os.path.join(directory, "tests")), ["tests.timeline_samples.Passing.test_it.html"])
+            self.assertEqual(os.listdir(os.path.join(directory, "tests")),
+                             ["tests.timeline_samples.Passing.test_it.html"])
 
     def test_the_index_merges_the_results_of_every_runner_process(self):
         with tempfile.TemporaryDirectory() as directory:
@@ -124,9 +125,11 @@ class TestTimeline(unittest.TestCase):
                                   "tests.timeline_samples.Passing"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=120)
             self.assertEqual(run.returncode, 0, run.stderr)
-            self.assertTrue(os.path.exists(os.path.join(directory, "tests", "tests.timeline_samples.Passing.test_it.html")))
+            page = os.path.join(directory, "tests", "tests.timeline_samples.Passing.test_it.html")
+            self.assertTrue(os.path.exists(page))
             with open(os.path.join(directory, "index.html"), encoding="utf-8") as f:  # written at exit
                 self.assertIn("tests.timeline_samples.Passing.test_it", f.read())
-            bad = subprocess.run([sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.timeline_samples.Passing"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            bad = subprocess.run(
+                [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.timeline_samples.Passing"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
             self.assertIn("--report-all needs --report-dir DIR", bad.stderr)

@@ -478,7 +478,8 @@ class UnderADebugger(unittest.TestCase):
                 pass
         finally:
             sys.settrace(previous)
-        self.assertEqual((handle.mechanism, handle.note), (None, "a debugger is attached (bdb): the hard timeout is off"))
+        self.assertEqual((handle.mechanism, handle.note),
+                         (None, "a debugger is attached (bdb): the hard timeout is off"))
 
 
 class OtherThreadsInTheReport(WatchdogTestCase):

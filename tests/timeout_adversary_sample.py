@@ -6,7 +6,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.environ["ADVERSARY_ROOT"])
-from zmqprocesstest import ProcessTestCase  # noqa: E402
+from zmqprocesstest import ProcessTestCase
 
 
 def wait_forever():

@@ -50,6 +50,8 @@ class _MarkFilteringProgram(unittest.TestProgram):
     """unittest's main program, removing unselected tests from whatever it loaded:
     test names (``loadTestsFromName``), modules, and ``discover`` alike."""
 
+    exit: bool  # set by unittest.TestProgram.__init__
+
     def __init__(self, mark_expression: str, settings: runs.Settings, argv_seen: List[str], **kwargs: Any) -> None:
         self.mark_expression = mark_expression  # set first: __init__ loads and runs the tests
         self.settings, self.argv_seen = settings, argv_seen
@@ -62,8 +64,9 @@ class _MarkFilteringProgram(unittest.TestProgram):
     def runTests(self) -> None:
         settings, leave = self.settings, self.exit
         if settings.list_only:
-            for test in self.test:
-                print(test.id())
+            for test in self.test:  # a flat suite (runs.arrange): test cases only
+                if isinstance(test, unittest.TestCase):
+                    print(test.id())
             sys.exit(0)
         self.failfast = self.failfast or settings.until_failure
         if settings.record_durations:
@@ -75,7 +78,8 @@ class _MarkFilteringProgram(unittest.TestProgram):
         problems = self.result.errors + self.result.failures
         if settings.until_failure and problems:
             test = problems[0][0]
-            one = runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings) + [runs.base_id(test)]
+            one = (runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings)
+                   + [runs.base_id(test)])
             runs.note_failure(test.id(), runs.base_id(test), runs.repeat_of(type(test))[0])
             print(runs.reproduce_message(runs.cli_command(self.argv_seen, settings), one), file=sys.stderr)
         if leave:

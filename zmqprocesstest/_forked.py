@@ -96,9 +96,10 @@ class ForkedProcess(ManagedProcess):
         With the fork start method (the default here, whatever multiprocessing's default
         is) the child moves into a session and process group of its own, gets default
         signal dispositions, sends its stdout/stderr to a pipe the parent drains and
-        waits until the guardian covers it, before any of its code runs; a :class:`~zmqprocesstest.ProcessMock` patched in the test is inherited. A
-        class made for an explicit context (``get_context("spawn").Process``) keeps its
-        own method.
+        waits until the guardian covers it, before any of its code runs; a
+        :class:`~zmqprocesstest.ProcessMock` patched in the test is inherited. A class
+        made for an explicit context (``get_context("spawn").Process``) keeps its own
+        method.
         """
         if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
             make: Callable[[], Any] = lambda: target(*args, **kwargs)  # noqa: E731
@@ -158,7 +159,8 @@ class ForkedProcess(ManagedProcess):
             output.start(name or proc.name)
         managed = cls(proc, name or proc.name, output, pgid=pgid)
         managed._started_fd = started_r
-        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
+        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture,
+                                             start_method=start_method)
         return managed
 
     def _poll(self) -> Optional[int]:

@@ -46,7 +46,7 @@ def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any
     handle = getattr(func, "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
     if inner is not None and inspect.isgeneratorfunction(inner):
-        return inner  # type: ignore[no-any-return]
+        return inner
     return None
 
 

@@ -197,7 +197,8 @@ def _write(state: _State, data: bytes) -> bool:
     """Write a command line; False if the guardian is gone. Caller holds the lock.
 
     The write end is non-blocking: a line under ``PIPE_BUF`` goes in whole or not at all.
-    A guardian that reads nothing for :data:`~zmqprocesstest._config.GUARDIAN_WRITE_TIMEOUT` seconds (stopped?) keeps its
+    A guardian that reads nothing for
+    :data:`~zmqprocesstest._config.GUARDIAN_WRITE_TIMEOUT` seconds (stopped?) keeps its
     pipe -- closing it would make it kill everything -- and the line is dropped, with a
     warning.
     """

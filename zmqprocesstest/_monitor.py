@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Dict, FrozenSet, Optional
+from typing import Any, Dict, FrozenSet, List, Optional
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -69,13 +69,14 @@ class ConnectionEvents:
             monitors[id(sock)] = mon
         return mon
 
-    def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str, timeout: Optional[float]) -> Dict[str, Any]:
+    def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str,
+                      timeout: Optional[float]) -> Dict[str, Any]:
         mon = self.monitor(sock)
         limit = sock.timeout if timeout is None else timeout
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
             raise BadArgument(f"expected timeout to be a number of seconds >= 0 or None, got {timeout!r}")
         deadline = time.monotonic() + limit
-        seen = []
+        seen: List[str] = []
         res = self._resources()  # type: ignore[attr-defined]
         while True:
             left = deadline - time.monotonic()
@@ -90,7 +91,7 @@ class ConnectionEvents:
             seen.append(name)
             res.transcript.note(sock.name, f"monitor: {name} {endpoint}")
             if found["event"] in wanted:
-                return found
+                return dict(found)
 
     @event
     def wait_connected(self, sock: TestSocket, timeout: Optional[float] = None) -> Dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 __all__ = ["confirm_sharding", "load_durations", "parse_shard", "shard", "shard_from_env", "shuffled"]
 
@@ -48,7 +48,7 @@ def _id(item: object) -> str:
     return ident() if callable(ident) else str(ident)
 
 
-def _shuffle(rng: random.Random, keys: Dict[str, object]) -> List[str]:
+def _shuffle(rng: random.Random, keys: Mapping[str, object]) -> List[str]:
     order = sorted(keys)
     rng.shuffle(order)
     return order
@@ -68,15 +68,15 @@ def parse_shard(text: str, what: str = "--shard") -> Tuple[int, int]:
     return index - 1, total
 
 
-def shard_from_env(env: Optional[Dict[str, str]] = None) -> Optional[Tuple[int, int]]:
+def shard_from_env(env: Optional[Mapping[str, str]] = None) -> Optional[Tuple[int, int]]:
     """The shard (0-based index, N) that ``ZMQPROCESSTEST_SHARD`` (``I/N``) or Bazel's
     ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS`` ask for; ``None`` if none.
     """
-    env = os.environ if env is None else env
-    text = env.get("ZMQPROCESSTEST_SHARD")
+    variables: Mapping[str, str] = os.environ if env is None else env
+    text = variables.get("ZMQPROCESSTEST_SHARD")
     if text:
         return parse_shard(text, "ZMQPROCESSTEST_SHARD")
-    index, total = env.get("TEST_SHARD_INDEX"), env.get("TEST_TOTAL_SHARDS")
+    index, total = variables.get("TEST_SHARD_INDEX"), variables.get("TEST_TOTAL_SHARDS")
     if index is None and total is None:
         return None
     try:

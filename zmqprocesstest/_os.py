@@ -162,7 +162,7 @@ def command_line(pid: int) -> str:
 def open_pidfd(pid: int) -> Optional[int]:
     """A file descriptor readable when *pid* exits (Linux 5.3+ ``pidfd_open``), or ``None``."""
     try:
-        return getattr(os, "pidfd_open")(pid)  # type: ignore[no-any-return]
+        return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
 

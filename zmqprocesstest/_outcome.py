@@ -48,13 +48,13 @@ class OneOutcome:
     def _format(self, test: Any, err: Any) -> str:
         try:
             return str(self._result._exc_info_to_string(err, test)).rstrip()
-        except Exception:  # noqa: BLE001 - not unittest's own result class (pytest's, nose2's)
+        except Exception:  # not unittest's own result class (pytest's, nose2's)
             return "".join(traceback.format_exception(*err)).rstrip()
 
-    def addFailure(self, test: Any, err: Any) -> None:  # noqa: N802 - unittest's names
+    def addFailure(self, test: Any, err: Any) -> None:
         self._problem("addFailure", test, err)
 
-    def addError(self, test: Any, err: Any) -> None:  # noqa: N802
+    def addError(self, test: Any, err: Any) -> None:
         self._problem("addError", test, err)
 
     def flush(self) -> None:
@@ -64,7 +64,7 @@ class OneOutcome:
             method, test, err = held
             getattr(self._result, method)(test, err)
 
-    def stopTest(self, test: Any) -> None:  # noqa: N802
+    def stopTest(self, test: Any) -> None:
         if test is self._test:
             self.flush()
         self._result.stopTest(test)

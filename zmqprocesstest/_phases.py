@@ -19,7 +19,7 @@ ProcessTestCase class that reached it); past it the phase fails with
 import functools
 import sys
 import unittest
-from typing import Any, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from ._config import scaled
 from ._watchdog import hard_timeout
@@ -48,7 +48,7 @@ def bounded_call(owner: Any, describe: str, function: Callable[..., Any], *args:
         return function(*args, **kwargs)
 
 
-def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:  # type: ignore[type-arg]
+def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:
     @functools.wraps(func)
     def phase(cls: Any) -> Any:
         if name == "setUpClass":
@@ -82,7 +82,13 @@ def _set_up_class(cls: Any) -> None:
     super(BoundedPhases, cls).setUpClass()
 
 
-class BoundedPhases:
+if TYPE_CHECKING:  # for the type checker the mixin is the TestCase it is always mixed into
+    _Mixin = unittest.TestCase
+else:
+    _Mixin = object
+
+
+class BoundedPhases(_Mixin):
     """The bounded phases of :class:`~zmqprocesstest.ProcessTestCase` (a base before
     :class:`unittest.TestCase`): ``tearDown``, each cleanup, each class cleanup, and a
     ``setUpClass`` that bounds the module's phases even when a class defines none."""
@@ -93,7 +99,7 @@ class BoundedPhases:
     def _callTearDown(self) -> None:
         if type(self).tearDown is unittest.TestCase.tearDown:
             return  # nothing to bound
-        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):  # type: ignore[attr-defined]
+        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):
             super()._callTearDown()  # type: ignore[misc]
 
     def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -102,7 +108,7 @@ class BoundedPhases:
             limit = release_limit(self, res)  # run_timeout + the processes' stop steps
         else:
             limit = scaled(self.run_timeout)
-        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):  # type: ignore[attr-defined]
+        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):
             function(*args, **kwargs)
 
     @classmethod
@@ -118,12 +124,12 @@ class BoundedPhases:
                 cls.tearDown_exceptions.append(sys.exc_info())  # type: ignore[attr-defined]
 
 
-def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: type) -> Callable[[], Any]:
+def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: Any) -> Callable[[], Any]:
     @functools.wraps(func)
     def phase() -> Any:
         if _module_deselected(module, name):
             return None  # every test of the module deselected by mark
-        with hard_timeout(scaled(getattr(cls, "run_timeout")), f"{module} ({name})"):
+        with hard_timeout(scaled(cls.run_timeout), f"{module} ({name})"):
             result = func()
         _bound_module_cleanups(module, cls)  # those it registered
         return result

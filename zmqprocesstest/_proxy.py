@@ -182,7 +182,8 @@ class Proxy:
                 for conn in list(self._conns):
                     self._close_conn(conn, hard=True)
             finally:
-                self._channel.cancel(lambda name: None if name == "stop" else FaultLinkError(f"{self.describe()} is closed"))
+                self._channel.cancel(
+                    lambda name: None if name == "stop" else FaultLinkError(f"{self.describe()} is closed"))
 
     def _loop(self) -> None:
         select, buf = self._sel.select, bytearray(_CHUNK)

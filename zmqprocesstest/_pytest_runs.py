@@ -39,8 +39,8 @@ def addoption(parser: Any) -> None:
 def configure(config: Any) -> None:
     settings = runs.Settings()
     getoption = getattr(config, "getoption", None)  # None: a stand-in config (tests)
-    for name, (attr, kind, _) in _OPTIONS.items() if getoption is not None else ():
-        value = getoption(name, default=None)
+    for name, (attr, _kind, _) in _OPTIONS.items():
+        value = None if getoption is None else getoption(name, default=None)
         if value in (None, False):
             continue
         if attr == "shard":

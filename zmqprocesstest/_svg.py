@@ -46,7 +46,7 @@ def _layout(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]]) -> Tuple[Lis
     links = [(n, d.split(" -> ")[0]) for n, (k, d) in lanes.items() if k == "link"]
     processes = [n for n in order if kinds[n] == "process"]
     peer: Dict[str, str] = {}
-    for at, kind, source, _ in rows:
+    for _at, kind, source, _ in rows:
         if kind in MESSAGE_KINDS and source not in peer:
             detail = lanes.get(source, ("socket", ""))[1]
             through = [n for n, endpoint in links if endpoint and endpoint in detail]

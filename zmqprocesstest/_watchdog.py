@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from types import FrameType, TracebackType
-from typing import Any, List, Optional, Tuple, Type
+from typing import Any, Callable, List, Optional, Tuple, Type
 
 from ._os import HAS_SIGALRM
 from ._watchdog_thread import GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, watchdog as _watchdog
@@ -51,7 +51,14 @@ __all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
 
 # The C functions, without the enum conversions of the signal module (run twice a test).
 _getsignal, _setsignal = _signal.getsignal, _signal.signal
-_getitimer, _setitimer = getattr(_signal, "getitimer", None), getattr(_signal, "setitimer", None)
+
+
+def _no_itimer(*args: Any) -> Any:  # never called: without setitimer HAS_SIGALRM is false
+    raise OSError("this platform has no setitimer")
+
+
+_getitimer: Callable[..., Any] = getattr(_signal, "getitimer", _no_itimer)
+_setitimer: Callable[..., Any] = getattr(_signal, "setitimer", _no_itimer)
 # Where SIGALRM is missing (HAS_SIGALRM false) nothing can own it and it is never armed:
 # the watchdog thread's real-time signal, or no interruption at all, is used instead.
 _SIGALRM = int(getattr(signal, "SIGALRM", 0))
@@ -191,7 +198,7 @@ def thread_stacks() -> str:
 def _stacks() -> str:
     try:
         return thread_stacks()
-    except Exception as exc:  # noqa: BLE001 (the timeout matters more than the stacks)
+    except Exception as exc:  # the timeout matters more than the stacks
         return f"(could not dump the threads' stacks: {exc!r})"
 
 
@@ -253,7 +260,7 @@ class HardTimeout:
 
         The send-back loop calls it before each event: for a test outside the main
         thread, where the block cannot be interrupted, it is what ends the test."""
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         if self.expired():
             self.fired = True
             raise TestTimeout(self._message(thread_stacks(), "" if event is None else f"before event {event!r}"))
@@ -364,7 +371,7 @@ class HardTimeout:
                     signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
 
     def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         if self._state != _ARMED:
             return  # late: the timeout fired already or the block has ended
         if self._for_previous and self._deadline is not None and time.monotonic() < self._deadline:
@@ -378,7 +385,7 @@ class HardTimeout:
         self._fire()
 
     def _fire(self) -> None:
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         self._state = _FIRED
         self.fired = True
         self._restore()
@@ -386,7 +393,7 @@ class HardTimeout:
 
     def _on_kick(self, inner: List["HardTimeout"]) -> None:
         """The watchdog thread's backstop: the block still runs past its deadline + GRACE."""
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         if self._state == _DONE:
             return
         for block in reversed(inner):  # blocks inside this one end with it

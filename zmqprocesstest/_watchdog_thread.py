@@ -85,7 +85,7 @@ _BACKSTOP: List[Optional[int]] = [None]
 
 def _on_backstop(signum: int, frame: Any) -> None:
     """The backstop signal's handler: kick the innermost kicked block."""
-    __tracebackhide__ = True  # noqa: F841 (pytest)
+    __tracebackhide__ = True  # read by pytest: hide this frame
     for index in range(len(MAIN_BLOCKS) - 1, -1, -1):
         block = MAIN_BLOCKS[index]
         if block._kicked:

@@ -35,7 +35,7 @@ from .sockets import TestSocket, make_sock
 from ._watchdog import HardTimeout, TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
 from ._phases import BoundedPhases, bound_module_phases, bound_phases
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, replies
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, check_stop_steps, replies
 
 __unittest = True
 __tracebackhide__ = True
@@ -201,7 +201,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        plan = StopPlan(self.stop_steps, self.stop_timeouts)  # validated before a process starts
+        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         return res.add_process(ForkedProcess.start(
@@ -216,7 +216,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        plan = StopPlan(self.stop_steps, self.stop_timeouts)
+        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
         res = self._resources()
         res.before_start()
         return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
@@ -247,7 +247,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         try:
-            plan = StopPlan(self.stop_steps, self.stop_timeouts)
+            plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise
@@ -277,10 +277,10 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         A separate control socket, or :meth:`set_stop_event`, keeps the stop apart from
         what the test does in the first place.
         """
-        fixed = None if callable(header) else list(header)
+        fixed: Sequence[Any] = () if callable(header) else list(header)
         managed = self.managed(proc)
         managed.stop_plan = managed.stop_plan.with_polite(PoliteStop(
-            lambda: send_stop_message(self, sock, body, header() if fixed is None else fixed),  # type: ignore
+            lambda: send_stop_message(self, sock, body, header() if callable(header) else fixed),
             f"stop message {body!r} on {sock.describe()}", lambda: replies(sock)))
 
     @scoped
@@ -436,4 +436,4 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
                                 {"__module__": module, "__qualname__": f"module_scope({module!r})", "__test__": False})
         MODULE_SCOPES[module] = scope
     bound_module_phases(scope, module)  # tearDownModule, the module cleanups registered so far
-    return scope  # type: ignore[return-value]
+    return scope

@@ -63,7 +63,7 @@ class CheckResult:
 
     def assert_valid(self) -> None:
         """Raise :class:`CheckFailed` with :meth:`explain` unless the contract holds."""
-        __tracebackhide__ = True  # noqa: F841 (pytest)
+        __tracebackhide__ = True  # read by pytest: hide this frame
         if self.valid is not True:
             raise CheckFailed(self.explain())
 
@@ -264,7 +264,8 @@ def ops_in_flight(history: History) -> int:
     """The most operations pending at once in *history* (what the search's cost grows with)."""
     most = current = 0
     for op in history.ops:
-        current += 1 if op.type == INVOKE else (-1 if op.type in (OK, FAIL, INFO) and op.invoke_index is not None else 0)
+        completes = op.type in (OK, FAIL, INFO) and op.invoke_index is not None
+        current += 1 if op.type == INVOKE else (-1 if completes else 0)
         most = max(most, current)
     return most
 

@@ -140,7 +140,8 @@ class Events(ConnectionEvents):
             raise BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
         msg = sock.recv_multipart(timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
         if frames is not None and len(msg) != frames:
-            raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: {short_frames(msg)}")
+            raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: "
+                                 f"{short_frames(msg)}")
         if json_index is not None:
             msg[json_index] = decode_json(sock, msg, json_index)
         return msg
@@ -192,7 +193,8 @@ class Events(ConnectionEvents):
                     f"expected a log message{' of level ' + want if want else ''} containing {substr!r} "
                     f"on {sock.describe()}; none came. Seen: {seen or 'nothing'}") from None
             if len(frames) < 2:
-                raise AssertionError(f"expected a log record [topic, message] from PUBHandler, got {short_frames(frames)}")
+                raise AssertionError(f"expected a log record [topic, message] from PUBHandler, "
+                                     f"got {short_frames(frames)}")
             topic = frames[0].decode("utf-8", "replace")
             text = frames[-1].decode("utf-8", "replace")
             rec_level = next((part for part in topic.split(".") if part in _LEVELS), topic)

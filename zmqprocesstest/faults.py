@@ -76,7 +76,7 @@ class LinkStats:
     def __getitem__(self, direction: str) -> FlowStats:
         if direction not in DIRECTIONS:
             raise KeyError(f"expected a direction {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
-        return getattr(self, direction)  # type: ignore[no-any-return]
+        return getattr(self, direction)
 
 
 def _address(endpoint: Any, what: str) -> Tuple[int, Any]:
@@ -198,7 +198,7 @@ class FaultLink(SeededFaults):
         A hard close (``SO_LINGER`` 0: a TCP peer sees a reset); ZeroMQ peers see a
         disconnect, and clients reconnect. What the link held is lost.
         """
-        return self._control("reset", "reset")  # type: ignore[no-any-return]
+        return self._control("reset", "reset")
 
     def refuse(self, on: bool = True) -> None:
         """Refuse new connections (``on=False``: accept them again); open ones go on.

@@ -86,7 +86,7 @@ def known_events(cls: type) -> FrozenSet[str]:
                   and not isinstance(value, (type, classmethod, staticmethod))):
                 names.add(name)
     result = frozenset(names)
-    setattr(cls, "_zpt_events", result)
+    cls._zpt_events = result  # type: ignore[attr-defined]
     return result
 
 

@@ -197,7 +197,8 @@ def parse_expression(expr: str) -> Callable[[Iterable[str]], bool]:
     tokens: List[str] = []
     for paren_open, paren_close, word, other in _TOKEN.findall(text):
         if other:
-            raise ValueError(f"bad mark expression {expr!r}: unexpected {other!r}; expected a name, and, or, not, ( or )")
+            raise ValueError(f"bad mark expression {expr!r}: unexpected {other!r}; "
+                             "expected a name, and, or, not, ( or )")
         tokens.append(paren_open or paren_close or word)
     pos = 0
 
@@ -335,7 +336,7 @@ def none_selected(classes: Iterable[type]) -> bool:
         return False
     loader = unittest.TestLoader()
     for cls in classes:
-        for name in loader.getTestCaseNames(cls):  # type: ignore[arg-type]
+        for name in loader.getTestCaseNames(cls):
             if selects(marks_of(cls(name))):
                 return False
     return True

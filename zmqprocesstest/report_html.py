@@ -43,7 +43,8 @@ table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #
 _RANK = {"passed": 0, "skipped": 1, "expected-failure": 1, "unexpected-success": 2, "failed": 3, "error": 4}
 _FAILED = {"failed", "error", "unexpected-success"}
 
-_written: Dict[Tuple[str, str], int] = {}  # pages of this process, by directory and name: a repeated test gets -2, -3...
+# Pages of this process, by directory and name: a repeated test gets -2, -3...
+_written: Dict[Tuple[str, str], int] = {}
 _dirs: List[str] = []  # report directories this process wrote to: their index is rebuilt at exit
 
 

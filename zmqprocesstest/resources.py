@@ -272,8 +272,9 @@ class Resources:
         chart = self.transcript.chart()
         if chart:
             parts.extend(["Sequence of the last messages:", chart])
+        shared = [p for r in self.parents for p in r.processes]
         for title, procs in (("Processes under test:", self.processes),
-                             ("Processes shared by the class or module:", [p for r in self.parents for p in r.processes])):
+                             ("Processes shared by the class or module:", shared)):
             if procs:
                 parts.append(title)
                 parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report()) for p in procs)

@@ -151,19 +151,19 @@ class _Watch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._result, name)
 
-    def addError(self, test: Any, err: Any) -> None:  # noqa: N802 - unittest's name
+    def addError(self, test: Any, err: Any) -> None:
         self.failed = True
         self._result.addError(test, err)
 
-    def addFailure(self, test: Any, err: Any) -> None:  # noqa: N802
+    def addFailure(self, test: Any, err: Any) -> None:
         self.failed = True
         self._result.addFailure(test, err)
 
-    def addUnexpectedSuccess(self, test: Any) -> None:  # noqa: N802
+    def addUnexpectedSuccess(self, test: Any) -> None:
         self.failed = True
         self._result.addUnexpectedSuccess(test)
 
-    def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:  # noqa: N802
+    def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:
         self.failed = self.failed or err is not None and not issubclass(err[0], unittest.SkipTest)
         self._result.addSubTest(test, subtest, err)
 
@@ -207,7 +207,8 @@ def reproduce_message(command: Optional[List[str]] = None, rerun_one: Optional[L
     base, repeat = key.rsplit("|", 1)
     settings = SETTINGS
     lines = [f"zmqprocesstest: first failure: {test_id}",
-             f"  test {base}, repeat {repeat} of {settings.repeat}, seed {settings.seed if settings.seed is not None else '-'}"
+             f"  test {base}, repeat {repeat} of {settings.repeat}, "
+             f"seed {settings.seed if settings.seed is not None else '-'}"
              f"{' (stress)' if settings.stress else ''}{' (shuffled)' if settings.shuffle else ''}"]
     if command is None:
         names = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
@@ -260,7 +261,9 @@ def split_options(args: List[str]) -> Tuple[Settings, List[str]]:
             value = inline or args[at + 1]
             at += 0 if inline else 1
         at += 1
-        if name == "--repeat":
+        if value is None:  # a flag
+            setattr(settings, {"--list": "list_only"}.get(name, name[2:].replace("-", "_")), True)
+        elif name == "--repeat":
             if not (value.isdigit() and int(value) >= 1):
                 raise ValueError(f"expected --repeat N with N >= 1, got {value!r}")
             settings.repeat = int(value)
@@ -268,10 +271,8 @@ def split_options(args: List[str]) -> Tuple[Settings, List[str]]:
             settings.seed = seed_value(value, "--seed N")
         elif name == "--shard":
             settings.shard = _order.parse_shard(value)
-        elif value is not None:
-            setattr(settings, name[2:].replace("-", "_"), value)
         else:
-            setattr(settings, {"--list": "list_only"}.get(name, name[2:].replace("-", "_")), True)
+            setattr(settings, name[2:].replace("-", "_"), value)
     settings.driver = "cli"
     return settings, rest
 
@@ -296,11 +297,11 @@ class DurationsResult(unittest.TextTestResult):
 
     durations: Dict[str, float] = {}
 
-    def startTest(self, test: Any) -> None:  # noqa: N802 - unittest's name
+    def startTest(self, test: Any) -> None:
         self._zpt_started = time.monotonic()
         super().startTest(test)
 
-    def stopTest(self, test: Any) -> None:  # noqa: N802
+    def stopTest(self, test: Any) -> None:
         super().stopTest(test)
         DurationsResult.durations[test.id()] = round(time.monotonic() - self._zpt_started, 6)
 

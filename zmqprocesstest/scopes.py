@@ -61,7 +61,7 @@ def release_bounded(res: Resources, what: str) -> None:
         raise
 
 
-class scoped:  # noqa: N801 - used like a decorator, as classmethod is
+class scoped:  # used like a decorator, as classmethod is
     """A method that binds to the test when called on one, and to the class otherwise."""
 
     def __init__(self, func: Callable[..., Any]) -> None:

@@ -262,7 +262,8 @@ class TestSocket:
             if watch is not None and (ready or watch.poll_slice):
                 watch.check()
 
-    def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float], *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
+              *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
         if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):

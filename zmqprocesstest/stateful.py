@@ -52,7 +52,8 @@ __all__ = ["ProcessStateMachine"]
 
 #: The resource API of a test case that a machine offers as its own (see :attr:`ProcessStateMachine.case`).
 DELEGATED = ("socket", "start_process", "start_command", "fault_link", "new_endpoint", "managed", "add_process",
-             "set_stop_message", "set_stop_event", "set_stop_steps", "stop_process", "output_of", "process_mock", "monitor")
+             "set_stop_message", "set_stop_event", "set_stop_steps", "stop_process", "output_of", "process_mock",
+             "monitor")
 #: Test case settings a machine may set as class attributes; its run's case takes them.
 CASE_SETTINGS = ("timeout", "run_timeout", "endpoint_transport", "stop_timeouts", "stop_steps", "start_method",
                  "capture_output", "transcript_length")
@@ -108,16 +109,16 @@ def _convert(cls: type) -> None:
 class _TestCaseProperty:
     """``Machine.TestCase``: a ProcessTestCase that runs the machine (one class per machine)."""
 
-    def __get__(self, obj: Any, owner: type) -> type:
+    def __get__(self, obj: Any, owner: Any) -> type:
         made = owner.__dict__.get("_zpt_test_case")
         if made is None:
             made = _test_case(owner)
-            setattr(owner, "_zpt_test_case", made)
-        return made  # type: ignore[no-any-return]
+            owner._zpt_test_case = made
+        return made
 
 
 def _test_case(machine: type) -> type:
-    def runTest(self: ProcessTestCase) -> None:
+    def runTest(self: Any) -> None:  # a ProcessTestCase with the machine's settings
         run_state_machine_as_test(machine, settings=self.settings)
 
     runTest.is_hypothesis_test = True  # type: ignore[attr-defined]
@@ -147,7 +148,7 @@ class ProcessStateMachine(RuleBasedStateMachine):
     #: A :class:`~zmqprocesstest.ProcessTestCase` running this machine, for unittest,
     #: nose2 and pytest: ``TestMyMachine = MyMachine.TestCase``. Its ``settings``
     #: (Hypothesis's) default to ``deadline=None``; its ``run_timeout`` bounds every run.
-    TestCase = _TestCaseProperty()  # type: ignore[assignment]
+    TestCase = _TestCaseProperty()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,7 +214,7 @@ for _name in DELEGATED:
 
 
 @functools.lru_cache(maxsize=None)
-def _case_class(machine: type) -> type:
+def _case_class(machine: "Type[ProcessStateMachine]") -> type:
     attrs = {name: getattr(machine, name) for name in CASE_SETTINGS if hasattr(machine, name)}
     attrs.update({"__module__": machine.__module__, "__qualname__": machine.__qualname__, "__test__": False})
     return type(machine.__name__, (machine.case_class,), attrs)

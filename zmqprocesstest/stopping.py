@@ -34,8 +34,8 @@ from .transcript import short_frames
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan", "StopResult",
-           "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
+__all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan",
+           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
            "signal_name", "stop"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})  # nothing comes back on these
@@ -257,7 +257,7 @@ class StopPlan:
 
     def with_steps(self, steps: Sequence[str]) -> "StopPlan":
         """This plan with other steps (validated)."""
-        return dataclasses.replace(self, steps=tuple(steps) if not isinstance(steps, str) else steps)
+        return dataclasses.replace(self, steps=check_stop_steps(steps))
 
     def with_polite(self, polite: Optional[PoliteStop]) -> "StopPlan":
         """This plan with another polite stop (it replaces the one set before)."""
@@ -315,8 +315,8 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
         proc.thaw()  # a frozen process cannot act on a stop message or SIGINT
     code = proc.exitcode()
     if code is not None:
-        problems = (f"{proc.describe()} exited on its own with {describe_exit(code)}",) if code and proc.watched else ()
-        return StopResult("itself", code, problems=problems)
+        found = (f"{proc.describe()} exited on its own with {describe_exit(code)}",) if code and proc.watched else ()
+        return StopResult("itself", code, problems=found)
     steps = plan.walk()
     polite = steps[0]
     problems: List[str] = []

@@ -201,7 +201,8 @@ class SystemTestCase(ProcessTestCase):
                   f"(rerun with {UPDATE_GOLDEN_ENV}=1 to accept the new output):\n{diff}")
 
     def assertProgramOutput(self, argv: Sequence[str], name: str, *, returncode: Optional[int] = 0,
-                            stderr: bool = False, normalisers: Iterable[Normaliser] = (), **kwargs: object) -> ProgramResult:
+                            stderr: bool = False, normalisers: Iterable[Normaliser] = (),
+                            **kwargs: object) -> ProgramResult:
         """Run *argv*; compare stdout with golden *name* (stderr with ``name.stderr``).
 
         :param returncode: the expected exit code (``None``: do not check).

@@ -24,16 +24,16 @@ for _path in (EXAMPLES, REPO):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import zmq  # (imports below the sys.path set-up on purpose)
+import zmq  # noqa: E402 - imports below the sys.path set-up on purpose
 
-from zmqprocesstest import _guardian, _os
+from zmqprocesstest import _guardian, _os  # noqa: E402 - below the sys.path set-up
 
 
 def child_pids():
     """Our child processes, less the guardian (a child of the runner by design)."""
     return [pid for pid in _os.child_pids() if pid not in _guardian.guardian_pids()]
 
-from pingpong.pongproc import PongProc
+from pingpong.pongproc import PongProc  # noqa: E402 - below the sys.path set-up
 
 perf_counter = time.perf_counter
 
@@ -99,8 +99,9 @@ class TimingResult(unittest.TestResult):
     """A quiet TestResult that records how long each test took, start to stop.
 
     ``durations`` holds seconds per test (setUp, test, cleanups included), in run
-    order; ``stops`` the perf_counter at each stopTest; ``report_times`` the perf_counter at each addFailure/addError call (the
-    moment the runner learns of the failure), before the traceback is formatted.
+    order; ``stops`` the perf_counter at each stopTest; ``report_times`` the
+    perf_counter at each addFailure/addError call (the moment the runner learns of the
+    failure), before the traceback is formatted.
     """
 
     def __init__(self):
