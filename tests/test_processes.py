@@ -59,7 +59,32 @@ class TestStopProtocol(unittest.TestCase):
         self.assertEqual(problems(run_case(Stops)), [])
 
 
+def replies_once_and_exits(endpoint):
+    """A process under test that answers one request, then exits at once (cleanly)."""
+    import zmq as _zmq
+    ctx = _zmq.Context()
+    rep = ctx.socket(_zmq.REP)
+    rep.bind(endpoint)
+    rep.send(rep.recv())
+    rep.close(linger=1000)  # the reply is delivered, then the process is gone
+    ctx.term()
+
+
 class TestCrashDetection(unittest.TestCase):
+    def test_a_reply_sent_just_before_a_clean_exit_is_received(self):
+        """The exit and the reply arrive together: the reply wins (EXIT_GRACE)."""
+        class LastWords(ProcessTestCase):
+            def test_it(self):
+                for n in range(30):
+                    endpoint = self.new_endpoint()
+                    req = self.socket(zmq.REQ, connect=endpoint)
+                    proc = self.start_process(replies_once_and_exits, endpoint)
+                    yield ("send_raw", req, [str(n).encode()])
+                    self.assertEqual((yield ("recv_raw", req)), [str(n).encode()])
+                    yield ("wait_exit", proc)
+
+        self.assertEqual(problems(run_case(LastWords)), [])
+
     def test_crash_ends_the_wait_at_once_with_code_and_output(self):
         start = time.monotonic()
         text = only_problem(self, run_case(samples.Crash))

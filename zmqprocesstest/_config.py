@@ -10,6 +10,7 @@ import os
 __all__ = [
     "CONTEXT_TERM_TIMEOUT",
     "DEFAULT_RUN_TIMEOUT",
+    "EXIT_GRACE",
     "GROUP_GRACE",
     "GUARDIAN_EXIT_TIMEOUT",
     "GUARDIAN_WRITE_TIMEOUT",
@@ -120,6 +121,10 @@ PROGRAM_TIMEOUT = 10.0
 PROGRAM_GROUP_WAIT = 2.0
 #: A fault link's own thread answering a command, or stopping (scaled).
 LINK_WAIT = 5.0
+#: When a watched process's exit ends a wait, the socket is looked at once more for this
+#: long: a reply the process sent just before it exited may still be on its way (a clean
+#: exit after the last reply must not look like a crash). A crash is reported this much later.
+EXIT_GRACE = 0.02
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0

@@ -20,7 +20,7 @@ import zmq
 from zmq import zmq_poll
 
 from . import _perturb, timeline as _timeline
-from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
+from ._config import DEFAULT_TIMEOUT, EXIT_GRACE, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .transcript import Transcript, decode_json, short, short_frames, type_name
 
@@ -260,6 +260,10 @@ class TestSocket:
                 if what is sock and events & flag:
                     return events
             if watch is not None and (ready or watch.poll_slice):
+                if ready:  # a process exited: what it sent just before may still be on its way
+                    late = zmq_poll([(sock, flag)], math.ceil(EXIT_GRACE * 1000))
+                    if late:
+                        return int(late[0][1])
                 watch.check()
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
