@@ -151,8 +151,10 @@ class TestDocstringExamples(unittest.TestCase):
         namespace = {"ProcessStateMachine": ProcessStateMachine, "rule": rule, "st": strategies, "zmq": zmq,
                      "PongProc": PongProc}
         exec(compile(code, "<docstring example>", "exec"), namespace)
-        namespace["TestPong"].settings = settings(max_examples=3, stateful_step_count=3, deadline=None, database=None)
-        result = run_case(namespace["TestPong"])
+        case = namespace["PongMachineTestCase"]
+        self.assertEqual(case.__name__, "PongMachineTestCase")
+        case.settings = settings(max_examples=3, stateful_step_count=3, deadline=None, database=None)
+        result = run_case(case)
         self.assertEqual((result.testsRun, problems(result)), (1, []))
 
     def example_marks_mark(self, code):

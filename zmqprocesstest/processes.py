@@ -21,20 +21,18 @@ crash ends a wait at once.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
-import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from . import timeline as _timeline
 from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
+from ._leftovers import LIVE
 from ._reaper import prepare_runner, wait_group_gone
 from ._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
                       scaled)
@@ -80,8 +78,6 @@ _WHOLE_PROCESS = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT})
 # Thread states in which a signal is acted on at once: sleeping, exited, stopped ("" unknown).
 _SETTLED = frozenset({"", "S", "T", "t"}) | EXITED
 
-# Every live managed process, for the last-resort clean-up at interpreter exit.
-_LIVE: "weakref.WeakSet[ManagedProcess]" = weakref.WeakSet()
 
 
 class ManagedProcess:
@@ -135,7 +131,7 @@ class ManagedProcess:
             self.pgid = None  # never signal our own group
         if self.pgid is not None:
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
-        _LIVE.add(self)
+        LIVE.add(self)  # killed at exit if still running (_leftovers.py)
         _timeline.record("start", name, f"pid {self.pid}")
 
     # -- what subclasses supply ------------------------------------------------------------
@@ -352,7 +348,7 @@ class ManagedProcess:
 
     def close(self) -> None:
         """Release the pidfd, the output pipe and what the process object holds."""
-        _LIVE.discard(self)
+        LIVE.discard(self)
         if self.pgid is not None and not self.closed:
             _guardian.forget_group(self.pgid)
         self.closed = True
@@ -438,13 +434,3 @@ class CommandProcess(ManagedProcess):
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    leftovers = list(_LIVE)
-    for proc in leftovers:
-        proc.kill_now()
-    if leftovers:
-        print(f"zmqprocesstest: killed {len(leftovers)} process(es) left running at exit: "
-              + ", ".join(p.name for p in leftovers), file=sys.stderr)

@@ -25,7 +25,7 @@ Run it with any runner through :attr:`ProcessStateMachine.TestCase` (a
             yield ("send", self.req, [], ["ping", n])
             assert (yield ("recv", self.req)) == [["pong", n]]
 
-    TestPong = PongMachine.TestCase
+    PongMachineTestCase = PongMachine.TestCase  # its own name: every runner finds it
 
 This module imports Hypothesis: import it only where Hypothesis is installed
 (``pip install zmqprocesstest[hypothesis]``).
@@ -125,8 +125,10 @@ def _test_case(machine: type) -> type:
     attrs = {name: getattr(machine, name) for name in CASE_SETTINGS if name in vars(machine)}
     attrs.update({"runTest": runTest, "__module__": machine.__module__,
                   "settings": Settings(deadline=None, suppress_health_check=list(HealthCheck)),
-                  "__qualname__": machine.__qualname__ + ".TestCase", "__doc__": machine.__doc__})
-    return type(machine.__name__ + ".TestCase", (ProcessTestCase,), attrs)
+                  "__qualname__": machine.__name__ + "TestCase", "__doc__": machine.__doc__})
+    # ``<Machine>TestCase``, the name to bind it to in its module: nose2's mp plugin finds
+    # a test's class again by its module and name (a dotted name is not found).
+    return type(machine.__name__ + "TestCase", (ProcessTestCase,), attrs)
 
 
 class ProcessStateMachine(RuleBasedStateMachine):
@@ -146,7 +148,8 @@ class ProcessStateMachine(RuleBasedStateMachine):
     #: The test case class each run uses: a subclass of your own adds events.
     case_class: Type[ProcessTestCase] = ProcessTestCase
     #: A :class:`~zmqprocesstest.ProcessTestCase` running this machine, for unittest,
-    #: nose2 and pytest: ``TestMyMachine = MyMachine.TestCase``. Its ``settings``
+    #: nose2 and pytest: ``MyMachineTestCase = MyMachine.TestCase`` (under that name, its
+    #: own, so nose2's mp plugin finds it again in its workers). Its ``settings``
     #: (Hypothesis's) default to ``deadline=None``; its ``run_timeout`` bounds every run.
     TestCase = _TestCaseProperty()
 
