@@ -197,8 +197,11 @@ def run_suites(names, tmp, jobs):
 
 
 def example_bodies(bodies):
-    """The body-log ids of the example tests (not of the inner test cases of tests/)."""
-    return {test_id for test_id in bodies if not test_id.startswith("tests.")}
+    """The body-log ids of the example tests: those of a test module under docs/examples
+    (not of the inner test cases of tests/, which tests/ also makes in modules of its own,
+    such as a synthetic module or a docstring's example)."""
+    modules = tuple(module + "." for module in test_modules(EXAMPLES, EXAMPLES))
+    return {test_id for test_id in bodies if test_id.startswith(modules)}
 
 
 def report(name, results, examples_passed):
