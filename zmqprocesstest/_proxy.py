@@ -2,7 +2,7 @@
 
 A :class:`Proxy` forwards each connection made to its listening socket to a new connection
 to its target, byte for byte, on one background thread (non-blocking sockets,
-:mod:`selectors`); each direction holds what it cannot deliver yet, in order, with the time
+:func:`select.poll`); each direction holds what it cannot deliver yet, in order, with the time
 each chunk is due (:mod:`zmqprocesstest._connection`). The state the faults switch, and
 the handlers that switch it (``_do_<name>``), are the thread's alone: another thread asks
 with :meth:`Proxy.command`, which runs the handler there and waits for the answer. The engine of
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import selectors
 import shutil
 import socket
 import struct
@@ -24,7 +23,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ._config import LINK_WAIT, scaled
 from ._channel import Channel
-from ._connection import Conn, Counters, End, Flow, Listener, accept
+from ._connection import READ as _R, WRITE as _W, Conn, Counters, End, Flow, Listener, Poller, accept
 from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
 from ._zmtp import Tracker
 
@@ -32,7 +31,6 @@ __unittest = True
 __tracebackhide__ = True
 
 _CHUNK = 65536
-_R, _W = selectors.EVENT_READ, selectors.EVENT_WRITE
 _RESET_LINGER = struct.pack("ii", 1, 0)
 _LISTENER = object()
 #: The two directions, in the order of the proxy's tallies and figures.
@@ -79,13 +77,13 @@ class Proxy:
         self._crash: Optional[str] = None
         self._final: Any = None  # _do_stats() when the thread ended
         self._closed = False
-        self._sel = selectors.DefaultSelector()
+        self._sel = Poller()
         self._channel = Channel()
         self._listener: Optional[Listener] = None
         try:
             self._sel.register(self._channel.wake_fd, _R, None)
             self._listener = Listener(*listen)
-            self._sel.register(self._listener.sock, _R, _LISTENER)  # type: ignore[arg-type]
+            self._sel.register(self._listener.sock, _R, _LISTENER)
         except BaseException:
             self._close_fds()
             raise
@@ -197,8 +195,7 @@ class Proxy:
                         self._flush(flow)
                 if self._waiting:
                     timeout = max(0.0, min(f.queue[0][0] for f in self._waiting) - time.monotonic())
-            for key, mask in select(timeout):
-                end = key.data
+            for end, mask in select(timeout):
                 if end is None:
                     if self._channel.serve(self._handle, last="stop"):
                         return
