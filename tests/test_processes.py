@@ -12,6 +12,7 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase
+from zmqprocesstest._config import EXIT_GRACE
 
 from . import samples
 from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
@@ -84,6 +85,32 @@ class TestCrashDetection(unittest.TestCase):
                     yield ("wait_exit", proc)
 
         self.assertEqual(problems(run_case(LastWords)), [])
+
+    def test_only_an_exit_with_a_code_gives_the_socket_a_grace(self):
+        """A process killed by a signal crashed: its death is reported without EXIT_GRACE."""
+        seen = {}
+
+        class Graces(ProcessTestCase):
+            def grace_after_exit(self, name, code):
+                endpoint = self.new_endpoint()
+                proc = self._zpt.find(self.start_process(replies_once_and_exits, endpoint))
+                req = self.socket(zmq.REQ, connect=endpoint)
+                if code == -signal.SIGKILL:
+                    os.kill(proc.pid, signal.SIGKILL)
+                else:
+                    req.send(b"bye")
+                    req.recv()
+                self.assertTrue(select.select([proc.fd], [], [], 5)[0], "the process did not exit")
+                self.assertEqual(proc.exitcode(), code)
+                seen[name] = self._zpt.exit_grace()  # as the wait that the exit ended asks
+                yield ("wait_exit", proc.obj, None, code)
+
+            def test_it(self):
+                yield from self.grace_after_exit("killed", -signal.SIGKILL)
+                yield from self.grace_after_exit("exited", 0)
+
+        self.assertEqual(problems(run_case(Graces)), [])
+        self.assertEqual(seen, {"killed": 0.0, "exited": EXIT_GRACE})
 
     def test_crash_ends_the_wait_at_once_with_code_and_output(self):
         start = time.monotonic()

@@ -123,7 +123,8 @@ PROGRAM_GROUP_WAIT = 2.0
 LINK_WAIT = 5.0
 #: When a watched process's exit ends a wait, the socket is looked at once more for this
 #: long: a reply the process sent just before it exited may still be on its way (a clean
-#: exit after the last reply must not look like a crash). A crash is reported this much later.
+#: exit after the last reply must not look like a crash). An exit is reported this much
+#: later, unless the process was killed by a signal: a crash is reported at once.
 EXIT_GRACE = 0.02
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.

@@ -23,7 +23,7 @@ import zmq
 from . import _guardian, _perturb, _reaper
 from ._compat import PerProcess
 from ._os import child_pids, open_fds, orphan_pids
-from ._config import CONTEXT_TERM_TIMEOUT, scaled
+from ._config import CONTEXT_TERM_TIMEOUT, EXIT_GRACE, scaled
 from ._output import drainer_fds
 from .processes import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
@@ -176,6 +176,15 @@ class Resources:
                 died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {proc.report()}")
                 died.process = proc
                 raise died
+
+    def exit_grace(self) -> float:
+        # A clean or failing exit may follow the last reply, which must not be lost to
+        # it; a death by a signal (SIGKILL, SIGSEGV) is a crash, reported at once.
+        for proc in self.watched():
+            code = proc.exitcode() if proc.watched else None
+            if code is not None and code >= 0:
+                return EXIT_GRACE
+        return 0.0
 
     # -- after the test -----------------------------------------------------------------------
     def stop_processes(self) -> List[str]:

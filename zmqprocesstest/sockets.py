@@ -20,7 +20,7 @@ import zmq
 from zmq import zmq_poll
 
 from . import _perturb, timeline as _timeline
-from ._config import DEFAULT_TIMEOUT, EXIT_GRACE, WAIT_SLICE, scaled
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .transcript import Transcript, decode_json, short, short_frames, type_name
 
@@ -112,6 +112,10 @@ class Watch(Protocol):
 
     def check(self) -> None:
         """Raise :class:`~zmqprocesstest.ProcessDied` if a watched process has died."""
+
+    def exit_grace(self) -> float:
+        """Seconds to look at the socket once more after a watched process exited, for what
+        it sent just before (0 if each one that exited was killed by a signal)."""
 
 
 class TestSocket:
@@ -261,7 +265,7 @@ class TestSocket:
                     return events
             if watch is not None and (ready or watch.poll_slice):
                 if ready:  # a process exited: what it sent just before may still be on its way
-                    late = zmq_poll([(sock, flag)], math.ceil(EXIT_GRACE * 1000))
+                    late = zmq_poll([(sock, flag)], math.ceil(watch.exit_grace() * 1000))
                     if late:
                         return int(late[0][1])
                 watch.check()
