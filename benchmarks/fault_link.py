@@ -3,7 +3,10 @@
 (a) N ping-pong round trips over ipc from a blocking REQ socket to a running PongProc
     (REP), directly and through a FaultLink that was partitioned and healed first
     (so it counts messages and follows the framing, as in a test); rounds alternate,
-    both loops run in each round, medians and the median per-round ratio are reported.
+    every loop runs in each round, medians and the median per-round ratio are reported.
+    A third loop goes through the barest forwarder a thread of the test's process can be
+    (poll, recv_into, send; no framing, no counts): the floor of any such link, to tell
+    the link's own cost from the cost of one more thread and two more hops.
     Like roundtrip.py it runs twice: with the client, the link's thread and PongProc on
     one CPU (--cpu; reproducible: the cost of the work itself), and where the scheduler
     puts them (adds cross-CPU wake-ups, two more per round trip through the link).
@@ -15,12 +18,16 @@
 
 Usage: python benchmarks/fault_link.py [--quick] [-n N] [--rounds R] [--resets R] [--cpu C]
 """
+import contextlib
 import json
 import multiprocessing
 import os
+import select
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 
 import _bench  # sets sys.path: repo root and docs/examples first
 from _bench import STOP, WAIT, BenchError, median, perf_counter, target
@@ -56,6 +63,35 @@ def loop(sock, n):
     return perf_counter() - start
 
 
+def bare_forwarder(path, target):
+    """Listen on the unix socket *path* and forward its first connection to *target* and
+    back, byte for byte, on a daemon thread: the least a Python link does per hop."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(1)
+
+    def run():
+        with listener:
+            client, _ = listener.accept()
+        server = socket.socket(socket.AF_UNIX)
+        server.connect(target)
+        with client, server:
+            poller, peer = select.poll(), {client.fileno(): (client, server), server.fileno(): (server, client)}
+            for sock in (client, server):
+                poller.register(sock, select.POLLIN)
+            buf = bytearray(65536)
+            view = memoryview(buf)
+            while True:
+                for fd, _ in poller.poll():
+                    src, dst = peer[fd]
+                    n = src.recv_into(buf)
+                    if not n:
+                        return
+                    dst.sendall(view[:n])
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def bench_roundtrips(n, rounds, tmpdir, cpus=None):
     """Alternate the two loops; with *cpus*, this thread (so PongProc and the link's
     thread, which it starts) runs on those CPUs only."""
@@ -67,20 +103,26 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
         finally:
             os.sched_setaffinity(0, allowed)
     endpoint = f"ipc://{tmpdir}/pong"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{tmpdir}/bare")  # the last run's
+    bare_forwarder(f"{tmpdir}/bare", f"{tmpdir}/pong")
     proc = PongProc(endpoint)
     proc.daemon = True
     proc.start()
     ctx = zmq.Context()
     link = FaultLink(endpoint, endpoint=f"ipc://{tmpdir}/link")
     direct, linked = req_socket(ctx, endpoint), req_socket(ctx, link.endpoint)
+    bare = None
     try:
         loop(direct, 200)  # warm-up: connections, caches
         loop(linked, 200)
+        bare = req_socket(ctx, f"ipc://{tmpdir}/bare")  # now PongProc is bound: the forwarder connects to it
+        loop(bare, 200)
         link.partition()
         link.heal()
-        rows = {"direct": [], "link": []}  # us per round trip
+        rows = {"direct": [], "link": [], "bare": []}  # us per round trip
         for r in range(rounds):
-            order = [("direct", direct), ("link", linked)]
+            order = [("direct", direct), ("link", linked), ("bare", bare)]
             if r % 2:
                 order.reverse()
             for name, sock in order:
@@ -97,6 +139,8 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
     finally:
         direct.close()
         linked.close()
+        if bare is not None:
+            bare.close()
         link.close()
         ctx.term()
         if proc.is_alive():
@@ -143,12 +187,15 @@ def bench_resets(resets, tmpdir):
 
 def report_roundtrips(rows, where):
     med = {k: median(v) for k, v in rows.items()}
-    paired = median([b / a for a, b in zip(rows["direct"], rows["link"])])
+    paired = {name: median([b / a for a, b in zip(rows["direct"], rows[name])]) for name in rows}
     print(f"  {'':34s} {'us/rt':>8s} {'ratio':>6s} {'paired':>7s}  rounds (us/rt)")
-    for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP")):
+    for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP"),
+                        ("bare", "REQ -> bare forwarder -> REP")):
         print(f"  {label:34s} {med[name]:8.1f} {med[name] / med['direct']:6.2f} "
-              f"{paired if name == 'link' else 1.0:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
-    print("  (ratio: of the medians; paired: median of the per-round ratios)")
+              f"{paired[name]:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
+    print("  (ratio: of the medians; paired: median of the per-round ratios; the bare forwarder"
+          " is the floor of a link on a thread of this process)")
+    paired = paired["link"]
     ratio = med["link"] / med["direct"]
     target(f"round trip through a healed link <= {TARGET_RATIO} x direct, {where}", ratio <= TARGET_RATIO,
            f"ratio {ratio:.2f}, paired {paired:.2f}")
