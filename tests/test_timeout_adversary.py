@@ -10,6 +10,7 @@ import unittest
 import unittest.mock
 
 from zmqprocesstest import ProcessTestCase, TestTimeout
+from .support import interruptible
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -82,7 +83,7 @@ class ChildRunners(unittest.TestCase):
             env.pop(name, None)
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "timeout_adversary_sample.py")], env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=interruptible)
         self.addCleanup(self.end, proc)
         return proc
 
@@ -123,7 +124,17 @@ class ChildRunners(unittest.TestCase):
 
     def read_line(self, proc, timeout):
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
-        self.assertTrue(ready, "the child runner said nothing")
+        if not ready:
+            os.kill(proc.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
+            err, deadline = b"", time.monotonic() + 2
+            while select.select([proc.stderr], [], [], max(0, deadline - time.monotonic()))[0]:
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                err += chunk
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            self.fail(f"the child runner said nothing in {timeout} s; its stderr:\n{err.decode(errors='replace')}")
         return proc.stdout.readline().decode().strip()
 
     def gone_within(self, pid, timeout):

@@ -36,6 +36,8 @@ class StartsThenBlocks(ProcessTestCase):
 
 
 if __name__ == "__main__":
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1)  # the test asks where a silent child runner is
     name = {"last_resort": "SwallowsEverything", "setupclass_sigint": "StartsThenBlocks"}[os.environ["ADVERSARY"]]
     suite = unittest.defaultTestLoader.loadTestsFromName(name, sys.modules[__name__])
     try:
