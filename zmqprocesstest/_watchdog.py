@@ -261,7 +261,8 @@ class HardTimeout:
         The send-back loop calls it before each event: for a test outside the main
         thread, where the block cannot be interrupted, it is what ends the test."""
         __tracebackhide__ = True  # read by pytest: hide this frame
-        if self.expired():
+        deadline = self._deadline  # expired(), inline: this runs before every event
+        if self.fired or (deadline is not None and time.monotonic() >= deadline):
             self.fired = True
             raise TestTimeout(self._message(thread_stacks(), "" if event is None else f"before event {event!r}"))
 
