@@ -37,6 +37,12 @@ from pingpong.pongproc import PongProc  # noqa: E402 - below the sys.path set-up
 
 perf_counter = time.perf_counter
 
+# A benchmark started as a background job of a script inherits SIGINT ignored, and the
+# bare cycles' children (plain multiprocessing, which keeps it) would then never stop on
+# their SIGINT. The library's own processes get the default back by themselves.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 #: The ping-pong example's stop message.
 STOP = ["plzdiekthxbye", None]
 #: Bound of every bare wait, in seconds.
