@@ -13,7 +13,8 @@ DOCUMENTED = {
     "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
     "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "make_sock", "mark", "normalise_path", "normalise_pids",
-    "normalise_ports", "normalise_regex", "normalise_timestamps", "process", "run_program", "system", "module_scope",
+    "normalise_ports", "normalise_regex", "normalise_timestamps", "override_event", "process", "run_program", "system",
+    "module_scope",
 }
 
 

@@ -4,6 +4,7 @@ from importlib import metadata as _metadata
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import EventError
 from .faults import FaultLink, FaultLinkError
+from .loop import override_event
 from .marks import mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
@@ -51,6 +52,7 @@ __all__ = [
     "normalise_ports",
     "normalise_regex",
     "normalise_timestamps",
+    "override_event",
     "process",
     "run_program",
     "system",

@@ -26,7 +26,7 @@ from ._forked import ForkedProcess
 from ._given import convert_generator_tests
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
-from .loop import dispatch, run_events, trim_traceback
+from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ManagedProcess, ProcessStopError
 from .resources import Resources, check_leaks, leak_snapshot
@@ -53,10 +53,13 @@ class ProcessTestMeta(type):
     expected-failure, marks). A Hypothesis ``@given`` test whose inner test is a
     generator function runs each example through the loop, with fresh resources
     (:mod:`zmqprocesstest._given`). Marks of the class and module are copied onto the methods.
+    An attribute named like a built-in event is refused first
+    (:func:`~zmqprocesstest.loop.check_event_names`).
     """
 
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
+        check_event_names(cls)  # a user's reset() or delay = 0.5 would hide the event
         prefix = getattr(cls, "testMethodPrefix", "test")
         convert_generator_tests(cls, prefix)  # and @given ones (_given.py)
         _marks.propagate(cls, prefix)
