@@ -1,11 +1,13 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
 from importlib import metadata as _metadata
 
+from ._config import Timeout
+from ._monitor import ConnectionTimeout
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import EventError
 from .faults import FaultLink, FaultLinkError
 from .loop import override_event
-from .marks import mark, process, system
+from .marks import MarkExpressionError, mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
 from .resources import LeakError
@@ -15,8 +17,8 @@ from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normali
 
 # Public exceptions and classes show the path users import them from, in tracebacks
 # and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest._watchdog.TestTimeout").
-for _public in (EventError, FaultLinkError, LeakError, MockTimeout, ProcessDied, ProcessError, ProcessStopError,
-                ProgramTimeout, SocketTimeout, TestTimeout):
+for _public in (ConnectionTimeout, EventError, FaultLinkError, LeakError, MarkExpressionError, MockTimeout, ProcessDied,
+                ProcessError, ProcessStopError, ProgramTimeout, SocketTimeout, TestTimeout, Timeout):
     _public.__module__ = __name__
 del _public
 
@@ -26,11 +28,13 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that was n
     __version__ = "0+unknown"
 
 __all__ = [
+    "ConnectionTimeout",
     "EventError",
     "FaultLink",
     "FaultLinkError",
     "LeakError",
     "ManagedProcess",
+    "MarkExpressionError",
     "MockCall",
     "MockTimeout",
     "ProcessDied",
@@ -44,6 +48,7 @@ __all__ = [
     "SystemTestCase",
     "TestSocket",
     "TestTimeout",
+    "Timeout",
     "make_sock",
     "module_scope",
     "mark",

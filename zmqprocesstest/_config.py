@@ -1,7 +1,9 @@
-"""Configuration from the environment: variable names, flags, timeout scaling.
+"""Configuration from the environment: variable names, flags, timeout scaling, the bounds.
 
 Every environment variable zmqprocesstest reads is named here, and every on/off flag is
-read by :func:`env_flag`, so ``1``/``0`` mean the same thing for all of them.
+read by :func:`env_flag`, so ``1``/``0`` mean the same thing for all of them. Every bound
+of the library is named here too, and :exc:`Timeout`, the base of the exceptions raised
+when one is passed: the ground floor, which every module that raises one can import.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ __all__ = [
     "SEED_ENV",
     "SHARD_ENV",
     "SHUFFLE_ENV",
+    "Timeout",
     "STRESS_ENV",
     "TIMEOUT_SCALE_ENV",
     "UNTIL_FAILURE_ENV",
@@ -45,6 +48,18 @@ __all__ = [
     "env_flag",
     "scaled",
 ]
+
+class Timeout(AssertionError):
+    """Something the test waited for did not happen within its bound.
+
+    The base of the library's timeouts: :class:`~zmqprocesstest.SocketTimeout`,
+    :class:`~zmqprocesstest.ConnectionTimeout`, :class:`~zmqprocesstest.MockTimeout`,
+    :class:`~zmqprocesstest.ProgramTimeout` and :class:`~zmqprocesstest.TestTimeout`,
+    so ``except zmqprocesstest.Timeout`` catches any of them. An :exc:`AssertionError`,
+    as each of them is: the process under test did not do in time what it should, a
+    *failure* of the test, not an error.
+    """
+
 
 #: Multiplies every *default* timeout (never an explicit one), e.g. ``5`` on a slow CI machine.
 TIMEOUT_SCALE_ENV = "ZMQPROCESSTEST_TIMEOUT_SCALE"

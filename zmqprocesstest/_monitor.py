@@ -21,6 +21,7 @@ from typing import Any, Dict, FrozenSet, List, Optional
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from ._config import Timeout
 from .loop import BadArgument, event
 from .sockets import SocketTimeout, TestSocket
 
@@ -43,7 +44,7 @@ def event_name(number: int) -> str:
         return str(number)
 
 
-class ConnectionTimeout(AssertionError):
+class ConnectionTimeout(Timeout):
     """A ``wait_connected``, ``wait_disconnected`` or ``wait_handshake`` event timed out (a failure of the test)."""
 
 

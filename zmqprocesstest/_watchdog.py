@@ -41,6 +41,7 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, Callable, List, Optional, Tuple, Type
 
+from ._config import Timeout
 from ._os import HAS_SIGALRM
 from ._watchdog_thread import GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, watchdog as _watchdog
 from ._watchdog_thread import armed_on_watchdog  # noqa: F401 (for tests)
@@ -68,7 +69,7 @@ _NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
 _FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
 
 
-class TestTimeout(AssertionError):
+class TestTimeout(Timeout):
     """A test ran longer than its ``run_timeout``.
 
     Raised in the main thread from a signal handler, so it also stops code that blocks

@@ -20,7 +20,7 @@ import zmq
 from zmq import zmq_poll
 
 from . import _perturb, timeline as _timeline
-from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .transcript import Transcript, decode_json, short, short_frames, type_name
 
@@ -39,11 +39,12 @@ _POLLIN, _POLLOUT, _NOBLOCK, _RCVTIMEO = int(zmq.POLLIN), int(zmq.POLLOUT), int(
 _RECV_ONLY = frozenset({int(zmq.SUB), int(zmq.PULL)})
 
 
-class SocketTimeout(AssertionError):
+class SocketTimeout(Timeout):
     """A test socket could not send or receive within its timeout.
 
-    A subclass of :class:`AssertionError`, so unittest reports it as a *failure* of
-    the test (the process did not answer as expected), not as an error in the test.
+    A :class:`~zmqprocesstest.Timeout`, so an :class:`AssertionError`: unittest reports
+    it as a *failure* of the test (the process did not answer as expected), not as an
+    error in the test.
     The message names the socket, the operation, the event being handled, the timeout
     and the last message received on that socket.
     """
