@@ -66,6 +66,8 @@ def override_event(func: F) -> F:
     stays reachable as ``super().reset(link)``::
 
         class CountedResets(ProcessTestCase):
+            resets = 0
+
             @override_event
             def reset(self, link):
                 self.resets += 1
