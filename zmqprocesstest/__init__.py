@@ -13,7 +13,7 @@ from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normali
                           normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
 # Public exceptions and classes show the path users import them from, in tracebacks
-# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest._watchdog.TestTimeout").
+# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest.timeout._watchdog.TestTimeout").
 for _public in (EventError, FaultLinkError, LeakError, MockTimeout, ProcessDied, ProcessError, ProcessStopError,
                 ProgramTimeout, SocketTimeout, TestTimeout):
     _public.__module__ = __name__
