@@ -2,9 +2,8 @@
 from importlib import metadata as _metadata
 
 from ._config import Timeout
-from ._monitor import ConnectionTimeout
 from .case import ProcessTestCase, TestTimeout, module_scope
-from .events import EventError
+from .events import ConnectionTimeout, EventError
 from .faults import FaultLink, FaultLinkError
 from .loop import override_event
 from .marks import MarkExpressionError, mark, process, system
@@ -16,7 +15,7 @@ from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normali
                           normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
 # Public exceptions and classes show the path users import them from, in tracebacks
-# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest._watchdog.TestTimeout").
+# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest.timeout._watchdog.TestTimeout").
 for _public in (ConnectionTimeout, EventError, FaultLinkError, LeakError, MarkExpressionError, MockTimeout, ProcessDied,
                 ProcessError, ProcessStopError, ProgramTimeout, SocketTimeout, TestTimeout, Timeout):
     _public.__module__ = __name__

@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ._link_faults import SeededFaultEvents, SeededFaults, direction_indexes
 from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
-from . import timeline as _timeline
+from .report import timeline as _timeline
 from .endpoints import check_loopback, private_dir, socket_address
 from .events import int_arg, seconds_arg
 from .loop import BadArgument, event

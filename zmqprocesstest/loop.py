@@ -24,7 +24,7 @@ import types
 from typing import Any, Callable, FrozenSet, Generator, List, Optional, Tuple, TypeVar
 
 from ._config import FULL_TRACEBACK_ENV, env_flag
-from ._watchdog import TestTimeout
+from .timeout import TestTimeout
 from .sockets import SocketTimeout
 
 __unittest = True
@@ -33,7 +33,7 @@ __tracebackhide__ = True
 __all__ = ["EVENT_ATTR", "OVERRIDE_ATTR", "BadArgument", "EventError", "builtin_events", "check_event_names",
            "dispatch", "event", "known_events", "override_event", "run_events", "trim_traceback"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # its wings' files are under it too
 #: The attribute that marks a built-in event.
 EVENT_ATTR = "__zmqprocesstest_event__"
 #: The attribute that marks a user's method as overriding a built-in event on purpose.
@@ -163,7 +163,7 @@ def trim_traceback(exc: BaseException) -> BaseException:
     kept: List[types.TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
-        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE_DIR:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
             kept.append(tb)
         tb = tb.tb_next
     new_tb: Optional[types.TracebackType] = None
@@ -244,7 +244,7 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callabl
     zmqprocesstest's own frames removed from the traceback), so the test may catch it
     and an uncaught one points at the yield line. The test fails if it returns a value.
     Before each event ``check(event)`` is called (the test's
-    :meth:`~zmqprocesstest._watchdog.HardTimeout.check`: it raises once ``run_timeout``
+    :meth:`~zmqprocesstest.timeout._watchdog.HardTimeout.check`: it raises once ``run_timeout``
     has passed, for a test that a signal cannot interrupt); the generator is then closed.
     """
     try:

@@ -23,8 +23,8 @@ from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Uni
 
 from .case import ProcessTestCase
 from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, Timeout, env_flag, scaled
-from ._reaper import wait_group_gone
-from .processes import launch
+from .processes._reaper import wait_group_gone
+from .processes.managed import launch
 
 __unittest = True
 __tracebackhide__ = True
