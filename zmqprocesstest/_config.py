@@ -43,16 +43,17 @@ __all__ = [
     "SEED_ENV",
     "SHARD_ENV",
     "SHUFFLE_ENV",
-    "Timeout",
     "STRESS_ENV",
     "TIMEOUT_SCALE_ENV",
     "UNTIL_FAILURE_ENV",
     "UPDATE_GOLDEN_ENV",
     "runs_requested",
     "WAIT_SLICE",
+    "Timeout",
     "env_flag",
     "scaled",
 ]
+
 
 class Timeout(AssertionError):
     """Something the test waited for did not happen within its bound.
