@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"hypothesis(\..*)?"),  # an optional extra: not installed where the docs build
     (r"py:class", r"zmqprocesstest\.stateful\.\w+TestCase"),  # made per machine: documented as TestCase
     # Private modules are named in docstrings (where the code lives), never documented.
-    (r"py:.*", r"zmqprocesstest\._\w+(\..*)?"),
+    (r"py:.*", r"zmqprocesstest\.([a-z]\w*\.)?_\w+(\..*)?"),  # also a wing's (faults._proxy)
 ]
 
 autodoc_member_order = "bysource"
@@ -84,9 +84,10 @@ def _check_public_api(app, env):
 
 
 def _public_bases(app, name, obj, options, bases):
-    """Leave private implementation classes (``zmqprocesstest._proxy.Proxy``...) out of "Bases:"."""
+    """Leave private implementation classes (``zmqprocesstest.faults._proxy.Proxy``...) out of "Bases:"."""
     public = [base for base in bases
-              if not (base.__module__.startswith("zmqprocesstest.") and base.__module__.split(".")[1].startswith("_"))]
+              if not (base.__module__.startswith("zmqprocesstest.")
+                      and any(part.startswith("_") for part in base.__module__.split(".")[1:]))]
     bases[:] = public or [object]  # never an empty "Bases:"
 
 

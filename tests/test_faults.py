@@ -13,7 +13,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from zmqprocesstest import ProcessTestCase, make_sock
-from zmqprocesstest._zmtp import Tally, Tracker
+from zmqprocesstest.faults._zmtp import Tally, Tracker
 from zmqprocesstest.faults import FaultEvents, FaultLink, FaultLinkError, LinkStats, make_link
 
 from .support import only_problem, problems, run_case

@@ -7,8 +7,8 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest._seeded import Chance, Pace, jittered
-from zmqprocesstest._zmtp import Tally, Tracker
+from zmqprocesstest.faults._seeded import Chance, Pace, jittered
+from zmqprocesstest.faults._zmtp import Tally, Tracker
 
 from .support import run_case
 from .test_faults import frame, greeting, message

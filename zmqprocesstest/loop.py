@@ -30,7 +30,7 @@ __tracebackhide__ = True
 __all__ = ["EVENT_ATTR", "BadArgument", "EventError", "dispatch", "event", "known_events", "run_events",
            "trim_traceback"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: The attribute that marks a built-in event.
 EVENT_ATTR = "__zmqprocesstest_event__"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,7 +98,7 @@ def trim_traceback(exc: BaseException) -> BaseException:
     kept: List[types.TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
-        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE_DIR:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):  # its wings too
             kept.append(tb)
         tb = tb.tb_next
     new_tb: Optional[types.TracebackType] = None

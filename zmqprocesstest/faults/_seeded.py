@@ -5,7 +5,7 @@ its direction is lost, duplicated or forwarded; a :class:`Pace` gives each chunk
 it is due (delay, jitter, rate limit). Both draw from their own :class:`random.Random`,
 seeded, so the same seed and the same traffic give the same faults: a failure found
 with one seed is replayed with it. They live on the direction's counters
-(:class:`~zmqprocesstest._zmtp.Tally`) and are used on the proxy's thread only.
+(:class:`~zmqprocesstest.faults._zmtp.Tally`) and are used on the proxy's thread only.
 
 :func:`new_seed` is the seed a fault gets when the test gives none (shown in the link's
 history, so the run can be repeated); :func:`jittered` is the small function-level API
@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any, List, Optional, Sequence
 
-from . import _perturb
+from .. import _perturb
 
 __unittest = True
 __tracebackhide__ = True

@@ -15,8 +15,8 @@ from typing import Any, Optional, Tuple
 
 from ._proxy import DIRECTIONS
 from ._seeded import new_seed
-from .events import int_arg, seconds_arg
-from .loop import BadArgument, event
+from ..events import int_arg, seconds_arg
+from ..loop import BadArgument, event
 
 __unittest = True
 __tracebackhide__ = True

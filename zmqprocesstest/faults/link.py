@@ -19,10 +19,10 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ._link_faults import SeededFaultEvents, SeededFaults, direction_indexes
 from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
-from . import timeline as _timeline
-from .endpoints import check_loopback, private_dir, socket_address
-from .events import int_arg, seconds_arg
-from .loop import BadArgument, event
+from .. import timeline as _timeline
+from ..endpoints import check_loopback, private_dir, socket_address
+from ..events import int_arg, seconds_arg
+from ..loop import BadArgument, event
 
 __unittest = True
 __tracebackhide__ = True
@@ -114,7 +114,7 @@ class FaultLink(SeededFaults):
     :mod:`selectors`); each fault takes effect before its method returns.
 
     The forwarding, and the state the faults change, are the proxy's
-    (:mod:`zmqprocesstest._proxy`); the link checks the faults' arguments, keeps their
+    (:mod:`zmqprocesstest.faults._proxy`); the link checks the faults' arguments, keeps their
     history and tells a test what it did.
 
     :param target: the real endpoint, ``tcp://host:port`` or ``ipc://path``.

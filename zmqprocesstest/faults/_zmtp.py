@@ -8,7 +8,7 @@ filler), then frames (a flags byte: bit 0 MORE, bit 1 LONG, bit 2 COMMAND; a siz
 INITIATE; PING and PONG heartbeats) are never part of a message; a message is the
 non-command frames up to the one without MORE. The tracker counts whole messages and,
 when drops are armed, leaves the frames of the next messages out; with a seeded
-:class:`~zmqprocesstest._seeded.Chance` it loses or duplicates messages (a duplicate
+:class:`~zmqprocesstest.faults._seeded.Chance` it loses or duplicates messages (a duplicate
 follows the message whole, after its last frame), and with a byte budget it cuts the
 stream after the message that reaches it, so the link can close the connection there.
 

@@ -1,4 +1,4 @@
-"""The parts of the fault link's proxy (:mod:`zmqprocesstest._proxy`): its connections and its listener.
+"""The parts of the fault link's proxy (:mod:`zmqprocesstest.faults._proxy`): its connections and its listener.
 
 A connection (:class:`Conn`) has two ends (:class:`End`: the client's socket and the
 target's) and a flow each way (:class:`Flow`: what is held, in order, with the time each

@@ -3,7 +3,7 @@
 A :class:`Proxy` forwards each connection made to its listening socket to a new connection
 to its target, byte for byte, on one background thread (non-blocking sockets,
 :func:`select.poll`); each direction holds what it cannot deliver yet, in order, with the time
-each chunk is due (:mod:`zmqprocesstest._connection`). The state the faults switch, and
+each chunk is due (:mod:`zmqprocesstest.faults._connection`). The state the faults switch, and
 the handlers that switch it (``_do_<name>``), are the thread's alone: another thread asks
 with :meth:`Proxy.command`, which runs the handler there and waits for the answer. The engine of
 :class:`~zmqprocesstest.faults.FaultLink`, which checks the faults' arguments, keeps their
@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ._config import LINK_WAIT, scaled
+from .._config import LINK_WAIT, scaled
 from ._channel import Channel
 from ._connection import READ as _R, WRITE as _W, Conn, Counters, End, Flow, Listener, Poller, accept
 from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
