@@ -106,6 +106,9 @@ def _resolve_short_name(app, env, node, contnode):
     domain = env.get_domain("py")
     matches = [name for name in domain.objects
                if name.startswith("zmqprocesstest.") and name.endswith("." + target)]
+    # An object documented under a path other than its module's (zmqprocesstest.faults.LinkStats,
+    # defined in zmqprocesstest.faults.link) is also entered under the latter, as an alias.
+    matches = [name for name in matches if not domain.objects[name].aliased] or matches
     scope = ".".join(filter(None, (node.get("py:module"), node.get("py:class"))))
     if len(matches) > 1 and scope:
         matches = [name for name in matches if name.startswith(scope + ".")]

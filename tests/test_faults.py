@@ -1,4 +1,5 @@
-"""Tests of faults.py: a fault link between real ZeroMQ sockets, over ipc and tcp, and its ZMTP tracker."""
+"""Tests of the faults wing: a fault link between real ZeroMQ sockets (ipc, tcp), its ZMTP tracker, its events."""
+import inspect
 import os
 import random
 import shutil
@@ -15,6 +16,8 @@ from zmq.utils.monitor import recv_monitor_message
 from zmqprocesstest import ProcessTestCase, make_sock
 from zmqprocesstest.faults._zmtp import Tally, Tracker
 from zmqprocesstest.faults import FaultEvents, FaultLink, FaultLinkError, LinkStats, make_link
+from zmqprocesstest.faults.events import faults_of
+from zmqprocesstest.loop import EVENT_ATTR, EventError, dispatch
 
 from .support import only_problem, problems, run_case
 
@@ -617,6 +620,39 @@ class TestFaultEvents(unittest.TestCase):
         text = only_problem(self, run_case(Case, "test_not_a_link"), "error")
         self.assertIn("expected a FaultLink (made by self.fault_link() or FaultLink()), got 'ipc:///x'", text)
 
+
+    def test_each_fault_is_one_marked_method_and_its_event_is_made_from_it(self):
+        faults = faults_of(FaultLink)
+        self.assertGreaterEqual(len(faults), 11)
+        for name, method in faults:
+            with self.subTest(fault=name):
+                handler = getattr(FaultEvents, name)
+                self.assertIs(getattr(ProcessTestCase, name), handler)
+                self.assertTrue(getattr(handler, EVENT_ATTR, False), "not marked @event as hand-written events are")
+                fault_params = list(inspect.signature(method).parameters.values())
+                event_params = list(inspect.signature(handler).parameters.values())
+                self.assertEqual([p.name for p in event_params], ["self", "link"] + [p.name for p in fault_params[1:]])
+                self.assertEqual([p.default for p in event_params[2:]], [p.default for p in fault_params[1:]])
+                first = inspect.cleandoc(method.__doc__).split("\n\n")[0]
+                self.assertEqual(inspect.getdoc(handler).split("\n\n")[0],
+                                 f"Event: on *link*, {first[0].lower()}{first[1:]}")
+        self.assertFalse([name for name in vars(FaultEvents) if not name.startswith("_")
+                          and name not in dict(faults)], "an event of FaultEvents written by hand")
+
+    def test_an_event_applies_its_fault_to_the_link_given_first(self):
+        class Case(ProcessTestCase):
+            pass
+
+        with FaultLink("tcp://127.0.0.1:9") as link:
+            case = Case()
+            self.assertEqual(case.reset(link), 0)
+            case.partition(link, "to_client")
+            self.assertEqual(dispatch(case, ("duplicate", link, 0.5, "to_server", 7)), 7)
+            self.assertEqual([what for _, what in link.history],
+                             ["reset", "partition to_client only", "duplicate 0.5 to_server (seed 7)"])
+            with self.assertRaisesRegex(EventError, r"bad arguments for event 'heal': too many positional arguments; "
+                                        r"expected \('heal', link\)"):
+                dispatch(case, ("heal", link, 1))
 
 class TestFaultLinkOfATest(unittest.TestCase):
     """self.fault_link(): owned by the test, closed after it, shown in its failure report."""
