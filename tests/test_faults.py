@@ -14,7 +14,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from zmqprocesstest import ProcessTestCase, make_sock
-from zmqprocesstest.faults._zmtp import Tally, Tracker
+from zmqprocesstest.faults._zmtp import Tally, Tracker, frame_bodies
 from zmqprocesstest.faults import FaultEvents, FaultLink, FaultLinkError, LinkStats, make_link
 from zmqprocesstest.faults.events import faults_of
 from zmqprocesstest.loop import EVENT_ATTR, EventError, dispatch
@@ -97,6 +97,47 @@ class TestTracker(unittest.TestCase):
                 self.assertEqual(kept, want, f"armed {armed}, chunks {sizes[:8]}...")
                 self.assertEqual((count, tally.dropped_messages, tally.armed), (5 - armed, armed, 0))
                 self.assertEqual(tally.dropped_bytes, len(data) - len(want))
+
+    def test_a_rewrite_changes_body_bytes_of_the_messages_it_picks_and_nothing_else(self):
+        head, msgs, ping = self.stream()
+        data = head + b"".join(msgs) + ping
+
+        class EveryOther:
+            label = "every other"
+
+            def __init__(self):
+                self.picked = 0
+
+            def pick(self):
+                self.picked += 1
+                return self.edit if self.picked % 2 else None
+
+            def edit(self, bodies):
+                filled = [body for body in bodies if len(body)]
+                if filled:  # msgs[4] has only an empty body
+                    filled[-1][0] ^= 0xFF  # the first byte of the last frame with one
+
+        want = bytearray(data)
+        for number in (0, 2):  # the first, third and fifth messages are picked
+            start = len(head) + sum(map(len, msgs[:number])) + len(msgs[number])
+            want[start - len(b"one" if number == 0 else b"three")] ^= 0xFF
+        for sizes in self.chunkings(len(data)):
+            tally = Tally()
+            tally.rewrites["test"] = EveryOther()
+            tracker = Tracker(tally, lambda t: None)
+            kept, count, i = [], 0, 0
+            for size in sizes:
+                chunk = bytearray(data[i:i + size])
+                i += size
+                msgs_done, segs = tracker.feed(memoryview(chunk), len(chunk))
+                count += msgs_done
+                kept.append(bytes(chunk) if segs is None else b"".join(segs))
+            self.assertEqual(b"".join(kept), bytes(want), f"chunks {sizes[:8]}...")
+            self.assertEqual((count, tally.dropped_messages, tally.dropped_bytes), (5, 0, 0))
+
+    def test_frame_bodies_are_the_bodies_of_whole_frames(self):
+        frames = bytearray(frame(b"ab", more=True) + frame(b"") + frame(b"x" * 300))
+        self.assertEqual([bytes(b) for b in frame_bodies(frames)], [b"ab", b"", b"x" * 300])
 
     def test_encrypted_and_old_protocols_are_passed_over(self):
         cases = [(greeting(b"CURVE"), "ZMTP 3.1, CURVE", "nonce sequence"),

@@ -168,6 +168,7 @@ def describe_faults(tallies: Sequence[Any], directions: Sequence[str]) -> str:
             on.append(f"rate {pace.rate:g} B/s")
         if tally.cut_after:
             on.append(f"close after {tally.cut_after} B")
+        on.extend(rewrite.label for rewrite in tally.rewrites.values())
         if on:
             parts.append(f"{direction}: " + ", ".join(on))
     return "".join(", " + part for part in parts)

@@ -366,6 +366,15 @@ class FaultLink:
         _timeline.record("fault", self.name, label)
         return result
 
+    def _rewrite(self, name: str, label: str, direction: Any, make: Callable[[Any], Any]) -> None:
+        """Apply the fault *name* that rewrites whole messages in *direction*: on the proxy's
+        thread, ``make(tally)`` returns that direction's rewrite (``pick()`` and ``label``: see
+        :attr:`~zmqprocesstest.faults._zmtp.Tally.rewrites`), or ``None`` to take it away.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        self._control("rewrite", label, name, direction_indexes(direction), make)
+
     # -- what the test reads ----------------------------------------------------------------------
     @property
     def stats(self) -> LinkStats:
@@ -374,7 +383,7 @@ class FaultLink:
         After :meth:`close`, the figures as they were when it closed.
         """
         to_server, to_client, accepted, open_now, failed = self._proxy.figures()
-        return LinkStats(FlowStats(*to_server), FlowStats(*to_client), accepted, open_now, failed)
+        return LinkStats(FlowStats(**to_server), FlowStats(**to_client), accepted, open_now, failed)
 
     @property
     def history(self) -> List[Tuple[float, str]]:
