@@ -21,6 +21,7 @@ and delay the same messages.
 """
 from __future__ import annotations
 
+import random
 import re
 import socket
 import time
@@ -82,6 +83,8 @@ class FlowStats:
     duplicated_messages: int = 0
     #: Connections closed by :meth:`FaultLink.close_after`.
     cuts: int = 0
+    #: Messages with one byte of a body changed by :meth:`FaultLink.corrupt`.
+    corrupted_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,27 @@ def _seed(seed: Any) -> int:
 
 def _where(direction: Any) -> str:
     return "" if direction is None or direction == BOTH else f" {direction}"
+
+
+class _Corrupt:
+    """One direction's :meth:`FaultLink.corrupt`, on the proxy's thread: which messages it
+    picks, and which byte of which frame's body it flips, drawn from one seeded generator."""
+
+    __slots__ = ("tally", "p", "rng", "label")
+
+    def __init__(self, tally: Any, p: float, seed: int) -> None:
+        self.tally, self.p, self.rng, self.label = tally, p, random.Random(seed), f"corrupt {p:g}"
+
+    def pick(self) -> Optional[Callable[[List[memoryview]], None]]:
+        return self.flip if self.rng.random() < self.p else None
+
+    def flip(self, bodies: List[memoryview]) -> None:
+        filled = [body for body in bodies if len(body)]
+        if filled:  # a message of empty frames has no byte to change
+            body = filled[self.rng.randrange(len(filled))]
+            index = self.rng.randrange(len(body))
+            body[index] = body[index] ^ 0xFF
+            self.tally.counts["corrupted_messages"] = self.tally.counts.get("corrupted_messages", 0) + 1
 
 
 def _size(n: int) -> str:
@@ -360,6 +384,24 @@ class FaultLink:
         self._control("seeded", label + _where(direction), "close_after", direction_indexes(direction),
                       int(n_bytes or 0))
 
+    @fault
+    def corrupt(self, p: float, direction: str = BOTH, seed: Optional[int] = None) -> int:
+        """Change one byte of a body of each whole message in *direction* with probability *p*
+        (0: never); return the seed.
+
+        The byte's bits are flipped; its frame (among the message's frames with a body) and
+        its place are drawn from the seed. The framing, and commands, are never changed: the
+        peer receives a well-formed message with one wrong byte. Counted in
+        ``stats[direction].corrupted_messages``.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        p = _probability("p", p)
+        seed = _seed(seed)
+        self._rewrite("corrupt", f"corrupt {p:g}{_where(direction)} (seed {seed})", direction,
+                      lambda tally: _Corrupt(tally, p, seed) if p else None)
+        return seed
+
     def _control(self, name: str, label: str, *args: Any) -> Any:
         result = self._proxy.command(name, *args)
         self._history.append((round(time.monotonic() - self._start, 3), label))
@@ -425,6 +467,7 @@ class FaultLink:
                 line += f", {s.lost_messages} of them lost (loss)" if s.lost_messages else ""
                 line += f", {s.duplicated_messages} duplicated" if s.duplicated_messages else ""
                 line += f", {s.cuts} connection(s) closed (close after)" if s.cuts else ""
+                line += f", {s.corrupted_messages} corrupted" if s.corrupted_messages else ""
                 lines.append(line)
         lines.extend(f"  note: {note}" for note in notes)
         if self._history:
