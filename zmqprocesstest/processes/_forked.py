@@ -166,6 +166,18 @@ class ForkedProcess(ManagedProcess):
     def _poll(self) -> Optional[int]:
         return self.obj.exitcode
 
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        # multiprocessing's Popen reaps with waitpid(pid) and, if someone else reaped the
+        # child (ECHILD), says "running" forever: told the code, its join, close and
+        # active_children see the process ended.
+        popen = getattr(self.obj, "_popen", None)
+        known = getattr(popen, "returncode", None)
+        if known is not None or code is None:
+            return known
+        if self.obj.exitcode is None and popen is not None:
+            popen.returncode = code
+        return code
+
     def _block(self, timeout: float) -> None:
         self.obj.join(timeout)
 
@@ -186,5 +198,10 @@ class ForkedProcess(ManagedProcess):
         if self._started_fd is not None:
             os.close(self._started_fd)
             self._started_fd = None
-        if self.exitcode() is not None:
+        if not self.alive():
+            popen = getattr(self.obj, "_popen", None)
+            if popen is not None and popen.returncode is None:
+                # Exited, reaped by another reaper and its status lost (ExitStatusLost,
+                # reported): its object is released all the same.
+                popen.returncode = -1
             self.obj.close()

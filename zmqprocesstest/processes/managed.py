@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ..report import timeline as _timeline
-from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
+from ._os import EXITED, exit_status, group_members, open_pidfd, signal_main_thread, thread_state
 from ._leftovers import LIVE
 from ._reaper import prepare_runner, wait_group_gone
 from .._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
@@ -45,6 +45,7 @@ __tracebackhide__ = True
 __all__ = [
     "CommandProcess",
     "ManagedProcess",
+    "ExitStatusLost",
     "ProcessDied",
     "ProcessError",
     "ProcessStopError",
@@ -72,6 +73,19 @@ class ProcessDied(ProcessError):
 
 class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""
+
+
+class ExitStatusLost(ProcessError):
+    """A process under test has exited, but another reaper in the test process (a
+    ``SIGCHLD`` handler or an ``os.wait()`` loop) took its exit status first, and this
+    kernel cannot tell how it ended (before Linux 6.15): neither a pass nor a "survived
+    SIGKILL" can be said of it."""
+
+    def __init__(self, proc: "ManagedProcess") -> None:
+        super().__init__(f"process {proc.name!r} (pid {proc.pid}) has exited, but its exit status was taken by "
+                         "another reaper in the test process (a SIGCHLD handler or os.wait()/os.waitpid(-1, ...) "
+                         "loop?) before zmqprocesstest could read it: how it ended is unknown; reap only the "
+                         "children you started yourself (os.waitpid(pid, ...))")
 
 
 _WHOLE_PROCESS = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT})
@@ -115,6 +129,7 @@ class ManagedProcess:
         self.died_during: Optional[str] = None
         self.closed = False
         self._code: Optional[int] = None
+        self._lost = False  # another reaper took its status (ExitStatusLost)
         self.pidfd: Optional[int] = open_pidfd(self.pid)
         if pgid is not None:
             self.pgid = pgid  # the launcher made it (a forked child's own session)
@@ -139,6 +154,13 @@ class ManagedProcess:
         """The exit code if it has exited (reaping it), else ``None``; never blocks."""
         raise NotImplementedError
 
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        """Reap the process through its object, which must then know it exited with *code*
+        (read through the pidfd; ``None``: it was reaped elsewhere with a status nobody
+        can tell). Returns the code the object itself had, if it reaped the process
+        earlier by itself, else *code*."""
+        raise NotImplementedError
+
     def _block(self, timeout: float) -> None:
         """Wait at most *timeout* seconds for the exit, where there is no pidfd."""
         raise NotImplementedError
@@ -152,16 +174,43 @@ class ManagedProcess:
 
     # -- state -------------------------------------------------------------------------------
     def exitcode(self) -> Optional[int]:
-        """The exit code (negative: killed by that signal), or ``None`` if running."""
+        """The exit code (negative: killed by that signal), or ``None`` if running.
+
+        Read through the pidfd, where there is one, before the process object reaps the
+        process: a ``SIGCHLD`` handler of the test process that reaps every child cannot
+        take it first (:func:`~zmqprocesstest.processes._os.exit_status`).
+
+        :raises ExitStatusLost: it exited, and another reaper took its status first on a
+            kernel that does not keep it.
+        """
+        if self._lost:
+            raise ExitStatusLost(self)
         if self._code is None:
-            self._code = self._poll()
+            self._code = self._status()
             if self._code is not None:
                 _timeline.record("exit", self.name, describe_exit(self._code))  # when it was seen
         return self._code
 
+    def _status(self) -> Optional[int]:
+        if self.pidfd is None:
+            return self._poll()
+        try:
+            code = exit_status(self.pidfd)
+        except ChildProcessError:  # reaped: by its own object (join, wait), or by someone else
+            code = self._reaped(None)
+            if code is None:
+                self._lost = True
+                _timeline.record("exit", self.name, "exit status taken by another reaper")
+                raise ExitStatusLost(self) from None
+            return code
+        return None if code is None else self._reaped(code)
+
     def alive(self) -> bool:
         """Whether the process is still running."""
-        return self.exitcode() is None
+        try:
+            return self.exitcode() is None
+        except ExitStatusLost:
+            return False
 
     @property
     def fd(self) -> Optional[int]:
@@ -175,7 +224,11 @@ class ManagedProcess:
 
     def describe(self) -> str:
         """``process 'pong' (pid 123, exit code 1)``."""
-        return f"process {self.name!r} (pid {self.pid}, {describe_exit(self.exitcode())})"
+        try:
+            state = describe_exit(self.exitcode())
+        except ExitStatusLost:
+            state = "exited, its exit status taken by another reaper"
+        return f"process {self.name!r} (pid {self.pid}, {state})"
 
     def report(self) -> str:
         """State plus the tail of captured output, for failure messages."""
@@ -186,7 +239,7 @@ class ManagedProcess:
         if result is not None and polite is not None and result.polite_outcome is not None \
                 and result.stopped_by != "message":
             text += f"\n  polite stop: {polite.description} -> {result.polite_outcome}"
-        if self.output is not None and self.exitcode() is not None:
+        if self.output is not None and not self.alive():
             self.output.settle(REPORT_SETTLE)  # the last lines it wrote may still be in the pipe
         tail = self.output.tail() if self.output is not None else ""
         if tail:
@@ -328,7 +381,10 @@ class ManagedProcess:
         """
         if self.closed or self.stop_result is not None:
             return []  # stopped already (stop_process)
-        result = stop(self, self.stop_plan)
+        try:
+            result = stop(self, self.stop_plan)
+        except ExitStatusLost as lost:  # never a pass, never a false "survived SIGKILL"
+            result = StopResult(None, None, problems=(str(lost),))
         if self._kill_group():
             result = result.adding(f"children of {self.name!r} (process group {self.pgid}) were still running "
                                    "and were killed")
@@ -339,7 +395,7 @@ class ManagedProcess:
 
     def kill_now(self) -> None:
         """Last resort (interpreter exit, Ctrl-C of the runner): SIGKILL and reap."""
-        if self.exitcode() is None or self._group_alive():
+        if self.alive() or self._group_alive():
             self.signal_quietly(signal.SIGKILL)  # the process and its whole group
             self.wait(KILL_NOW_WAIT)
             if self.pgid is not None:
@@ -423,6 +479,19 @@ class CommandProcess(ManagedProcess):
 
     def _poll(self) -> Optional[int]:
         return self.obj.poll()
+
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        popen = self.obj
+        if code is None:
+            # Reaped elsewhere. Popen takes a child someone else reaped (ECHILD) for exit
+            # code 0, so only another code it holds is its own (its wait() was called).
+            return popen.returncode or None
+        known = popen.returncode
+        if known is None:
+            popen.poll()  # reap it (or, if taken meanwhile, Popen's false 0)
+            popen.returncode = code
+            return code
+        return known
 
     def _block(self, timeout: float) -> None:
         try:

@@ -104,7 +104,10 @@ class StopStep:
         and, for the polite stop, its outcome for reports."""
         if self.sig is None:
             assert plan.polite is not None
-            outcome = plan.polite.action()
+            try:
+                outcome = plan.polite.action()
+            except Exception as exc:
+                raise _PoliteFailed(exc) from exc
             said = "sent" if outcome is None else f"returned {outcome!r}"
             code = proc.wait(timeout)
             if code is None and plan.polite.replies is not None:
@@ -112,6 +115,12 @@ class StopStep:
             return code, said
         proc.signal_quietly(self.sig)
         return proc.wait(timeout), None
+
+
+class _PoliteFailed(Exception):
+    """The polite stop's action raised (its exception is the argument): a problem of the
+    stop, which goes on with the next step. Whatever else a step raises (a process whose
+    exit status another reaper took) ends the walk."""
 
 
 class _InterruptStep(StopStep):
@@ -327,7 +336,8 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
         began = time.monotonic()
         try:
             code, said = step.run(proc, plan, scaled(plan.timeouts[step.name]))
-        except Exception as exc:  # the polite stop event failed
+        except _PoliteFailed as failed:  # the polite stop event failed
+            exc = failed.args[0]
             code, said = None, f"failed: {type(exc).__name__}: {exc}"
             problems.append(f"the polite stop of {proc.name!r} failed: {exc}")
         durations.append((step.name, time.monotonic() - began))
