@@ -12,7 +12,7 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest._config import EXIT_GRACE
+from zmqprocesstest._config import EXIT_DRAIN, scaled
 
 from . import samples
 from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
@@ -73,7 +73,7 @@ def replies_once_and_exits(endpoint):
 
 class TestCrashDetection(unittest.TestCase):
     def test_a_reply_sent_just_before_a_clean_exit_is_received(self):
-        """The exit and the reply arrive together: the reply wins (EXIT_GRACE)."""
+        """The exit and the reply arrive together: the reply wins (EXIT_DRAIN)."""
         class LastWords(ProcessTestCase):
             def test_it(self):
                 for n in range(30):
@@ -87,7 +87,7 @@ class TestCrashDetection(unittest.TestCase):
         self.assertEqual(problems(run_case(LastWords)), [])
 
     def test_only_an_exit_with_a_code_gives_the_socket_a_grace(self):
-        """A process killed by a signal crashed: its death is reported without EXIT_GRACE."""
+        """A process killed by a signal crashed: its death is reported without draining its connections."""
         seen = {}
 
         class Graces(ProcessTestCase):
@@ -110,7 +110,7 @@ class TestCrashDetection(unittest.TestCase):
                 yield from self.grace_after_exit("exited", 0)
 
         self.assertEqual(problems(run_case(Graces)), [])
-        self.assertEqual(seen, {"killed": 0.0, "exited": EXIT_GRACE})
+        self.assertEqual(seen, {"killed": 0.0, "exited": scaled(EXIT_DRAIN)})
 
     def test_crash_ends_the_wait_at_once_with_code_and_output(self):
         start = time.monotonic()

@@ -23,10 +23,10 @@ import zmq
 from . import _perturb
 from .processes import _guardian, _reaper
 from ._compat import PerProcess
-from .processes._os import child_pids, open_fds, orphan_pids
-from ._config import CONTEXT_TERM_TIMEOUT, EXIT_GRACE, scaled
+from .processes._os import child_pids, open_fds, orphan_pids, peer_closed_sockets
+from ._config import CONTEXT_TERM_TIMEOUT, EXIT_DRAIN, EXIT_GRACE, scaled
 from .processes._output import drainer_fds
-from .processes.managed import ManagedProcess, ProcessDied, ProcessStopError
+from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .processes.stopping import StopPlan
 from .endpoints import private_dir
@@ -167,24 +167,40 @@ class Resources:
 
     def check(self) -> None:
         for proc in self.watched():
-            if proc.watched and proc.exitcode() is not None:
-                proc.watched = False  # report a death once; later waits may go on
-                self.refresh()
-                shared = "" if proc in self.processes else "shared "
-                if shared:
-                    proc.died_during = f"during {owner_name(self.owner)}"
-                died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {proc.report()}")
-                died.process = proc
-                raise died
+            if not proc.watched:
+                continue
+            try:
+                if proc.exitcode() is None:
+                    continue
+                state = proc.report()
+            except ExitStatusLost as lost:
+                state = str(lost)
+            proc.watched = False  # report a death once; later waits may go on
+            self.refresh()
+            shared = "" if proc in self.processes else "shared "
+            if shared:
+                proc.died_during = f"during {owner_name(self.owner)}"
+            died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {state}")
+            died.process = proc
+            raise died
 
     def exit_grace(self) -> float:
         # A clean or failing exit may follow the last reply, which must not be lost to
         # it; a death by a signal (SIGKILL, SIGSEGV) is a crash, reported at once.
         for proc in self.watched():
-            code = proc.exitcode() if proc.watched else None
+            try:
+                code = proc.exitcode() if proc.watched else None
+            except ExitStatusLost:
+                code = 0  # how it ended is unknown: what it sent is read all the same
             if code is not None and code >= 0:
-                return EXIT_GRACE
+                return scaled(EXIT_GRACE if peer_closed_sockets() is None else EXIT_DRAIN)
         return 0.0
+
+    def exit_drained(self) -> Optional[bool]:
+        # Every connection whose peer closed (the exited process's) has been read to its
+        # end by libzmq and closed; the guardian's channel is not one of the test's.
+        pending = peer_closed_sockets(frozenset(_guardian.guardian_fds()))
+        return None if pending is None else not pending
 
     # -- after the test -----------------------------------------------------------------------
     def stop_processes(self) -> List[str]:
@@ -294,7 +310,7 @@ class Resources:
         """Before a test: fail at once if a shared process has died (naming when)."""
         for parent in self.parents:
             for proc in parent.processes:
-                if proc.died_during is None and proc.watched and proc.exitcode() is not None:
+                if proc.died_during is None and proc.watched and not proc.alive():
                     proc.watched = False
                     proc.died_during = f"between tests (after {parent.last_user or 'setUpClass or setUpModule'})"
                 if proc.died_during is not None:
