@@ -610,7 +610,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         managed = self.managed(proc)
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
-        if managed.exitcode() is not None:
+        if not managed.alive():
             managed.output.settle(scaled(OUTPUT_SETTLE))  # all of it: read the pipe to its end
         return managed.output.text()
 
