@@ -101,6 +101,12 @@ class ForkedProcess(ManagedProcess):
         made for an explicit context (``get_context("spawn").Process``) keeps its own
         method.
         """
+        with _reaper.other_reapers_held():  # until it has a pidfd
+            return cls._start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
+
+    @classmethod
+    def _start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str],
+               capture: bool, start_method: Optional[str]) -> "ForkedProcess":
         if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
             make: Callable[[], Any] = lambda: target(*args, **kwargs)  # noqa: E731
         elif callable(target):

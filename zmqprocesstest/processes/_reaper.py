@@ -10,18 +10,20 @@ guardian's token scan (:mod:`zmqprocesstest.processes._guardian`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .._config import KILL_WAIT
 from ._os import EXITED, alive, command_line, orphan_pids, proc_stat, set_child_subreaper, wait_gone
 from ._guardian import guardian_pids, start as start_guardian
 
-__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "prepare_runner", "reap_group", "wait_group_gone"]
+__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "other_reapers_held", "prepare_runner",
+           "reap_group", "wait_group_gone"]
 
 _subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
 
@@ -58,6 +60,33 @@ def prepare_runner() -> None:
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     start_guardian()
+
+
+@contextlib.contextmanager
+def other_reapers_held() -> Iterator[None]:
+    """While a process under test starts and its pidfd is opened: a ``SIGCHLD`` handler
+    of the test process's own (a Python function, such as a supervisor's loop on
+    ``os.waitpid(-1, os.WNOHANG)``) is held back, and run once afterwards if ``SIGCHLD``
+    came meanwhile.
+
+    A process that exits at once (a command that fails its first line, a forked function
+    that returns) could otherwise be reaped before it has a pidfd, and its exit status
+    would be lost to the test. From its pidfd on, the status is read without reaping it
+    (:func:`~zmqprocesstest.processes._os.exit_status`). Only the main thread can change
+    a handler: elsewhere nothing is held back.
+    """
+    handler = signal.getsignal(signal.SIGCHLD)
+    if not callable(handler) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: List[Any] = []
+    signal.signal(signal.SIGCHLD, lambda _signum, frame: came.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, handler)
+        if came:
+            handler(signal.SIGCHLD, came[-1])
 
 
 def _describe(pid: int) -> Tuple[Optional[str], str]:

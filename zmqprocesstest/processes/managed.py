@@ -33,7 +33,7 @@ from . import _guardian
 from ..report import timeline as _timeline
 from ._os import EXITED, exit_status, group_members, open_pidfd, signal_main_thread, thread_state
 from ._leftovers import LIVE
-from ._reaper import prepare_runner, wait_group_gone
+from ._reaper import other_reapers_held, prepare_runner, wait_group_gone
 from .._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
                       scaled)
 from ._output import Output
@@ -463,6 +463,12 @@ class CommandProcess(ManagedProcess):
 
         How it is stopped is up to its owner (:attr:`ManagedProcess.stop_plan`).
         """
+        with other_reapers_held():  # until it has a pidfd
+            return cls._start(argv, name=name, env=env, cwd=cwd, capture=capture)
+
+    @classmethod
+    def _start(cls, argv: Sequence[str], *, name: Optional[str], env: Optional[Dict[str, str]], cwd: Optional[str],
+               capture: bool) -> "CommandProcess":
         output = Output() if capture else None
         try:
             popen = launch(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
