@@ -106,6 +106,7 @@ def rounds_case(kind, transport, rounds, deaths):
 
     class ReplyThenExit(ProcessTestCase):
         timeout = 30  # a loaded machine is slow to fork: a timeout is not what is tested
+        run_timeout = 60 + rounds  # about 30 ms a round; a second each is ample
 
         def test_rounds(self):
             for n in range(rounds):

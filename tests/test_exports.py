@@ -10,7 +10,7 @@ from .support import ROOT
 
 DOCUMENTED = {
     "ConnectionTimeout", "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess",
-    "MarkExpressionError", "MockCall", "MockTimeout",
+    "MarkExpressionError", "MockCall", "MockTimeout", "ExitStatusLost",
     "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
     "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "Timeout", "make_sock", "mark", "normalise_path",
