@@ -34,6 +34,7 @@ __all__ = ["ForkedProcess"]
 _pending = threading.local()
 #: Exit status of a forked child whose runner vanished before it was covered.
 ORPHANED_AT_START = 70
+_FORK_WARNS = sys.version_info >= (3, 12)  # fork() in a process with threads warns from 3.12 on
 
 
 def _in_forked_child(_: object) -> None:
@@ -48,7 +49,7 @@ def _in_forked_child(_: object) -> None:
     default_signals()
     # What it execs carries the runner's token, as commands do: found by the guardian
     # even after leaving this session (a daemon).
-    os.environ[_guardian.ENV_NAME] = " ".join(os.environ.get(_guardian.ENV_NAME, "").split() + [_pending.token])
+    os.environ[_guardian.ENV_NAME] = _pending.tokens
     started_r, started_w = _pending.started
     go_r, go_w = _pending.go
     os.close(started_r)
@@ -113,7 +114,8 @@ class ForkedProcess(ManagedProcess):
         output = Output() if capture else None
         started_r, started_w = os.pipe()
         go_r, go_w = os.pipe()
-        _pending.active, _pending.output, _pending.token = True, output, _guardian.token()
+        tokens = os.environ.get(_guardian.ENV_NAME, "").split() + [_guardian.token()]  # the child's, made here
+        _pending.active, _pending.output, _pending.tokens = True, output, " ".join(tokens)
         _pending.started, _pending.go = (started_r, started_w), (go_r, go_w)
         # Parallel runners run tests in daemonic pool workers, which multiprocessing
         # forbids to have children (they could be orphaned). The test case stops and
@@ -130,12 +132,15 @@ class ForkedProcess(ManagedProcess):
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
                 if hasattr(context.Process, "_after_fork"):  # type: ignore[attr-defined]  # 3.10+ only
                     proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
-            with warnings.catch_warnings():
-                # Python 3.12+ warns that fork() in a process with threads may deadlock
-                # the child. The test's zmq context has libzmq threads by design, and
-                # forking is the documented choice (start_method); the child never uses them.
-                warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
-                                        DeprecationWarning)
+            if _FORK_WARNS:
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns that fork() in a process with threads may deadlock
+                    # the child. The test's zmq context has libzmq threads by design, and
+                    # forking is the documented choice (start_method); the child never uses them.
+                    warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
+                                            DeprecationWarning)
+                    proc.start()
+            else:
                 proc.start()
             if getattr(getattr(proc, "_popen", None), "method", None) == "fork":
                 # The child makes its own session (pgid == pid), then waits for this word:

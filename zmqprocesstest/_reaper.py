@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import sys
 import threading
 import time
@@ -24,6 +25,8 @@ from ._guardian import guardian_pids, start as start_guardian
 __all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "prepare_runner", "reap_group", "wait_group_gone"]
 
 _subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
+_prepared_pid: Optional[int] = None  # the process prepare_runner set up (not inherited by forks)
+_getsignal = _signal.getsignal  # without the enum conversion of signal.getsignal: run on every start
 
 
 def become_subreaper() -> bool:
@@ -53,11 +56,20 @@ def prepare_runner() -> None:
       a process that survived ``SIGKILL``. Only the main thread can change it.
     * The guardian runs (:func:`zmqprocesstest._guardian.start`), so the new process can
       be registered before it runs a line of its own.
+
+    The subreaper and the guardian are set up once per process (a forked child that
+    runs tests of its own does it again); ``SIGCHLD``, which a test may set to ignored
+    at any time, is looked at on every call. A guardian stopped since is started again
+    by the next registration (a forked child waits for it; a command carries the token).
     """
-    become_subreaper()
-    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+    global _prepared_pid
+    if _getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if _prepared_pid == os.getpid():
+        return
+    become_subreaper()
     start_guardian()
+    _prepared_pid = os.getpid()
 
 
 def _describe(pid: int) -> Tuple[Optional[str], str]:

@@ -35,7 +35,7 @@ from .sockets import TestSocket, make_sock
 from ._watchdog import HardTimeout, TestTimeout, hard_timeout
 from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
 from ._phases import BoundedPhases, bound_module_phases, bound_phases
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, check_stop_steps, replies
+from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
 
 __unittest = True
 __tracebackhide__ = True
@@ -201,7 +201,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         Arguments go to the class (or function). The process is stopped after the test.
         Returns the :class:`multiprocessing.Process`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)  # validated before a process starts
+        plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         return res.add_process(ForkedProcess.start(
@@ -216,7 +216,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+        plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
         return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
@@ -247,7 +247,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         try:
-            plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+            plan = plan_for(self.stop_steps, self.stop_timeouts)
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
 import threading
 import time
@@ -129,7 +130,7 @@ class ManagedProcess:
                 self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
-        if self.pgid is not None:
+        if self.pgid is not None and pgid is None:  # (a launcher that made the group registered it)
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         LIVE.add(self)  # killed at exit if still running (_leftovers.py)
         _timeline.record("start", name, f"pid {self.pid}")
@@ -362,6 +363,10 @@ class ManagedProcess:
 
 
 # -- forked multiprocessing processes --------------------------------------------------------
+_SIGINT, _SIG_DFL, _SIG_SETMASK = int(signal.SIGINT), int(signal.SIG_DFL), int(signal.SIG_SETMASK)
+_DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+
+
 def default_signals() -> None:
     """Give this (new) process default signal dispositions and an empty signal mask.
 
@@ -370,11 +375,13 @@ def default_signals() -> None:
     ignored (a background job, ``trap '' INT``) would otherwise pass that on, and the
     polite SIGINT step could never work.
     """
+    # The C functions: the signal module's enum conversions would cost a forked child
+    # (whose every first write to a page copies it) more than the calls themselves.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        _signal.signal(_SIGINT, signal.default_int_handler)
+        for sig in _DEFAULT_SIGNALS:
+            _signal.signal(sig, _SIG_DFL)
+    _signal.pthread_sigmask(_SIG_SETMASK, ())
 
 
 # -- command lines ------------------------------------------------------------------------------

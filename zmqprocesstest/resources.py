@@ -105,11 +105,14 @@ class Resources:
         return sock
 
     def before_start(self) -> None:
-        """Before this owner's first process starts: make the runner the reaper of
-        orphans, and note the children it has, so that a daemon left by any process
-        started from now on is found (even one that daemonizes at once)."""
+        """Before a process of this owner starts: make the runner the reaper of
+        orphans, and (before its first) note the children it has, so that a daemon left
+        by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
             _perturb.hook("start")
+        self._note_children()
+
+    def _note_children(self) -> None:
         if self.children_before is None:
             _reaper.prepare_runner()
             self.children_before = set(orphan_pids())
@@ -117,7 +120,7 @@ class Resources:
     def add_process(self, proc: ManagedProcess, plan: Optional[StopPlan] = None) -> ManagedProcess:
         """Own *proc*: watched while the test waits, stopped after it as *plan* says
         (the owner's; ``None`` keeps the plan it has)."""
-        self.before_start()  # for a process started elsewhere: as late as it can be
+        self._note_children()  # for a process started elsewhere: as late as it can be
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
