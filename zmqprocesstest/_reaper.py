@@ -170,6 +170,10 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
     """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
     deadline = time.monotonic() + timeout
     while True:
+        try:
+            os.killpg(pgid, 0)  # no member, not even a zombie: gone (the usual case, without a look at /proc)
+        except (ProcessLookupError, PermissionError):
+            return True
         reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
         try:
             os.killpg(pgid, 0)

@@ -13,7 +13,8 @@ and fails the test that leaked, never a later one.
 """
 from __future__ import annotations
 
-import collections
+import os
+import queue
 import shutil
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -218,7 +219,7 @@ class Resources:
         for close in reversed(self.closers):
             close()
         if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            _remove_private_dir(self.tmpdir)
             _guardian.forget_path(self.tmpdir)
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
@@ -308,6 +309,18 @@ class Resources:
                     raise died
 
 
+def _remove_private_dir(path: str) -> None:
+    """Remove a private directory of ipc endpoints: the socket files in it, then it
+    (anything else there, a directory say, is left to :func:`shutil.rmtree`)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class _Terminator:
     """One daemon thread that terminates the tests' zmq contexts, so that a ``term()``
     that hangs (a socket still in use somewhere) costs the test a bounded wait, not the
@@ -316,25 +329,24 @@ class _Terminator:
     queue; a new one takes the next context."""
 
     def __init__(self) -> None:
-        self.waiting: "collections.deque[Tuple[zmq.Context, threading.Event]]" = collections.deque()
-        self.ready = threading.Semaphore(0)
+        # The C queue and a plain lock: the hand-over costs a test what a round trip does.
+        self.waiting: "queue.SimpleQueue[Tuple[zmq.Context, Any]]" = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
     def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
         """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
-        done = threading.Event()
-        self.waiting.append((ctx, done))
-        self.ready.release()
-        return done.wait(timeout)
+        done = threading.Lock()
+        done.acquire()  # released by the thread once the context is destroyed
+        self.waiting.put((ctx, done))
+        return done.acquire(timeout=timeout)
 
     def _serve(self) -> None:
         while True:
-            self.ready.acquire()
-            ctx, done = self.waiting.popleft()
+            ctx, done = self.waiting.get()
             try:
                 ctx.destroy(linger=0)
             finally:
-                done.set()
+                done.release()
 
 
 _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
