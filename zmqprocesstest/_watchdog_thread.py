@@ -23,6 +23,7 @@ import faulthandler
 import math
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import threading
 import time
 from typing import Any, List, Optional
@@ -97,7 +98,9 @@ def _on_backstop(signum: int, frame: Any) -> None:
 def ensure_backstop() -> None:
     """Install the backstop signal's handler (main thread), unless it is in place."""
     sig = _BACKSTOP[0]
-    if sig is not None and signal.getsignal(sig) is _on_backstop:
+    # The C function: signal.getsignal tries an enum conversion of the handler first
+    # (a ValueError raised and caught on Python 3.11, before every block).
+    if sig is not None and _signal.getsignal(sig) is _on_backstop:
         return
     low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
     if low is None or high is None:
