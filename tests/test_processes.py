@@ -8,10 +8,11 @@ import sys
 import threading
 import time
 import unittest
+from unittest import mock
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase
+from zmqprocesstest import ProcessTestCase, _guardian, _reaper
 from zmqprocesstest._config import EXIT_GRACE
 
 from . import samples
@@ -285,6 +286,33 @@ class TestNoOrphans(unittest.TestCase):
                 runner.wait()
             runner.stdout.close()
             runner.stderr.close()
+
+
+class TestTheStartSideDoesItsWorkOnce(unittest.TestCase):
+    def test_one_registration_and_no_second_preparation_per_start(self):
+        counts = {}
+
+        def counting(name, real):
+            def call(*args, **kwargs):
+                counts[name] = counts.get(name, 0) + 1
+                return real(*args, **kwargs)
+            return call
+
+        class TwoStarts(ProcessTestCase):
+            def test_it(self):
+                for name in ("first", "second"):
+                    endpoint = self.new_endpoint()
+                    req = self.socket(zmq.REQ, connect=endpoint, name=name)
+                    self.set_stop_message(self.start_process(samples.PongProc, endpoint), req, ["plzdiekthxbye", None])
+                    yield ("send", req, [], ["ping", 1])
+                    self.assertEqual((yield ("recv", req)), [["pong", 1]])
+
+        _reaper.prepare_runner()  # this runner is prepared (the first process start of the run does it)
+        with mock.patch.object(_guardian, "watch_group", counting("watch_group", _guardian.watch_group)), \
+                mock.patch.object(_reaper, "start_guardian", counting("start_guardian", _reaper.start_guardian)), \
+                mock.patch.object(_reaper, "become_subreaper", counting("subreaper", _reaper.become_subreaper)):
+            self.assertEqual(problems(run_case(TwoStarts)), [])
+        self.assertEqual(counts, {"watch_group": 2})  # one registration per process, no second preparation
 
 
 class Interrupted(Exception):
