@@ -5,7 +5,8 @@ test sockets, processes under test, mocks, the private temp dir of its ipc endpo
 and the transcript of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
 of its sockets (the processes they watch while waiting), and releases everything in a
 safe order after the test: processes first (so nothing talks to a closed socket), then
-sockets (``linger=0``), then contexts (bounded, never a hang), then the temp dir.
+sockets (``linger=0``), then contexts (bounded, never a hang; on their own thread, while
+the temp dir is removed).
 
 The leak check (:func:`leak_snapshot`, :func:`check_leaks`) compares open file
 descriptors and child processes before and after a test, kills what was left running,
@@ -214,13 +215,19 @@ class Resources:
                 link.close()
             except Exception as exc:  # its thread failed: a problem of this test
                 problems.append(f"{link.describe()}: {exc}")
-        for ctx in self.contexts:
-            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
+        # The first context terminates on its thread while the closers run and the
+        # directory goes (the rest, rarely any, one after the other: one that hangs
+        # must not hold up the next).
+        ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
         if self.tmpdir is not None:
             _remove_private_dir(self.tmpdir)
             _guardian.forget_path(self.tmpdir)
+        if ending is not None:
+            problems.extend(ending(scaled(CONTEXT_TERM_TIMEOUT)))
+        for ctx in self.contexts[1:]:
+            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
                 sock.transcript, sock.watch = parent.transcript, parent
@@ -333,12 +340,13 @@ class _Terminator:
         self.waiting: "queue.SimpleQueue[Tuple[zmq.Context, Any]]" = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
-    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
-        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
+    def terminate(self, ctx: zmq.Context) -> Callable[[float], bool]:
+        """Start destroying *ctx* (linger 0); the function returned waits at most the
+        seconds it is given for the end, and says whether it came."""
         done = threading.Lock()
         done.acquire()  # released by the thread once the context is destroyed
         self.waiting.put((ctx, done))
-        return done.acquire(timeout=timeout)
+        return lambda timeout: done.acquire(timeout=timeout)
 
     def _serve(self) -> None:
         while True:
@@ -354,14 +362,25 @@ _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
 
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
+    return _begin_terminate(ctx)(timeout)
+
+
+def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
+    """Start closing what is left of *ctx* and terminating it; the function returned
+    waits for the end, bounded by the seconds it is given, and returns the problems."""
     problems = []
     leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
     if leftover:
         problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
-    if not _TERMINATOR.get().terminate(ctx, timeout):
-        _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
-        problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
-    return problems
+    ended = _TERMINATOR.get().terminate(ctx)
+
+    def end(timeout: float) -> List[str]:
+        if not ended(timeout):
+            _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
+            problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
+        return problems
+
+    return end
 
 
 # -- the leak check ------------------------------------------------------------------------------
