@@ -15,7 +15,8 @@ from unittest import mock
 import _bench
 from _bench import median, perf_counter, require_success, run_tests, target
 from roundtrip import OnePingCase  # the typical process test the per-test cost is measured on
-from zmqprocesstest import _guardian, _phases, _reaper, case
+from zmqprocesstest.processes import _guardian, _reaper
+from zmqprocesstest import case
 
 BUDGET_MS = 0.5
 
@@ -46,8 +47,8 @@ class _NoTimer:
 
 
 def without_hard_timeout():
-    # case.py bounds setUp and the test; _phases.py tearDown and each cleanup.
-    return [mock.patch.object(case, "hard_timeout", _NoTimer), mock.patch.object(_phases, "hard_timeout", _NoTimer)]
+    # case.py bounds every phase: setUp, the test, tearDown and each cleanup.
+    return [mock.patch.object(case, "hard_timeout", _NoTimer)]
 
 
 def measure(count, patches=()):

@@ -11,7 +11,7 @@ import select
 import sys
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest import _guardian
+from zmqprocesstest.processes import _guardian
 
 SENTINEL = "ZMQPROCESSTEST_SENTINEL"
 

@@ -44,7 +44,7 @@ BOUND = 30.0  # every wait of this helper ends by then
 KEEP = []  # Popen objects of processes left running on purpose (no "still running" warning)
 
 sys.path.insert(0, os.path.dirname(HERE))
-from zmqprocesstest import _guardian as guardian, _reaper as reaper
+from zmqprocesstest.processes import _guardian as guardian, _reaper as reaper
 
 # A group leader that starts a child in its group; prints the child's pid.
 GROUP = ("import subprocess, sys, time\n"

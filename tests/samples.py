@@ -254,7 +254,7 @@ class ManagerRecorder(Recorder):
 
     def test_manager(self):
         from pingpong.manager import Manager
-        from zmqprocesstest._os import child_pids
+        from zmqprocesstest.processes._os import child_pids
         proc = self.start_process(Manager, self.endpoint)
         req = self.socket(zmq.REQ, connect=self.endpoint)
         yield ("send", req, [], ["double", 2])

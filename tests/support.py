@@ -6,7 +6,7 @@ import sys
 import traceback
 import unittest
 
-from zmqprocesstest._os import child_pids
+from zmqprocesstest.processes._os import child_pids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "docs", "examples")

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from zmqprocesstest._os import alive, command_line
+from zmqprocesstest.processes._os import alive, command_line
 
 from . import samples
 from .support import ROOT, only_problem, problems, run_case

@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from zmqprocesstest._os import alive, command_line
+from zmqprocesstest.processes._os import alive, command_line
 
 from .support import ROOT
 

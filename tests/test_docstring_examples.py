@@ -121,6 +121,21 @@ class TestDocstringExamples(unittest.TestCase):
 
         self.assertEqual(in_a_test(code, {"FaultLink": FaultLink, "zmq": zmq}, start_server), ([], [True]))
 
+    def example_loop_override_event(self, code):
+        namespace = {"ProcessTestCase": ProcessTestCase, "override_event": zmqprocesstest.override_event}
+        exec(compile(code, "<docstring example>", "exec"), namespace)
+        seen = {}
+
+        class Resets(namespace["CountedResets"]):
+            def test_it(self):
+                self.socket(zmq.REP, bind=self.endpoint)
+                link = self.fault_link(self.endpoint)
+                yield ("reset", link)
+                seen["resets"], seen["history"] = self.resets, [what for _, what in link.history]
+
+        self.assertEqual(problems(run_case(Resets)), [])
+        self.assertEqual(seen, {"resets": 1, "history": ["reset"]})
+
     def example_history_History(self, code):
         history = History()
         exec(compile(code, "<docstring example>", "exec"), {"history": history})

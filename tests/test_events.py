@@ -5,9 +5,11 @@ import unittest
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, SystemTestCase
+from zmqprocesstest import ProcessTestCase, SystemTestCase, override_event
 from zmqprocesstest.events import Events, event
-from zmqprocesstest.loop import known_events
+from zmqprocesstest.faults import FaultLink
+from zmqprocesstest.faults.events import faults_of
+from zmqprocesstest.loop import builtin_events, dispatch, known_events
 
 from . import samples
 from .support import only_problem, problems, run_case
@@ -19,9 +21,11 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
         self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
                                   "wait_endpoint", "send_raw", "recv_raw", "wait_subscribed", "freeze", "thaw",
                                   "restart"})
-        faults = {"partition", "heal", "reset", "refuse", "delay", "drop", "loss", "duplicate", "jitter", "rate",
-                  "close_after", "wait_connected", "wait_disconnected", "wait_handshake"}
-        self.assertEqual(known_events(ProcessTestCase), frozenset(marked | faults))
+        faults = {name for name, _method in faults_of(FaultLink)}  # one event per fault of the link
+        self.assertGreaterEqual(faults, {"partition", "heal", "reset", "refuse", "delay", "drop", "loss", "duplicate",
+                                         "jitter", "rate", "close_after"})
+        monitor = {"wait_connected", "wait_disconnected", "wait_handshake"}
+        self.assertEqual(known_events(ProcessTestCase), frozenset(marked | faults | monitor))
 
     def test_library_methods_of_system_test_case_are_not_events(self):
         class Golden(SystemTestCase):
@@ -77,6 +81,122 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
 
         text = only_problem(self, run_case(YieldsRunProgram), "error")
         self.assertIn("unknown event 'run_program'", text)
+
+
+class TestBuiltinNamesCannotBeShadowed(unittest.TestCase):
+    """A user's name that is a built-in event is refused when the class is defined."""
+
+    def test_a_helper_named_reset_is_refused_at_class_definition(self):
+        with self.assertRaises(TypeError) as caught:
+            class Helpers(ProcessTestCase):
+                def reset(self, what=None):  # a helper of the user's: would hide the fault event
+                    pass
+
+        self.assertEqual(str(caught.exception),
+                         "TestBuiltinNamesCannotBeShadowed.test_a_helper_named_reset_is_refused_at_class_definition."
+                         "<locals>.Helpers.reset has the name of the built-in event 'reset': yield ('reset', ...) "
+                         "would call it instead of the event, with no error. Rename it, or, to replace the event on "
+                         "purpose, decorate it with @override_event (from zmqprocesstest import override_event); "
+                         "the built-in one stays super().reset(...)")
+
+    def test_a_class_attribute_and_a_mixin_method_are_refused_too(self):
+        with self.assertRaisesRegex(TypeError, r"Settings\.delay = 0\.5 has the name of the built-in event "
+                                               r"'delay'.*only a method decorated with @override_event"):
+            class Settings(ProcessTestCase):
+                delay = 0.5
+
+        class Logging:  # a mixin written for plain unittest
+            def log(self, text):
+                pass
+
+        with self.assertRaisesRegex(TypeError, r"Mine: its base .*Logging\.log has the name of the built-in "
+                                               r"event 'log'"):
+            class Mine(Logging, ProcessTestCase):
+                pass
+
+    def test_the_event_marker_alone_does_not_replace_a_builtin(self):
+        with self.assertRaisesRegex(TypeError, r"Marked\.send has the name of the built-in event 'send'"):
+            class Marked(ProcessTestCase):
+                @event
+                def send(self, *args):
+                    pass
+
+    def test_every_builtin_event_name_is_guarded(self):
+        self.assertEqual(builtin_events(ProcessTestCase), known_events(ProcessTestCase))
+        for name in sorted(builtin_events(ProcessTestCase)):
+            with self.subTest(event=name), self.assertRaises(TypeError):
+                type("Shadows", (ProcessTestCase,), {name: lambda self: None})
+
+    def test_custom_events_and_library_overrides_still_define(self):
+        class Mixin:
+            @event
+            def ping(self):
+                return "pong"
+
+        class Mine(Mixin, ProcessTestCase):
+            def socket(self, *args, **kwargs):
+                return super().socket(*args, **kwargs)
+
+            def send_signed(self, sock, body):
+                pass
+
+            def log_line(self, text):
+                pass
+
+        self.assertTrue({"ping", "send_signed", "log_line"} <= known_events(Mine))
+
+    def test_an_attribute_set_in_setup_does_not_hijack_the_event(self):
+        seen = {}
+
+        class SetsDelay(ProcessTestCase):
+            def setUp(self):
+                self.delay = 0.5  # a setting of the test, named like the fault event
+
+            def test_it(self):
+                self.socket(zmq.REP, bind=self.endpoint)
+                link = seen["link"] = self.fault_link(self.endpoint)
+                yield ("delay", link, 0.1)
+                seen["history"] = [what for _, what in link.history]
+                seen["state"] = link.state
+
+        self.assertEqual(problems(run_case(SetsDelay)), [])
+        self.assertEqual(seen["history"], ["delay 0.1 s"])
+        self.assertIn("0.1", seen["state"])
+
+    def test_a_marked_override_is_the_events_handler(self):
+        calls = []
+
+        class CountsResets(ProcessTestCase):
+            @override_event
+            def reset(self, link):
+                calls.append(link)
+                return super().reset(link)
+
+        class Sub(CountsResets):  # inherits the override: nothing to mark again
+            def test_it(self):
+                self.socket(zmq.REP, bind=self.endpoint)
+                link = self.fault_link(self.endpoint)
+                closed = yield ("reset", link)
+                self.assertEqual(closed, 0)
+                self.assertEqual(calls, [link])
+                self.assertEqual([what for _, what in link.history], ["reset"])
+
+        self.assertEqual(problems(run_case(Sub)), [])
+        self.assertEqual(len(calls), 1)
+        self.assertIn("reset", known_events(Sub))
+        with self.assertRaisesRegex(TypeError, r"Again\.reset has the name of the built-in event 'reset'"):
+            class Again(CountsResets):  # replacing the override unmarked hides the event again
+                def reset(self, link):
+                    pass
+
+    def test_a_shared_stop_event_still_binds_to_the_class(self):
+        class Shared(ProcessTestCase):
+            def ping(self):
+                return self
+
+        self.assertIs(dispatch(Shared, ("ping",)), Shared)
+        case = Shared("ping")
+        self.assertIs(dispatch(case, ("ping",)), case)
 
 
 class TestArgumentMessages(unittest.TestCase):

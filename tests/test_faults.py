@@ -1,4 +1,5 @@
-"""Tests of faults.py: a fault link between real ZeroMQ sockets, over ipc and tcp, and its ZMTP tracker."""
+"""Tests of the faults wing: a fault link between real ZeroMQ sockets (ipc, tcp), its ZMTP tracker, its events."""
+import inspect
 import os
 import random
 import shutil
@@ -13,8 +14,10 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from zmqprocesstest import ProcessTestCase, make_sock
-from zmqprocesstest._zmtp import Tally, Tracker
+from zmqprocesstest.faults._zmtp import Tally, Tracker, frame_bodies
 from zmqprocesstest.faults import FaultEvents, FaultLink, FaultLinkError, LinkStats, make_link
+from zmqprocesstest.faults.events import faults_of
+from zmqprocesstest.loop import EVENT_ATTR, EventError, dispatch
 
 from .support import only_problem, problems, run_case
 
@@ -94,6 +97,47 @@ class TestTracker(unittest.TestCase):
                 self.assertEqual(kept, want, f"armed {armed}, chunks {sizes[:8]}...")
                 self.assertEqual((count, tally.dropped_messages, tally.armed), (5 - armed, armed, 0))
                 self.assertEqual(tally.dropped_bytes, len(data) - len(want))
+
+    def test_a_rewrite_changes_body_bytes_of_the_messages_it_picks_and_nothing_else(self):
+        head, msgs, ping = self.stream()
+        data = head + b"".join(msgs) + ping
+
+        class EveryOther:
+            label = "every other"
+
+            def __init__(self):
+                self.picked = 0
+
+            def pick(self):
+                self.picked += 1
+                return self.edit if self.picked % 2 else None
+
+            def edit(self, bodies):
+                filled = [body for body in bodies if len(body)]
+                if filled:  # msgs[4] has only an empty body
+                    filled[-1][0] ^= 0xFF  # the first byte of the last frame with one
+
+        want = bytearray(data)
+        for number in (0, 2):  # the first, third and fifth messages are picked
+            start = len(head) + sum(map(len, msgs[:number])) + len(msgs[number])
+            want[start - len(b"one" if number == 0 else b"three")] ^= 0xFF
+        for sizes in self.chunkings(len(data)):
+            tally = Tally()
+            tally.rewrites["test"] = EveryOther()
+            tracker = Tracker(tally, lambda t: None)
+            kept, count, i = [], 0, 0
+            for size in sizes:
+                chunk = bytearray(data[i:i + size])
+                i += size
+                msgs_done, segs = tracker.feed(memoryview(chunk), len(chunk))
+                count += msgs_done
+                kept.append(bytes(chunk) if segs is None else b"".join(segs))
+            self.assertEqual(b"".join(kept), bytes(want), f"chunks {sizes[:8]}...")
+            self.assertEqual((count, tally.dropped_messages, tally.dropped_bytes), (5, 0, 0))
+
+    def test_frame_bodies_are_the_bodies_of_whole_frames(self):
+        frames = bytearray(frame(b"ab", more=True) + frame(b"") + frame(b"x" * 300))
+        self.assertEqual([bytes(b) for b in frame_bodies(frames)], [b"ab", b"", b"x" * 300])
 
     def test_encrypted_and_old_protocols_are_passed_over(self):
         cases = [(greeting(b"CURVE"), "ZMTP 3.1, CURVE", "nonce sequence"),
@@ -617,6 +661,39 @@ class TestFaultEvents(unittest.TestCase):
         text = only_problem(self, run_case(Case, "test_not_a_link"), "error")
         self.assertIn("expected a FaultLink (made by self.fault_link() or FaultLink()), got 'ipc:///x'", text)
 
+
+    def test_each_fault_is_one_marked_method_and_its_event_is_made_from_it(self):
+        faults = faults_of(FaultLink)
+        self.assertGreaterEqual(len(faults), 11)
+        for name, method in faults:
+            with self.subTest(fault=name):
+                handler = getattr(FaultEvents, name)
+                self.assertIs(getattr(ProcessTestCase, name), handler)
+                self.assertTrue(getattr(handler, EVENT_ATTR, False), "not marked @event as hand-written events are")
+                fault_params = list(inspect.signature(method).parameters.values())
+                event_params = list(inspect.signature(handler).parameters.values())
+                self.assertEqual([p.name for p in event_params], ["self", "link"] + [p.name for p in fault_params[1:]])
+                self.assertEqual([p.default for p in event_params[2:]], [p.default for p in fault_params[1:]])
+                first = inspect.cleandoc(method.__doc__).split("\n\n")[0]
+                self.assertEqual(inspect.getdoc(handler).split("\n\n")[0],
+                                 f"Event: on *link*, {first[0].lower()}{first[1:]}")
+        self.assertFalse([name for name in vars(FaultEvents) if not name.startswith("_")
+                          and name not in dict(faults)], "an event of FaultEvents written by hand")
+
+    def test_an_event_applies_its_fault_to_the_link_given_first(self):
+        class Case(ProcessTestCase):
+            pass
+
+        with FaultLink("tcp://127.0.0.1:9") as link:
+            case = Case()
+            self.assertEqual(case.reset(link), 0)
+            case.partition(link, "to_client")
+            self.assertEqual(dispatch(case, ("duplicate", link, 0.5, "to_server", 7)), 7)
+            self.assertEqual([what for _, what in link.history],
+                             ["reset", "partition to_client only", "duplicate 0.5 to_server (seed 7)"])
+            with self.assertRaisesRegex(EventError, r"bad arguments for event 'heal': too many positional arguments; "
+                                        r"expected \('heal', link\)"):
+                dispatch(case, ("heal", link, 1))
 
 class TestFaultLinkOfATest(unittest.TestCase):
     """self.fault_link(): owned by the test, closed after it, shown in its failure report."""

@@ -20,7 +20,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase
 
 from . import samples
-from zmqprocesstest._os import alive, command_line
+from zmqprocesstest.processes._os import alive, command_line
 
 from .support import EXAMPLES, ROOT, interruptible, only_problem, problems, run_case
 from pingpong.faulty import StubbornProc

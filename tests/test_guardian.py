@@ -244,7 +244,7 @@ class TestChildEnv(unittest.TestCase):
     def test_token_is_added_to_tokens_already_there_and_the_own_group_is_refused(self):
         code = ("import json, os, sys\n"
                 f"sys.path.insert(0, {os.path.dirname(HERE)!r})\n"
-                "from zmqprocesstest import _guardian as g\n"
+                "from zmqprocesstest.processes import _guardian as g\n"
                 "outer = g.child_env({'A': '1', g.ENV_NAME: 'outer'})\n"
                 "again = g.child_env(outer)\n"
                 "try:\n"

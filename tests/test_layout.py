@@ -12,36 +12,71 @@ import unittest
 from .support import ROOT
 
 PACKAGE = "zmqprocesstest"
+#: The sub-packages of the library, one concept each (see docs/design.rst).
+WINGS = ("faults", "processes", "report", "runs", "timeout")
 
 
 def _modules():
-    folder = os.path.join(ROOT, PACKAGE)
-    return {name[:-3]: os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith(".py")}
+    """``{dotted name inside the package: path}``: ``case``, ``processes.managed``..., and
+    ``processes`` for a wing's ``__init__``."""
+    root = os.path.join(ROOT, PACKAGE)
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                parts = os.path.relpath(os.path.join(folder, name[:-3]), root).split(os.sep)
+                if parts[-1] == "__init__":
+                    parts = parts[:-1] or ["__init__"]
+                found[".".join(parts)] = os.path.join(folder, name)
+    return found
 
 
-def _imported(node, modules):
-    """The package's modules that one import node names."""
-    found = []
+def _resolve(name, modules):
+    """The longest module of the package that the dotted *name* (inside the package) names."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None
+
+
+def _imported(node, modules, where=""):
+    """The package's modules that one import node names, in module *where* (a dotted
+    name inside the package: relative imports are resolved from its package)."""
+    here = where.split(".")[:-1] if where not in modules or not _is_package(where, modules) else where.split(".")
+    names = []
     if isinstance(node, ast.Import):
         for alias in node.names:
             parts = alias.name.split(".")
             if parts[0] == PACKAGE and len(parts) > 1:
-                found.append(parts[1])
+                names.append(".".join(parts[1:]))
     elif isinstance(node, ast.ImportFrom):
-        if node.level == 1 or (node.level == 0 and (node.module or "").split(".")[0] == PACKAGE):
+        if node.level == 0:
             parts = (node.module or "").split(".")
-            if node.level == 0:
-                parts = parts[1:]
-            if parts and parts[0]:
-                found.append(parts[0])  # from .x import y, from .x.y import z
-            else:
-                found.extend(alias.name for alias in node.names)  # from . import x
-    return [name for name in found if name in modules and name != "__init__"]
+            if parts[0] != PACKAGE:
+                return []
+            base = parts[1:]
+        else:
+            if node.level - 1 > len(here):
+                return []
+            base = here[:len(here) - (node.level - 1)] + [p for p in (node.module or "").split(".") if p]
+        for alias in node.names:
+            full = ".".join(base + [alias.name])
+            names.append(full if full in modules else ".".join(base))  # a module, or a name in one
+    found = [_resolve(name, modules) for name in names if name]
+    return [name for name in found if name and name != "__init__"]
+
+
+def _is_package(name, modules):
+    return os.path.basename(modules[name]) == "__init__.py"
 
 
 def import_graph():
-    """``{module: {module it imports, ...}}`` for the package (``__init__`` left out: it
-    imports everything, and nothing imports it)."""
+    """``{module: {module it imports, ...}}`` for the package (its ``__init__`` left out:
+    it imports everything, and nothing imports it)."""
     modules = _modules()
     graph = {}
     for name, path in modules.items():
@@ -49,8 +84,14 @@ def import_graph():
             continue
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read(), path)
-        graph[name] = {target for node in ast.walk(tree) for target in _imported(node, modules)} - {name}
+        graph[name] = {target for node in ast.walk(tree) for target in _imported(node, modules, name)} - {name}
     return graph
+
+
+def wing_of(module):
+    """The wing a module belongs to, or ``None`` for the core."""
+    first = module.split(".")[0]
+    return first if first in WINGS else None
 
 
 def find_cycle(graph):
@@ -81,12 +122,17 @@ def find_cycle(graph):
 
 class TestImportGraph(unittest.TestCase):
     def test_the_graph_reader_sees_every_form_of_import(self):
-        modules = {"a": "", "b": "", "c": "", "d": "", "e": ""}
+        modules = {"a": "a.py", "b": "b.py", "c": "c.py", "d": "d.py", "e": "e.py", "w": "w/__init__.py",
+                   "w.f": "w/f.py", "w.g": "w/g.py"}
         tree = ast.parse("from . import a\nfrom .b import x\nimport zmqprocesstest.c\n"
                          "from zmqprocesstest.d import y\ndef f():\n    from .e import z\n"
-                         "import os\nfrom typing import Any\n")
-        found = sorted(t for node in ast.walk(tree) for t in _imported(node, modules))
-        self.assertEqual(found, ["a", "b", "c", "d", "e"])
+                         "from .w import f\nfrom .w.g import h\nimport os\nfrom typing import Any\n")
+        found = sorted(t for node in ast.walk(tree) for t in _imported(node, modules, "case"))
+        self.assertEqual(found, ["a", "b", "c", "d", "e", "w.f", "w.g"])
+        inside = ast.parse("from .. import a\nfrom ..b import x\nfrom . import g\nfrom .g import y\n"
+                           "from ..w import z\n")
+        found = sorted(t for node in ast.walk(inside) for t in _imported(node, modules, "w.f"))
+        self.assertEqual(found, ["a", "b", "w", "w.g", "w.g"])
 
     def test_a_cycle_is_found_and_named(self):
         self.assertEqual(find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}), ["a", "b", "c", "a"])
@@ -94,9 +140,36 @@ class TestImportGraph(unittest.TestCase):
 
     def test_the_package_has_no_import_cycle(self):
         graph = import_graph()
-        self.assertIn("stopping", graph["processes"])  # the reader reads the package
+        self.assertIn("processes.stopping", graph["processes.managed"])  # the reader reads the wings
+        self.assertIn("report.timeline", graph["sockets"])
         cycle = find_cycle(graph)
         self.assertIsNone(cycle, f"import cycle in the package: {' -> '.join(cycle or [])}")
+
+    def test_the_wings_import_each_other_without_a_cycle(self):
+        wings = {}
+        for module, targets in import_graph().items():
+            wing = wing_of(module)
+            if wing is not None:
+                wings.setdefault(wing, set()).update(w for w in map(wing_of, targets) if w not in (None, wing))
+        self.assertEqual(set(wings), set(WINGS))
+        cycle = find_cycle(wings)
+        self.assertIsNone(cycle, f"wings that import each other: {' -> '.join(cycle or [])}")
+
+    def test_no_wing_imports_a_private_module_of_another(self):
+        found = []
+        for module, targets in import_graph().items():
+            for target in targets:
+                wing = wing_of(target)
+                if wing_of(module) not in (None, wing) and wing is not None and target.split(".")[-1].startswith("_"):
+                    found.append(f"{module} imports {target}")
+        self.assertEqual(found, [], "import the wing's public names (its __init__) instead")
+
+    def test_the_core_stays_small_and_the_wings_hold_the_rest(self):
+        top = sorted(name for name in os.listdir(os.path.join(ROOT, PACKAGE)) if name.endswith(".py") or name in WINGS)
+        self.assertLessEqual(len(top), 28, f"the package's top holds {len(top)} entries: {top}")
+        for wing in WINGS:
+            with self.subTest(wing=wing):
+                self.assertTrue(os.path.exists(os.path.join(ROOT, PACKAGE, wing, "__init__.py")))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from unittest import mock
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, _guardian, _reaper
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.processes import _guardian, _reaper
 from zmqprocesstest._config import EXIT_GRACE
 
 from . import samples
@@ -163,7 +164,7 @@ class TestCommands(unittest.TestCase):
         self.assertEqual(problems(run_case(Many)), [])
 
     def test_output_still_held_by_another_writer_is_released_within_the_bound(self):
-        from zmqprocesstest._output import Output
+        from zmqprocesstest.processes._output import Output
 
         output = Output()
         holder = subprocess.Popen([sys.executable, "-c", "import sys, time; print('held', flush=True); time.sleep(30)"],

@@ -18,7 +18,9 @@ import types
 import unittest
 from unittest import mock
 
-from zmqprocesstest import _perturb, _stress, mark
+from zmqprocesstest import _perturb, mark
+
+from zmqprocesstest.runs import _stress
 
 from .support import ROOT, gone
 
@@ -268,7 +270,7 @@ def exited(pid, timeout):
 class TestBurners(unittest.TestCase):
     """The CPU burners of --stress are never left behind: not at exit, not by a killed runner."""
 
-    SCRIPT = ("import os, signal, sys\nfrom zmqprocesstest import _stress\n_stress.activate(7)\n"
+    SCRIPT = ("import os, signal, sys\nfrom zmqprocesstest.runs import _stress\n_stress.activate(7)\n"
               "print(*_stress.burner_pids(), flush=True)\n"
               "if sys.argv[1] == 'kill':\n    os.kill(os.getpid(), signal.SIGKILL)\n")
 

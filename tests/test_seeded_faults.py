@@ -1,4 +1,4 @@
-"""Seeded faults on fault links: loss, duplicates, one-way partitions, jitter, rate limits, cuts."""
+"""Seeded faults on fault links: loss, duplicates, one-way partitions, jitter, rate limits, cuts, corruption."""
 import json
 import random
 import time
@@ -7,10 +7,10 @@ import unittest
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest._seeded import Chance, Pace, jittered
-from zmqprocesstest._zmtp import Tally, Tracker
+from zmqprocesstest.faults._seeded import Chance, Pace, jittered
+from zmqprocesstest.faults._zmtp import Tally, Tracker
 
-from .support import run_case
+from .support import only_problem, run_case
 from .test_faults import frame, greeting, message
 from pingpong.pongproc import PongProc  # support puts docs/examples on sys.path
 
@@ -151,6 +151,64 @@ class _Cases:
             yield ("send", self.dealer, [b""], ["ping", 2])
             self.assertEqual((yield ("recv", self.dealer)), [b"", ["pong", 2]])
 
+    class Corrupt(ProcessTestCase):
+        """REQ -> link -> REP: what the REP receives against what the REQ sent."""
+
+        timeout = 5.0
+        seed = 7
+        found = {}  # seed: [(frame, offset) of the byte changed, per message] of its last run
+
+        def setUp(self):
+            self.rep = self.socket(zmq.REP, bind=self.endpoint, name="rep")
+            self.link = self.fault_link(self.endpoint)
+            self.req = self.socket(zmq.REQ, connect=self.link.endpoint, name="req")
+
+        def exchange(self, frames):
+            """Send *frames* through the link; the frames the REP received (its reply comes back whole)."""
+            self.req.send_multipart(frames)
+            received = self.rep.recv_multipart()
+            self.rep.send_multipart([b"ok"])
+            self.assertEqual(self.req.recv_multipart(), [b"ok"])  # to_client is left alone
+            return received
+
+        def test_corrupt(self):
+            sent = [bytes(range(256)) * 4, b"second frame", b"", b"x"]
+            self.assertEqual(self.exchange(sent), sent)
+            seed = yield ("corrupt", self.link, 1.0, "to_server", self.seed)
+            self.assertEqual(seed, self.seed)
+            self.assertIn("to_server: corrupt 1", self.link.state)
+            changed = []
+            for _ in range(5):
+                received = self.exchange(sent)
+                self.assertEqual([len(f) for f in received], [len(f) for f in sent])  # the framing is intact
+                diff = [(i, j) for i, (got, want) in enumerate(zip(received, sent))
+                        for j in range(len(want)) if got[j] != want[j]]
+                self.assertEqual(len(diff), 1, f"one byte changed, got {diff}")
+                i, j = diff[0]
+                self.assertEqual(received[i][j], sent[i][j] ^ 0xFF)
+                changed.append(diff[0])
+            type(self).found[self.seed] = changed
+            self.assertEqual((self.link.stats["to_server"].corrupted_messages,
+                              self.link.stats["to_client"].corrupted_messages), (5, 0))
+            self.assertIn("5 corrupted", self.link.report())
+            yield ("corrupt", self.link, 0, "to_server")  # p=0: off
+            for _ in range(20):
+                self.assertEqual(self.exchange(sent), sent)
+            self.assertEqual(self.link.stats["to_server"].corrupted_messages, 5)
+            self.assertEqual([what.split(" (seed")[0] for _, what in self.link.history],
+                             ["corrupt 1 to_server", "corrupt 0 to_server"])
+            self.assertEqual(self.link.history[0][1], f"corrupt 1 to_server (seed {self.seed})")
+
+        def test_p_0_corrupts_nothing(self):
+            seed = self.link.corrupt(0.0)
+            self.assertIsInstance(seed, int)
+            for _ in range(50):
+                self.assertEqual(self.exchange([b"body", b"more"]), [b"body", b"more"])
+            self.assertEqual(self.link.stats["to_server"].corrupted_messages, 0)
+
+        def test_bad_arguments(self):
+            yield ("corrupt", self.link, 1.5)
+
 
 class TestSeededFaults(unittest.TestCase):
     def test_loss_drops_about_30_percent_and_the_same_seed_the_same_messages(self):
@@ -181,6 +239,22 @@ class TestSeededFaults(unittest.TestCase):
     def test_close_after(self):
         result = run_case(_Cases.Cut)
         self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+
+    def test_corrupt_flips_one_body_byte_and_the_same_seed_the_same_byte(self):
+        case, changed = _Cases.Corrupt, []
+        for seed in (7, 7, 8):
+            case.seed = seed
+            result = run_case(case, "test_corrupt")
+            self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+            changed.append(case.found[seed])
+        self.assertEqual(changed[0], changed[1], "the same seed, the same bytes")
+        self.assertNotEqual(changed[0], changed[2], "another seed, other bytes")
+        self.assertEqual({frame for run in changed for frame, _ in run} - {0, 1, 3}, set(), "never the empty frame")
+        result = run_case(case, "test_p_0_corrupts_nothing")
+        self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+        text = only_problem(self, run_case(case, "test_bad_arguments"), "error")
+        self.assertIn("expected p to be a probability from 0 to 1, got 1.5; event 'corrupt' takes "
+                      "('corrupt', link, p, direction='both', seed=None)", text)
 
 
 class TestSeededTracker(unittest.TestCase):

@@ -11,8 +11,9 @@ import zmq
 from zmqprocesstest import SocketTimeout, TestSocket, make_sock
 from zmqprocesstest._config import TIMEOUT_SCALE_ENV, scaled
 from zmqprocesstest.endpoints import EndpointParts, parse_endpoint, socket_address
-from zmqprocesstest.transcript import decode_json
-from zmqprocesstest.transcript import Transcript, short
+from zmqprocesstest import timeline
+from zmqprocesstest.sockets import decode_json
+from zmqprocesstest.timeline import Timeline, short
 
 
 class SocketTestBase(unittest.TestCase):
@@ -200,10 +201,14 @@ class TestHelpers(unittest.TestCase):
         self.assertLess(len(text), 120)
         self.assertIn("(50000000 bytes)", text)
 
-    def test_transcript_is_bounded(self):
-        transcript = Transcript(maxlen=3)
-        for n in range(10):
-            transcript.record("sent", "s", [str(n).encode()])
+    def test_the_timeline_report_is_bounded(self):
+        transcript = Timeline(maxlen=3, keep=3)
+        previous = timeline.activate(transcript)
+        try:
+            for n in range(10):
+                timeline.record("sent", "s", [str(n).encode()])
+        finally:
+            timeline.activate(previous)
         text = transcript.format()
         self.assertEqual(len(text.splitlines()), 3)
         self.assertIn("s -> [b'9']", text)

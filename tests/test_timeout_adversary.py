@@ -150,7 +150,7 @@ class ChildRunners(unittest.TestCase):
 
 class LastResortSetting(unittest.TestCase):
     def test_a_bad_value_is_an_error_naming_the_variable(self):
-        from zmqprocesstest._watchdog_thread import last_resort_grace
+        from zmqprocesstest.timeout._watchdog_thread import last_resort_grace
         for raw in ("soon", "0", "-1", "nan", "inf"):
             with self.subTest(raw), unittest.mock.patch.dict(os.environ, {"ZMQPROCESSTEST_LAST_RESORT": raw}):
                 with self.assertRaisesRegex(ValueError, rf"ZMQPROCESSTEST_LAST_RESORT must be a positive number "

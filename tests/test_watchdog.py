@@ -1,4 +1,4 @@
-"""The hard per-test timeout (zmqprocesstest._watchdog): it interrupts code blocked in C."""
+"""The hard per-test timeout (zmqprocesstest.timeout._watchdog): it interrupts code blocked in C."""
 import importlib.util
 import math
 import os
@@ -16,8 +16,8 @@ import unittest
 
 import zmq
 
-from zmqprocesstest import _watchdog
-from zmqprocesstest._watchdog import HardTimeout, TestTimeout, hard_timeout
+from zmqprocesstest.timeout import _watchdog
+from zmqprocesstest.timeout._watchdog import HardTimeout, TestTimeout, hard_timeout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

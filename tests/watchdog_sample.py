@@ -13,7 +13,7 @@ import unittest
 
 import zmq
 
-from zmqprocesstest._watchdog import hard_timeout
+from zmqprocesstest.timeout._watchdog import hard_timeout
 
 LIMIT = float(os.environ.get("WATCHDOG_SAMPLE_LIMIT", "1.0"))
 

@@ -1,10 +1,12 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
 from importlib import metadata as _metadata
 
+from ._config import Timeout
 from .case import ProcessTestCase, TestTimeout, module_scope
-from .events import EventError
+from .events import ConnectionTimeout, EventError
 from .faults import FaultLink, FaultLinkError
-from .marks import mark, process, system
+from .loop import override_event
+from .marks import MarkExpressionError, mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
 from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
 from .resources import LeakError
@@ -13,9 +15,9 @@ from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normali
                           normalise_ports, normalise_regex, normalise_timestamps, run_program)
 
 # Public exceptions and classes show the path users import them from, in tracebacks
-# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest._watchdog.TestTimeout").
-for _public in (EventError, FaultLinkError, LeakError, MockTimeout, ProcessDied, ProcessError, ProcessStopError,
-                ProgramTimeout, SocketTimeout, TestTimeout):
+# and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest.timeout._watchdog.TestTimeout").
+for _public in (ConnectionTimeout, EventError, FaultLinkError, LeakError, MarkExpressionError, MockTimeout, ProcessDied,
+                ProcessError, ProcessStopError, ProgramTimeout, SocketTimeout, TestTimeout, Timeout):
     _public.__module__ = __name__
 del _public
 
@@ -25,11 +27,13 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that was n
     __version__ = "0+unknown"
 
 __all__ = [
+    "ConnectionTimeout",
     "EventError",
     "FaultLink",
     "FaultLinkError",
     "LeakError",
     "ManagedProcess",
+    "MarkExpressionError",
     "MockCall",
     "MockTimeout",
     "ProcessDied",
@@ -43,6 +47,7 @@ __all__ = [
     "SystemTestCase",
     "TestSocket",
     "TestTimeout",
+    "Timeout",
     "make_sock",
     "module_scope",
     "mark",
@@ -51,6 +56,7 @@ __all__ = [
     "normalise_ports",
     "normalise_regex",
     "normalise_timestamps",
+    "override_event",
     "process",
     "run_program",
     "system",

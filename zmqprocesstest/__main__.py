@@ -13,7 +13,7 @@ import sys
 import unittest
 from typing import Any, List, Optional
 
-from . import runs
+from .runs import session as runs
 from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
 

@@ -1,6 +1,6 @@
 """Python version shims: the ``add_note`` backport, and :class:`PerProcess` for what
 must not cross a ``fork`` (the library's kept threads). The operating system's
-specifics are in :mod:`zmqprocesstest._os`.
+specifics are in :mod:`zmqprocesstest.processes._os`.
 """
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
-"""Configuration from the environment: variable names, flags, timeout scaling.
+"""Configuration from the environment: variable names, flags, timeout scaling, the bounds.
 
 Every environment variable zmqprocesstest reads is named here, and every on/off flag is
-read by :func:`env_flag`, so ``1``/``0`` mean the same thing for all of them.
+read by :func:`env_flag`, so ``1``/``0`` mean the same thing for all of them. Every bound
+of the library is named here too, and :exc:`Timeout`, the base of the exceptions raised
+when one is passed: the ground floor, which every module that raises one can import.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = [
     "CONTEXT_TERM_TIMEOUT",
@@ -32,6 +35,9 @@ __all__ = [
     "FULL_TRACEBACK_ENV",
     "LAST_RESORT_ENV",
     "REPEAT_ENV",
+    "PYTEST_RUN_OPTIONS",
+    "RUNS_MODULE",
+    "RUN_ENVS",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
     "SEED_ENV",
@@ -41,10 +47,25 @@ __all__ = [
     "TIMEOUT_SCALE_ENV",
     "UNTIL_FAILURE_ENV",
     "UPDATE_GOLDEN_ENV",
+    "runs_requested",
     "WAIT_SLICE",
+    "Timeout",
     "env_flag",
     "scaled",
 ]
+
+
+class Timeout(AssertionError):
+    """Something the test waited for did not happen within its bound.
+
+    The base of the library's timeouts: :class:`~zmqprocesstest.SocketTimeout`,
+    :class:`~zmqprocesstest.ConnectionTimeout`, :class:`~zmqprocesstest.MockTimeout`,
+    :class:`~zmqprocesstest.ProgramTimeout` and :class:`~zmqprocesstest.TestTimeout`,
+    so ``except zmqprocesstest.Timeout`` catches any of them. An :exc:`AssertionError`,
+    as each of them is: the process under test did not do in time what it should, a
+    *failure* of the test, not an error.
+    """
+
 
 #: Multiplies every *default* timeout (never an explicit one), e.g. ``5`` on a slow CI machine.
 TIMEOUT_SCALE_ENV = "ZMQPROCESSTEST_TIMEOUT_SCALE"
@@ -78,6 +99,22 @@ SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
 #: ``I/N``: run shard I (1-based) of N (pytest plugin and the CLI); see also
 #: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
 SHARD_ENV = "ZMQPROCESSTEST_SHARD"
+#: The variables that ask for the runs wing (:mod:`zmqprocesstest.runs`) under any runner.
+RUN_ENVS = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS")
+#: The pytest plugin's options of the runs wing: option -> (attribute of the run's
+#: settings, how pytest parses it, help).
+PYTEST_RUN_OPTIONS = {
+    "--zpt-repeat": ("repeat", int, "run each unittest-style test class N times (ZMQPROCESSTEST_REPEAT)"),
+    "--zpt-until-failure": ("until_failure", None, "stop at the first failure (-x) and print how to reproduce it"),
+    "--zpt-stress": ("stress", None, "perturb timing from the seed (ZMQPROCESSTEST_STRESS)"),
+    "--zpt-seed": ("seed", int, "seed of stress and shuffle (ZMQPROCESSTEST_SEED)"),
+    "--zpt-shuffle": ("shuffle", None, "order modules, classes and tests from the seed (ZMQPROCESSTEST_SHUFFLE)"),
+    "--zpt-shard": ("shard", str, "run shard I of N, I/N (ZMQPROCESSTEST_SHARD, TEST_SHARD_INDEX/TEST_TOTAL_SHARDS)"),
+    "--zpt-durations-file": ("durations_file", str, "balance shards by the seconds in this JSON file"),
+    "--zpt-record-durations": ("record_durations", str, "write each test's seconds to this JSON file"),
+}
+#: The module of the runs wing that holds the run's settings (imported when asked for).
+RUNS_MODULE = "zmqprocesstest.runs.session"
 
 #: Default send/recv timeout of a test socket and default wait, in seconds, before scaling.
 DEFAULT_TIMEOUT = 1.0
@@ -153,6 +190,13 @@ def env_flag(name: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"expected {name} to be 1 or 0 (or true/false, yes/no, on/off), got {raw!r}")
+
+
+def runs_requested() -> bool:
+    """Whether this run hunts flaky tests: a variable of :data:`RUN_ENVS` is set, or the
+    command line or the pytest plugin imported the runs wing for an option. Otherwise the
+    runs wing is never imported: a plain run does not pay for it."""
+    return RUNS_MODULE in sys.modules or any(os.environ.get(name) for name in RUN_ENVS)
 
 
 def scaled(seconds: float) -> float:

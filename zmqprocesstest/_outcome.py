@@ -16,11 +16,13 @@ the runner does.
 """
 from __future__ import annotations
 
+import sys
 import traceback
 from typing import Any, Callable, Optional, Tuple
 
-from . import report_html as _report, runs as _runs
 from ._compat import add_note
+from ._config import RUNS_MODULE
+from .report import html as _report
 
 __unittest = True
 
@@ -74,8 +76,9 @@ def run_test(test: Any, result: Any, run: Callable[[Any], Any]) -> Any:
     """Run *test* (its ``TestCase.run``, *run*) into *result* through one outcome, with a
     report directory its page, and under the run's settings (stress, until-failure:
     :mod:`zmqprocesstest.runs`)."""
-    if _runs.ACTIVE:
-        inner, run = run, lambda into: _runs.run_test(test, into, inner)
+    runs = sys.modules.get(RUNS_MODULE)  # imported by the metaclass, the command line or pytest when asked for
+    if runs is not None and runs.ACTIVE:
+        inner, run = run, lambda into: runs.run_test(test, into, inner)
     if result is None:
         return run(None)  # called by hand: unittest makes a result of its own; nothing to merge
     watcher = _report.watch(test, result)

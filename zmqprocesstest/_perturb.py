@@ -1,6 +1,6 @@
 """The stress hook: where the library's own operations may be delayed.
 
-:mod:`zmqprocesstest._stress` sets :data:`hook` (and :data:`jitter`) while ``--stress``
+:mod:`zmqprocesstest.runs._stress` sets :data:`hook` (and :data:`jitter`) while ``--stress``
 is on; the library's sends, receives, connects and process starts call it first, and a
 fault link adds :data:`jitter` to each message it forwards. Off (``None``, the default),
 a call site costs one module attribute check and nothing else.

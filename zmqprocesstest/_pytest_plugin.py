@@ -9,13 +9,18 @@ The marks registered so far are kept on each pytest config object, never in the
 module: every pytest session in one interpreter (``pytest.main`` called twice, a plugin
 test running pytest inline) registers the marks it meets with its own config.
 
+The options of the runs wing (``--zpt-repeat``, ``--zpt-stress``...) are registered here;
+the wing itself (:mod:`zmqprocesstest.runs`) is imported only when one of them is given
+or the environment asks for it.
+
 pytest runs no ``unittest.addModuleCleanup`` cleanups, so what a
 :func:`~zmqprocesstest.module_scope` shares is released here instead, after the last
 test of its module (``pytest_runtest_teardown``).
 """
+import sys
 from typing import Any, List, Optional, Set
 
-from . import _pytest_runs
+from ._config import PYTEST_RUN_OPTIONS, runs_requested
 from .marks import MARKS_ATTR, class_marks
 from .scopes import release_module
 
@@ -46,30 +51,56 @@ def _register(config: Any, name: str, description: str) -> None:
         registered.add(name)
 
 
+_RUNS_SIDE = "zmqprocesstest.runs._pytest_runs"
+
+
+def _runs_side() -> Any:
+    """The runs wing's pytest side if this interpreter imported it (an option or the
+    environment asked for it), else ``None``."""
+    return sys.modules.get(_RUNS_SIDE)
+
+
 def pytest_addoption(parser: Any) -> None:
-    _pytest_runs.addoption(parser)  # --zpt-repeat, --zpt-stress... (zmqprocesstest.runs)
+    group = parser.getgroup("zmqprocesstest", "zmqprocesstest: hunting flaky tests")
+    for name, (_, kind, text) in PYTEST_RUN_OPTIONS.items():
+        if kind is None:
+            group.addoption(name, action="store_true", default=False, help=text)
+        else:
+            group.addoption(name, type=kind, default=None, help=text)
 
 
 def pytest_configure(config: Any) -> None:
     for name, description in _BUILTIN.items():
         _register(config, name, description)
-    _pytest_runs.configure(config)
+    getoption = getattr(config, "getoption", None)  # None: a stand-in config (tests)
+    asked = getoption is not None and any(getoption(name, default=None) not in (None, False)
+                                          for name in PYTEST_RUN_OPTIONS)
+    if asked or runs_requested():
+        from .runs import _pytest_runs
+        _pytest_runs.configure(config)
 
 
 def pytest_report_header(config: Any) -> List[str]:
-    return _pytest_runs.report_header()
+    side = _runs_side()
+    return side.report_header() if side is not None else []
 
 
 def pytest_runtest_logreport(report: Any) -> None:
-    _pytest_runs.logreport(report)
+    side = _runs_side()
+    if side is not None:
+        side.logreport(report)
 
 
 def pytest_sessionfinish(session: Any) -> None:
-    _pytest_runs.sessionfinish(session)
+    side = _runs_side()
+    if side is not None:
+        side.sessionfinish(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    _pytest_runs.terminal_summary(terminalreporter)
+    side = _runs_side()
+    if side is not None:
+        side.terminal_summary(terminalreporter)
 
 
 def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
@@ -85,7 +116,9 @@ def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
             _register(config, name, "a zmqprocesstest mark")
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)
-    _pytest_runs.arrange(config, items)  # shard and shuffle
+    side = _runs_side()
+    if side is not None:
+        side.arrange(config, items)  # shard and shuffle
 
 
 def pytest_runtest_teardown(item: Any, nextitem: Optional[Any]) -> None:

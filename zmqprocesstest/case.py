@@ -2,46 +2,324 @@
 
 A metaclass turns every generator test method into an ordinary method when the class is
 created, so every runner collects and runs it as a plain test; the method drives the
-generator through the send-back loop (:mod:`zmqprocesstest.events`). The test case's
+generator through the send-back loop (:mod:`zmqprocesstest.loop`). The test case's
 resource API (:meth:`~ProcessTestCase.socket`, :meth:`~ProcessTestCase.start_process`...)
 records what a test makes in its :class:`~zmqprocesstest.resources.Resources`, released
-after the test.
+after the test. Every phase is bounded: ``setUp``, the test, ``tearDown`` and each cleanup
+here in the test case, the class's and module's phases by the metaclass (below).
+
+What ``self`` can do is what this module, :mod:`zmqprocesstest.events` (the built-in
+events and the connection events) and :mod:`zmqprocesstest.faults` (the fault events)
+give it.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
 import unittest
-from typing import Any, Callable, Dict, Generator, Optional, Sequence, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Type, Union
 
 import zmq
 
-from . import marks as _marks, runs as _runs
-from ._outcome import run_test
+from . import marks as _marks
+from .marks import none_selected
 from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE, env_flag,
-                      scaled)
-from ._forked import ForkedProcess
-from ._given import convert_generator_tests
+                      runs_requested, scaled)
+from ._outcome import run_test
+from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
-from .loop import dispatch, run_events, trim_traceback
+from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
-from .processes import CommandProcess, ManagedProcess, ProcessStopError
-from .resources import Resources, check_leaks, leak_snapshot
-from .endpoints import Endpoint, free_tcp_endpoint
+from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError
+from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
+from .resources import Resources, check_leaks, leak_snapshot, owner_name
+from .scopes import (BOUNDED, MODULE_SCOPES, kill_shared, release_bounded, release_limit, scoped, shared_of,
+                     shared_resources)
 from .sockets import TestSocket, make_sock
-from ._watchdog import HardTimeout, TestTimeout, hard_timeout
-from .scopes import MODULE_SCOPES, release_bounded, scoped, shared_of, shared_resources
-from ._phases import BoundedPhases, bound_module_phases, bound_phases
-from .stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
+from .timeout import HardTimeout, TestTimeout, hard_timeout
 
 __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 
+
+# -- generator tests, and Hypothesis's @given on them ------------------------------
+# Generator test methods made plain tests, and Hypothesis's ``@given`` on them: each
+# example through the send-back loop, with fresh resources.
+#
+# :func:`convert_generator_tests` is what the metaclass of
+# :class:`~zmqprocesstest.ProcessTestCase` does to a new class: every generator test
+# method becomes a plain method that drives the generator with ``run_events``, so no
+# runner ever sees a generator; a ``@given`` test keeps its wrapper and gets a plain inner
+# test (below).
+#
+# ``@given`` turns a test into a plain function that calls the decorated function, its
+# *inner test*, once per generated example; a generator inner test would return a
+# generator that nobody drives (Hypothesis fails it with ``FailedHealthCheck``). The
+# metaclass of :class:`~zmqprocesstest.ProcessTestCase` asks :func:`given_generator`
+# whether a test is such a wrapper and replaces its inner test with :func:`wrap_examples`,
+# which drives each example with ``run_events``.
+#
+# Every example after the first runs as a test of its own would: the previous example's
+# ``tearDown`` runs, its resources (sockets, processes, endpoints, links, transcript) are
+# released, then ``setUp`` runs again. The first example uses what unittest's ``setUp``
+# made, and unittest's ``tearDown`` and cleanups end the last one, so a failing example
+# (the one Hypothesis replays last) is reported with its own transcript and processes.
+#
+# Hypothesis is never imported here: a test is recognised by its ``hypothesis`` attribute,
+# and only when the user's code has imported Hypothesis already.
+
+#: The attribute of a test case counting the examples its @given test ran.
+_COUNT = "_zpt_examples"
+
+
+def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any]]]:
+    """The generator function a Hypothesis ``@given`` wrapper *func* runs per example, or ``None``."""
+    if "hypothesis" not in sys.modules:
+        return None  # nobody imported Hypothesis: no test can be wrapped by it
+    handle = getattr(func, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if inner is not None and inspect.isgeneratorfunction(inner):
+        return inner
+    return None
+
+
+def next_example(case: Any) -> None:
+    """Before an example of a ``@given`` test: fresh resources, unless it is the test's first."""
+    count = case.__dict__.get(_COUNT, 0)
+    setattr(case, _COUNT, count + 1)
+    if count:
+        case.tearDown()
+        res, case._zpt = case._zpt, None
+        if res is not None:
+            res.close("Releasing the resources of the previous example failed:\n")
+        case._set_up()
+
+
+def wrap_examples(func: Any) -> Any:
+    """Make the ``@given`` wrapper *func* run its generator inner test through the send-back loop.
+
+    The wrapper itself stays (Hypothesis's attributes, settings and signature with it);
+    its inner test becomes a plain function. Returns *func*, marked as converted.
+    """
+    genfunc = given_generator(func)
+    assert genfunc is not None
+
+    @functools.wraps(genfunc)
+    def example(self: Any, *args: Any, **kwargs: Any) -> None:
+        next_example(self)
+        self.run_events(genfunc(self, *args, **kwargs))
+
+    func.hypothesis.inner_test = example
+    func.__zmqprocesstest_generator__ = True
+    return func
+
+
+def _plain_test(genfunc: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., None]:
+    """A plain (non-generator) test method that runs *genfunc* through the event loop."""
+
+    @functools.wraps(genfunc)
+    def test_method(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.run_events(genfunc(self, *args, **kwargs))
+
+    test_method.__zmqprocesstest_generator__ = True  # type: ignore[attr-defined]
+    return test_method
+
+
+def convert_generator_tests(cls: type, prefix: str) -> None:
+    """Replace every test attribute of *cls* (its own or inherited) that is a generator
+    function by a plain method, and give a ``@given`` generator test a plain inner test."""
+    for attr in dir(cls):
+        if not attr.startswith(prefix):
+            continue
+        func = inspect.getattr_static(cls, attr)
+        if inspect.isgeneratorfunction(func):
+            setattr(cls, attr, _plain_test(func))
+        elif given_generator(func) is not None:  # Hypothesis's @given on a generator test
+            wrap_examples(func)
+
+# -- bounded phases ----------------------------------------------------------------------
+# Bounds for the phases around the tests: class and module set-up, tear-down, cleanups.
+#
+# ``setUp`` and the test body are bounded in :class:`~zmqprocesstest.ProcessTestCase`
+# itself (``_callSetUp``, ``_callTestMethod``), and so are ``tearDown`` and each cleanup
+# (``_callTearDown``, ``_callCleanup``). What runs outside a test is wrapped here:
+#
+# * ``setUpClass`` and ``tearDownClass`` defined on a ProcessTestCase class are wrapped by
+#   its metaclass, and ``doClassCleanups`` bounds each class cleanup;
+# * a module's ``setUpModule`` and ``tearDownModule`` are wrapped in the module's
+#   namespace when a ProcessTestCase class of the module is created (those defined above
+#   it), when a class's ``setUpClass`` runs (``tearDownModule``, wherever it is defined)
+#   and in :func:`~zmqprocesstest.module_scope`; the module cleanups registered so far
+#   are bounded at the same moments and after ``setUpModule``.
+#
+# Each is bounded by the ``run_timeout`` of the class (for a module, of the first
+# ProcessTestCase class that reached it); past it the phase fails with
+# :class:`~zmqprocesstest.TestTimeout` naming the phase, and the run goes on.
+
+_CLASS_PHASES = ("setUpClass", "tearDownClass")
+_MODULE_PHASES = ("setUpModule", "tearDownModule")
+
+
+def phase_name(function: Any) -> str:
+    """A cleanup's name for messages: its qualified name, or its repr."""
+    return getattr(function, "__qualname__", None) or repr(function)
+
+
+def bounded_call(owner: Any, describe: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call *function* bounded by *owner*'s ``run_timeout`` (unless it bounds itself)."""
+    if getattr(function, BOUNDED, False):
+        return function(*args, **kwargs)
+    with hard_timeout(scaled(owner.run_timeout), describe):
+        return function(*args, **kwargs)
+
+
+def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:
+    @functools.wraps(func)
+    def phase(cls: Any) -> Any:
+        if name == "setUpClass":
+            bound_module_phases(cls)
+            cls._zpt_deselected = none_selected([cls])
+        if cls.__dict__.get("_zpt_deselected"):
+            return None  # every test deselected by mark: nothing to set up (no shared process)
+        try:
+            with hard_timeout(scaled(cls.run_timeout), f"{owner_name(cls)} ({name})"):
+                return func(cls)
+        except Exception:
+            raise
+        except BaseException:
+            if name == "setUpClass":
+                kill_shared(cls)  # interrupted (Ctrl-C): no class cleanup will run
+            raise
+
+    setattr(phase, BOUNDED, True)
+    return classmethod(phase)
+
+
+def bound_class_phases(cls: type) -> None:
+    """Wrap the ``setUpClass`` and ``tearDownClass`` defined on *cls* itself."""
+    for name in _CLASS_PHASES:
+        raw = cls.__dict__.get(name)
+        if isinstance(raw, classmethod) and not getattr(raw.__func__, BOUNDED, False):
+            setattr(cls, name, _wrap_class_phase(name, raw.__func__))
+
+
+def _set_up_class(cls: Any) -> None:
+    super(BoundedPhases, cls).setUpClass()
+
+
+if TYPE_CHECKING:  # for the type checker the mixin is the TestCase it is always mixed into
+    _Mixin = unittest.TestCase
+else:
+    _Mixin = object
+
+
+class BoundedPhases(_Mixin):
+    """The bounded phases of :class:`~zmqprocesstest.ProcessTestCase` (a base before
+    :class:`unittest.TestCase`): ``tearDown``, each cleanup, each class cleanup, and a
+    ``setUpClass`` that bounds the module's phases even when a class defines none."""
+
+    run_timeout: float
+    setUpClass = _wrap_class_phase("setUpClass", _set_up_class)
+
+    def _callTearDown(self) -> None:
+        if type(self).tearDown is unittest.TestCase.tearDown:
+            return  # nothing to bound
+        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):
+            super()._callTearDown()  # type: ignore[misc]
+
+    def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        res = getattr(self, "_zpt", None)
+        if res is not None and getattr(function, "__func__", 0) is getattr(type(self), "_release_resources", None):
+            limit = release_limit(self, res)  # run_timeout + the processes' stop steps
+        else:
+            limit = scaled(self.run_timeout)
+        with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):
+            function(*args, **kwargs)
+
+    @classmethod
+    def doClassCleanups(cls) -> None:
+        """unittest's, with each class cleanup bounded by ``run_timeout``."""
+        cls.tearDown_exceptions = []  # type: ignore[attr-defined]
+        while cls._class_cleanups:  # type: ignore[attr-defined]
+            function, args, kwargs = cls._class_cleanups.pop()  # type: ignore[attr-defined]
+            try:
+                bounded_call(cls, f"{owner_name(cls)} (class cleanup {phase_name(function)})", function, *args,
+                             **kwargs)
+            except Exception:
+                cls.tearDown_exceptions.append(sys.exc_info())  # type: ignore[attr-defined]
+
+
+def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: Any) -> Callable[[], Any]:
+    @functools.wraps(func)
+    def phase() -> Any:
+        if _module_deselected(module, name):
+            return None  # every test of the module deselected by mark
+        with hard_timeout(scaled(cls.run_timeout), f"{module} ({name})"):
+            result = func()
+        _bound_module_cleanups(module, cls)  # those it registered
+        return result
+
+    setattr(phase, BOUNDED, True)
+    return phase
+
+
+_DESELECTED_MODULES: Dict[str, bool] = {}
+
+
+def _module_deselected(module: str, phase: str) -> bool:
+    """Whether every test of *module* is deselected: decided at its ``setUpModule``
+    (from its test case classes, a plain unittest one included), kept for its
+    ``tearDownModule``."""
+    if phase == "setUpModule" or module not in _DESELECTED_MODULES:
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        classes = [c for c in namespace.values()
+                   if isinstance(c, type) and issubclass(c, unittest.TestCase) and c.__module__ == module]
+        _DESELECTED_MODULES[module] = bool(classes) and none_selected(classes)
+    return _DESELECTED_MODULES[module]
+
+
+def _bounded_cleanup(module: str, function: Callable[..., Any], cls: type) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def cleanup(*args: Any, **kwargs: Any) -> Any:
+        return bounded_call(cls, f"{module} (module cleanup {phase_name(function)})", function, *args, **kwargs)
+
+    setattr(cleanup, BOUNDED, True)
+    return cleanup
+
+
+def _bound_module_cleanups(module: str, cls: type) -> None:
+    cleanups: List[Tuple[Any, Any, Any]] = getattr(unittest.case, "_module_cleanups", [])
+    for index, (function, args, kwargs) in enumerate(cleanups):
+        if not getattr(function, BOUNDED, False):
+            cleanups[index] = (_bounded_cleanup(module, function, cls), args, kwargs)
+
+
+def bound_module_phases(cls: type, module: str = "") -> None:
+    """Wrap *module*'s (default: *cls*'s module's) ``setUpModule`` and ``tearDownModule``
+    as they are now in its namespace, and bound the module cleanups registered so far."""
+    module = module or cls.__module__
+    namespace = getattr(sys.modules.get(module), "__dict__", None)
+    if namespace is None:
+        return
+    for name in _MODULE_PHASES:
+        func = namespace.get(name)
+        if callable(func) and not getattr(func, BOUNDED, False):
+            namespace[name] = _wrap_module_phase(module, name, func, cls)
+    _bound_module_cleanups(module, cls)
+
+
+def bound_phases(cls: type) -> None:
+    """Bound the phases of a new ProcessTestCase class: its own ``setUpClass`` and
+    ``tearDownClass``, and its module's ``setUpModule`` and ``tearDownModule`` as
+    defined above it."""
+    bound_class_phases(cls)
+    bound_module_phases(cls)
 
 class ProcessTestMeta(type):
     """Metaclass of :class:`ProcessTestCase`: wraps generator test methods.
@@ -52,16 +330,21 @@ class ProcessTestMeta(type):
     ``__name__``, ``__qualname__``, ``__doc__``, ``__wrapped__`` and attributes (skip,
     expected-failure, marks). A Hypothesis ``@given`` test whose inner test is a
     generator function runs each example through the loop, with fresh resources
-    (:mod:`zmqprocesstest._given`). Marks of the class and module are copied onto the methods.
+    (:func:`wrap_examples`). Marks of the class and module are copied onto the methods.
+    An attribute named like a built-in event is refused first
+    (:func:`~zmqprocesstest.loop.check_event_names`).
     """
 
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
+        check_event_names(cls)  # a user's reset() or delay = 0.5 would hide the event
         prefix = getattr(cls, "testMethodPrefix", "test")
-        convert_generator_tests(cls, prefix)  # and @given ones (_given.py)
+        convert_generator_tests(cls, prefix)  # and @given ones
         _marks.propagate(cls, prefix)
         bound_phases(cls)  # setUp/tearDown of the class and its module: bounded by run_timeout
-        _runs.inject_repeats(cls)  # ZMQPROCESSTEST_REPEAT: repeats 2..N as siblings in its module
+        if runs_requested():  # ZMQPROCESSTEST_REPEAT: repeats 2..N as siblings in its module
+            from .runs import inject_repeats
+            inject_repeats(cls)
 
 
 class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
@@ -128,7 +411,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         res = self._zpt
         if res is None:
             res = self._zpt = Resources(self, self.transcript_length, shared_of(self))
-            self._timeline = res.transcript  # kept after the test, for its HTML page
+            self._timeline = res.timeline  # kept after the test, for its HTML page
             self.addCleanup(self._release_resources)
         return res
 
@@ -391,7 +674,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         except BaseException as exc:
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
-            if res is not None and (res.transcript.entries or res.processes or res.links):
+            if res is not None and (res.timeline.entries or res.processes or res.links):
                 note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.

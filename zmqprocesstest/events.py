@@ -3,7 +3,8 @@
 A test yields ``('name', *args)``; the send-back loop (:mod:`zmqprocesstest.loop`) calls
 the event handler of that name on the test case and sends its result back.
 
-Built-in events are methods of :class:`Events` marked with
+Built-in events are methods of :class:`Events` (and of its base :class:`ConnectionEvents`,
+the bounded waits on a socket's connections through libzmq's socket monitor) marked with
 :func:`~zmqprocesstest.loop.event` (the marker is the loop's, which reads it). Public methods
 that users define on their own test case classes are events too (a custom ``log`` or
 ``send_signed``), except those that override a library method that is not an event
@@ -11,29 +12,32 @@ that users define on their own test case classes are events too (a custom ``log`
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import select
 import signal as _signal
 import time
-from typing import Any, Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Union
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
-from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, scaled
-from ._monitor import ConnectionEvents
-from .processes import ProcessError, ProcessStopError
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, scaled
+from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
-from .sockets import SocketTimeout, TestSocket, Watch
-from .transcript import decode_json, short_frames
+from .sockets import SocketTimeout, TestSocket, Watch, decode_json
+from .report import timeline as _timeline
+from .report.timeline import short_frames
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["EventError", "Events", "check_socket", "event", "frames_arg", "int_arg", "seconds_arg"]
+__all__ = ["ConnectionEvents", "ConnectionTimeout", "EventError", "Events", "check_socket", "event", "event_name",
+           "frames_arg", "int_arg", "seconds_arg"]
 
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
 _LISTEN_RETRY = 0.005  # nothing to poll for a listener that is not there yet: look again this often
@@ -97,6 +101,102 @@ def send_stop_message(case: Any, sock: TestSocket, body: Any, header: Sequence[A
         if connected:
             sock = case.socket(zmq.REQ, connect=connected, name=f"{sock.name} (stop)")
     return dispatch(case, ("send", sock, list(header), body, (), scaled(STOP_SEND_TIMEOUT)))
+
+
+# -- connection events -------------------------------------------------------------------
+_CONNECTED = frozenset({zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED})
+_DISCONNECTED = frozenset({zmq.EVENT_DISCONNECTED})
+_HANDSHAKE = frozenset({getattr(zmq, "EVENT_HANDSHAKE_SUCCEEDED", 0x1000)})
+_COUNT = itertools.count(1)
+
+
+def event_name(number: int) -> str:
+    """``'CONNECTED'`` for ``zmq.EVENT_CONNECTED``, and so on (the number if unknown)."""
+    try:
+        return str(zmq.Event(number).name)
+    except ValueError:
+        return str(number)
+
+
+class ConnectionTimeout(Timeout):
+    """A ``wait_connected``, ``wait_disconnected`` or ``wait_handshake`` event timed out (a failure of the test)."""
+
+
+class ConnectionEvents:
+    """The connection events of a test case (a base of :class:`Events`).
+
+    Connection events: bounded waits on a test socket's connections, through libzmq's socket monitor.
+
+    ``wait_connected``, ``wait_disconnected`` and ``wait_handshake`` start a monitor on the
+    socket the first time they (or :meth:`ConnectionEvents.monitor`) are used on it: a PAIR
+    test socket of the test, connected to the socket's inproc monitor endpoint, closed with
+    the test's sockets. Each monitor event a wait reads is written into the test's
+    transcript (``client ** monitor: CONNECTED ipc://...``), so the failure report shows
+    the connections next to the messages.
+
+    A monitor sees what happens after it starts. To see a socket's first connection,
+    make the socket without ``connect=``, start the monitor (``self.monitor(sock)``), then
+    connect. A wait takes the oldest event not read yet, so a connection made, lost and made
+    again is three events, read in order.
+    """
+
+    def monitor(self, sock: TestSocket) -> TestSocket:
+        """Start monitoring *sock* (once; later calls return the same monitor): what its
+        connections do from now on is read by the ``wait_*`` events. Returns the monitor's socket."""
+        if not isinstance(sock, TestSocket):
+            raise BadArgument(f"expected a TestSocket (made by self.socket()), got {sock!r}")
+        res = self._resources()  # type: ignore[attr-defined]
+        monitors: Dict[int, TestSocket] = res.monitors
+        mon = monitors.get(id(sock))
+        if mon is None:
+            address = f"inproc://zmqprocesstest-monitor-{next(_COUNT)}"
+            sock.sock.monitor(address, zmq.EVENT_ALL)
+            raw = sock.sock.context.socket(zmq.PAIR)
+            raw.setsockopt(zmq.LINGER, 0)
+            raw.connect(address)
+            mon = res.add_socket(TestSocket(raw, timeout=sock.timeout, name=f"{sock.name} monitor"), None)
+            mon.recorded = False  # its events are noted by the waits, readably
+            monitors[id(sock)] = mon
+        return mon
+
+    def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str,
+                      timeout: Optional[float]) -> Dict[str, Any]:
+        mon = self.monitor(sock)
+        limit = sock.timeout if timeout is None else timeout
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
+            raise BadArgument(f"expected timeout to be a number of seconds >= 0 or None, got {timeout!r}")
+        deadline = time.monotonic() + limit
+        seen: List[str] = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                frames = mon.recv_multipart(timeout=max(0.0, left))
+            except SocketTimeout:
+                raise ConnectionTimeout(f"{sock.describe()} was not {what} within {limit:g} s; monitor events "
+                                        f"read meanwhile: {', '.join(seen) or 'none'}") from None
+            found = parse_monitor_message(frames)
+            name = event_name(found["event"])
+            endpoint = found["endpoint"].decode(errors="replace")
+            seen.append(name)
+            _timeline.record("note", sock.name, f"monitor: {name} {endpoint}")
+            if found["event"] in wanted:
+                return dict(found)
+
+    @event
+    def wait_connected(self, sock: TestSocket, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Event: wait until *sock* makes (or accepts) a connection; return the monitor event
+        (``{'event': ..., 'value': ..., 'endpoint': ...}``). Bounded by *timeout* (default the socket's)."""
+        return self._wait_monitor(sock, _CONNECTED, "connected", timeout)
+
+    @event
+    def wait_handshake(self, sock: TestSocket, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Event: wait until a ZMTP handshake of *sock* succeeds (the peers can talk); return the monitor event."""
+        return self._wait_monitor(sock, _HANDSHAKE, "through a handshake", timeout)
+
+    @event
+    def wait_disconnected(self, sock: TestSocket, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Event: wait until a connection of *sock* is lost; return the monitor event."""
+        return self._wait_monitor(sock, _DISCONNECTED, "disconnected", timeout)
 
 
 # -- the built-in events -----------------------------------------------------------------------

@@ -5,7 +5,10 @@ the test case, sends its result back into the generator, and throws any error in
 generator at the ``yield`` (with zmqprocesstest's own frames removed), so the failure's
 traceback ends at the yield line and the test may catch it. Which names are events is
 decided by :func:`known_events`: methods marked with :func:`event`, and public methods of
-the user's own classes.
+the user's own classes. A user's class may not reuse the name of a built-in event unless
+it says so with :func:`override_event` (:func:`check_event_names`, run by the test case's
+metaclass), and the handler is looked up on the class, so an attribute set on the test
+(``self.delay = 0.5``) cannot stand in for the event either.
 
 The event protocol lives here, where it is read: the :func:`event` marker, the
 :exc:`EventError` of a bad yield and the :exc:`BadArgument` a handler raises for an
@@ -21,19 +24,22 @@ import types
 from typing import Any, Callable, FrozenSet, Generator, List, Optional, Tuple, TypeVar
 
 from ._config import FULL_TRACEBACK_ENV, env_flag
-from ._watchdog import TestTimeout
+from .timeout import TestTimeout
 from .sockets import SocketTimeout
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["EVENT_ATTR", "BadArgument", "EventError", "dispatch", "event", "known_events", "run_events",
-           "trim_traceback"]
+__all__ = ["EVENT_ATTR", "OVERRIDE_ATTR", "BadArgument", "EventError", "builtin_events", "check_event_names",
+           "dispatch", "event", "known_events", "override_event", "run_events", "trim_traceback"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # its wings' files are under it too
 #: The attribute that marks a built-in event.
 EVENT_ATTR = "__zmqprocesstest_event__"
+#: The attribute that marks a user's method as overriding a built-in event on purpose.
+OVERRIDE_ATTR = "__zmqprocesstest_override_event__"
 F = TypeVar("F", bound=Callable[..., Any])
+_MISSING = object()
 
 
 class EventError(TypeError):
@@ -50,6 +56,28 @@ def event(func: F) -> F:
     return func
 
 
+def override_event(func: F) -> F:
+    """Mark a method of your test case as the handler of the built-in event of its name, on purpose.
+
+    A method or attribute of your test case (or of a mixin of it) named like a built-in
+    event (``reset``, ``delay``, ``log``...) is refused when the class is defined, since
+    ``yield ("reset", link)`` would quietly call it instead of the event. Decorated with
+    this, it is the event's handler for that class and its subclasses; the built-in one
+    stays reachable as ``super().reset(link)``::
+
+        class CountedResets(ProcessTestCase):
+            resets = 0
+
+            @override_event
+            def reset(self, link):
+                self.resets += 1
+                return super().reset(link)
+    """
+    setattr(func, EVENT_ATTR, True)
+    setattr(func, OVERRIDE_ATTR, True)
+    return func
+
+
 def _signature(name: str, handler: Callable[..., Any]) -> str:
     try:
         params = inspect.signature(handler).parameters.values()
@@ -63,6 +91,43 @@ def _signature(name: str, handler: Callable[..., Any]) -> str:
 # -- finding events ------------------------------------------------------------------------------
 def _is_library(klass: type) -> bool:
     return klass.__module__.split(".")[0] in ("zmqprocesstest", "unittest") or klass is object
+
+
+def builtin_events(cls: type) -> FrozenSet[str]:
+    """The built-in events of *cls*: the names marked with :func:`event` on the library's classes in its MRO."""
+    return frozenset(name for klass in cls.__mro__ if _is_library(klass)
+                     for name, value in vars(klass).items() if getattr(value, EVENT_ATTR, False) is True)
+
+
+def check_event_names(cls: type) -> None:
+    """Refuse a user's attribute or method that has the name of a built-in event of *cls*.
+
+    Every class of *cls*'s MRO that is not the library's (the class itself and its
+    mixins) is checked, when the class is defined: a name such as ``reset`` or ``delay``
+    there would be called by ``yield ("reset", link)`` instead of the event, with no
+    error. A method marked with :func:`override_event` is an override on purpose, and passes.
+
+    :raises TypeError: naming the class, the attribute and the event, and the way out.
+    """
+    builtin = builtin_events(cls)
+    for klass in cls.__mro__:
+        if _is_library(klass):
+            continue
+        for name in sorted(builtin.intersection(vars(klass))):
+            value = vars(klass)[name]
+            if getattr(value, OVERRIDE_ATTR, False) is True:
+                continue
+            where = f"{cls.__qualname__}: its base {klass.__qualname__}" if klass is not cls else klass.__qualname__
+            if callable(value) and not isinstance(value, type):
+                raise TypeError(
+                    f"{where}.{name} has the name of the built-in event {name!r}: yield ('{name}', ...) would "
+                    f"call it instead of the event, with no error. Rename it, or, to replace the event on "
+                    f"purpose, decorate it with @override_event (from zmqprocesstest import override_event); "
+                    f"the built-in one stays super().{name}(...)")
+            raise TypeError(
+                f"{where}.{name} = {value!r:.60} has the name of the built-in event {name!r}: yield ('{name}', "
+                f"...) would call it instead of the event. Rename it (only a method decorated with "
+                f"@override_event may replace an event)")
 
 
 def known_events(cls: type) -> FrozenSet[str]:
@@ -98,7 +163,7 @@ def trim_traceback(exc: BaseException) -> BaseException:
     kept: List[types.TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
-        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE_DIR:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
             kept.append(tb)
         tb = tb.tb_next
     new_tb: Optional[types.TracebackType] = None
@@ -120,16 +185,19 @@ def _handler_for(case: Any, item: Any) -> Tuple[Callable[..., Any], Tuple[Any, .
     name = item[0] if type(item) is tuple and item else None
     if not isinstance(name, str):
         raise _bad_item(item)
-    shared = isinstance(case, type)  # a stop event of what a class or module shares
-    cls = case if shared else type(case)
+    cls = case if isinstance(case, type) else type(case)  # a class: a stop event of what it or its module shares
     events = cls.__dict__.get("_zpt_events") or known_events(cls)
     if name not in events:
         raise EventError(f"unknown event {name!r}; known events: {', '.join(sorted(events))}. "
                          f"Add one by defining a method {name}(self, ...) on the test case")
-    handler = getattr(case, name)
-    if shared and not isinstance(handler, types.MethodType):
-        handler = types.MethodType(handler, case)
-    return handler, item[1:]
+    # Looked up on the class, then bound to the test (or the sharing class): an instance
+    # attribute of the same name (self.delay = 0.5) does not stand in for the event.
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name, _MISSING)
+        if found is not _MISSING:
+            break
+    get = getattr(type(found), "__get__", None)
+    return (found if get is None else get(found, case, cls)), item[1:]
 
 
 def _call(name: str, handler: Callable[..., Any], args: Tuple[Any, ...]) -> Any:
@@ -176,7 +244,7 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callabl
     zmqprocesstest's own frames removed from the traceback), so the test may catch it
     and an uncaught one points at the yield line. The test fails if it returns a value.
     Before each event ``check(event)`` is called (the test's
-    :meth:`~zmqprocesstest._watchdog.HardTimeout.check`: it raises once ``run_timeout``
+    :meth:`~zmqprocesstest.timeout._watchdog.HardTimeout.check`: it raises once ``run_timeout``
     has passed, for a test that a signal cannot interrupt); the generator is then closed.
     """
     try:

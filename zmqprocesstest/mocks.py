@@ -19,7 +19,7 @@ import json
 import multiprocessing
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from ._config import DEFAULT_TIMEOUT, scaled
+from ._config import DEFAULT_TIMEOUT, Timeout, scaled
 
 __unittest = True
 __tracebackhide__ = True
@@ -27,7 +27,7 @@ __tracebackhide__ = True
 __all__ = ["ProcessMock", "MockCall", "MockTimeout"]
 
 
-class MockTimeout(AssertionError):
+class MockTimeout(Timeout):
     """The mocked process class was not constructed within the timeout."""
 
 

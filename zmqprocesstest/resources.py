@@ -22,17 +22,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import zmq
 
-from . import _guardian, _perturb, _reaper
+from . import _perturb
+from .processes import _guardian, _reaper
 from ._compat import PerProcess
-from ._os import child_pids, open_fds, orphan_pids
+from .processes._os import child_pids, open_fds, orphan_pids
 from ._config import CONTEXT_TERM_TIMEOUT, EXIT_GRACE, scaled
-from ._output import drainer_fds
-from .processes import ManagedProcess, ProcessDied, ProcessStopError
+from .processes._output import drainer_fds
+from .processes.managed import ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
-from .stopping import StopPlan
+from .processes.stopping import StopPlan
 from .endpoints import private_dir
-from . import timeline as _timeline
-from .timeline import Timeline
+from .report import timeline as _timeline
+from .report.timeline import Timeline
 
 __unittest = True
 __tracebackhide__ = True
@@ -58,8 +59,8 @@ class Resources:
     """What one test (or a class or module, shared) owns: contexts, sockets, processes...
 
     A test's resources also watch the processes of its class's and module's shared
-    resources (*parents*), and while the test runs the shared sockets record into the
-    test's transcript.
+    resources (*parents*); while the test runs, its timeline is the running one, so
+    the shared sockets and processes record into it too.
     """
 
     def __init__(self, owner: Any, transcript_length: int = 20, parents: Sequence["Resources"] = ()) -> None:
@@ -72,7 +73,7 @@ class Resources:
         self.closers: List[Callable[[], None]] = []
         #: Fault links (:class:`~zmqprocesstest.faults.FaultLink`), closed after the sockets.
         self.links: List[Any] = []
-        #: Socket monitors by id of the test socket they watch (:mod:`zmqprocesstest._monitor`).
+        #: Socket monitors by id of the test socket they watch (the connection events).
         self.monitors: Dict[int, Any] = {}
         self.tmpdir: Optional[str] = None
         self.endpoints = 0
@@ -83,26 +84,25 @@ class Resources:
         self.last_user: Optional[str] = None
         #: The timeline of what happened (messages, processes, output, faults), active
         #: from now until :meth:`release` (see :mod:`zmqprocesstest.timeline`).
-        self.transcript = Timeline(transcript_length)
-        self._previous_timeline = _timeline.activate(self.transcript)
-        self.transcript.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        self.timeline = Timeline(transcript_length)
+        self._previous_timeline = _timeline.activate(self.timeline)
+        self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
         for parent in self.parents:
             for sock in parent.sockets:
-                sock.transcript, sock.watch = self.transcript, self
+                sock.watch = self
         if self.parents:
             self.refresh()
 
     # -- what the test adds ------------------------------------------------------------------
     def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
-        """Own *sock* (and its *context*, if not ours yet): watched, transcribed, closed after."""
+        """Own *sock* (and its *context*, if not ours yet): watching, in the timeline, closed after."""
         if context is not None and context not in self.contexts:
             self.contexts.append(context)
-        sock.transcript = self.transcript
         sock.watch = self
         sock.owner = self.owner
-        self.transcript.lane(sock.name, "socket", ", ".join(sock.endpoints))
+        self.timeline.lane(sock.name, "socket", ", ".join(sock.endpoints))
         self.sockets.append(sock)
         return sock
 
@@ -126,7 +126,7 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
-        self.transcript.lane(proc.name, "process")
+        self.timeline.lane(proc.name, "process")
         self.refresh()
         return proc
 
@@ -230,9 +230,9 @@ class Resources:
             problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
-                sock.transcript, sock.watch = parent.transcript, parent
+                sock.watch = parent
             parent.last_user = owner_name(self.owner)
-        if _timeline.current() is self.transcript:
+        if _timeline.current() is self.timeline:
             _timeline.activate(self._previous_timeline)
         return problems
 
@@ -275,7 +275,7 @@ class Resources:
     def forget(self) -> None:
         """Drop the references between case, sockets and processes (no garbage cycles)."""
         for sock in self.sockets:
-            sock.owner = sock.watch = sock.transcript = None
+            sock.owner = sock.watch = None
             sock._items = None
         self.sockets.clear()
         self.processes.clear()
@@ -287,9 +287,9 @@ class Resources:
         self.owner = None
 
     def report(self, shown: Optional[ManagedProcess] = None) -> str:
-        """Transcript and processes; the output of *shown* is in the message already."""
-        parts = [self.transcript.header(), self.transcript.format()]
-        chart = self.transcript.chart()
+        """Timeline and processes; the output of *shown* is in the message already."""
+        parts = [self.timeline.header(), self.timeline.format()]
+        chart = self.timeline.chart()
         if chart:
             parts.extend(["Sequence of the last messages:", chart])
         shared = [p for r in self.parents for p in r.processes]

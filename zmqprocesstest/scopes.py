@@ -21,7 +21,7 @@ import unittest
 from typing import Any, Callable, Dict, List, Optional
 
 from ._config import scaled
-from ._watchdog import TestTimeout, hard_timeout
+from .timeout import TestTimeout, hard_timeout
 from .resources import Resources, owner_name
 
 __unittest = True

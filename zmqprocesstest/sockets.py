@@ -19,10 +19,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequ
 import zmq
 from zmq import zmq_poll
 
-from . import _perturb, timeline as _timeline
-from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, scaled
+from . import _perturb
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
-from .transcript import Transcript, decode_json, short, short_frames, type_name
+from .report import timeline as _timeline
+from .report.timeline import short, short_frames, type_name
 
 __unittest = True
 __tracebackhide__ = True
@@ -31,7 +32,7 @@ __tracebackhide__ = True
 #: their exits too (seconds): the most a crash can go unnoticed at the start of a wait.
 FIRST_SLICE = 0.005
 
-__all__ = ["SocketTimeout", "TestSocket", "Watch", "make_sock"]
+__all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})
 _STRICT = frozenset({int(zmq.REQ), int(zmq.REP)})
@@ -39,11 +40,12 @@ _POLLIN, _POLLOUT, _NOBLOCK, _RCVTIMEO = int(zmq.POLLIN), int(zmq.POLLOUT), int(
 _RECV_ONLY = frozenset({int(zmq.SUB), int(zmq.PULL)})
 
 
-class SocketTimeout(AssertionError):
+class SocketTimeout(Timeout):
     """A test socket could not send or receive within its timeout.
 
-    A subclass of :class:`AssertionError`, so unittest reports it as a *failure* of
-    the test (the process did not answer as expected), not as an error in the test.
+    A :class:`~zmqprocesstest.Timeout`, so an :class:`AssertionError`: unittest reports
+    it as a *failure* of the test (the process did not answer as expected), not as an
+    error in the test.
     The message names the socket, the operation, the event being handled, the timeout
     and the last message received on that socket.
     """
@@ -142,13 +144,15 @@ class TestSocket:
         self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
         #: The zmq socket type (``zmq.REQ``...).
         self.socket_type: int = int(sock.type)
-        #: Name used in messages and the transcript.
+        #: Name used in messages and the timeline.
         self.name = name or type_name(self.socket_type)
         #: ``"bind ..."``/``"connect ..."`` entries, for messages.
         self.endpoints: List[str] = []
         #: The last multipart message received (for timeout reports), or ``None``.
         self.last_received: Optional[List[Any]] = None
-        self.transcript: Optional[Transcript] = None
+        #: Whether its messages go into the running test's timeline (a monitor's do not:
+        #: the waits that read them note them readably).
+        self.recorded = True
         self.watch: Optional[Watch] = None
         self.owner: Any = None
         self._poll_key: Any = None
@@ -181,10 +185,10 @@ class TestSocket:
         return result
 
     def _record(self, direction: str, frames: Any) -> None:
-        """Into the test's transcript, and to each recorder (a history, see
+        """Into the running test's timeline, and to each recorder (a history, see
         :meth:`zmqprocesstest.history.History.record`)."""
-        if self.transcript is not None:
-            self.transcript.record(direction, self.name, frames)
+        if self.recorded:
+            _timeline.record(direction, self.name, frames)
         for recorder in self.recorders:
             recorder(direction, frames)
 
@@ -194,7 +198,7 @@ class TestSocket:
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def connect(self, endpoint: str) -> None:
-        if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest._stress)
+        if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest.runs._stress)
         self.sock.connect(endpoint)
         self.endpoints.append("connect " + endpoint)
 
@@ -444,3 +448,20 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
     return tsock
 
 
+def decode_json(sock: Any, frames: List[Any], index: int) -> Any:
+    """JSON-decode ``frames[index]`` of a message on test socket *sock*; errors name the
+    socket and show the raw frames (shortened).
+
+    :raises IndexError: there is no frame at *index*.
+    :raises ValueError: the frame is not UTF-8 JSON.
+    """
+    try:
+        frame = frames[index]
+    except IndexError:
+        raise IndexError(f"expected a JSON frame at index {index} of the message on {sock.describe()}, "
+                         f"but it has {len(frames)} frame(s): {short_frames(frames)}") from None
+    try:
+        return json.loads(frame)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"expected JSON in frame {index} of the message on {sock.describe()}, "
+                         f"got {short(frame)} ({exc}); whole message: {short_frames(frames)}") from None

@@ -44,6 +44,7 @@ from hypothesis.stateful import (INITIALIZE_RULE_MARKER, INVARIANT_MARKER, RULE_
 
 from ._compat import add_note
 from .case import ProcessTestCase
+from .report import timeline as _timeline
 
 __unittest = True
 __tracebackhide__ = True
@@ -71,7 +72,7 @@ def _step(function: Callable[..., Any], kind: str) -> Callable[..., Any]:
         case = machine.case
         res = case._zpt
         if res is not None:
-            res.transcript.note("step", f"{kind} {function.__name__}({_args(args, kwargs)})")
+            _timeline.record("note", "step", f"{kind} {function.__name__}({_args(args, kwargs)})")
         try:
             result = function(machine, *args, **kwargs)
             if inspect.isgenerator(result):
@@ -162,7 +163,8 @@ class ProcessStateMachine(RuleBasedStateMachine):
         #: This run's test case: its resources are this run's, released in :meth:`teardown`.
         self.case = _case_class(type(self))()
         self._reported: Optional[BaseException] = None
-        self.case._resources().transcript.note("run", f"{type(self).__qualname__}: setup")
+        self.case._resources()  # this run's timeline is the running one from now on
+        _timeline.record("note", "run", f"{type(self).__qualname__}: setup")
         try:
             result = self.setup()
             if inspect.isgenerator(result):

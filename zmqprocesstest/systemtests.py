@@ -22,9 +22,9 @@ import sys
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
 
 from .case import ProcessTestCase
-from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, env_flag, scaled
-from ._reaper import wait_group_gone
-from .processes import launch
+from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, Timeout, env_flag, scaled
+from .processes._reaper import wait_group_gone
+from .processes.managed import launch
 
 __unittest = True
 __tracebackhide__ = True
@@ -56,7 +56,7 @@ class ProgramResult(NamedTuple):
     stderr: str
 
 
-class ProgramTimeout(AssertionError):
+class ProgramTimeout(Timeout):
     """A program run by :func:`run_program` did not finish in time (it was killed)."""
 
 

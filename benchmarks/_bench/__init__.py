@@ -26,7 +26,7 @@ for _path in (EXAMPLES, REPO):
 
 import zmq  # noqa: E402 - imports below the sys.path set-up on purpose
 
-from zmqprocesstest import _guardian, _os  # noqa: E402 - below the sys.path set-up
+from zmqprocesstest.processes import _guardian, _os  # noqa: E402 - below the sys.path set-up
 
 
 def child_pids():

@@ -25,7 +25,7 @@ Mechanisms, in order of preference:
 The previous handlers and itimer are restored on the way out (also when the timeout
 fired), and the timeout fires at most once, so cleanup code that runs after it is not
 interrupted again. Every main-thread block is also watched by the watchdog thread's
-backstop (:mod:`zmqprocesstest._watchdog_thread`): a test that cancels the alarm,
+backstop (:mod:`zmqprocesstest.timeout._watchdog_thread`): a test that cancels the alarm,
 replaces the handler or swallows :class:`TestTimeout` is stopped all the same.
 """
 import faulthandler
@@ -41,8 +41,10 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, Callable, List, Optional, Tuple, Type
 
-from ._os import HAS_SIGALRM
-from ._watchdog_thread import GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, watchdog as _watchdog
+from .._config import Timeout
+from ..processes import HAS_SIGALRM
+from ._watchdog_thread import (GRACE, MAIN_BLOCKS, TimeoutIgnored, ensure_backstop, spare_rt_signal,
+                               watchdog as _watchdog)
 from ._watchdog_thread import armed_on_watchdog  # noqa: F401 (for tests)
 
 __unittest = True  # unittest leaves this module's frames out of its reports
@@ -65,10 +67,9 @@ _SIGALRM = int(getattr(signal, "SIGALRM", 0))
 _ITIMER_REAL, _SIG_DFL = int(getattr(signal, "ITIMER_REAL", 0)), int(signal.SIG_DFL)
 _THIS_FILE = os.path.splitext(os.path.abspath(__file__))[0]
 _NEW, _ARMED, _FIRED, _DONE = "new", "armed", "fired", "done"
-_FIRST_SPARE_RT = 2  # leave SIGRTMIN and SIGRTMIN+1 to applications, which often use them
 
 
-class TestTimeout(AssertionError):
+class TestTimeout(Timeout):
     """A test ran longer than its ``run_timeout``.
 
     Raised in the main thread from a signal handler, so it also stops code that blocks
@@ -126,17 +127,6 @@ def _debugger() -> str:
         return ""
     module = getattr(getattr(trace, "__func__", trace), "__module__", None) or type(trace).__module__ or ""
     return module if module.split(".")[0] in _DEBUGGERS else ""
-
-
-def _spare_rt_signal() -> Optional[int]:
-    low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
-    if low is None or high is None:
-        return None
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    for sig in range(low + _FIRST_SPARE_RT, high):  # SIGRTMAX too is often taken (valgrind)
-        if sig not in blocked and signal.getsignal(sig) == signal.SIG_DFL:
-            return sig
-    return None
 
 
 def _signal_name(sig: int) -> str:
@@ -306,7 +296,7 @@ class HardTimeout:
             if owner is None:
                 self._arm_sigalrm()
             else:
-                sig = _spare_rt_signal()
+                sig = spare_rt_signal()
                 if sig is None:
                     self.note = (f"{owner} and no real-time signal is free, so the hard timeout "
                                  "could not interrupt blocking code")

@@ -2,7 +2,7 @@
 
 A :class:`ManagedProcess` is one process under test as the test case tracks it. There is
 one subclass per way of starting one (:class:`CommandProcess` here for command lines,
-``ForkedProcess`` in :mod:`zmqprocesstest._forked` for :mod:`multiprocessing`
+``ForkedProcess`` in :mod:`zmqprocesstest.processes._forked` for :mod:`multiprocessing`
 processes); each supplies its own launcher and the few operations that differ, and the
 base class does the rest.
 
@@ -31,11 +31,11 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
-from . import timeline as _timeline
+from ..report import timeline as _timeline
 from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
 from ._leftovers import LIVE
 from ._reaper import prepare_runner, wait_group_gone
-from ._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
+from .._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
                       scaled)
 from ._output import Output
 from .stopping import DEFAULT_PLAN, StopPlan, StopResult, describe_exit, signal_name, stop

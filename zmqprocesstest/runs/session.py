@@ -11,7 +11,7 @@ The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
   tests of their own, counted one by one, with the class scope set up again for each;
 * ``ZMQPROCESSTEST_UNTIL_FAILURE=1``: the first failing test stops the run (the pytest
   plugin sets ``-x``) and how to reproduce it is printed;
-* ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest._stress`.
+* ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest.runs._stress`.
 
 A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
 endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. A
@@ -29,7 +29,7 @@ import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _order, _stress
-from ._config import (REPEAT_ENV, SEED_ENV, SHUFFLE_ENV, STRESS_ENV, UNTIL_FAILURE_ENV, env_flag)
+from .._config import (REPEAT_ENV, SEED_ENV, SHUFFLE_ENV, STRESS_ENV, UNTIL_FAILURE_ENV, env_flag)
 
 __all__ = ["Settings", "SETTINGS", "arrange", "base_id", "repeat_class", "reproduce_message", "seed"]
 

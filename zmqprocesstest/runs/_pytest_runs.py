@@ -1,7 +1,8 @@
 """The pytest side of :mod:`zmqprocesstest.runs`: options, shards, order, the first failure.
 
-Hook functions only, called by :mod:`zmqprocesstest._pytest_plugin`; nothing here
-imports pytest. Repeats come from the metaclass as under any runner (each repeat is a
+Hook functions only, called by :mod:`zmqprocesstest._pytest_plugin` when an option
+(:data:`~zmqprocesstest._config.PYTEST_RUN_OPTIONS`) or the environment asks for the runs
+wing; nothing here imports pytest. Repeats come from the metaclass as under any runner (each repeat is a
 class of its own in its module, so pytest collects it); until-failure is pytest's own
 ``-x``, plus how to reproduce the failure at the end of the terminal summary.
 """
@@ -10,30 +11,11 @@ import os
 import re
 from typing import Any, Dict, List
 
-from . import _order, runs
+from .._config import PYTEST_RUN_OPTIONS as _OPTIONS
+from . import _order, session as runs
 
-#: option -> (attribute of the settings, how pytest parses it, help)
-_OPTIONS = {
-    "--zpt-repeat": ("repeat", int, "run each unittest-style test class N times (ZMQPROCESSTEST_REPEAT)"),
-    "--zpt-until-failure": ("until_failure", None, "stop at the first failure (-x) and print how to reproduce it"),
-    "--zpt-stress": ("stress", None, "perturb timing from the seed (ZMQPROCESSTEST_STRESS)"),
-    "--zpt-seed": ("seed", int, "seed of stress and shuffle (ZMQPROCESSTEST_SEED)"),
-    "--zpt-shuffle": ("shuffle", None, "order modules, classes and tests from the seed (ZMQPROCESSTEST_SHUFFLE)"),
-    "--zpt-shard": ("shard", str, "run shard I of N, I/N (ZMQPROCESSTEST_SHARD, TEST_SHARD_INDEX/TEST_TOTAL_SHARDS)"),
-    "--zpt-durations-file": ("durations_file", str, "balance shards by the seconds in this JSON file"),
-    "--zpt-record-durations": ("record_durations", str, "write each test's seconds to this JSON file"),
-}
 _REPEAT_IN_ID = re.compile(r"_repeat(\d+)(?=::|$)")
 _durations: Dict[str, float] = {}
-
-
-def addoption(parser: Any) -> None:
-    group = parser.getgroup("zmqprocesstest", "zmqprocesstest: hunting flaky tests")
-    for name, (_, kind, text) in _OPTIONS.items():
-        if kind is None:
-            group.addoption(name, action="store_true", default=False, help=text)
-        else:
-            group.addoption(name, type=kind, default=None, help=text)
 
 
 def configure(config: Any) -> None:

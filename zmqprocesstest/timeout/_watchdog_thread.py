@@ -1,7 +1,7 @@
 """The hard timeout's watchdog thread: the fallback signal, the backstop, the last resort.
 
 One daemon thread per process (started on first need and kept) watches every block of
-:func:`~zmqprocesstest._watchdog.hard_timeout` that runs in the main thread, without
+:func:`~zmqprocesstest.timeout._watchdog.hard_timeout` that runs in the main thread, without
 relying on anything the test can reach:
 
 * at the deadline, a block armed with the fallback mechanism gets its real-time signal;
@@ -28,13 +28,16 @@ import threading
 import time
 from typing import Any, List, Optional
 
-from ._compat import PerProcess
-from ._config import LAST_RESORT_ENV
+from .._compat import PerProcess
+from .._config import LAST_RESORT_ENV
 
 __unittest = True
 
+#: Real-time signals below ``SIGRTMIN + _FIRST_SPARE_RT`` are left to applications.
+_FIRST_SPARE_RT = 2
+
 __all__ = ["GRACE", "MAIN_BLOCKS", "TimeoutIgnored", "WatchdogThread", "armed_on_watchdog", "ensure_backstop",
-           "last_resort_grace", "watchdog"]
+           "last_resort_grace", "spare_rt_signal", "watchdog"]
 
 #: Seconds between the deadline and the first kick, and between two kicks.
 GRACE = 0.5
@@ -102,15 +105,28 @@ def ensure_backstop() -> None:
     # (a ValueError raised and caught on Python 3.11, before every block).
     if sig is not None and _signal.getsignal(sig) is _on_backstop:
         return
+    candidate = spare_rt_signal(from_top=True)  # the fallback takes them from below
+    if candidate is not None:
+        signal.signal(candidate, _on_backstop)
+        _BACKSTOP[0] = candidate
+
+
+def spare_rt_signal(from_top: bool = False) -> Optional[int]:
+    """A real-time signal nobody uses (default disposition, not blocked), or ``None``.
+
+    ``SIGRTMIN`` and ``SIGRTMIN+1`` are left to applications, which often use them, and
+    ``SIGRTMAX`` too (valgrind takes it). The hard timeout's fallback takes the lowest
+    spare one, the backstop the highest (*from_top*), so the two never meet.
+    """
     low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
     if low is None or high is None:
-        return
+        return None
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    for candidate in range(high - 1, low + 1, -1):  # from the top: the fallback takes them from below
-        if candidate not in blocked and signal.getsignal(candidate) == signal.SIG_DFL:
-            signal.signal(candidate, _on_backstop)
-            _BACKSTOP[0] = candidate
-            return
+    candidates = range(high - 1, low + _FIRST_SPARE_RT - 1, -1) if from_top else range(low + _FIRST_SPARE_RT, high)
+    for sig in candidates:
+        if sig not in blocked and signal.getsignal(sig) == signal.SIG_DFL:
+            return sig
+    return None
 
 
 def _last_resort(block: Any, grace: float) -> None:

@@ -29,7 +29,8 @@ import sys
 import time
 from typing import List, Optional
 
-from . import _guardian, _perturb
+from .. import _perturb
+from ..processes import forget_group, watch_group
 
 __all__ = ["MAX_DELAY", "MAX_JITTER", "activate", "begin", "burner_pids", "deactivate", "stop_burners"]
 
@@ -105,7 +106,7 @@ def _start_burners(seed: int) -> None:
                                 start_new_session=True)
         _burners.append(proc)
         try:
-            _guardian.watch_group(proc.pid)
+            watch_group(proc.pid)
         except BaseException:
             stop_burners()
             raise
@@ -129,7 +130,7 @@ def stop_burners() -> None:
         except OSError:
             pass
         proc.wait(5.0)  # SIGKILL: at once
-        _guardian.forget_group(proc.pid)
+        forget_group(proc.pid)
     if os.environ.get(_BURNERS_ENV) == str(os.getpid()):
         del os.environ[_BURNERS_ENV]
 

@@ -22,11 +22,11 @@ ignores ``SIGINT``/``SIGTERM``/``SIGHUP``, and has ``/dev/null`` for stdout and 
 it never keeps a capture pipe of the runner open.
 
 While the runner lives, orphaned descendants are found after each test by
-:mod:`zmqprocesstest._reaper`. The guardian's own code is
-:mod:`zmqprocesstest._guardian_process`.
+:mod:`zmqprocesstest.processes._reaper`. The guardian's own code is
+:mod:`zmqprocesstest.processes._guardian_process`.
 
 A forked process under test is registered before it runs a line of its own (it waits
-for the runner's word, see :mod:`zmqprocesstest._forked`), and the guardian is started
+for the runner's word, see :mod:`zmqprocesstest.processes._forked`), and the guardian is started
 before the first process under test is, so there is no start window.
 
 Not covered: a descendant of a *forked* process under test that leaves its session with
@@ -50,7 +50,7 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
-from ._config import GUARDIAN_EXIT_TIMEOUT, GUARDIAN_WRITE_TIMEOUT
+from .._config import GUARDIAN_EXIT_TIMEOUT, GUARDIAN_WRITE_TIMEOUT
 from ._os import LINUX, enlarge_pipe, wait_gone
 
 __all__ = [

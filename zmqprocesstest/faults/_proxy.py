@@ -3,7 +3,7 @@
 A :class:`Proxy` forwards each connection made to its listening socket to a new connection
 to its target, byte for byte, on one background thread (non-blocking sockets,
 :func:`select.poll`); each direction holds what it cannot deliver yet, in order, with the time
-each chunk is due (:mod:`zmqprocesstest._connection`). The state the faults switch, and
+each chunk is due (:mod:`zmqprocesstest.faults._connection`). The state the faults switch, and
 the handlers that switch it (``_do_<name>``), are the thread's alone: another thread asks
 with :meth:`Proxy.command`, which runs the handler there and waits for the answer. The engine of
 :class:`~zmqprocesstest.faults.FaultLink`, which checks the faults' arguments, keeps their
@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ._config import LINK_WAIT, scaled
+from .._config import LINK_WAIT, scaled
 from ._channel import Channel
 from ._connection import READ as _R, WRITE as _W, Conn, Counters, End, Flow, Listener, Poller, accept
 from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
@@ -53,7 +53,7 @@ class Proxy:
     *tmpdir*, the proxy's own, goes when it closes.
 
     The package talks to it through :meth:`command` (``partition``, ``heal``, ``reset``,
-    ``refuse``, ``delay``, ``drop``: run on its thread), :meth:`figures`, :meth:`findings`,
+    ``refuse``, ``delay``, ``drop``, ``seeded``, ``rewrite``: run on its thread), :meth:`figures`, :meth:`findings`,
     :attr:`state`, :meth:`describe`, :meth:`close` and :attr:`hold_limit`.
     """
 
@@ -113,10 +113,10 @@ class Proxy:
         return self._crash, list(self._protocols), self._reason, list(self._notes)
 
     def figures(self) -> Any:
-        """``(to_server, to_client, accepted, open, failed)``, each direction as ``(messages,
-        bytes, held_messages, held_bytes, dropped_messages, dropped_bytes, drops_armed, lost_messages,
-        duplicated_messages, cuts)``;
-        after :meth:`close`, as they were when it closed."""
+        """``(to_server, to_client, accepted, open, failed)``, each direction as a dict of the
+        fields of :class:`~zmqprocesstest.faults.FlowStats` (``messages``, ``bytes``,
+        ``held_messages``..., and what the faults counted in :attr:`~zmqprocesstest.faults._zmtp.Tally.counts`); after
+        :meth:`close`, as they were when it closed."""
         return self._final if self._final is not None else self.command("stats")
 
     # -- closing ---------------------------------------------------------------------------------
@@ -220,9 +220,11 @@ class Proxy:
     def _do_stats(self) -> Any:
         flows = []
         for tally, fl in zip(self._tallies, ([c.up for c in self._conns], [c.down for c in self._conns])):
-            flows.append((tally.messages, tally.bytes, sum(f.held_msgs for f in fl), sum(f.held for f in fl),
-                          tally.dropped_messages, tally.dropped_bytes, tally.armed, tally.lost_messages,
-                          tally.duplicated_messages, tally.cuts))
+            flows.append(dict(messages=tally.messages, bytes=tally.bytes, held_messages=sum(f.held_msgs for f in fl),
+                              held_bytes=sum(f.held for f in fl), dropped_messages=tally.dropped_messages,
+                              dropped_bytes=tally.dropped_bytes, drops_armed=tally.armed,
+                              lost_messages=tally.lost_messages, duplicated_messages=tally.duplicated_messages,
+                              cuts=tally.cuts, **tally.counts))
         return flows[0], flows[1], self._accepted, len(self._conns), self._failed
 
     def _do_partition(self, indexes: Tuple[int, ...] = (0, 1)) -> None:
@@ -271,6 +273,20 @@ class Proxy:
                                  "connection-level faults apply (partition, heal, reset, refuse, delay, jitter, rate)")
         for index in indexes:
             apply_fault(self._tallies[index], what, *args)
+
+    def _do_rewrite(self, what: str, indexes: Tuple[int, ...], make: Any) -> None:
+        """Set (or, when ``make(tally)`` is ``None``, remove) the message rewrite *what* of each
+        direction in *indexes*: the fault's own object (see :attr:`~zmqprocesstest.faults._zmtp.Tally.rewrites`)."""
+        if self._reason:
+            raise FaultLinkError(f"{what}() cannot apply to {self.describe()}: {self._reason}; only the "
+                                 "connection-level faults apply (partition, heal, reset, refuse, delay, jitter, rate)")
+        for index in indexes:
+            tally = self._tallies[index]
+            rewrite = make(tally)
+            if rewrite is None:
+                tally.rewrites.pop(what, None)
+            else:
+                tally.rewrites[what] = rewrite
 
     def _do_drop(self, n: int, index: int) -> None:
         if self._reason:

@@ -18,14 +18,17 @@ import sys
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
-__all__ = ["EXITED", "HAS_SIGALRM", "LINUX", "Stat", "alive", "blocking_call", "child_pids", "command_line",
-           "enlarge_pipe", "environ", "group_members", "open_fds", "open_pidfd", "orphan_pids", "proc_stat",
-           "processes_where", "set_child_subreaper", "signal_main_thread", "thread_state", "wait_gone"]
+__all__ = ["EXITED", "HAS_PIDFD", "HAS_SIGALRM", "LINUX", "Stat", "alive", "all_pids", "blocking_call", "child_pids",
+           "command_line", "enlarge_pipe", "environ", "group_members", "open_fd_numbers", "open_fds", "open_pidfd",
+           "orphan_pids", "pidfd_signal", "proc_stat", "processes_where", "set_child_subreaper",
+           "signal_main_thread", "thread_state", "wait_gone"]
 
 #: The platform, decided once: the guardian, the subreaper and ``/proc`` need Linux.
 LINUX = sys.platform.startswith("linux")
 #: Whether ``SIGALRM`` and ``setitimer(ITIMER_REAL)`` exist (the hard timeout's first choice).
 HAS_SIGALRM = hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
+#: Whether pidfds exist (Linux 5.3+ and Python 3.9+): waits on a process's exit by poll.
+HAS_PIDFD = hasattr(os, "pidfd_open")
 #: The states of a process (or thread) that has exited: zombie, dead.
 EXITED = frozenset({"Z", "X", "x"})
 
@@ -58,6 +61,22 @@ def proc_stat(pid: int, tid: Optional[int] = None) -> Optional[Stat]:
                     raw[raw.find(b"(") + 1:raw.rfind(b")")].decode("utf-8", "replace"), int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def open_fd_numbers() -> List[int]:
+    """The numbers of this process's open file descriptors (``[]`` without ``/proc``)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+
+
+def all_pids() -> List[int]:
+    """The pids of every process on the machine (``[]`` without ``/proc``)."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
 
 
 def open_fds() -> Dict[int, str]:
@@ -120,15 +139,10 @@ def processes_where(field: str, value: int) -> List[int]:
     """Pids of every process whose :class:`Stat` *field* (``ppid``, ``pgrp``, ``session``)
     is *value*: a scan of all of ``/proc``."""
     found: List[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            stat = proc_stat(int(entry))
-            if stat is not None and getattr(stat, field) == value:
-                found.append(int(entry))
+    for pid in all_pids():
+        stat = proc_stat(pid)
+        if stat is not None and getattr(stat, field) == value:
+            found.append(pid)
     return found
 
 
@@ -165,6 +179,14 @@ def open_pidfd(pid: int) -> Optional[int]:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+def pidfd_signal(fd: int, sig: int) -> None:
+    """Send *sig* to the process of pidfd *fd* (it cannot reach a process that reused the pid).
+
+    :raises OSError: the process is gone (reaped), or the signal cannot be sent.
+    """
+    signal.pidfd_send_signal(fd, sig)
 
 
 def wait_gone(pid: int, timeout: float) -> None:

@@ -6,7 +6,7 @@ before any of its own code runs: a session and process group of its own, default
 signal dispositions, and stdout/stderr into a pipe the test drains.
 
 There is no start window: the child waits, before any of its own code runs, until the
-runner has registered its session with the guardian (:mod:`zmqprocesstest._guardian`),
+runner has registered its session with the guardian (:mod:`zmqprocesstest.processes._guardian`),
 and exits at once if the runner is gone by then. A runner killed at any moment after
 ``start_process`` was called leaves nothing behind.
 """
@@ -22,9 +22,9 @@ import warnings
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _guardian, _reaper
-from ._config import SESSION_TIMEOUT, scaled
+from .._config import SESSION_TIMEOUT, scaled
 from ._output import Output
-from .processes import ManagedProcess, default_signals
+from .managed import ManagedProcess, default_signals
 
 __unittest = True
 __tracebackhide__ = True

@@ -6,28 +6,53 @@ on one background thread. Clients connect to the link instead of the target; the
 then partitions the network, heals it, resets or refuses connections, adds latency or
 drops whole ZeroMQ messages, and sees how the application copes. The link keeps the
 faults it applied, in order, and counts what it forwarded, held and dropped, for
-assertions and for the failure report. :class:`FaultEvents` offers the faults as
-events (``yield ('partition', link)``).
+assertions and for the failure report.
+
+Each fault is one method of :class:`FaultLink`, marked :func:`fault`; the test case's
+fault events (``yield ('partition', link)``) are made from those marks
+(:mod:`zmqprocesstest.faults.events`), so a fault is written once. The seeded faults
+(loss with a probability, optionally in correlated bursts, duplicates, jitter, a rate
+limit in bytes per second and a cut after a number of bytes) apply to one direction
+(``'to_server'``, ``'to_client'``) or both; loss, duplicates and the cut act on whole
+ZeroMQ messages, never on part of a frame. Each random fault draws from its own
+generator, seeded with *seed* (or a fresh seed, returned and shown in the link's
+history), so a run can be replayed: the same seed and the same traffic lose, duplicate
+and delay the same messages.
 """
 from __future__ import annotations
 
+import random
 import re
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
-from ._link_faults import SeededFaultEvents, SeededFaults, direction_indexes
 from ._proxy import DIRECTIONS, FaultLinkError, Proxy  # DIRECTIONS: as drop() and stats name them
-from . import timeline as _timeline
-from .endpoints import check_loopback, private_dir, socket_address
-from .events import int_arg, seconds_arg
-from .loop import BadArgument, event
+from ._seeded import new_seed
+from ..report import timeline as _timeline
+from ..endpoints import check_loopback, private_dir, socket_address
+from ..events import int_arg, seconds_arg
+from ..loop import BadArgument
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DIRECTIONS", "FaultEvents", "FaultLink", "FaultLinkError", "FlowStats", "LinkStats", "make_link"]
+__all__ = ["BOTH", "DIRECTIONS", "FAULT_ATTR", "FaultLink", "FaultLinkError", "FlowStats", "LinkStats",
+           "direction_indexes", "fault", "make_link"]
+
+#: Where a fault applies: one direction or both.
+BOTH = "both"
+#: The attribute that marks a method of :class:`FaultLink` as a fault (:func:`fault`).
+FAULT_ATTR = "__zmqprocesstest_fault__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fault(method: F) -> F:
+    """Mark a method of :class:`FaultLink` as a fault: the test case gets an event of the same
+    name, ``yield ('name', link, *args)``, made from it (:mod:`zmqprocesstest.faults.events`)."""
+    setattr(method, FAULT_ATTR, True)
+    return method
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,8 @@ class FlowStats:
     duplicated_messages: int = 0
     #: Connections closed by :meth:`FaultLink.close_after`.
     cuts: int = 0
+    #: Messages with one byte of a body changed by :meth:`FaultLink.corrupt`.
+    corrupted_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,11 +128,56 @@ def _drop_args(n: Any, direction: Any) -> Tuple[int, int]:
     return int(n), DIRECTIONS.index(direction)
 
 
+def direction_indexes(direction: Any) -> Tuple[int, ...]:
+    """``(0,)``, ``(1,)`` or ``(0, 1)`` for ``'to_server'``, ``'to_client'`` or ``'both'`` (or ``None``)."""
+    if direction is None or direction == BOTH:
+        return (0, 1)
+    if direction not in DIRECTIONS:
+        raise BadArgument(f"expected direction to be 'to_server', 'to_client' or 'both', got {direction!r}")
+    return (DIRECTIONS.index(direction),)
+
+
+def _probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise BadArgument(f"expected {name} to be a probability from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _seed(seed: Any) -> int:
+    int_arg("seed", seed, "an int")
+    return new_seed() if seed is None else int(seed)
+
+
+def _where(direction: Any) -> str:
+    return "" if direction is None or direction == BOTH else f" {direction}"
+
+
+class _Corrupt:
+    """One direction's :meth:`FaultLink.corrupt`, on the proxy's thread: which messages it
+    picks, and which byte of which frame's body it flips, drawn from one seeded generator."""
+
+    __slots__ = ("tally", "p", "rng", "label")
+
+    def __init__(self, tally: Any, p: float, seed: int) -> None:
+        self.tally, self.p, self.rng, self.label = tally, p, random.Random(seed), f"corrupt {p:g}"
+
+    def pick(self) -> Optional[Callable[[List[memoryview]], None]]:
+        return self.flip if self.rng.random() < self.p else None
+
+    def flip(self, bodies: List[memoryview]) -> None:
+        filled = [body for body in bodies if len(body)]
+        if filled:  # a message of empty frames has no byte to change
+            body = filled[self.rng.randrange(len(filled))]
+            index = self.rng.randrange(len(body))
+            body[index] = body[index] ^ 0xFF
+            self.tally.counts["corrupted_messages"] = self.tally.counts.get("corrupted_messages", 0) + 1
+
+
 def _size(n: int) -> str:
     return f"{n} B" if n < 10240 else f"{n / 1024:.1f} KiB" if n < 10485760 else f"{n / 1048576:.1f} MiB"
 
 
-class FaultLink(SeededFaults):
+class FaultLink:
     """A proxy a test owns between clients and *target*, with faults on demand.
 
     Clients connect to :attr:`endpoint` instead of *target*; each connection is
@@ -114,7 +186,7 @@ class FaultLink(SeededFaults):
     :mod:`selectors`); each fault takes effect before its method returns.
 
     The forwarding, and the state the faults change, are the proxy's
-    (:mod:`zmqprocesstest._proxy`); the link checks the faults' arguments, keeps their
+    (:mod:`zmqprocesstest.faults._proxy`); the link checks the faults' arguments, keeps their
     history and tells a test what it did.
 
     :param target: the real endpoint, ``tcp://host:port`` or ``ipc://path``.
@@ -176,6 +248,7 @@ class FaultLink(SeededFaults):
         self._proxy.hold_limit = limit
 
     # -- the faults (called from the test's thread) --------------------------------------------------
+    @fault
     def partition(self, direction: Optional[str] = None) -> None:
         """Stop forwarding in both directions, or only in *direction* (``'to_server'``,
         ``'to_client'``: a one-way partition); connections stay open (a stalled network).
@@ -187,11 +260,13 @@ class FaultLink(SeededFaults):
         indexes = direction_indexes(direction)
         self._control("partition", "partition" + (f" {direction} only" if len(indexes) == 1 else ""), indexes)
 
+    @fault
     def heal(self) -> None:
         """Forward again: deliver what the partition held, then close through the
         connections that either side closed meanwhile."""
         self._control("heal", "heal")
 
+    @fault
     def reset(self) -> int:
         """Close every connection through the link at once, both sides; return how many.
 
@@ -200,6 +275,7 @@ class FaultLink(SeededFaults):
         """
         return self._control("reset", "reset")
 
+    @fault
     def refuse(self, on: bool = True) -> None:
         """Refuse new connections (``on=False``: accept them again); open ones go on.
 
@@ -212,6 +288,7 @@ class FaultLink(SeededFaults):
             raise BadArgument(f"expected on to be True or False, got {on!r}")
         self._control("refuse", "refuse" if on else "refuse off", on)
 
+    @fault
     def delay(self, seconds: float) -> None:
         """Hold each chunk that arrives from now on for *seconds* before forwarding it (0: no delay).
 
@@ -220,6 +297,7 @@ class FaultLink(SeededFaults):
         seconds_arg("seconds", seconds, allow_none=False)
         self._control("delay", f"delay {seconds:g} s" if seconds else "delay off", float(seconds))
 
+    @fault
     def drop(self, n: int = 1, direction: str = "to_server") -> None:
         """Leave out the next *n* whole ZeroMQ messages in *direction* (``'to_server'``, ``'to_client'``).
 
@@ -234,11 +312,110 @@ class FaultLink(SeededFaults):
         count, index = _drop_args(n, direction)
         self._control("drop", f"drop {count} {direction}", count, index)
 
+    @fault
+    def loss(self, p: float, direction: str = BOTH, burst: Optional[float] = None,
+             seed: Optional[int] = None) -> int:
+        """Lose each whole message in *direction* with probability *p* (0: no loss); return the seed.
+
+        With *burst*, the message after a lost one is lost with probability *burst*
+        instead (correlated bursts: ``loss(0.05, burst=0.8)`` loses few messages, in
+        runs). Heartbeats and other commands always go through. Counted in
+        ``stats[direction].lost_messages`` (and ``dropped_messages``).
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        p = _probability("p", p)
+        if burst is not None:
+            burst = _probability("burst", burst)
+        seed = _seed(seed)
+        label = f"loss {p:g}{_where(direction)}" + (f" burst {burst:g}" if burst is not None else "")
+        self._control("seeded", f"{label} (seed {seed})", "loss", direction_indexes(direction), p, burst, seed)
+        return seed
+
+    @fault
+    def duplicate(self, p: float = 1.0, direction: str = BOTH, seed: Optional[int] = None) -> int:
+        """Deliver each whole message in *direction* twice with probability *p* (0: never); return the seed.
+
+        The copy follows the message at once. Counted in ``stats[direction].duplicated_messages``.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        p = _probability("p", p)
+        seed = _seed(seed)
+        self._control("seeded", f"duplicate {p:g}{_where(direction)} (seed {seed})", "duplicate",
+                      direction_indexes(direction), p, seed)
+        return seed
+
+    @fault
+    def jitter(self, seconds: float, direction: str = BOTH, seed: Optional[int] = None) -> int:
+        """Hold each chunk in *direction* for a random time up to *seconds* (0: none), on top of
+        :meth:`~zmqprocesstest.FaultLink.delay`; order is kept. Return the seed."""
+        seconds_arg("seconds", seconds, allow_none=False)
+        seed = _seed(seed)
+        self._control("seeded", f"jitter {seconds:g} s{_where(direction)} (seed {seed})", "jitter",
+                      direction_indexes(direction), float(seconds), seed)
+        return seed
+
+    @fault
+    def rate(self, bytes_per_second: Optional[float], direction: str = BOTH) -> None:
+        """Forward at most *bytes_per_second* in *direction* (``None`` or 0: no limit); what
+        comes faster is held, then the link stops reading (backpressure)."""
+        if bytes_per_second is None:
+            bytes_per_second = 0
+        if isinstance(bytes_per_second, bool) or not isinstance(bytes_per_second, (int, float)) \
+                or bytes_per_second < 0:
+            raise BadArgument(f"expected bytes_per_second to be a number >= 0 or None, got {bytes_per_second!r}")
+        label = f"rate {bytes_per_second:g} B/s" if bytes_per_second else "rate off"
+        self._control("seeded", label + _where(direction), "rate", direction_indexes(direction),
+                      float(bytes_per_second))
+
+    @fault
+    def close_after(self, n_bytes: Optional[int], direction: str = BOTH) -> None:
+        """Close the connection that carries the message bringing *direction*'s bytes (from now)
+        to *n_bytes*, right after that whole message (``None`` or 0: disarm). Once; counted
+        in ``stats[direction].cuts``. The peers see a disconnect and reconnect.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        int_arg("n_bytes", n_bytes, "a number of bytes (int)")
+        if n_bytes is not None and n_bytes < 0:
+            raise BadArgument(f"expected n_bytes to be a number of bytes >= 0 or None, got {n_bytes!r}")
+        label = f"close after {n_bytes} B" if n_bytes else "close after: off"
+        self._control("seeded", label + _where(direction), "close_after", direction_indexes(direction),
+                      int(n_bytes or 0))
+
+    @fault
+    def corrupt(self, p: float, direction: str = BOTH, seed: Optional[int] = None) -> int:
+        """Change one byte of a body of each whole message in *direction* with probability *p*
+        (0: never); return the seed.
+
+        The byte's bits are flipped; its frame (among the message's frames with a body) and
+        its place are drawn from the seed. The framing, and commands, are never changed: the
+        peer receives a well-formed message with one wrong byte. Counted in
+        ``stats[direction].corrupted_messages``.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        p = _probability("p", p)
+        seed = _seed(seed)
+        self._rewrite("corrupt", f"corrupt {p:g}{_where(direction)} (seed {seed})", direction,
+                      lambda tally: _Corrupt(tally, p, seed) if p else None)
+        return seed
+
     def _control(self, name: str, label: str, *args: Any) -> Any:
         result = self._proxy.command(name, *args)
         self._history.append((round(time.monotonic() - self._start, 3), label))
         _timeline.record("fault", self.name, label)
         return result
+
+    def _rewrite(self, name: str, label: str, direction: Any, make: Callable[[Any], Any]) -> None:
+        """Apply the fault *name* that rewrites whole messages in *direction*: on the proxy's
+        thread, ``make(tally)`` returns that direction's rewrite (``pick()`` and ``label``: see
+        :attr:`~zmqprocesstest.faults._zmtp.Tally.rewrites`), or ``None`` to take it away.
+
+        :raises FaultLinkError: the link cannot see messages (CURVE, ZMTP 2.0).
+        """
+        self._control("rewrite", label, name, direction_indexes(direction), make)
 
     # -- what the test reads ----------------------------------------------------------------------
     @property
@@ -248,7 +425,7 @@ class FaultLink(SeededFaults):
         After :meth:`close`, the figures as they were when it closed.
         """
         to_server, to_client, accepted, open_now, failed = self._proxy.figures()
-        return LinkStats(FlowStats(*to_server), FlowStats(*to_client), accepted, open_now, failed)
+        return LinkStats(FlowStats(**to_server), FlowStats(**to_client), accepted, open_now, failed)
 
     @property
     def history(self) -> List[Tuple[float, str]]:
@@ -290,6 +467,7 @@ class FaultLink(SeededFaults):
                 line += f", {s.lost_messages} of them lost (loss)" if s.lost_messages else ""
                 line += f", {s.duplicated_messages} duplicated" if s.duplicated_messages else ""
                 line += f", {s.cuts} connection(s) closed (close after)" if s.cuts else ""
+                line += f", {s.corrupted_messages} corrupted" if s.corrupted_messages else ""
                 lines.append(line)
         lines.extend(f"  note: {note}" for note in notes)
         if self._history:
@@ -327,47 +505,3 @@ def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[
     """
     listen = transport or _transport(_address(target, "target")[0])
     return FaultLink(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None)
-
-
-class FaultEvents(SeededFaultEvents):
-    """The fault events, as methods of the test case: each applies one fault to a :class:`FaultLink`.
-
-    ``yield ('partition', link)`` ... ``yield ('heal', link)``; they may also be called
-    directly (``self.partition(link)``).
-    """
-
-    @event
-    def partition(self, link: FaultLink, direction: Optional[str] = None) -> None:
-        """Event: stop forwarding through *link* in both directions (or only *direction*), connections kept open."""
-        _link_arg(link).partition(direction)
-
-    @event
-    def heal(self, link: FaultLink) -> None:
-        """Event: forward through *link* again and deliver what it held."""
-        _link_arg(link).heal()
-
-    @event
-    def reset(self, link: FaultLink) -> int:
-        """Event: close every connection through *link* at once (clients reconnect); returns how many."""
-        return _link_arg(link).reset()
-
-    @event
-    def refuse(self, link: FaultLink, on: bool = True) -> None:
-        """Event: *link* refuses new connections (``on=False``: accepts them again)."""
-        _link_arg(link).refuse(on)
-
-    @event
-    def delay(self, link: FaultLink, seconds: float) -> None:
-        """Event: *link* holds what it forwards for *seconds* (0: no delay)."""
-        _link_arg(link).delay(seconds)
-
-    @event
-    def drop(self, link: FaultLink, n: int = 1, direction: str = "to_server") -> None:
-        """Event: *link* leaves out the next *n* messages in *direction* (``'to_server'``, ``'to_client'``)."""
-        _link_arg(link).drop(n, direction)
-
-
-def _link_arg(link: Any) -> FaultLink:
-    if not isinstance(link, FaultLink):
-        raise BadArgument(f"expected a FaultLink (made by self.fault_link() or FaultLink()), got {link!r}")
-    return link

@@ -8,9 +8,12 @@ filler), then frames (a flags byte: bit 0 MORE, bit 1 LONG, bit 2 COMMAND; a siz
 INITIATE; PING and PONG heartbeats) are never part of a message; a message is the
 non-command frames up to the one without MORE. The tracker counts whole messages and,
 when drops are armed, leaves the frames of the next messages out; with a seeded
-:class:`~zmqprocesstest._seeded.Chance` it loses or duplicates messages (a duplicate
+:class:`~zmqprocesstest.faults._seeded.Chance` it loses or duplicates messages (a duplicate
 follows the message whole, after its last frame), and with a byte budget it cuts the
 stream after the message that reaches it, so the link can close the connection there.
+A fault of the link may also rewrite messages (:attr:`Tally.rewrites`): a message one of
+them picks is held whole, its frames' bodies are handed to the fault's edit, which may
+change their bytes but not their sizes, and it goes on at its end, its framing intact.
 
 Only the NULL and PLAIN mechanisms send message frames in the clear. With CURVE (every
 message an encrypted MESSAGE command), an unknown mechanism, or peers that speak ZMTP
@@ -18,14 +21,14 @@ message an encrypted MESSAGE command), an unknown mechanism, or peers that speak
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._seeded import DUPLICATE, LOSE, Chance
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DROPPABLE_MECHANISMS", "Tally", "Tracker"]
+__all__ = ["DROPPABLE_MECHANISMS", "Edit", "Tally", "Tracker", "frame_bodies"]
 
 #: Mechanisms whose message frames travel in the clear, so a message can be left out.
 DROPPABLE_MECHANISMS = frozenset({"NULL", "PLAIN"})
@@ -34,13 +37,28 @@ _GREETING, _FRAMES, _OPAQUE = 0, 1, 2
 _MORE, _LONG, _COMMAND = 1, 2, 4
 _GREETING_SIZE = 64
 Segments = Optional[List[Any]]  # the bytes that go on, in order (slices of the chunk, copies)
+#: A fault's change to one message: called with its frames' bodies (writable, sizes fixed).
+Edit = Callable[[List[memoryview]], None]
+
+
+def frame_bodies(frames: bytearray) -> List[memoryview]:
+    """The bodies of the whole ZMTP 3 frames in *frames*, as writable views, in order."""
+    view, bodies, i = memoryview(frames), [], 0
+    while i < len(frames):
+        if frames[i] & _LONG:
+            size, i = int.from_bytes(frames[i + 1:i + 9], "big"), i + 9
+        else:
+            size, i = frames[i + 1], i + 2
+        bodies.append(view[i:i + size])
+        i += size
+    return bodies
 
 
 class Tally:
     """Drops of one direction of a link: armed by the test, done by the trackers."""
 
     __slots__ = ("armed", "dropped_messages", "dropped_bytes", "chance", "lost_messages", "duplicated_messages",
-                 "cut_after", "cut_seen", "cuts")
+                 "cut_after", "cut_seen", "cuts", "rewrites", "counts")
 
     def __init__(self) -> None:
         #: Messages still to drop (the next ones to start, on any connection).
@@ -55,6 +73,13 @@ class Tally:
         self.cut_after = 0
         self.cut_seen = 0  # bytes seen since the cut was armed
         self.cuts = 0
+        #: The faults that rewrite messages, by name: each has ``pick()``, called as a
+        #: message starts, which returns ``None`` or an :data:`Edit` for it, and a ``label``
+        #: for the link's state. Set on the proxy's thread, by the fault's own code.
+        self.rewrites: Dict[str, Any] = {}
+        #: What faults without a counter of their own counted, by the name of the field of
+        #: :class:`~zmqprocesstest.faults.FlowStats` that shows it.
+        self.counts: Dict[str, int] = {}
 
 
 class Tracker:
@@ -66,7 +91,7 @@ class Tracker:
 
     __slots__ = ("tally", "on_greeting", "peer", "mode", "greeting", "major", "minor", "mechanism", "reason",
                  "body", "need", "size", "flags", "in_msg", "dropping", "cur_drop", "copying", "cur_copy", "copy",
-                 "cut")
+                 "cut", "edits", "held")
 
     def __init__(self, tally: Tally, on_greeting: Callable[["Tracker"], None]) -> None:
         self.tally = tally
@@ -93,6 +118,8 @@ class Tracker:
         self.copy = bytearray()
         #: The stream was cut (a byte budget reached): the link closes the connection.
         self.cut = False
+        self.edits: Optional[List[Edit]] = None  # the current message is rewritten: its frames are held
+        self.held = bytearray()
 
     # -- what the link asks ----------------------------------------------------------------------
     @property
@@ -210,7 +237,9 @@ class Tracker:
                         elif action == DUPLICATE:
                             tally.duplicated_messages += 1
                             self.copying = True
-                cur_drop = self.dropping and not flags & _COMMAND
+                    if tally.rewrites and not self.dropping:
+                        self.edits = [e for e in (r.pick() for r in tally.rewrites.values()) if e is not None] or None
+                cur_drop = (self.dropping or self.edits is not None) and not flags & _COMMAND
                 if cur_drop:
                     dstart = i
                 cur_copy = self.copying and not flags & _COMMAND
@@ -237,7 +266,10 @@ class Tracker:
                     segs = []
                 if keep < dstart:
                     segs.append(data[keep:dstart])
-                tally.dropped_bytes += i - dstart
+                if self.edits is None:
+                    tally.dropped_bytes += i - dstart
+                else:
+                    self.held += data[dstart:i]
                 keep, dstart, cur_drop = i, -1, False
             if cur_copy:
                 self.copy += data[cstart:i]
@@ -248,6 +280,9 @@ class Tracker:
                     self.dropping = False
                     continue
                 msgs += 1
+                if self.edits is not None:  # the message held whole goes on, rewritten
+                    segs = [] if segs is None else segs
+                    segs.append(self._rewritten())
                 if self.copying:  # the copy follows the message
                     segs = [] if segs is None else segs
                     segs.extend((data[keep:i], bytes(self.copy)))
@@ -268,8 +303,20 @@ class Tracker:
                 segs = []
             if keep < dstart:
                 segs.append(data[keep:dstart])
-            tally.dropped_bytes += n - dstart
+            if self.edits is None:
+                tally.dropped_bytes += n - dstart
+            else:
+                self.held += data[dstart:n]
             keep = n
         if segs is not None and keep < n:
             segs.append(data[keep:n])
         return msgs, segs
+
+    def _rewritten(self) -> bytes:
+        """The message held whole, after the edits of the faults that picked it."""
+        held, edits = self.held, self.edits or []
+        self.held, self.edits = bytearray(), None
+        bodies = frame_bodies(held)
+        for edit in edits:
+            edit(bodies)
+        return bytes(held)

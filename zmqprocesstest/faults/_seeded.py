@@ -5,7 +5,7 @@ its direction is lost, duplicated or forwarded; a :class:`Pace` gives each chunk
 it is due (delay, jitter, rate limit). Both draw from their own :class:`random.Random`,
 seeded, so the same seed and the same traffic give the same faults: a failure found
 with one seed is replayed with it. They live on the direction's counters
-(:class:`~zmqprocesstest._zmtp.Tally`) and are used on the proxy's thread only.
+(:class:`~zmqprocesstest.faults._zmtp.Tally`) and are used on the proxy's thread only.
 
 :func:`new_seed` is the seed a fault gets when the test gives none (shown in the link's
 history, so the run can be repeated); :func:`jittered` is the small function-level API
@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any, List, Optional, Sequence
 
-from . import _perturb
+from .. import _perturb
 
 __unittest = True
 __tracebackhide__ = True
@@ -113,7 +113,7 @@ class Pace:
 
     def due(self, now: float, size: int) -> float:
         """When a chunk of *size* bytes that arrived at *now* may be delivered (order kept);
-        under ``--stress`` a little later still (:mod:`zmqprocesstest._stress`)."""
+        under ``--stress`` a little later still (:mod:`zmqprocesstest.runs._stress`)."""
         delay = self.delay if _perturb.jitter is None else self.delay + _perturb.jitter()
         due = jittered(now, delay, self.jitter, self.rng, self.last_due)
         if self.rate:
@@ -168,6 +168,7 @@ def describe_faults(tallies: Sequence[Any], directions: Sequence[str]) -> str:
             on.append(f"rate {pace.rate:g} B/s")
         if tally.cut_after:
             on.append(f"close after {tally.cut_after} B")
+        on.extend(rewrite.label for rewrite in tally.rewrites.values())
         if on:
             parts.append(f"{direction}: " + ", ".join(on))
     return "".join(", " + part for part in parts)

@@ -9,8 +9,8 @@ pid of the parallel controller the runner is a worker of, it also watches that p
 through a pidfd and, when it dies, kills the runner first (a worker whose controller is
 gone would run its test to the end). It runs as a script in isolated mode, so it
 imports nothing but the standard library and the package's OS seam,
-:mod:`zmqprocesstest._os` (which imports nothing of the package). See
-:mod:`zmqprocesstest._guardian` for the runner's side.
+:mod:`zmqprocesstest.processes._os` (which imports nothing of the package). See
+:mod:`zmqprocesstest.processes._guardian` for the runner's side.
 """
 import os
 import select
@@ -21,7 +21,7 @@ from typing import List, Optional, Set, Tuple
 
 # Run as a script in isolated mode: the package's OS seam is imported from beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _os import environ, open_pidfd, proc_stat  # type: ignore[import-not-found]  # beside it, found at run time
+from _os import HAS_PIDFD, all_pids, environ, open_pidfd, pidfd_signal, proc_stat  # type: ignore[import-not-found]  # beside it, found at run time
 
 ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
 _KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
@@ -82,7 +82,7 @@ def _watch_controller(controller: int, runner: int, runner_fd: Optional[int]) ->
     A controller starts before its worker: a process with its pid that started later
     took the pid of a controller that died.
     """
-    if not hasattr(os, "pidfd_open"):
+    if not HAS_PIDFD:
         return None  # no pidfds: the controller is not watched
     boss = open_pidfd(controller)  # None: gone already
     started, runner_started = _start_time(controller), _start_time(runner)
@@ -95,7 +95,7 @@ def _watch_controller(controller: int, runner: int, runner_fd: Optional[int]) ->
 def _kill_runner(runner: int, runner_fd: Optional[int]) -> None:
     try:
         if runner_fd is not None:
-            signal.pidfd_send_signal(runner_fd, signal.SIGKILL)
+            pidfd_signal(runner_fd, signal.SIGKILL)
         elif os.getppid() == runner:  # still our parent: the pid is the runner's
             os.kill(runner, signal.SIGKILL)
     except OSError:
@@ -145,21 +145,21 @@ def _marked(token: bytes, sessions: Set[int]) -> List[int]:
     me = os.getpid()
     prefix = ENV_NAME.encode() + b"="
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    for pid in all_pids():
+        if pid == me:
             continue
-        stat = proc_stat(int(entry))
+        stat = proc_stat(pid)
         if stat is None:
             continue
         if stat.session in sessions:
-            found.append(int(entry))
+            found.append(pid)
             continue
-        env = environ(int(entry))
+        env = environ(pid)
         if token not in env:
             continue
         for item in env.split(b"\0"):
             if item.startswith(prefix) and token in item[len(prefix):].split():
-                found.append(int(entry))
+                found.append(pid)
                 break
     return found
 

@@ -1,4 +1,4 @@
-"""The parts of the fault link's proxy (:mod:`zmqprocesstest._proxy`): its connections and its listener.
+"""The parts of the fault link's proxy (:mod:`zmqprocesstest.faults._proxy`): its connections and its listener.
 
 A connection (:class:`Conn`) has two ends (:class:`End`: the client's socket and the
 target's) and a flow each way (:class:`Flow`: what is held, in order, with the time each
@@ -25,6 +25,7 @@ import threading
 import weakref
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
+from ..processes import open_fd_numbers
 from ._seeded import Pace
 from ._zmtp import Tally, Tracker
 
@@ -94,11 +95,7 @@ def _listening(sock: socket.socket) -> bool:
 def _close_accepted(addresses: Set[Any]) -> None:
     """Close the child's copies of connections accepted on the links' *addresses* that no
     tracked socket held yet (copied while the link's thread was taking them)."""
-    try:
-        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
-    except OSError:
-        return
-    for fd in fds:
+    for fd in open_fd_numbers():
         try:
             probe = socket.socket(fileno=fd)
         except OSError:

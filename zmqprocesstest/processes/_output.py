@@ -17,9 +17,9 @@ import threading
 import time
 from typing import List, Optional, Set
 
-from . import timeline as _timeline
-from ._compat import PerProcess
-from ._config import OUTPUT_CLOSE
+from ..report import timeline as _timeline
+from .._compat import PerProcess
+from .._config import OUTPUT_CLOSE
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 

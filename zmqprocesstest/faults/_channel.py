@@ -3,7 +3,7 @@
 A :class:`Channel` queues calls and wakes the thread through a pipe whose read end
 (:attr:`Channel.wake_fd`) the thread's selector watches. The thread runs what is queued
 (:meth:`Channel.serve`); each caller waits, bounded, for its own answer. The fault link's
-proxy (:mod:`zmqprocesstest._proxy`) changes its state only this way, on its own thread.
+proxy (:mod:`zmqprocesstest.faults._proxy`) changes its state only this way, on its own thread.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ group that the stop protocol signals. With :func:`become_subreaper` (Linux
 so after each test :func:`new_descendants` finds the ones that are new, and
 :func:`kill_and_reap` ends them; the test then fails naming each (pid and command line).
 Elsewhere there is no such mechanism: nothing is found, and daemons are left to the
-guardian's token scan (:mod:`zmqprocesstest._guardian`).
+guardian's token scan (:mod:`zmqprocesstest.processes._guardian`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ._config import KILL_WAIT
+from .._config import KILL_WAIT
 from ._os import EXITED, alive, command_line, orphan_pids, proc_stat, set_child_subreaper, wait_gone
 from ._guardian import guardian_pids, start as start_guardian
 
@@ -54,7 +54,7 @@ def prepare_runner() -> None:
       programs that way) goes back to the default: with it ignored the kernel reaps
       children at once and their exit statuses are lost, so a clean stop would look like
       a process that survived ``SIGKILL``. Only the main thread can change it.
-    * The guardian runs (:func:`zmqprocesstest._guardian.start`), so the new process can
+    * The guardian runs (:func:`zmqprocesstest.processes._guardian.start`), so the new process can
       be registered before it runs a line of its own.
 
     The subreaper and the guardian are set up once per process (a forked child that

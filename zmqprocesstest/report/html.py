@@ -1,0 +1,254 @@
+"""A picture of every failure: one self-contained HTML page per test, and an index.
+
+With ``ZMQPROCESSTEST_REPORT_DIR=DIR`` (``python -m zmqprocesstest --report-dir DIR``)
+each failing test, or every test with ``ZMQPROCESSTEST_REPORT_ALL=1``
+(``--report-all``), is written to ``DIR/tests/<test id>.html``: the message sequence
+diagram of its timeline (:mod:`zmqprocesstest.report._svg`), the timeline as text and the
+traceback. No JavaScript, nothing fetched: the pages are CI artifacts opened offline.
+
+Where the status and duration come from, under any runner: the test case itself. Its
+``run()`` hands the runner's result object a thin wrapper (:class:`_Watcher`) that notes
+the outcome the runner is told (success, failure, error, skip...) and passes every call
+on; at the end of ``run()`` the test appends one JSON line (id, status, duration, page)
+to ``DIR/.results/<pid>.jsonl``, one file per runner process, so parallel runners never
+write the same file. ``DIR/index.html`` is rebuilt from every such file when a runner
+process exits, and by ``python -m zmqprocesstest.report_html DIR`` after a runner that
+was killed. With the directory unset, a test pays one environment lookup.
+"""
+from __future__ import annotations
+
+import atexit
+import html
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+from .._config import REPORT_ALL_ENV, REPORT_DIR_ENV, env_flag
+from ._svg import sequence_svg
+from .timeline import Timeline
+
+__all__ = ["finish_dir", "page_html", "rebuild_index", "report_dir", "watch"]
+
+_CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
+table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}
+.passed{color:#1f8f4f}.failed,.error,.unexpected-success{color:#c0392b;font-weight:bold}
+.skipped,.expected-failure{color:#777}.diagram{overflow-x:auto;border:1px solid #ddd}"""
+
+#: The worst outcome a test was told wins (a failing subtest fails the test).
+_RANK = {"passed": 0, "skipped": 1, "expected-failure": 1, "unexpected-success": 2, "failed": 3, "error": 4}
+_FAILED = {"failed", "error", "unexpected-success"}
+
+# Pages of this process, by directory and name: a repeated test gets -2, -3...
+_written: Dict[Tuple[str, str], int] = {}
+_dirs: List[str] = []  # report directories this process wrote to: their index is rebuilt at exit
+
+
+def report_dir() -> Optional[str]:
+    """The report directory (absolute) from :data:`~zmqprocesstest._config.REPORT_DIR_ENV`, or ``None``."""
+    value = os.environ.get(REPORT_DIR_ENV)
+    return os.path.abspath(value) if value else None
+
+
+def _page_name(directory: str, test_id: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id)[:150] or "test"
+    seen = _written.get((directory, name), 0)
+    _written[(directory, name)] = seen + 1
+    return f"{name}.html" if not seen else f"{name}-{seen + 1}.html"
+
+
+class _Watcher:
+    """The runner's result object, seen through: notes the outcome, passes every call on."""
+
+    def __init__(self, result: Any, directory: str, page: str) -> None:
+        self._result, self._directory, self._page = result, directory, page
+        self._began = time.monotonic()
+        self._status, self._details = "passed", ""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def _note(self, status: str, test: Any, err: Any = None) -> None:
+        if _RANK[status] >= _RANK[self._status]:
+            self._status = status
+        if err is not None and not isinstance(err, str):
+            try:
+                err = self._result._exc_info_to_string(err, test)
+            except Exception:  # not unittest's own result class (pytest's, nose2's...)
+                err = "".join(traceback.format_exception(*err)) if isinstance(err, tuple) else str(err)
+        if err:
+            self._details += err if not self._details else "\n" + err
+
+    def addFailure(self, test: Any, err: Any) -> None:
+        self._note("failed", test, err)
+        self._result.addFailure(test, err)
+
+    def addError(self, test: Any, err: Any) -> None:
+        self._note("error", test, err)
+        self._result.addError(test, err)
+
+    def addSkip(self, test: Any, reason: str) -> None:
+        self._note("skipped", test, f"skipped: {reason}")
+        self._result.addSkip(test, reason)
+
+    def addExpectedFailure(self, test: Any, err: Any) -> None:
+        self._note("expected-failure", test)
+        self._result.addExpectedFailure(test, err)
+
+    def addUnexpectedSuccess(self, test: Any) -> None:
+        self._note("unexpected-success", test)
+        self._result.addUnexpectedSuccess(test)
+
+    def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:
+        if err is not None:
+            self._note("failed" if issubclass(err[0], test.failureException) else "error", subtest, err)
+        self._result.addSubTest(test, subtest, err)
+
+    def finish(self, test: Any) -> None:
+        """After the test's ``run()``: write its page if it failed (or every page), and its result line."""
+        duration = time.monotonic() - self._began
+        page: Optional[str] = None
+        if self._status in _FAILED or env_flag(REPORT_ALL_ENV):
+            page = os.path.join("tests", self._page)
+            timeline = getattr(test, "_timeline", None)
+            text = page_html(test.id(), self._status, duration, timeline, self._details)
+            _write(os.path.join(self._directory, page), text)
+        line = json.dumps({"id": test.id(), "status": self._status, "duration": round(duration, 6), "page": page})
+        _append(self._directory, line)
+
+
+def watch(test: Any, result: Any) -> Optional[_Watcher]:
+    """A watcher of *result* for *test* if a report directory is set (else ``None``);
+    the page's path is told to the test now, so its failure report can point to it."""
+    directory = report_dir()
+    if directory is None or result is None:
+        return None
+    watcher = _Watcher(result, directory, _page_name(directory, test.id()))
+    test._zpt_page = os.path.join(directory, "tests", watcher._page)
+    test._timeline = None  # a test run again (repeated) starts without the last run's
+    return watcher
+
+
+_made: set = set()  # directories made by this process (made once, not looked up per page)
+
+
+def _write(path: str, text: str) -> None:
+    folder = os.path.dirname(path)
+    if folder not in _made:
+        os.makedirs(folder, exist_ok=True)
+        _made.add(folder)
+    with open(path, "wb") as f:
+        f.write(text.encode("utf-8"))
+
+
+_results: Dict[str, Any] = {}  # report directory -> this process's open results file
+_registered: List[Any] = []
+
+
+def _append(directory: str, line: str) -> None:
+    out = _results.get(directory)
+    if out is None:
+        os.makedirs(os.path.join(directory, ".results"), exist_ok=True)
+        out = _results[directory] = open(os.path.join(directory, ".results", f"{os.getpid()}.jsonl"), "a",
+                                         encoding="utf-8")
+        if not _registered:
+            _registered.append(atexit.register(_at_exit))
+        _dirs.append(directory)
+    out.write(line + "\n")
+    out.flush()
+
+
+def finish_dir(directory: str) -> Optional[str]:
+    """Close this process's results file in *directory* and rebuild its index (done at
+    exit for every directory written to); return the index's path, ``None`` if the
+    directory is gone."""
+    out = _results.pop(directory, None)
+    if out is not None:
+        out.close()
+        _dirs.remove(directory)
+    if not os.path.isdir(directory):
+        return None
+    return rebuild_index(directory)
+
+
+def _at_exit() -> None:
+    for directory in list(_dirs):
+        try:
+            finish_dir(directory)
+        except OSError as exc:
+            print(f"zmqprocesstest: could not write {directory}/index.html: {exc}", file=sys.stderr)
+
+
+def page_html(test_id: str, status: str, duration: float, timeline: Optional[Timeline], details: str) -> str:
+    """One test's page: status, diagram, timeline and traceback (*details*), self-contained."""
+    rows = timeline.lines() if timeline is not None else []
+    lanes = timeline.lanes if timeline is not None else {}
+    parts = [f"<h1>{html.escape(test_id)}</h1>",
+             f'<p>Status: <span class="{status}">{status}</span> &middot; duration {duration:.3f} s'
+             f' &middot; <a href="../index.html">all tests</a></p>']
+    if rows:
+        dropped = " (older entries were dropped)" if timeline is not None and timeline.full() else ""
+        parts += ["<h2>Message sequence</h2>", '<div class="diagram">',
+                  sequence_svg(rows, lanes, test_id), "</div>",
+                  f"<h2>Timeline ({len(rows)} entries{dropped}, seconds from the test's start)</h2>",
+                  "<pre>" + html.escape(timeline.format(rows)) + "</pre>"]  # type: ignore[union-attr]
+    else:
+        parts.append("<p>No timeline: the test made no sockets, processes or fault links.</p>")
+    if details:
+        parts += ["<h2>Traceback</h2>", "<pre>" + html.escape(details) + "</pre>"]
+    return _document(test_id, "\n".join(parts))
+
+
+def _document(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def _read_results(directory: str) -> List[Dict[str, Any]]:
+    found: List[Tuple[int, Dict[str, Any]]] = []
+    results = os.path.join(directory, ".results")
+    for name in sorted(os.listdir(results)) if os.path.isdir(results) else []:
+        with open(os.path.join(results, name), encoding="utf-8") as f:
+            for line in f:
+                try:
+                    found.append((len(found), json.loads(line)))
+                except ValueError:
+                    continue  # a line cut short by a runner that was killed
+    return [entry for _, entry in found]
+
+
+def rebuild_index(directory: str) -> str:
+    """Write ``DIR/index.html`` from every runner's result lines; return its path."""
+    entries = _read_results(directory)
+    counts: Dict[str, int] = {}
+    for entry in entries:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    rows = []
+    for entry in sorted(entries, key=lambda e: (e["status"] not in _FAILED, e["id"])):
+        link = (f'<a href="{html.escape(entry["page"])}">page</a>' if entry.get("page") else "")
+        rows.append(f'<tr><td>{html.escape(entry["id"])}</td><td class="{html.escape(entry["status"])}">'
+                    f'{html.escape(entry["status"])}</td><td>{entry["duration"]:.3f} s</td><td>{link}</td></tr>')
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tests"
+    body = (f"<h1>zmqprocesstest report</h1><p>{len(entries)} tests: {html.escape(summary)}. Failures first; "
+            "each page shows the test's message sequence, timeline and traceback.</p>\n"
+            "<table><tr><th>test</th><th>status</th><th>duration</th><th></th></tr>\n" + "\n".join(rows)
+            + "</table>")
+    path = os.path.join(directory, "index.html")
+    _write(path, _document("zmqprocesstest report", body))
+    return path
+
+
+
+def main(argv: List[str]) -> None:
+    """``python -m zmqprocesstest.report_html REPORT_DIR``: rebuild ``REPORT_DIR/index.html``."""
+    if len(argv) != 1 or not os.path.isdir(argv[0]):
+        sys.exit("usage: python -m zmqprocesstest.report_html REPORT_DIR (rebuilds REPORT_DIR/index.html)")
+    print(rebuild_index(argv[0]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,197 @@
+"""One timeline per test: messages, process lifecycle, output, faults, on one clock.
+
+A :class:`Timeline` keeps the messages a test's sockets sent and received and, on the
+same :func:`time.monotonic` clock, the lifecycle of the processes under test (started, stop
+steps, signals, exit), each chunk of their output with the time it arrived, the faults
+applied (partition, drop, freeze, restart...), subscriptions and waits that timed out.
+Each entry is a tuple ``(time, kind, source, data)`` in one bounded deque: a message is
+recorded with a single ``deque.append`` (frames by reference, rendered only for a
+report), and output is split into lines only when it is shown.
+
+The test that runs *activates* its timeline (:func:`activate`). Everything that happens
+in a test reaches it the same way, through :func:`record`: a test socket's messages, a
+process's start, signals, exit and output, a fault, a monitor event, a state machine's
+step, and a test's own entries. It does nothing when no test runs::
+
+    from zmqprocesstest import timeline
+    timeline.record("monitor", "req", "connected tcp://127.0.0.1:5555")
+
+The failure report shows the last entries (:meth:`Timeline.format`) and a compact text
+sequence chart of the last messages (:meth:`Timeline.chart`); the HTML report
+(:mod:`zmqprocesstest.report_html`) draws the whole of it. Frames are shown shortened
+(:func:`short`, :func:`short_frames`): a huge frame or a message of many frames never
+floods a report.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+import zmq
+
+__unittest = True
+__tracebackhide__ = True
+
+__all__ = ["MESSAGE_KINDS", "TIMELINE_LENGTH", "Timeline", "activate", "current", "record", "short", "short_frames",
+           "type_name"]
+
+#: How many entries a test's timeline keeps (the oldest are dropped beyond it).
+TIMELINE_LENGTH = 2000
+#: The kinds of the entries that are messages (their data is the frames).
+MESSAGE_KINDS = frozenset({"sent", "received"})
+
+Entry = Tuple[float, str, str, Any]
+
+_CURRENT: Optional["Timeline"] = None
+
+
+def type_name(sock_type: int) -> str:
+    """Name of a zmq socket type (``zmq.REQ`` -> ``'REQ'``)."""
+    try:
+        return zmq.SocketType(sock_type).name
+    except ValueError:
+        return str(sock_type)
+
+
+def short(frame: Any, limit: int = 60) -> str:
+    """A readable, bounded rendering of one frame (huge frames are cut)."""
+    if isinstance(frame, zmq.Frame):
+        frame = frame.bytes
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        data = bytes(frame[: limit + 1])
+        text = repr(data[:limit])
+        if len(frame) > limit:
+            text += f"... ({len(frame)} bytes)"
+        return text
+    text = repr(frame)
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text)} chars)"
+    return text
+
+
+def short_frames(frames: Sequence[Any], limit: int = 60, most: int = 8) -> str:
+    """Render a multipart message as ``[frame, frame, ...]`` with bounded size."""
+    shown = [short(f, limit) for f in list(frames)[:most]]
+    if len(frames) > most:
+        shown.append(f"... {len(frames) - most} more frames")
+    return "[" + ", ".join(shown) + "]"
+
+
+def current() -> Optional["Timeline"]:
+    """The timeline of the test (or class or module scope) that is running, if any."""
+    return _CURRENT
+
+
+def activate(timeline: Optional["Timeline"]) -> Optional["Timeline"]:
+    """Make *timeline* the one :func:`record` adds to; return the one it replaces."""
+    global _CURRENT
+    previous, _CURRENT = _CURRENT, timeline
+    return previous
+
+
+def record(kind: str, source: str, data: Any) -> None:
+    """Add an entry to the running test's timeline (nothing if no test runs).
+
+    :param kind: what happened: ``"sent"``, ``"received"``, ``"start"``, ``"signal"``,
+        ``"fault"``, ``"note"`` (a monitor event, a state machine's step)...
+    :param source: the lane it belongs to: a socket's, process's or fault link's name.
+    :param data: a short text (or frames, for ``"sent"``/``"received"``).
+    """
+    timeline = _CURRENT
+    if timeline is not None:
+        timeline.entries.append((time.monotonic(), kind, source, data))
+
+
+class Timeline:
+    """What happened during one test, oldest first, bounded to *keep* entries.
+
+    Entries are kept in a bounded :class:`collections.deque`; frames are stored by
+    reference and only rendered (shortened) when a report is made, so recording costs
+    next to nothing.
+
+    :param maxlen: how many entries the failure report shows (``transcript_length``).
+    :param keep: how many entries are kept (the HTML report shows them all).
+    """
+
+    def __init__(self, maxlen: int = 20, keep: int = TIMELINE_LENGTH) -> None:
+        #: The clock reading the entries' times count from.
+        self.start = time.monotonic()
+        #: ``(time, kind, source, data)`` tuples, oldest first.
+        self.entries: Deque[Entry] = collections.deque(maxlen=max(keep, maxlen))
+        #: How many entries the terminal report shows.
+        self.shown = maxlen
+        #: Lanes for pictures: name -> (``"socket"``, ``"process"`` or ``"link"``, detail).
+        self.lanes: Dict[str, Tuple[str, str]] = {}
+        #: Where the full timeline is (an HTML page), once known: the report points to it.
+        self.full_at: Optional[str] = None
+
+    def lane(self, name: str, kind: str, detail: str = "") -> None:
+        """Declare a lane (a test socket, process or fault link) for the pictures."""
+        self.lanes.setdefault(name, (kind, detail))
+
+    def full(self) -> bool:
+        """Whether older entries may have been dropped (the deque is full)."""
+        return len(self.entries) == self.entries.maxlen
+
+    def lines(self) -> List[Tuple[float, str, str, str]]:
+        """Every entry rendered: ``(seconds from start, kind, source, text)``, output
+        split into one entry per line (each with the time its chunk arrived)."""
+        rows: List[Tuple[float, str, str, str]] = []
+        for when, kind, source, data in list(self.entries):
+            at = when - self.start
+            if kind in MESSAGE_KINDS:
+                text = short_frames(data) if isinstance(data, (list, tuple)) else short(data)
+                rows.append((at, kind, source, text))
+            elif kind == "output":
+                raw = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
+                rows.extend((at, kind, source, line) for line in raw.splitlines() if line.strip())
+            else:
+                rows.append((at, kind, source, str(data)))
+        return rows
+
+    def format(self, rows: Optional[Sequence[Tuple[float, str, str, str]]] = None) -> str:
+        """The last :attr:`shown` entries, one a line (or all of *rows*)."""
+        if rows is None:
+            rows = self.lines()[-self.shown:]
+        if not rows:
+            return "  (nothing happened)"
+        width = min(max(len(source) for _, _, source, _ in rows), 24)
+        return "\n".join(f"  +{at:8.3f}s {source:<{width}} {_MARKS.get(kind, kind)} {text}"
+                         for at, kind, source, text in rows)
+
+    def header(self) -> str:
+        """``Timeline (last 20 of 57 entries, oldest first; full timeline: ...):``."""
+        total = len(self.lines())
+        count = f"last {self.shown} of {total}{'+' if self.full() else ''} entries" if total > self.shown \
+            else f"{total} entries"
+        where = f"; full timeline: {self.full_at}" if self.full_at else ""
+        return f"Timeline ({count}, oldest first{where}):"
+
+    def chart(self, most: int = 8, width: int = 10) -> str:
+        """A compact text sequence chart of the last *most* messages: a column per test
+        socket, messages as arrows to or from their peers (the processes under test)."""
+        messages = [e for e in list(self.entries) if e[1] in MESSAGE_KINDS][-most:]
+        if not messages:
+            return ""
+        names: List[str] = []
+        for _, _, source, _ in messages:
+            if source not in names:
+                names.append(source)
+        cols = [name[:width - 1] for name in names] + ["peers"]
+        lines = [("  " + " " * 11 + "".join(f"{c:<{width}}" for c in cols)).rstrip()]
+        for when, kind, source, frames in messages:
+            at = names.index(source)
+            cells = ["|" + " " * (width - 1) for _ in cols]
+            span = (len(cols) - 1 - at) * width - 1
+            arrow = "-" * (span - 1) + ">" if kind == "sent" else "<" + "-" * (span - 1)
+            row = "".join(cells[:at]) + "|" + arrow + "|"
+            text = short_frames(frames, limit=30, most=4) if isinstance(frames, (list, tuple)) else short(frames, 30)
+            lines.append(f"  +{when - self.start:8.3f}s {row}  {text}")
+        return "\n".join(lines)
+
+
+#: How each kind is marked in the text timeline.
+_MARKS = {"sent": "->", "received": "<-", "output": "|", "start": "started", "exit": "exited:",
+          "stop": "stop step", "signal": "signal", "fault": "fault:", "timeout": "TIMED OUT:",
+          "subscribe": "subscribed", "note": "**"}  # a note: a state machine's step, a monitor event

@@ -1,0 +1,11 @@
+"""The timeout wing: the hard per-test timeout that nobody switches off.
+
+* ``_watchdog``: :func:`hard_timeout`, one per phase of a test, raising
+  :class:`TestTimeout` at the line that blocks (SIGALRM, and a backstop real-time
+  signal where a test switched SIGALRM off);
+* ``_watchdog_thread``: the kept watchdog thread: the fallback clock outside the main
+  thread, the backstop and the last resort that ends a process nothing else can end.
+"""
+from ._watchdog import HardTimeout, TestTimeout, hard_timeout
+
+__all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
