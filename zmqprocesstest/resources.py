@@ -14,8 +14,8 @@ and fails the test that leaked, never a later one.
 """
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import shutil
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -336,8 +336,11 @@ class _Terminator:
     queue; a new one takes the next context."""
 
     def __init__(self) -> None:
-        # The C queue and a plain lock: the hand-over costs a test what a round trip does.
-        self.waiting: "queue.SimpleQueue[Tuple[zmq.Context, Any]]" = queue.SimpleQueue()
+        # A deque and plain locks (C, no Condition): the hand-over costs a test what a
+        # round trip does. *ready* is released when work may be waiting.
+        self.waiting: "collections.deque[Tuple[zmq.Context, Any]]" = collections.deque()
+        self.ready = threading.Lock()
+        self.ready.acquire()
         threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
     def terminate(self, ctx: zmq.Context) -> Callable[[float], bool]:
@@ -345,16 +348,22 @@ class _Terminator:
         seconds it is given for the end, and says whether it came."""
         done = threading.Lock()
         done.acquire()  # released by the thread once the context is destroyed
-        self.waiting.put((ctx, done))
+        self.waiting.append((ctx, done))
+        try:
+            self.ready.release()
+        except RuntimeError:
+            pass  # released already: the thread takes this one with the others
         return lambda timeout: done.acquire(timeout=timeout)
 
     def _serve(self) -> None:
         while True:
-            ctx, done = self.waiting.get()
-            try:
-                ctx.destroy(linger=0)
-            finally:
-                done.release()
+            self.ready.acquire()
+            while self.waiting:
+                ctx, done = self.waiting.popleft()
+                try:
+                    ctx.destroy(linger=0)
+                finally:
+                    done.release()
 
 
 _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
