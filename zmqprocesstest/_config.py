@@ -28,6 +28,7 @@ __all__ = [
     "REPORT_SETTLE",
     "SESSION_TIMEOUT",
     "SETTLE_BEFORE_SIGNAL",
+    "THREAD_END_GRACE",
     "STOP_SEND_TIMEOUT",
     "BODY_LOG_ENV",
     "CHECK_LEAKS_ENV",
@@ -171,6 +172,11 @@ GUARDIAN_EXIT_TIMEOUT = 5.0
 #: How long :meth:`~zmqprocesstest.ManagedProcess.send_signal` waits for the process to
 #: settle in a blocking call, where a signal is acted on at once (scaled).
 SETTLE_BEFORE_SIGNAL = 0.5
+
+#: After a test's cleanups, a non-daemon thread the test started gets this long (scaled)
+#: to end by itself before it fails the test: Python waits for every such thread at
+#: interpreter exit, so one left running would hang the runner there.
+THREAD_END_GRACE = 1.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

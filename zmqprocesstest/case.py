@@ -41,7 +41,7 @@ from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, kill_shared, release_bounded, release_limit, scoped, shared_of,
                      shared_resources)
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
 
 __unittest = True
 __tracebackhide__ = True
@@ -403,6 +403,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
 
     _zpt: Optional[Resources] = None
     _zpt_timeout: Optional[HardTimeout] = None  # the test body's, for run_events
+    _zpt_threads: Optional[ThreadWatch] = None  # the threads the test starts
 
     # -- resources ---------------------------------------------------------------------------
     @scoped
@@ -639,6 +640,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         reason = _marks.deselection_reason(self)
         if reason:
             raise unittest.SkipTest(reason)
+        bound_exit()  # a thread left running anywhere cannot hang the runner's exit
+        self._zpt_threads = ThreadWatch(self.id())
+        self.addCleanup(self._zpt_threads.check)  # the last cleanup: after the resources' release
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
             shared_zmq = any(res.contexts for res in shared_of(self))
             self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_zmq)
@@ -691,6 +695,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         try:
             return run_test(self, result, super().run)  # one outcome, a report page, the run's settings
         except KeyboardInterrupt:
+            if self._zpt_threads is not None:
+                self._zpt_threads.end()  # its check, a cleanup, will not run
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:
