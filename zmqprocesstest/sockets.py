@@ -158,6 +158,8 @@ class TestSocket:
         self._poll_key: Any = None
         self._items: Optional[List[Tuple[Any, int]]] = None
         self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
+        #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
+        self.allow_remote = False
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -194,8 +196,27 @@ class TestSocket:
 
     # -- bind/connect (recorded for reports) ------------------------------------------
     def bind(self, endpoint: str) -> None:
+        """Bind to *endpoint*: on loopback only unless :attr:`allow_remote` (as ``bind=``).
+
+        :raises ValueError: for a ``tcp``/``ws``/``wss``/``udp`` endpoint off loopback
+            (see :func:`~zmqprocesstest.endpoints.check_loopback`).
+        """
+        if not self.allow_remote:
+            check_loopback(endpoint)
         self.sock.bind(endpoint)
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+    def bind_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
+        """pyzmq's :meth:`zmq.Socket.bind_to_random_port`, on loopback only unless
+        :attr:`allow_remote` (``addr`` like ``"tcp://127.0.0.1"``); returns the port.
+
+        :raises ValueError: for an *addr* off loopback.
+        """
+        if not self.allow_remote:
+            check_loopback(f"{addr}:0" if isinstance(addr, str) else addr)
+        port = int(self.sock.bind_to_random_port(addr, *args, **kwargs))
+        self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        return port
 
     def connect(self, endpoint: str) -> None:
         if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest.runs._stress)
@@ -410,8 +431,10 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
     The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms
     reconnect interval (so a test that connects before the process under test has bound
     does not pay libzmq's default 100 ms). ``bind`` and ``connect`` take an endpoint,
-    a ``(host, port)`` tuple or a list of them. TCP binds must be on loopback unless
-    *allow_remote* is true. A SUB socket subscribes to everything unless *subscribe*
+    a ``(host, port)`` tuple or a list of them. Network binds (``tcp``, ``ws``, ``wss``,
+    ``udp``), here and later with :meth:`TestSocket.bind` or
+    :meth:`TestSocket.bind_to_random_port`, must be on loopback unless *allow_remote* is
+    true. A SUB socket subscribes to everything unless *subscribe*
     says otherwise. Extra keyword arguments are socket options by name
     (``sndhwm=10``).
 
@@ -436,10 +459,9 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
                 _timeline.record("subscribe", tsock.name, short(topic))
+        tsock.allow_remote = bool(allow_remote)
         for endpoint in endpoint_list(bind):
-            if not allow_remote:
-                check_loopback(endpoint)
-            tsock.bind(endpoint)
+            tsock.bind(endpoint)  # on loopback only unless allow_remote
         for endpoint in endpoint_list(connect):
             tsock.connect(endpoint)
     except BaseException:
