@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import select
 import signal as _signal
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Uni
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, scaled
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, default_timeout, scaled
 from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
@@ -62,8 +63,8 @@ def seconds_arg(name: str, value: Any, allow_none: bool = True) -> Any:
     """Check a duration argument: a number of seconds >= 0 (or ``None``)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise BadArgument(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, "
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise BadArgument(f"expected {name} to be a finite number of seconds >= 0{' or None' if allow_none else ''}, "
                            f"got {value!r}")
     return value
 
@@ -162,9 +163,7 @@ class ConnectionEvents:
     def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str,
                       timeout: Optional[float]) -> Dict[str, Any]:
         mon = self.monitor(sock)
-        limit = sock.timeout if timeout is None else timeout
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-            raise BadArgument(f"expected timeout to be a number of seconds >= 0 or None, got {timeout!r}")
+        limit = sock.timeout if timeout is None else seconds_arg("timeout", timeout)
         deadline = time.monotonic() + limit
         seen: List[str] = []
         while True:
@@ -380,7 +379,7 @@ class Events(ConnectionEvents):
                               "trigger with a send on a PUB, PUSH, DEALER or PAIR socket, or with an event of "
                               "your own that does a whole request and reply")
         seconds_arg("interval", interval, allow_none=False)
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         deadline, count = time.monotonic() + limit, 0
         while True:
             dispatch(self, trigger)
@@ -399,7 +398,7 @@ class Events(ConnectionEvents):
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         int_arg("code", code, "an exit code (int)")
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         managed.watched = False
         self._resources().refresh()  # type: ignore[attr-defined]
         result = managed.wait(limit)
@@ -421,7 +420,7 @@ class Events(ConnectionEvents):
         if not isinstance(pattern, (str, re.Pattern)):
             raise BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         match = managed.output.wait_for(regex, limit)
         if match is None:
             state = "it exited" if not managed.alive() else f"not within {limit:g} s"
@@ -437,7 +436,7 @@ class Events(ConnectionEvents):
         """
         if not isinstance(endpoint, str):
             raise BadArgument(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         if not _wait_listening(endpoint, limit, self._resources()):  # type: ignore[attr-defined]
             raise ProcessError(f"expected something to listen on {endpoint} within {limit:g} s")
 

@@ -20,7 +20,7 @@ import zmq
 from zmq import zmq_poll
 
 from . import _perturb
-from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, scaled
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, check_seconds, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .report import timeline as _timeline
 from .report.timeline import short, short_frames, type_name
@@ -141,7 +141,8 @@ class TestSocket:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
-        self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
+        self.timeout: float = (scaled(DEFAULT_TIMEOUT) if timeout is None
+                               else check_seconds(timeout, "the timeout of a TestSocket"))
         #: The zmq socket type (``zmq.REQ``...).
         self.socket_type: int = int(sock.type)
         #: Name used in messages and the timeline.
@@ -267,6 +268,8 @@ class TestSocket:
         :raises SocketTimeout: nothing happened within *timeout*.
         :raises ProcessDied: a watched process died meanwhile (raised by the watch).
         """
+        if deadline is None and timeout is not None:
+            check_seconds(timeout, f"the timeout of {operation}")
         timeout = self.timeout if timeout is None else timeout
         if deadline is None:
             deadline = time.monotonic() + timeout
@@ -298,6 +301,8 @@ class TestSocket:
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
               *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
+        if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
+            check_seconds(timeout, f"the timeout of {operation}")  # (a plain float passes the line above)
         if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
