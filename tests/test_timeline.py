@@ -1,10 +1,12 @@
 """One timeline per test, and the HTML report of a report directory (issue 19, items 4-5)."""
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+import warnings
 import xml.etree.ElementTree as ET
 from unittest import mock
 
@@ -104,6 +106,40 @@ class TestTimeline(unittest.TestCase):
             self.assertTrue(run_reported(timeline_samples.Passing, directory, report_all=True).wasSuccessful())
             self.assertEqual(os.listdir(os.path.join(directory, "tests")),
                              ["tests.timeline_samples.Passing.test_it.html"])
+
+    def test_an_unwritable_report_dir_warns_once_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as parent:
+            directory = os.path.join(parent, "a-file")
+            with open(directory, "w"):
+                pass  # a file where the directory should be: unwritable even for root
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_reported(timeline_samples.Twice, directory)
+            self.assertEqual(result.testsRun, 2)
+            self.assertEqual(len(result.failures), 2, result.errors)
+            self.assertEqual(result.errors, [])
+            told = [str(w.message) for w in caught if "report directory" in str(w.message)]
+            self.assertEqual(len(told), 1, told)
+            self.assertIn(f"cannot write anything in the report directory {directory} (", told[0])
+            self.assertIn("the run goes on", told[0])
+
+    def test_a_page_that_cannot_be_written_warns_once_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "tests"), "w"):
+                pass  # the pages' folder is a file
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_reported(timeline_samples.Twice, directory)
+            self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (2, 2, 0))
+            told = [str(w.message) for w in caught if "report directory" in str(w.message)]
+            self.assertEqual(len(told), 1, told)
+            self.assertIn("cannot write the page of tests.timeline_samples.Twice.test_", told[0])
+            self.assertEqual([(r["status"], r["page"]) for r in results_of(directory)], [("failed", None)] * 2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # warnings made errors: told on stderr, never raised
+                with mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                    run_reported(timeline_samples.Twice, os.path.join(directory, "tests", "below-a-file"))
+            self.assertIn("cannot write anything in the report directory", err.getvalue())
 
     def test_the_index_merges_the_results_of_every_runner_process(self):
         with tempfile.TemporaryDirectory() as directory:
