@@ -38,8 +38,8 @@ from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessSto
 from .processes.stopping import (DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, check_stop_steps,
                                  replies)
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
-from .scopes import (BOUNDED, MODULE_SCOPES, kill_shared, release_bounded, release_limit, scoped, shared_of,
-                     shared_resources)
+from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
+                     release_limit, scoped, shared_of, shared_resources)
 from .sockets import TestSocket, make_sock
 from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
 
@@ -724,6 +724,7 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
     """
     if not isinstance(module, str) or module not in sys.modules:
         raise ValueError(f"expected the name of an imported test module (module_scope(__name__)), got {module!r}")
+    check_module_scope_releaser(module)  # under pytest, only its plugin releases a module scope
     scope = MODULE_SCOPES.get(module)
     if scope is None:
         scope = ProcessTestMeta("module_scope", (ProcessTestCase,),
