@@ -370,6 +370,40 @@ class TestAKindOfProcessOfYourOwn(unittest.TestCase):
         self.assertEqual((seen["proc"].stopped_by, seen["proc"].exitcode()), ("SIGINT", -signal.SIGINT))
 
 
+def _greet(who, punctuation="!"):
+    print(f"hello {who}{punctuation}", flush=True)
+
+
+class TestStartProcessArguments(unittest.TestCase):
+    def test_a_process_class_takes_target_args_and_name(self):
+        import multiprocessing
+        seen = {}
+
+        class StartsAProcess(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(multiprocessing.Process, target=_greet, args=("world",),
+                                          kwargs={"punctuation": "?"}, name="greeter")
+                yield ("wait_exit", proc, 5, 0)
+                seen["name"], seen["managed"] = proc.name, self.managed(proc).name
+                seen["output"] = self.output_of(proc)
+
+        self.assertEqual(problems(run_case(StartsAProcess)), [])
+        self.assertEqual((seen["name"], seen["managed"]), ("greeter", "greeter"))
+        self.assertIn("hello world?", seen["output"])
+
+    def test_a_function_still_takes_its_own_arguments(self):
+        seen = {}
+
+        class StartsAFunction(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(_greet, "you", punctuation=".")
+                yield ("wait_exit", proc, 5, 0)
+                seen["output"] = self.output_of(proc)
+
+        self.assertEqual(problems(run_case(StartsAFunction)), [])
+        self.assertIn("hello you.", seen["output"])
+
+
 class TestProcessFaults(unittest.TestCase):
     def test_a_frozen_process_hangs_but_is_not_dead_and_thaws(self):
         seen = {}

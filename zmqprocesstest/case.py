@@ -484,11 +484,14 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
     @scoped
-    def start_process(self, target: Any, *args: Any, **kwargs: Any) -> Any:
-        """Start *target* (a :class:`multiprocessing.Process` subclass or a function).
+    def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Start *target* (a :class:`multiprocessing.Process` class or subclass, or a function).
 
-        Arguments go to the class (or function). The process is stopped after the test.
-        Returns the :class:`multiprocessing.Process`.
+        Arguments go to the class (or function), keyword arguments named ``target``,
+        ``args`` and ``name`` included: ``start_process(multiprocessing.Process,
+        target=serve, args=(endpoint,), name="server")`` runs ``serve(endpoint)`` in a
+        process named ``server``. The process is stopped after the test. Returns the
+        :class:`multiprocessing.Process`.
         """
         plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)  # validated before a process starts
         res = self._resources()
