@@ -200,7 +200,7 @@ class TestSocket:
         """Bind to *endpoint*: on loopback only unless :attr:`allow_remote` (as ``bind=``).
 
         :raises ValueError: for a ``tcp``/``ws``/``wss``/``udp`` endpoint off loopback
-            (see :func:`~zmqprocesstest.endpoints.check_loopback`).
+            (``*``, ``0.0.0.0``, an interface name, another address).
         """
         if not self.allow_remote:
             check_loopback(endpoint)
