@@ -620,6 +620,12 @@ class LeftThreads(ProcessTestCase):
     def case_leaves_a_daemon_thread(self):
         threading.Thread(target=_serve, name="daemon", daemon=True).start()
 
+    def case_leaves_an_idle_thread_pool(self):
+        import concurrent.futures
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="idle pool")
+        pool.submit(int).result()  # its worker waits for more: concurrent.futures ends it at exit
+        self.addClassCleanup(pool.shutdown)
+
 
 class ThreadsATestLeaves(unittest.TestCase):
     """A non-daemon thread a test leaves running fails the test, naming it and where it
@@ -647,7 +653,8 @@ class ThreadsATestLeaves(unittest.TestCase):
         self.assertIs(threading.Thread.start, ORIGINAL_START, "the start hook is taken off after the test")
 
     def test_a_thread_joined_or_stopped_in_a_cleanup_or_daemon_passes(self):
-        for name in ("case_joins_its_thread", "case_stops_it_in_a_cleanup", "case_leaves_a_daemon_thread"):
+        for name in ("case_joins_its_thread", "case_stops_it_in_a_cleanup", "case_leaves_a_daemon_thread",
+                     "case_leaves_an_idle_thread_pool"):
             with self.subTest(name):
                 STOP.clear()
                 result = run_case(LeftThreads, name)

@@ -15,7 +15,10 @@ hangs at its exit forever. Two guards:
   gets :data:`~zmqprocesstest._config.THREAD_END_GRACE` (scaled) to end, then fails the
   test, named with where it was started and what it runs. The library's own threads
   (the watchdog, the output drainer, fault links, the context's ``term``) are daemon
-  threads, and any thread started from the package's own code is not the test's.
+  threads, and any thread started from the package's own code is not the test's. A
+  :class:`~concurrent.futures.ThreadPoolExecutor`'s workers are not counted either:
+  :mod:`concurrent.futures` wakes and joins them at exit itself (one stuck in a job is
+  then caught by the exit's bound).
 * :func:`bound_exit`, registered with :mod:`threading`'s exit hooks (which run before it
   joins the threads): when the interpreter exits while non-daemon threads still run, a
   daemon thread gives them the last resort's grace
@@ -119,8 +122,10 @@ class ThreadWatch:
             threading.Thread.start = _ORIGINAL_START[0]  # type: ignore[method-assign,assignment]
 
     def left(self) -> List[threading.Thread]:
-        """Non-daemon threads started during the test that still run (the library's aside)."""
-        return [t for t in _running() if t not in self.before and not _ours(t)]
+        """Non-daemon threads started during the test that still run (the library's aside,
+        and a thread pool's workers: :mod:`concurrent.futures` ends them at exit itself)."""
+        pools = getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", {})
+        return [t for t in _running() if t not in self.before and not _ours(t) and t not in pools]
 
     def check(self) -> None:
         """Fail if the test left a non-daemon thread running (after a bounded moment to end).
