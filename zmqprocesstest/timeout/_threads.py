@@ -42,6 +42,7 @@ from .._config import LAST_RESORT_ENV, THREAD_END_GRACE, scaled
 from ._watchdog_thread import _DEFAULT_LAST_RESORT, last_resort_grace, last_words
 
 __unittest = True
+__tracebackhide__ = True  # read by pytest: the failure ends at the test, not here
 
 __all__ = ["ThreadWatch", "bound_exit", "describe_thread"]
 
