@@ -244,6 +244,8 @@ class Events(ConnectionEvents):
                                  f"{short_frames(msg)}")
         if json_index is not None:
             msg[json_index] = decode_json(sock, msg, json_index)
+            if sock.recorded:  # the timeline shows the message as the test got it
+                _timeline.revise("received", sock.name, msg)
         return msg
 
     @event
