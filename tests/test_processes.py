@@ -392,6 +392,18 @@ class TestProcessFaults(unittest.TestCase):
         self.assertEqual(seen["after thaw"], [["pong", 1]])
         self.assertEqual((seen["managed"].stopped_by, seen["managed"].exitcode()), ("SIGINT", 0))
 
+    def test_a_frozen_process_is_reported_frozen_not_still_running(self):
+        seen = {}
+
+        class Frozen(samples.PongCase):
+            def test_it(self):
+                yield ("freeze", self.proc)
+                seen["report"] = self._resources().report()
+
+        self.assertEqual(problems(run_case(Frozen)), [])
+        self.assertRegex(seen["report"], r"process 'pongproc' \(pid \d+, frozen\)")
+        self.assertNotIn("still running", seen["report"])
+
     def test_restart_gives_a_new_process_on_the_same_endpoint(self):
         seen = {}
 

@@ -322,8 +322,12 @@ class Events(ConnectionEvents):
     @event
     def freeze(self, proc: Any) -> None:
         """Event: freeze *proc* and its process group (SIGSTOP): it hangs, as far as its
-        peers can tell. A freeze is not a crash; the process is thawed before it is stopped."""
-        self.managed(proc).freeze()  # type: ignore[attr-defined]
+        peers can tell. A freeze is not a crash; the process is thawed before it is stopped.
+        A process shared by the class or module that a test froze is thawed when that
+        test ends: the next test finds it running (and the thaw in its timeline)."""
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        managed.freeze()
+        self._resources().froze(managed)  # type: ignore[attr-defined]
 
     @event
     def thaw(self, proc: Any) -> None:

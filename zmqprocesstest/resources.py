@@ -85,6 +85,8 @@ class Resources:
         self.timeline = Timeline(transcript_length)
         self._previous_timeline = _timeline.activate(self.timeline)
         self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        #: Shared processes this owner froze (thawed at its end, see :meth:`froze`).
+        self.frozen_shared: List[ManagedProcess] = []
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
         for parent in self.parents:
@@ -92,6 +94,12 @@ class Resources:
                 sock.watch = self
         if self.parents:
             self.refresh()
+        for parent in self.parents:
+            for proc in parent.processes:
+                if proc.thawed_after is not None:  # the test before left it frozen
+                    _timeline.record("fault", proc.name, f"thaw (SIGCONT) at the end of {proc.thawed_after}, "
+                                     "which froze it")
+                    proc.thawed_after = None
 
     # -- what the test adds ------------------------------------------------------------------
     def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
@@ -131,6 +139,19 @@ class Resources:
             if old in res.processes:
                 res.processes[res.processes.index(old)] = new
         self.refresh()
+
+    def froze(self, proc: ManagedProcess) -> None:
+        """*proc* was frozen by this owner: one shared by a parent is thawed at its end."""
+        if proc not in self.processes and proc not in self.frozen_shared:
+            self.frozen_shared.append(proc)
+
+    def _thaw_shared(self) -> None:
+        """Thaw the shared processes this test froze and left frozen: nothing carries over."""
+        for proc in self.frozen_shared:
+            if proc.frozen and proc.exitcode() is None:
+                proc.thaw()
+                proc.thawed_after = owner_name(self.owner)
+        self.frozen_shared.clear()
 
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
@@ -201,6 +222,7 @@ class Resources:
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
             if not sock.closed:
