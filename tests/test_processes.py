@@ -444,5 +444,51 @@ class TestProcessFaults(unittest.TestCase):
         self.assertNotEqual(*seen["pids"])
 
 
+def logs_at_info():
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+    logging.getLogger("broker").info("broker is active")
+    while True:
+        signal.pause()  # until the stop's SIGINT
+
+
+class TestForkedLogging(unittest.TestCase):
+    """A forked process starts with the logging of a fresh interpreter (issue 32, item 6)."""
+
+    def test_a_forked_process_logs_as_configured_whatever_the_runner_did_to_logging(self):
+        import logging
+
+        seen = {}
+
+        class Logs(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(logs_at_info)
+                seen["line"] = yield ("wait_output", proc, r"INFO broker is active", 5.0)
+
+        root = logging.getLogger()
+        handler, level = logging.NullHandler(), root.level
+        root.addHandler(handler)  # as pytest's and nose2's log capture do in the test process
+        root.setLevel(logging.WARNING)
+        try:
+            result = run_case(Logs)
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(seen["line"], "INFO broker is active")
+
+    def test_a_forked_process_logs_under_this_runner(self):
+        seen = {}
+
+        class Logs(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(logs_at_info)
+                seen["line"] = yield ("wait_output", proc, r"INFO broker is active", 5.0)
+
+        self.assertEqual(problems(run_case(Logs)), [])
+        self.assertEqual(seen["line"], "INFO broker is active")
+
+
 if __name__ == "__main__":
     unittest.main()
