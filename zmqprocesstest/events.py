@@ -419,21 +419,36 @@ class Events(ConnectionEvents):
         return result
 
     @event
-    def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None) -> str:
-        """Event: wait until *proc*'s output matches *pattern* (a regex); return the match."""
+    def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None,
+                    from_start: bool = False) -> str:
+        """Event: wait until *proc*'s output (stdout and stderr) matches *pattern* (a
+        regex, searched with :meth:`re.Pattern.search`); return the matched text.
+
+        A match consumes the output up to its end, as pexpect's ``expect`` does: the
+        first wait searches everything *proc* printed since it started, and each later
+        wait on it searches only what came after the previous match. Two waits for
+        ``"request \\d+ done"`` therefore match two different lines. With
+        ``from_start=True`` the search covers all of its output again (and consumes
+        nothing before the previous match's end).
+        """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
         if not isinstance(pattern, (str, re.Pattern)):
             raise BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
+        if not isinstance(from_start, bool):
+            raise BadArgument(f"expected from_start to be True or False, got {from_start!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
-        match = managed.output.wait_for(regex, limit)
+        match = managed.output.wait_for(regex, limit, from_start=from_start)
         if match is None:
             state = "it exited" if not managed.alive() else f"not within {limit:g} s"
+            if not from_start and managed.output.consumed and managed.output.wait_for(regex, 0, True, False):
+                state += ("; it matches earlier output, consumed by a previous wait (from_start=True searches "
+                          "all of it)")
             raise ProcessError(f"expected output of {managed.name!r} to match {regex.pattern!r}; {state}\n"
                                f"  {managed.report()}")
-        return match.group(0)
+        return match.group(0).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     @event
     def wait_endpoint(self, endpoint: str, timeout: Optional[float] = None) -> None:

@@ -204,6 +204,11 @@ class ManagedProcess:
             text += f"\n  last output of {self.name!r}:\n{indented}"
         elif self.output is None:
             text += " (output not captured)"
+        if self.output is not None and self.output.spill_path is not None:
+            text += (f"\n  all of its output ({self.output.total} bytes, until the end of the test that owns "
+                     f"it): {self.output.spill_path}")
+        if self.output is not None and self.output.spill_error is not None:
+            text += f"\n  all of its output is kept in memory ({self.output.spill_error})"
         return text
 
     # -- waiting and signals -----------------------------------------------------------------
