@@ -421,15 +421,19 @@ class Events(ConnectionEvents):
     @event
     def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None,
                     from_start: bool = False) -> str:
-        """Event: wait until *proc*'s output (stdout and stderr) matches *pattern* (a
-        regex, searched with :meth:`re.Pattern.search`); return the matched text.
+        """Event: wait until *proc*'s output after the previous match (all of it with
+        *from_start*) matches the regex *pattern*; return the matched text.
 
-        A match consumes the output up to its end, as pexpect's ``expect`` does: the
-        first wait searches everything *proc* printed since it started, and each later
-        wait on it searches only what came after the previous match. Two waits for
-        ``"request \\d+ done"`` therefore match two different lines. With
-        ``from_start=True`` the search covers all of its output again (and consumes
-        nothing before the previous match's end).
+        The output is what *proc* wrote to stdout and stderr since it started, all of it
+        (past 4 MiB it is kept in a file), searched as :func:`re.search` does. A match
+        consumes the output up to its end, as pexpect's ``expect`` does: the first wait
+        on *proc* searches everything it printed, and each later wait starts where the
+        previous match ended. Two waits for ``"request \\d+ done"`` therefore match two
+        different lines, the second waiting for its line if it has not come yet. With
+        ``from_start=True`` the search covers all of the output again, and the next
+        wait starts after this match only if it ends after the previous one. Fails at
+        once if *proc* exits without printing a match, and says so when only output
+        consumed already matches.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:
