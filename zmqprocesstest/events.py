@@ -31,7 +31,7 @@ from .resources import owner_name
 from .scopes import MODULE_SCOPES
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
 from .report import timeline as _timeline
-from .report.timeline import short_frames
+from .report.timeline import PREVIEW_BYTES, short_frames
 
 __unittest = True
 __tracebackhide__ = True
@@ -243,9 +243,10 @@ class Events(ConnectionEvents):
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: "
                                  f"{short_frames(msg)}")
         if json_index is not None:
+            raw = msg[json_index] if -len(msg) <= json_index < len(msg) else b""
             msg[json_index] = decode_json(sock, msg, json_index)
             if sock.recorded:  # the timeline shows the message as the test got it
-                _timeline.revise("received", sock.name, msg)
+                _timeline.revise("received", sock.name, json_index, msg[json_index], len(raw) <= PREVIEW_BYTES)
         return msg
 
     @event

@@ -107,9 +107,16 @@ def _preview_frame(frame: Any) -> Any:
 def preview(frames: Any) -> Any:
     """The bounded copy the timeline keeps of a message (a list or tuple of frames) or
     of one frame: enough to render it as :func:`short` and :func:`short_frames` do."""
+    if type(frames) is list and len(frames) == 1:  # the most common message: one short frame
+        frame = frames[0]
+        if type(frame) is bytes and len(frame) <= PREVIEW_BYTES:
+            return (frame,)
     if isinstance(frames, (list, tuple)):
         if len(frames) <= PREVIEW_FRAMES:  # the usual message: a tuple says all (how many, too)
-            return tuple([_preview_frame(f) for f in frames])
+            for frame in frames:
+                if type(frame) is not bytes or len(frame) > PREVIEW_BYTES:
+                    return tuple([_preview_frame(f) for f in frames])
+            return tuple(frames)  # short bytes only, the most common message: kept as they are
         return MessagePreview(tuple([_preview_frame(f) for f in frames[:PREVIEW_FRAMES]]), len(frames))
     return _preview_frame(frames)
 
@@ -177,17 +184,30 @@ def record(kind: str, source: str, data: Any) -> None:
         timeline.entries.append((time.monotonic(), kind, source, data))
 
 
-def revise(kind: str, source: str, data: Any) -> None:
-    """Replace the data of the last *kind* entry of *source* (a message decoded since it
-    was recorded: the ``recv`` event's JSON frame), as :func:`record` would keep it."""
+def revise(kind: str, source: str, index: int, value: Any, small: bool) -> None:
+    """Replace frame *index* of the last *kind* message of *source* with *value* (the
+    ``recv`` event's JSON frame, decoded since the message was recorded), so the
+    report shows the message as the test got it. A *small* value (decoded from a frame
+    of at most :data:`PREVIEW_BYTES` bytes) is kept as it is, another as a preview."""
     timeline = _CURRENT
     if timeline is None:
         return
     entries = timeline.entries
+    if entries:  # the usual case first: the message is the last entry, and has one frame
+        when, k, s, data = entries[-1]
+        if k == kind and s == source and type(data) is tuple and len(data) == 1 and (index == 0 or index == -1):
+            entries[-1] = (when, kind, source, (value if small else _preview_frame(value),))
+            return
     for i in range(len(entries) - 1, max(-1, len(entries) - 1 - _REVISE_LOOKBACK), -1):
-        when, k, s, _ = entries[i]
+        when, k, s, data = entries[i]
         if k == kind and s == source:
-            entries[i] = (when, kind, source, preview(data) if kind in MESSAGE_KINDS else data)
+            frames = data.frames if isinstance(data, MessagePreview) else data
+            if isinstance(frames, tuple) and -len(frames) <= index < len(frames) \
+                    and (index >= 0 or not isinstance(data, MessagePreview)):
+                frames = frames[:index] + (value if small else _preview_frame(value),) + \
+                    (frames[index + 1:] if index != -1 else ())
+                data = MessagePreview(frames, data.total) if isinstance(data, MessagePreview) else frames
+                entries[i] = (when, kind, source, data)
             return
 
 
