@@ -523,7 +523,7 @@ class TestOutputWaits(unittest.TestCase):
         self.assertEqual(lines[1:-1], [f"log {i:06d} " + "x" * 1000 for i in range(8 * 1024 + 10)])
         self.assertLessEqual(seen["in memory"], CAPTURE_LIMIT)
         self.assertTrue(seen["file there"], seen["file"])
-        self.assertIn(f"all of its output ({len(seen['text'])} bytes, until the end of the test that owns it): "
+        self.assertIn(f"all of its output ({len(seen['text'])} bytes; removed when its test, class or module ends): "
                       f"{seen['file']}", seen["report"])
         self.assertFalse(os.path.exists(seen["file"]))  # removed with the test's private directory
 
