@@ -169,3 +169,66 @@ class TestTimeline(unittest.TestCase):
                 [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.timeline_samples.Passing"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
             self.assertIn("--report-all needs --report-dir DIR", bad.stderr)
+
+
+_STREAM = r"""
+import resource, sys, zmq
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.report.timeline import current
+
+class Streams(ProcessTestCase):
+    def test_it(self):
+        pull = self.socket(zmq.PULL, bind="inproc://stream", name="pull")
+        push = self.socket(zmq.PUSH, connect="inproc://stream", name="push")
+        for i in range(300):
+            push.send_multipart([b"chunk", bytes([i % 256]) * (4 * 1024 * 1024)])
+            pull.recv_multipart()  # kept by nobody but the timeline
+        self.assertEqual(len([e for e in current().entries if e[1] in ("sent", "received")]), 600)
+
+import unittest
+result = unittest.TestResult()
+unittest.defaultTestLoader.loadTestsFromTestCase(Streams).run(result)
+assert result.wasSuccessful(), result.failures + result.errors
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+class TestBoundedFrames(unittest.TestCase):
+    """The timeline keeps bounded copies of frames, never the frames (issue 32, item 6)."""
+
+    def test_a_stream_of_300_messages_of_4_mib_stays_under_200_mb(self):
+        out = subprocess.run([sys.executable, "-c", _STREAM], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        peak_mb = int(out.stdout.split()[-1])
+        self.assertLess(peak_mb, 200, f"peak RSS {peak_mb} MB")
+
+    def test_previews_render_as_the_frames_did(self):
+        import zmq
+
+        big = bytes(range(256)) * 100
+        messages = [[b"short"], [big], [bytearray(big)], [memoryview(big)], [zmq.Frame(big)], [zmq.Frame(b"x")],
+                    [b""] * 12, [big] * 9, [["decoded", 1]], [{"k": "v" * 300}], None, 3, (b"a", b"b"),
+                    [b"'\""], ["text" * 40]]
+        for message in messages:
+            for frames in (message, message[0] if isinstance(message, list) and message else message):
+                kept = timeline.preview(frames)
+                render = timeline.short_frames if isinstance(frames, (list, tuple)) else timeline.short
+                with self.subTest(frames=repr(frames)[:40]):
+                    if render is timeline.short_frames:
+                        self.assertEqual(render(kept), render(frames))
+                        self.assertEqual(render(kept, limit=30, most=4), render(frames, limit=30, most=4))
+                    else:
+                        self.assertEqual(render(kept), render(frames))
+                        self.assertEqual(render(kept, 30), render(frames, 30))
+
+    def test_the_timeline_keeps_no_frame_alive(self):
+        line = Timeline()
+        previous = timeline.activate(line)
+        try:
+            frame = bytearray(1024 * 1024)
+            timeline.record("sent", "push", [frame, b"small"])
+        finally:
+            timeline.activate(previous)
+        kept = line.entries[-1][3]
+        self.assertEqual(sum(len(f.head) if isinstance(f, timeline.FramePreview) else len(f) for f in kept), 64 + 5)
+        self.assertEqual(line.lines()[-1][3], timeline.short_frames([frame, b"small"]))
