@@ -557,9 +557,30 @@ class TestOutputWaits(unittest.TestCase):
         self.assertEqual(lines[1:-1], [f"log {i:06d} " + "x" * 1000 for i in range(8 * 1024 + 10)])
         self.assertLessEqual(seen["in memory"], CAPTURE_LIMIT)
         self.assertTrue(seen["file there"], seen["file"])
-        self.assertIn(f"all of its output ({len(seen['text'])} bytes; removed when its test, class or module ends): "
-                      f"{seen['file']}", seen["report"])
-        self.assertFalse(os.path.exists(seen["file"]))  # removed with the test's private directory
+        # A report named the file: it names where the file is kept after the test, and it is there.
+        kept = re.search(r"all of its output \((\d+) bytes, kept after the test\): (\S+)", seen["report"])
+        self.assertIsNotNone(kept, seen["report"])
+        self.addCleanup(lambda: os.path.exists(kept.group(2)) and os.remove(kept.group(2)))
+        self.assertEqual(int(kept.group(1)), len(seen["text"]))
+        self.assertFalse(os.path.exists(seen["file"]))  # its first place went with the test's private directory
+        with open(kept.group(2), encoding="utf-8") as f:
+            self.assertEqual(f.read(), seen["text"])
+
+    def test_a_spilled_output_no_report_named_goes_with_the_test(self):
+        seen = {}
+
+        class Loud(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", _LOUD])
+                yield ("wait_exit", proc, 30.0)
+                yield ("wait_output", proc, "DONE")
+                seen["file"] = self.managed(proc).output.spill_path
+                seen["kept"] = self.managed(proc).output.kept_path
+
+        self.assertEqual(problems(run_case(Loud)), [])
+        self.assertIsNotNone(seen["file"])
+        self.assertIsNone(seen["kept"])
+        self.assertFalse(os.path.exists(seen["file"]))  # nobody was told of it: removed with the directory
 
 
 def logs_at_info():

@@ -260,6 +260,11 @@ class Resources:
             problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for close in reversed(self.closers):
             close()
+        for proc in self.processes:  # a spilled output a report named outlives the directory
+            if proc.output is not None:
+                problem = proc.output.move_kept()
+                if problem:
+                    problems.append(problem)
         with self._dir_lock:
             self._released = True
         if self.tmpdir is not None:

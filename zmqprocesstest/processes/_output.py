@@ -18,13 +18,15 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
+import tempfile
 import threading
 import time
 from typing import Callable, List, Optional, Set
 
 from ..report import timeline as _timeline
 from .._compat import PerProcess
-from .._config import OUTPUT_CLOSE
+from .._config import OUTPUT_CLOSE, REPORT_DIR_ENV
 
 __all__ = ["CAPTURE_LIMIT", "Output", "TAIL_LINES", "drainer_fds"]
 
@@ -57,6 +59,9 @@ class Output:
         self.spill_dir: Optional[Callable[[], Optional[str]]] = None
         #: The file holding all of the output, once it passed :data:`CAPTURE_LIMIT`.
         self.spill_path: Optional[str] = None
+        #: Where :attr:`spill_path` is kept after its directory is removed, once a report
+        #: named it (:meth:`keep`); ``None`` while no report did.
+        self.kept_path: Optional[str] = None
         #: Why the output could not go to a file (it stays in memory then), if it could not.
         self.spill_error: Optional[str] = None
         self._spill_fd = -1
@@ -117,6 +122,30 @@ class Output:
             self.spill_error = f"could not write {path}: {exc}"
             return
         self._spill_fd, self.spill_path = fd, path
+
+    def keep(self) -> str:
+        """The path where the spilled output is kept after its test's private directory is
+        removed (:meth:`move_kept` moves it there): a report names that one, never a file
+        that is gone by the time anyone reads the report. The report directory if one is
+        set (``ZMQPROCESSTEST_REPORT_DIR``), else the system's temporary directory."""
+        if self.kept_path is None:
+            folder = os.environ.get(REPORT_DIR_ENV) or tempfile.gettempdir()
+            name = f"zmqprocesstest-{os.getpid()}-{os.path.basename(str(self.spill_path))}"
+            self.kept_path = os.path.join(folder, name)
+        return self.kept_path
+
+    def move_kept(self) -> Optional[str]:
+        """Move the spilled output to where :meth:`keep` said (before its directory is
+        removed); return a problem to report if it cannot be moved, else ``None``."""
+        if self.kept_path is None or self.spill_path is None:
+            return None
+        try:
+            os.makedirs(os.path.dirname(self.kept_path), exist_ok=True)
+            shutil.move(self.spill_path, self.kept_path)
+        except OSError as exc:
+            return f"the output of {self.name!r} could not be kept in {self.kept_path}: {exc}"
+        self.spill_path = self.kept_path
+        return None
 
     def _end(self) -> None:
         if self._spill_fd >= 0:  # closed first: whoever waits for the end finds no fd open

@@ -205,8 +205,7 @@ class ManagedProcess:
         elif self.output is None:
             text += " (output not captured)"
         if self.output is not None and self.output.spill_path is not None:
-            text += (f"\n  all of its output ({self.output.total} bytes; removed when its test, class or module "
-                     f"ends): {self.output.spill_path}")
+            text += f"\n  all of its output ({self.output.total} bytes, kept after the test): {self.output.keep()}"
         if self.output is not None and self.output.spill_error is not None:
             text += f"\n  all of its output is kept in memory ({self.output.spill_error})"
         return text
