@@ -40,3 +40,13 @@ class Passing(ProcessTestCase):
         self.start_process(PongProc, self.endpoint)
         yield ("send", req, [], ["ping", 1])
         yield ("recv", req)
+
+
+class Twice(ProcessTestCase):
+    """Two failing tests: a report directory that cannot be written is told once."""
+
+    def test_one(self):
+        self.fail("one")
+
+    def test_two(self):
+        self.fail("two")

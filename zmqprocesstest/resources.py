@@ -76,6 +76,8 @@ class Resources:
         #: Socket monitors by id of the test socket they watch (the connection events).
         self.monitors: Dict[int, Any] = {}
         self.tmpdir: Optional[str] = None
+        self._dir_lock = threading.Lock()
+        self._released = False
         self.endpoints = 0
         self.endpoint: Optional[str] = None
         #: Children of the runner before the first process started (for :meth:`_end_orphans`).
@@ -87,6 +89,8 @@ class Resources:
         self.timeline = Timeline(transcript_length)
         self._previous_timeline = _timeline.activate(self.timeline)
         self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        #: Shared processes this owner froze (thawed at its end, see :meth:`froze`).
+        self.frozen_shared: List[ManagedProcess] = []
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
         for parent in self.parents:
@@ -94,6 +98,12 @@ class Resources:
                 sock.watch = self
         if self.parents:
             self.refresh()
+        for parent in self.parents:
+            for proc in parent.processes:
+                if proc.thawed_after is not None:  # the test before left it frozen
+                    _timeline.record("fault", proc.name, f"thaw (SIGCONT) at the end of {proc.thawed_after}, "
+                                     "which froze it")
+                    proc.thawed_after = None
 
     # -- what the test adds ------------------------------------------------------------------
     def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
@@ -127,6 +137,9 @@ class Resources:
             proc.stop_plan = plan
         self.processes.append(proc)
         self.timeline.lane(proc.name, "process")
+        if proc.output is not None:
+            proc.output.pid = proc.pid
+            proc.output.spill_dir = self.spill_dir  # all its output, past what memory keeps
         self.refresh()
         return proc
 
@@ -135,15 +148,47 @@ class Resources:
         for res in [self] + self.parents:
             if old in res.processes:
                 res.processes[res.processes.index(old)] = new
+                if new.output is not None:
+                    new.output.pid = new.pid
+                    new.output.spill_dir = res.spill_dir
         self.refresh()
+
+    def froze(self, proc: ManagedProcess) -> None:
+        """*proc* was frozen by this owner: one shared by a parent is thawed at its end."""
+        if proc not in self.processes and proc not in self.frozen_shared:
+            self.frozen_shared.append(proc)
+
+    def _thaw_shared(self) -> None:
+        """Thaw the shared processes this test froze and left frozen: nothing carries over."""
+        for proc in self.frozen_shared:
+            if proc.frozen and proc.exitcode() is None:
+                proc.thaw()
+                proc.thawed_after = owner_name(self.owner)
+        self.frozen_shared.clear()
 
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
-        if self.tmpdir is None:
-            self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
-            _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
+        folder = self.private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected a new endpoint during {owner_name(self.owner)}, but its resources are "
+                               "released already")
         self.endpoints += 1
-        return f"ipc://{self.tmpdir}/{self.endpoints}"
+        return f"ipc://{folder}/{self.endpoints}"
+
+    def private_dir(self) -> Optional[str]:
+        """This owner's private (0700) temp dir, made on first use; ``None`` once released."""
+        with self._dir_lock:  # the output drainer's thread asks too (spill_dir)
+            if self.tmpdir is None and not self._released:
+                self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
+                _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
+            return self.tmpdir
+
+    def spill_dir(self) -> Optional[str]:
+        """Where a process's output goes once memory keeps only its newest part."""
+        try:
+            return self.private_dir()
+        except (OSError, RuntimeError):
+            return None  # no directory: the output stays in memory
 
     # -- the watch protocol used by TestSocket.wait --------------------------------------------
     def watched(self) -> List[ManagedProcess]:
@@ -206,6 +251,7 @@ class Resources:
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
             if not sock.closed:
@@ -221,6 +267,13 @@ class Resources:
         ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
+        for proc in self.processes:  # a spilled output a report named outlives the directory
+            if proc.output is not None:
+                problem = proc.output.move_kept()
+                if problem:
+                    problems.append(problem)
+        with self._dir_lock:
+            self._released = True
         if self.tmpdir is not None:
             _remove_private_dir(self.tmpdir)
             _guardian.forget_path(self.tmpdir)
@@ -317,8 +370,8 @@ class Resources:
 
 
 def _remove_private_dir(path: str) -> None:
-    """Remove a private directory of ipc endpoints: the socket files in it, then it
-    (anything else there, a directory say, is left to :func:`shutil.rmtree`)."""
+    """Remove a private directory: the files in it (ipc sockets, spilled output), then
+    it (anything else there, a directory say, is left to :func:`shutil.rmtree`)."""
     try:
         with os.scandir(path) as entries:
             for entry in entries:

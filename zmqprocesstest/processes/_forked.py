@@ -3,7 +3,8 @@
 Fork (whatever multiprocessing's default start method is) is what lets a patch such as
 a :class:`~zmqprocesstest.ProcessMock` reach the child, and lets the child be set up
 before any of its own code runs: a session and process group of its own, default
-signal dispositions, and stdout/stderr into a pipe the test drains.
+signal dispositions, stdout/stderr into a pipe the test drains, and the logging of a
+fresh interpreter (not the runner's handlers and level).
 
 There is no start window: the child waits, before any of its own code runs, until the
 runner has registered its session with the guardian (:mod:`zmqprocesstest.processes._guardian`),
@@ -74,6 +75,28 @@ def _in_forked_child(_: object) -> None:
         # pipe, a line at a time, so waits on output see each line at once.
         sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
         sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+    _reset_logging()
+
+
+def _reset_logging() -> None:
+    """Give the child the logging of a fresh interpreter: no handlers on the root logger,
+    its level WARNING, nothing disabled.
+
+    A runner configures logging in the test process (pytest's and nose2's log capture
+    add root handlers and set a level), and a forked child inherits that: its own
+    ``logging.basicConfig(level=INFO)`` would do nothing (the root has handlers) and its
+    records would go to the runner's handlers, not to its output. The handlers are
+    removed, not closed: they belong to the runner (closing one could flush what it
+    buffered a second time).
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:  # never imported: a fresh start already
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.disable(logging.NOTSET)
 
 
 class _Hook:

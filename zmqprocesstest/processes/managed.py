@@ -112,6 +112,9 @@ class ManagedProcess:
         self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
         #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
         self.frozen = False
+        #: The test that froze it, shared, and left it frozen: thawed at that test's end
+        #: (the next test's timeline says so).
+        self.thawed_after: Optional[str] = None
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
         self.closed = False
@@ -175,8 +178,15 @@ class ManagedProcess:
         return self.stop_result.stopped_by if self.stop_result is not None else None
 
     def describe(self) -> str:
-        """``process 'pong' (pid 123, exit code 1)``."""
-        return f"process {self.name!r} (pid {self.pid}, {describe_exit(self.exitcode())})"
+        """``process 'pong' (pid 123, exit code 1)`` (or ``still running``, or ``frozen``)."""
+        code = self.exitcode()
+        state = "frozen" if code is None and self.stopped() else describe_exit(code)
+        return f"process {self.name!r} (pid {self.pid}, {state})"
+
+    def stopped(self) -> bool:
+        """Whether it is frozen: by the ``freeze`` event, or stopped by a signal (its
+        state ``T``) by anyone else."""
+        return self.frozen or thread_state(self.pid) == "T"
 
     def report(self) -> str:
         """State plus the tail of captured output, for failure messages."""
@@ -195,6 +205,10 @@ class ManagedProcess:
             text += f"\n  last output of {self.name!r}:\n{indented}"
         elif self.output is None:
             text += " (output not captured)"
+        if self.output is not None and self.output.spill_path is not None:
+            text += f"\n  all of its output ({self.output.total} bytes, kept after the test): {self.output.keep()}"
+        if self.output is not None and self.output.spill_error is not None:
+            text += f"\n  all of its output is kept in memory ({self.output.spill_error})"
         return text
 
     # -- waiting and signals -----------------------------------------------------------------

@@ -19,6 +19,7 @@ action, a small :class:`StopStep` subclass beside it).
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import time
 import types
@@ -205,8 +206,8 @@ def check_stop_timeouts(timeouts: Mapping[str, float]) -> Dict[str, float]:
         raise ValueError(f"expected stop_timeouts keys from {list(STOP_STEPS)}, got {unknown[0]!r} "
                          f"in {dict(timeouts)!r}")
     for key, value in timeouts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"expected stop_timeouts[{key!r}] to be a number of seconds >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ValueError(f"expected stop_timeouts[{key!r}] to be a finite number of seconds >= 0, got {value!r}")
     return {**DEFAULT_STOP_TIMEOUTS, **timeouts}
 
 

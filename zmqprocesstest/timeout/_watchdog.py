@@ -217,6 +217,8 @@ class HardTimeout:
                  "_watched", "_signal_armed", "_stage", "_next_at", "_kicked", "__weakref__")
 
     def __init__(self, seconds: Optional[float], describe: str) -> None:
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+            raise TypeError(f"expected a positive number of seconds (or None for no limit), got {seconds!r}")
         if seconds is not None and not math.isinf(seconds) and not seconds > 0:
             raise ValueError(f"expected a positive number of seconds (or None for no limit), got {seconds!r}")
         self.seconds: Optional[float] = None if seconds is None or math.isinf(seconds) else float(seconds)

@@ -37,7 +37,7 @@ __unittest = True
 _FIRST_SPARE_RT = 2
 
 __all__ = ["GRACE", "MAIN_BLOCKS", "TimeoutIgnored", "WatchdogThread", "armed_on_watchdog", "ensure_backstop",
-           "last_resort_grace", "spare_rt_signal", "watchdog"]
+           "last_resort_grace", "last_words", "spare_rt_signal", "watchdog"]
 
 #: Seconds between the deadline and the first kick, and between two kicks.
 GRACE = 0.5
@@ -134,6 +134,13 @@ def _last_resort(block: Any, grace: float) -> None:
             f"{grace:g} s later (it caught the hard timeout's exceptions, or ignored or blocked its signals): "
             f"ending the run with os._exit(1) (last resort, {LAST_RESORT_ENV}={grace:g}); the guardian stops "
             "the processes under test.\nWhere every thread was:\n").encode()
+    last_words(text)
+    os._exit(1)
+
+
+def last_words(text: bytes, stacks: bool = True) -> None:
+    """Write *text* and (with *stacks*) every thread's stack to the runner's stderr (the
+    terminal's, if a runner captures fd 2 now), just before the process ends itself."""
     targets = [2]
     try:
         if _STDERR is not None and not os.path.sameopenfile(_STDERR, 2):
@@ -143,10 +150,10 @@ def _last_resort(block: Any, grace: float) -> None:
     for fd in targets:
         try:
             os.write(fd, text)
-            faulthandler.dump_traceback(fd, all_threads=True)
+            if stacks:
+                faulthandler.dump_traceback(fd, all_threads=True)
         except (OSError, ValueError):
             pass
-    os._exit(1)
 
 
 class WatchdogThread:
