@@ -185,13 +185,13 @@ class GuardianKilled(ProcessTestCase):
 
 
 class _FailOnce:
-    """subprocess.Popen that fails once with EMFILE when it starts the guardian."""
+    """subprocess.Popen that fails once (or *always*) with EMFILE when it starts the guardian."""
 
-    def __init__(self, real):
-        self.real, self.failed = real, False
+    def __init__(self, real, always=False):
+        self.real, self.failed, self.always = real, False, always
 
     def __call__(self, args, *rest, **kwargs):
-        if not self.failed and any("_guardian_process" in str(a) for a in args):
+        if (self.always or not self.failed) and any("_guardian_process" in str(a) for a in args):
             self.failed = True
             raise OSError(24, "Too many open files (simulated)")
         return self.real(args, *rest, **kwargs)
@@ -217,3 +217,22 @@ class GuardianStartFails(ProcessTestCase):
         _report(f"command {proc.pid}")
         _own_processes(self)
         select.select([], [], [], BOUND)  # wait to be killed
+
+
+class GuardianNeverStarts(ProcessTestCase):
+    """The guardian cannot be started at all: a test whose processes are unguarded fails."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fail = _FailOnce(subprocess.Popen, always=True)
+        subprocess.Popen = cls.fail  # before the first test's set-up starts the guardian
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.Popen = cls.fail.real
+        super().tearDownClass()
+
+    def test_unguarded(self):
+        proc = self.start_command(SLEEPER)
+        _report(f"command {proc.pid}")

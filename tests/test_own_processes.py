@@ -148,6 +148,15 @@ class TestTheGuardianIsNeverLost(unittest.TestCase):
         left = survivors(pids.values())
         self.assertEqual(left, {}, f"still running 2 s after the runner died: {pids}\n{text[-3000:]}")
 
+    def test_a_guardian_that_cannot_start_fails_the_test(self):
+        pids, code, text = run("unittest", "GuardianNeverStarts")
+        self.addCleanup(kill_survivors, list(pids.values()))
+        self.assertEqual(code, 1, text[-4000:])
+        self.assertIn("the guardian is not running (could not start the guardian ([Errno 24] Too many open files "
+                      "(simulated))): 1 process group(s) or directory(ies) registered since the last test were "
+                      "unguarded", text)
+        self.assertEqual(survivors(pids.values(), within=0.0), {})
+
 
 class TestOwnLeftoversAreNamedAsTheTests(unittest.TestCase):
     """A process the test started itself and left running is not "a process under test

@@ -104,6 +104,7 @@ class _State:
         self.pidfd: Optional[int] = None  # readable once the running guardian has exited
         self.wanted = False  # a start was asked for: from now on a guardian must run
         self.failure: Optional[str] = None  # why the last start failed (it is retried)
+        self.missed = 0  # registrations made while no guardian ran, since the last check()
 
 
 _state = _State()
@@ -260,10 +261,11 @@ def _start(state: _State) -> bool:
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
-        state.failure = f"could not start the guardian ({exc})"
-        warnings.warn(f"zmqprocesstest: {state.failure}; tried again at the next process start. "
-                      "Until then processes under test may outlive a runner that is killed",
-                      RuntimeWarning, stacklevel=4)
+        first, state.failure = state.failure is None, f"could not start the guardian ({exc})"
+        if first:  # once until it starts again; the test's end says what is unguarded
+                warnings.warn(f"zmqprocesstest: {state.failure}; tried again at the next process start. "
+                          "Until then processes under test may outlive a runner that is killed",
+                          RuntimeWarning, stacklevel=4)
         return False
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -347,8 +349,11 @@ def _send(line: bytes, registry: Set[Any], item: Any, add: bool) -> None:
             return
         if state.retired:
             _reap_retired(state)
+        if not add and state.write_fd is None:
+            return  # no guardian to tell: one started later learns the registry as it is
         for _attempt in range(2):  # a guardian that died is replaced once, with everything replayed
             if not _start(state):
+                state.missed += 1 if add else 0
                 return
             if _write(state, line):
                 return
@@ -421,16 +426,19 @@ def check() -> Optional[str]:
     """At the end of a test: make sure the guardian runs (a dead one is replaced, with
     everything registered again; a failed start is tried again).
 
-    :return: ``None``, or why what it should guard is unguarded (it could not be started
-        and process groups or directories are registered).
+    :return: ``None``, or why what it should guard is unguarded: it could not be started,
+        and process groups or directories were registered since the last check, or are
+        registered now.
     """
     state = _current()
     with state.lock:
-        if not state.wanted or _start(state) or not (state.groups or state.dirs):
+        missed, state.missed = state.missed, 0
+        if not state.wanted or _start(state) or not (missed or state.groups or state.dirs):
             return None
         return (f"the guardian is not running ({state.failure or 'it could not be started'}): "
-                f"{len(state.groups)} process group(s) and {len(state.dirs)} directory(ies) of the tests are "
-                "unguarded, and would outlive a runner that is killed")
+                f"{missed} process group(s) or directory(ies) registered since the last test were unguarded, "
+                f"{len(state.groups)} process group(s) and {len(state.dirs)} directory(ies) still are: "
+                "a runner killed meanwhile would have left them")
 
 
 def stop(timeout: float = GUARDIAN_EXIT_TIMEOUT) -> bool:

@@ -176,7 +176,7 @@ def _marked(token: bytes, sessions: Set[int], forks: Dict[int, int]) -> List[int
                 break
     # Descendants of the registered children (forked without exec: no token to see).
     roots = {pid for pid in found if pid in forks}
-    for pid in parents:
+    for pid in parents if roots else ():
         chain, ancestor = 0, parents[pid]
         while ancestor > 1 and ancestor not in roots and chain < len(parents):
             ancestor, chain = parents.get(ancestor, 0), chain + 1
