@@ -400,7 +400,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     stop_steps: Sequence[str] = DEFAULT_STOP_STEPS
     #: How :meth:`start_process` starts processes: ``"fork"`` (so patches such as a
     #: :class:`~zmqprocesstest.ProcessMock` reach the child, and output is captured),
-    #: or ``None`` for multiprocessing's default.
+    #: ``"spawn"``, ``"forkserver"``, or ``None`` for multiprocessing's default.
     start_method: Optional[str] = "fork"
     #: Capture stdout/stderr of processes under test and show their tail on failure.
     capture_output: bool = True

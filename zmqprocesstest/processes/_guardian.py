@@ -40,8 +40,15 @@ per-test check saw it (the kernel shows such a process with the environment the 
 was started with, so the token cannot be seen there; what it execs carries it); a
 process started with the ``spawn`` or ``forkserver`` method, between its start and
 its registration; a descendant that execs with a scrubbed environment (or whose environment the
-guardian may not read: setuid, non-dumpable); anything outside Linux (no guardian
-starts and :func:`new_descendants` finds nothing there).
+guardian may not read: setuid, non-dumpable); of the processes the test process starts
+itself, one started with an explicit environment without the marker, a descendant of a
+forked one that outlives its parent without ``exec``, and anything started before the
+guardian first ran (``docs/guarantees.rst`` lists them); anything outside Linux (no
+guardian starts and :func:`new_descendants` finds nothing there).
+
+The runner checks its guardian through a pidfd before each test, at each process start
+and after each test: one that died is replaced with everything replayed, a start that
+failed is tried again (:func:`check`).
 """
 from __future__ import annotations
 
