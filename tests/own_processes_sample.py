@@ -42,13 +42,15 @@ def square(n):
     return n * n
 
 
-def pause_forever():
-    _report(f"mp {os.getpid()}")
+def pause_forever(prefix=""):
+    _report(f"{prefix}mp {os.getpid()}")
     while True:
         signal.pause()  # runs until killed
 
 
 class _Ping:
+    timeout = 30  # a spawned process imports everything anew: slow on a loaded machine
+
     def ping(self):
         req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
         self.start_process(PongProc, self.endpoint)
@@ -130,19 +132,20 @@ class ModulePool(_Ping, ProcessTestCase):
         self.assertEqual(module_pool().submit(square, 5).result(BOUND), 25)
 
 
-def _own_processes(case):
+def _own_processes(case, prefix=""):
     """Start a Popen, an os.fork child and a multiprocessing Process, each reporting."""
     popen = subprocess.Popen(SLEEPER)
-    _report(f"popen {popen.pid}")
+    case.addCleanup(setattr, popen, "returncode", 0)  # left running on purpose: no ResourceWarning
+    _report(f"{prefix}popen {popen.pid}")
     pid = os.fork()
     if pid == 0:
         try:
-            _report(f"fork {os.getpid()}")
+            _report(f"{prefix}fork {os.getpid()}")
             while True:
                 signal.pause()  # runs until killed
         finally:
             os._exit(0)
-    proc = multiprocessing.get_context("fork").Process(target=pause_forever)
+    proc = multiprocessing.get_context("fork").Process(target=pause_forever, args=(prefix,))
     proc.start()
 
 
@@ -172,6 +175,7 @@ class GuardianKilled(ProcessTestCase):
         cls.shared = cls.start_command(SLEEPER)  # registered with the first guardian
 
     def test_a_kill_the_guardian(self):
+        _own_processes(self, "early")  # registered with the guardian about to die
         guardian = _guardian.guardian_pid()
         exited = os.pidfd_open(guardian)
         os.kill(guardian, signal.SIGKILL)

@@ -42,13 +42,14 @@ process started with the ``spawn`` or ``forkserver`` method, between its start a
 its registration; a descendant that execs with a scrubbed environment (or whose environment the
 guardian may not read: setuid, non-dumpable); of the processes the test process starts
 itself, one started with an explicit environment without the marker, a descendant of a
-forked one that outlives its parent without ``exec``, and anything started before the
-guardian first ran (``docs/guarantees.rst`` lists them); anything outside Linux (no
+forked one that outlives its parent without ``exec``, and such a descendant of a child
+started before the guardian first ran (``docs/guarantees.rst`` lists them); anything outside Linux (no
 guardian starts and :func:`new_descendants` finds nothing there).
 
 The runner checks its guardian through a pidfd before each test, at each process start
-and after each test: one that died is replaced with everything replayed, a start that
-failed is tried again (:func:`check`).
+and after each test: one that died is replaced with everything replayed (the groups,
+the directories, and the runner's children running then), a start that failed is tried
+again (:func:`check`).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ import warnings
 from typing import Any, Dict, List, Optional, Set
 
 from .._config import GUARDIAN_EXIT_TIMEOUT, GUARDIAN_WRITE_TIMEOUT
-from ._os import LINUX, enlarge_pipe, open_pidfd, proc_stat, wait_gone
+from ._os import LINUX, child_pids, enlarge_pipe, open_pidfd, proc_stat, wait_gone
 
 __all__ = [
     "ENV_NAME",
@@ -270,7 +271,7 @@ def _start(state: _State) -> bool:
         os.close(write_fd)
         first, state.failure = state.failure is None, f"could not start the guardian ({exc})"
         if first:  # once until it starts again; the test's end says what is unguarded
-                warnings.warn(f"zmqprocesstest: {state.failure}; tried again at the next process start. "
+            warnings.warn(f"zmqprocesstest: {state.failure}; tried again at the next process start. "
                           "Until then processes under test may outlive a runner that is killed",
                           RuntimeWarning, stacklevel=4)
         return False
@@ -283,10 +284,23 @@ def _start(state: _State) -> bool:
     _runner_pid[0] = os.getpid()
     _export_token(_token(state))
     replay = [b"+g %d\n" % g for g in sorted(state.groups)] + [_dir_line(b"+d", d) for d in sorted(state.dirs)]
+    # The runner's children now: those forked while an old guardian ran registered with
+    # it, and those started before any (or while none could start) never did.
+    replay.extend(_child_lines({popen.pid} | {p.pid for p in state.retired}))
     for line in replay:
         if not _write(state, line):
             return False
     return True
+
+
+def _child_lines(guardians: Set[int]) -> List[bytes]:
+    """``+p`` lines for the runner's children now (but its *guardians*)."""
+    lines = []
+    for pid in child_pids():
+        stat = proc_stat(pid)
+        if pid not in guardians and stat is not None:
+            lines.append(b"+p %d %d\n" % (pid, stat.start))
+    return lines
 
 
 def _dir_line(verb: bytes, path: str) -> bytes:
