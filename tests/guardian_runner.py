@@ -63,6 +63,13 @@ DAEMON = ("import os, time\n"
           "time.sleep(600)  # zmqprocesstest-daemon\n")
 
 
+def write_end_link():
+    """What the runner's end of the guardian's pipe points to (the guardian's fds are
+    that pipe and a pidfd of the guardian)."""
+    links = [os.readlink(f"/proc/self/fd/{fd}") for fd in guardian.guardian_fds()]
+    return next(link for link in links if link.startswith("pipe:"))
+
+
 def emit(**data):
     sys.stdout.write(json.dumps(data) + "\n")
     sys.stdout.flush()
@@ -136,7 +143,7 @@ def start_tree():
         member_child = int(read_line(report))
     guardian.watch_group(member.pid)
 
-    write_end = os.readlink(f"/proc/self/fd/{guardian.guardian_fds().pop()}")
+    write_end = write_end_link()
     KEEP.extend([leader, starter])
     pids = {"leader": leader.pid, "leader_child": leader_child, "daemon": daemon,
             "member": member.pid, "member_child": member_child}
@@ -181,7 +188,7 @@ def mode_fork():
     guardian.start()
     parent_guardian = guardian.guardian_pid()
     parent_token = guardian.child_env({})[guardian.ENV_NAME]
-    write_end = os.readlink(f"/proc/self/fd/{guardian.guardian_fds().pop()}")
+    write_end = write_end_link()
     report_r, report_w = os.pipe()
     with warnings.catch_warnings(record=True) as caught:  # the fork hook runs in os.fork()
         warnings.simplefilter("always")

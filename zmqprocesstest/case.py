@@ -34,7 +34,7 @@ from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
-from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError
+from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError, _guardian
 from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
@@ -351,6 +351,13 @@ class ProcessTestMeta(type):
             inject_repeats(cls)
 
 
+
+def _check_guardian() -> None:
+    """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
+    problem = _guardian.check()
+    if problem is not None:
+        raise ProcessStopError(problem)
+
 class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
     """A :class:`unittest.TestCase` for testing PyZMQ processes with real messages.
 
@@ -392,7 +399,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     stop_steps: Sequence[str] = DEFAULT_STOP_STEPS
     #: How :meth:`start_process` starts processes: ``"fork"`` (so patches such as a
     #: :class:`~zmqprocesstest.ProcessMock` reach the child, and output is captured),
-    #: or ``None`` for multiprocessing's default.
+    #: ``"spawn"``, ``"forkserver"``, or ``None`` for multiprocessing's default.
     start_method: Optional[str] = "fork"
     #: Capture stdout/stderr of processes under test and show their tail on failure.
     capture_output: bool = True
@@ -652,6 +659,10 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
             shared_zmq = any(res.contexts for res in shared_of(self))
             self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_zmq)
+        # The guardian runs before the test, so what the test starts itself is covered too
+        # (its token is in os.environ, its forks register), and is checked after it.
+        self.addCleanup(_check_guardian)
+        _guardian.start()
         with hard_timeout(run_limit(self), f"{self.id()} (setUp)"):
             self._reported(self._set_up)
 

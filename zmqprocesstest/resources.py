@@ -454,7 +454,11 @@ def leak_snapshot() -> Tuple[Dict[int, str], Set[int]]:
 def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zmq: bool = False) -> None:
     """Fail with :class:`LeakError` if fds or child processes were added since *before*.
 
-    Leftover children are killed and reaped first. With *shared_zmq* (the test's class
+    Leftover children are killed and reaped first; they are named as the test's own (a
+    process under test's orphans were found, killed and reported before, by
+    :meth:`Resources._end_orphans`). :mod:`multiprocessing`'s resource tracker and
+    forkserver, started on first use and kept for the run, are not counted, nor are the
+    descriptors to them. With *shared_zmq* (the test's class
     or module shares a zmq context, whose connections come and go at any time and which
     frees a closed socket's descriptors on its own thread), new network sockets and
     event descriptors are not counted; pipes and files still are.
@@ -463,16 +467,20 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     problems = []
     # The guardian's and the library's threads' descriptors may have been made during
     # the test: they stay for the run, not a leak.
-    guardian = _guardian.guardian_fds() | drainer_fds()
+    helpers, helper_fds = _reaper.multiprocessing_helpers()
+    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}
     if new_fds:
         shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
         problems.append(f"file descriptors left open: {shown}")
-    children = [pid for pid in child_pids() if pid not in children_before and pid not in _guardian.guardian_pids()]
+    skip = children_before | _guardian.guardian_pids() | helpers
+    children = [pid for pid in child_pids() if pid not in skip]
     if children:
-        problems.append(f"child processes left running: {children}")
+        shown = "; ".join(f"pid {pid}: {_reaper.describe(pid)}" for pid in children)
+        problems.append(f"child processes left running, started by the test itself (not by a process under "
+                        f"test): {shown}")
         left = _reaper.kill_and_reap(children)  # bounded: a child that will not die is reported
         if left:
             problems.append(f"still running after SIGKILL: {left}")

@@ -16,9 +16,10 @@ hangs at its exit forever. Two guards:
   test, named with where it was started and what it runs. The library's own threads
   (the watchdog, the output drainer, fault links, the context's ``term``) are daemon
   threads, and any thread started from the package's own code is not the test's. A
-  :class:`~concurrent.futures.ThreadPoolExecutor`'s workers are not counted either:
-  :mod:`concurrent.futures` wakes and joins them at exit itself (one stuck in a job is
-  then caught by the exit's bound).
+  :class:`~concurrent.futures.ThreadPoolExecutor`'s workers, and a
+  :class:`~concurrent.futures.ProcessPoolExecutor`'s manager thread, are not counted
+  either: :mod:`concurrent.futures` wakes and joins them at exit itself (one stuck in a
+  job is then caught by the exit's bound).
 * :func:`bound_exit`, registered with :mod:`threading`'s exit hooks (which run before it
   joins the threads): when the interpreter exits while non-daemon threads still run, a
   daemon thread gives them the last resort's grace
@@ -124,8 +125,10 @@ class ThreadWatch:
 
     def left(self) -> List[threading.Thread]:
         """Non-daemon threads started during the test that still run (the library's aside,
-        and a thread pool's workers: :mod:`concurrent.futures` ends them at exit itself)."""
-        pools = getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", {})
+        and a thread pool's workers or a process pool's manager thread: :mod:`concurrent.futures`
+        ends them at exit itself)."""
+        pools = set(getattr(sys.modules.get("concurrent.futures.thread"), "_threads_queues", {}))
+        pools.update(getattr(sys.modules.get("concurrent.futures.process"), "_threads_wakeups", {}))
         return [t for t in _running() if t not in self.before and not _ours(t) and t not in pools]
 
     def check(self) -> None:
