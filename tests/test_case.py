@@ -9,7 +9,7 @@ import zmq
 
 from zmqprocesstest import ProcessTestCase
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 
 

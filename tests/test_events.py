@@ -9,7 +9,7 @@ from zmqprocesstest import ProcessTestCase, SystemTestCase
 from zmqprocesstest.events import Events, event
 from zmqprocesstest.loop import known_events
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 
 

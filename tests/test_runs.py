@@ -1,6 +1,6 @@
 """Repeat until failure, seeded stress, shuffle and shard (issue 19), proved on child runners.
 
-The racy sample (tests/racy_sample.py) passes a single run; under ``--repeat 300
+The racy sample (tests/samples/racy_sample.py) passes a single run; under ``--repeat 300
 --until-failure --stress`` each runner catches it and prints the seed, and that seed
 catches it again. The fixed sample passes 300 of 300 under stress with the leak check.
 Shards of docs/examples and tests/ are disjoint and cover the suite; a seed fixes the
@@ -65,37 +65,37 @@ HUNT_ENV = "ZMQPROCESSTEST_HUNT"
 @unittest.skipUnless(os.environ.get(HUNT_ENV) == "1", f"slow (CPU burners): set {HUNT_ENV}=1, as .ci/run does")
 class TestHuntingTheRace(unittest.TestCase):
     def test_the_racy_sample_passes_a_single_run(self):
-        code, out = run(CLI + ["tests.racy_sample"])
+        code, out = run(CLI + ["tests.samples.racy_sample"])
         self.assertEqual(code, 0, out[-3000:])
         self.assertIn("Ran 1 test", out)
 
     def test_the_command_line_catches_it_and_the_seed_catches_it_again(self):
-        code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "tests.racy_sample"])
+        code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "tests.samples.racy_sample"])
         seed, repeat = caught(self, code, out)
         self.assertRegex(out, rf"Ran {repeat} tests? in")  # each repeat counted, none after the failure
         self.assertIn(f"--seed {seed}", out)
         code, again = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", str(seed),
-                                 "tests.racy_sample"])
+                                 "tests.samples.racy_sample"])
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_nose2_catches_it_from_the_environment(self):
-        code, out = run([sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.racy_sample"], env=HUNT)
+        nose2 = [sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.samples.racy_sample"]
+        code, out = run(nose2, env=HUNT)
         seed, _ = caught(self, code, out)
-        code, again = run([sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.racy_sample"],
-                          env=dict(HUNT, ZMQPROCESSTEST_SEED=str(seed)))
+        code, again = run(nose2, env=dict(HUNT, ZMQPROCESSTEST_SEED=str(seed)))
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_pytest_catches_it_from_the_environment_and_its_options(self):
         pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
-        code, out = run(pytest + ["tests/racy_sample.py"], env=HUNT)
+        code, out = run(pytest + ["tests/samples/racy_sample.py"], env=HUNT)
         seed, _ = caught(self, code, out)
         self.assertRegex(out, r"(?m)^1 failed")  # -x: stopped at the first failure
         code, again = run(pytest + ["--zpt-repeat", "300", "--zpt-until-failure", "--zpt-stress", "--zpt-seed",
-                                    str(seed), "tests/racy_sample.py"])
+                                    str(seed), "tests/samples/racy_sample.py"])
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_the_fixed_sample_passes_300_of_300_under_stress_without_leaks(self):
-        code, out = run(CLI + ["--repeat", "300", "--stress", "tests.racy_fixed_sample"],
+        code, out = run(CLI + ["--repeat", "300", "--stress", "tests.samples.racy_fixed_sample"],
                         env={"ZMQPROCESSTEST_CHECK_LEAKS": "1"}, timeout=150)
         self.assertEqual(code, 0, out[-3000:])
         self.assertIn("Ran 300 tests", out)

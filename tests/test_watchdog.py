@@ -527,7 +527,7 @@ class UnderEachRunner(unittest.TestCase):
         ]
 
     def test_blocking_tests_fail_with_test_timeout(self):
-        sample = os.path.join(HERE, "watchdog_sample.py")
+        sample = os.path.join(HERE, "samples", "watchdog_sample.py")
         marks = {name: line_of(f"# BLOCKS: {name}", sample) for name in ("sleep", "recv", "select")}
         started = []
         for label, module, command in self.runners():
