@@ -168,7 +168,7 @@ COMMANDS = {
     "python -m coverage report --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "report"),
     "cd docs/examples": ("tests/test_docs.py", "TestCommands"),
     # howto/flaky.rst: tests/test_runs.py runs each (the hunts with ZMQPROCESSTEST_HUNT=1,
-    # as .ci/run does; shards, shuffles and durations on docs/examples, listing the tests).
+    # as .ci/run does; shards, shuffles and durations on tests/samples/order_sample.py, one child runner each).
     "python -m zmqprocesstest --repeat 300 --until-failure tests.samples.racy_sample":
         ("tests/test_runs.py", '"--repeat", "300", "--until-failure"'),
     "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m nose2 -s tests -t . tests.samples.racy_sample":
@@ -183,10 +183,11 @@ COMMANDS = {
         ("tests/test_runs.py", '"--repeat", "300", "--stress", "tests.samples.racy_fixed_sample"'),
     "python -m zmqprocesstest --shuffle --seed 7 discover -s tests -t .":
         ("tests/test_runs.py", '"--shuffle", "--seed"'),
-    "python -m zmqprocesstest --shard 2/4 discover -s tests -t .": ("tests/test_runs.py", '["--shard", f"{i}/3"]'),
+    "python -m zmqprocesstest --shard 2/4 discover -s tests -t .":
+        ("tests/test_runs.py", '["--shard", "3/3", "--durations-file"'),
     "TEST_SHARD_INDEX=1 TEST_TOTAL_SHARDS=4 python -m zmqprocesstest discover -s tests -t .":
         ("tests/test_runs.py", '"TEST_SHARD_INDEX": "1"'),
-    "python -m pytest --zpt-shard 2/4 tests": ("tests/test_runs.py", "test_pytest_shards_are_disjoint_and_cover"),
+    "python -m pytest --zpt-shard 2/4 tests": ("tests/test_runs.py", '"--zpt-shard", "3/3"'),
     "python -m zmqprocesstest --record-durations durations.json discover -s tests -t .":
         ("tests/test_runs.py", '"--record-durations"'),
     "python -m zmqprocesstest --shard 2/4 --durations-file durations.json discover -s tests -t .":
