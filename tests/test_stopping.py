@@ -9,7 +9,7 @@ from zmqprocesstest import ProcessTestCase
 from zmqprocesstest.processes import CommandProcess
 from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS, StopPlan, check_stop_steps
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
