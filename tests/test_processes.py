@@ -16,7 +16,7 @@ from zmqprocesstest import ProcessTestCase
 from zmqprocesstest.processes import _guardian, _reaper
 from zmqprocesstest._config import EXIT_GRACE
 
-from . import samples
+from .samples import cases as samples
 from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
 
 
@@ -267,7 +267,7 @@ class TestNoOrphans(unittest.TestCase):
         self.assertEqual(len(samples.ManagerRecorder.pids), 2, "manager and worker")
 
     def test_after_ctrl_c_of_the_runner(self):
-        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.Hanging"], cwd=ROOT,
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.cases.Hanging"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                   preexec_fn=interruptible)
         try:

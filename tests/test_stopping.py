@@ -11,7 +11,7 @@ from zmqprocesstest.processes import CommandProcess
 from zmqprocesstest.stopping import (DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, STOP_STEPS, PoliteStop, StopPlan,
                                      check_stop_steps, plan_for)
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
