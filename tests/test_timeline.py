@@ -133,7 +133,7 @@ class TestTimeline(unittest.TestCase):
             self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (2, 2, 0))
             told = [str(w.message) for w in caught if "report directory" in str(w.message)]
             self.assertEqual(len(told), 1, told)
-            self.assertIn("cannot write the page of tests.timeline_samples.Twice.test_", told[0])
+            self.assertIn("cannot write the page of tests.samples.timeline_samples.Twice.test_", told[0])
             self.assertEqual([(r["status"], r["page"]) for r in results_of(directory)], [("failed", None)] * 2)
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # warnings made errors: told on stderr, never raised
