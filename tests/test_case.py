@@ -1,16 +1,20 @@
 """Tests of case.py: the metaclass, the send-back loop and the test's resources."""
 import inspect
+import math
 import os
 import socket
+import sys
 import time
 import unittest
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase
+from zmqprocesstest import ProcessTestCase, make_sock
+from zmqprocesstest.systemtests import run_program
+from zmqprocesstest.timeout import hard_timeout
 from zmqprocesstest.loop import known_events
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 
 
@@ -309,3 +313,82 @@ class TestUnittestHooks(unittest.TestCase):
         self.assertIn("Processes under test:", text)
         text = only_problem(self, run_case(samples.SetUpError), "error")
         self.assertIn("Processes under test:", text)
+
+
+class BadTimeouts(unittest.TestCase):
+    """Every timeout the library takes is checked where it is given: a clear error naming
+    what was expected and what came, never a TypeError deep inside a wait."""
+
+    BAD = (("1", TypeError), (True, TypeError), (None, TypeError), (-1, ValueError), (math.nan, ValueError),
+           (math.inf, ValueError))
+
+    def setUp(self):
+        self.ctx = zmq.Context()
+        self.addCleanup(self.ctx.destroy, 0)
+
+    def assertNamed(self, caught, what, value):
+        self.assertIn(f"expected {what} to be a finite number of seconds", str(caught.exception))
+        self.assertIn(f"got {value!r}", str(caught.exception))
+
+    def test_sockets(self):
+        for index, (value, error) in enumerate(self.BAD[:2] + self.BAD[3:]):
+            with self.subTest(value=value):
+                with self.assertRaises(error) as caught:
+                    make_sock(self.ctx, zmq.PAIR, timeout=value)
+                self.assertNamed(caught, "the timeout of a TestSocket", value)
+                sock = make_sock(self.ctx, zmq.PUSH, bind=f"inproc://bad-timeouts-{index}")
+                self.addCleanup(sock.close)
+                pull = make_sock(self.ctx, zmq.PULL, connect=f"inproc://bad-timeouts-{index}")
+                self.addCleanup(pull.close)
+                with self.assertRaises(error) as caught:
+                    sock.send(b"x", timeout=value)  # would be sent at once: still refused
+                self.assertNamed(caught, "the timeout of send", value)
+                for name in ("recv_multipart", "poll"):
+                    with self.assertRaises(error) as caught:
+                        getattr(pull, name)(timeout=value)
+                    self.assertNamed(caught, f"the timeout of {name}", value)
+
+    def test_class_attributes(self):
+        for attr in ("timeout", "run_timeout"):
+            for value, error in self.BAD:
+                with self.subTest(attr=attr, value=value), self.assertRaises(error) as caught:
+                    type("BadTimeout", (ProcessTestCase,), {attr: value, "__module__": __name__})
+                self.assertNamed(caught, f"{attr} of BadTimeout", value)
+        with self.assertRaises(ValueError) as caught:
+            type("ZeroRunTimeout", (ProcessTestCase,), {"run_timeout": 0, "__module__": __name__})
+        self.assertIn("expected run_timeout of ZeroRunTimeout to be a finite number of seconds > 0, got 0",
+                      str(caught.exception))
+
+    def test_set_on_the_test_and_given_to_an_event(self):
+        class Case(ProcessTestCase):
+            def test_socket(self):
+                self.timeout = "2"
+                self.socket(zmq.PAIR)
+
+            def test_run_timeout(self):
+                self.run_timeout = math.nan
+
+            def test_event(self):
+                proc = self.start_command([sys.executable, "-c", "pass"])
+                yield ("wait_exit", proc, -1)
+
+            def test_mock(self):
+                self.process_mock(timeout="1")
+
+        result = run_case(Case)
+        texts = dict((test_id.rsplit(".", 1)[1], text) for test_id, text in problems(result))
+        self.assertRegex(texts["test_socket"], r"TypeError: expected timeout of \S+<locals>\.Case to be a finite "
+                                               r"number of seconds >= 0, got '2'")
+        self.assertIn("expected timeout to be a finite number of seconds >= 0 or None, got -1", texts["test_event"])
+        self.assertIn("expected the timeout of a ProcessMock to be a finite number of seconds >= 0 or None, got '1'",
+                      texts["test_mock"])
+        self.assertRegex(texts["test_run_timeout"], r"ValueError: expected run_timeout of \S+\.Case to be a finite "
+                                                    r"number of seconds > 0, got nan")
+
+    def test_run_program_and_hard_timeout(self):
+        with self.assertRaises(ValueError) as caught:
+            run_program([sys.executable, "-c", "pass"], timeout=math.nan)
+        self.assertNamed(caught, "the timeout of run_program", math.nan)
+        with self.assertRaisesRegex(TypeError, r"expected a positive number of seconds \(or None for no limit\), "
+                                               r"got '1'"):
+            hard_timeout("1", "x")

@@ -564,7 +564,7 @@ class LinkTestBase:
                             (lambda: link.drop("1"), "n to be a number of messages (int), got '1'"),
                             (lambda: link.drop(True), "got True"),
                             (lambda: link.drop(1, "up"), "direction to be 'to_server' or 'to_client', got 'up'"),
-                            (lambda: link.delay(-1), "seconds to be a number of seconds >= 0, got -1"),
+                            (lambda: link.delay(-1), "seconds to be a finite number of seconds >= 0, got -1"),
                             (lambda: link.delay(None), "got None"),
                             (lambda: link.refuse("yes"), "on to be True or False, got 'yes'")):
             with self.assertRaises(TypeError) as caught:

@@ -14,7 +14,7 @@ from zmqprocesstest import ProcessTestCase, mark, process
 from zmqprocesstest import _pytest_plugin
 from zmqprocesstest.marks import MARKS_ATTR, MARKS_ENV, marks_of, parse_expression, selection_expression
 
-from . import samples
+from .samples import cases as samples
 from .support import EXAMPLES, ROOT, problems, run_case
 from pingpong.pongproc import PongProc
 
@@ -312,6 +312,29 @@ class TestRunnerSelection(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertNotIn("error", out)
         self.assertRegex(out, r"\d+ passed in ")
+
+    @unittest.skipUnless(HAVE_PYTEST, "pytest is not installed (pip install pytest)")
+    def test_a_module_scope_without_the_pytest_plugin_is_a_clear_error(self):
+        # Nothing would release it: its process would run on through later modules.
+        for label, args, env in (("-p no:zmqprocesstest", ["-p", "no:zmqprocesstest"], None),
+                                 ("autoload off", [], {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})):
+            with self.subTest(label):
+                code, out = run_runner("-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_shared.py",
+                                       env=env, cwd=EXAMPLES)
+                self.assertNotEqual(code, 0, out)
+                self.assertIn("RuntimeError: module_scope('test_shared') needs zmqprocesstest's pytest plugin under "
+                              "pytest, and it is not active", out)
+                self.assertRegex(out, r"\d+ errors? in ")
+                self.assertNotIn(" passed", out)
+        code, out = run_runner("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "zmqprocesstest",
+                               "test_shared.py", env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=EXAMPLES)
+        self.assertEqual(code, 0, out)  # loaded by hand, it releases the scope: allowed
+
+    def test_a_module_scope_under_unittest_needs_no_plugin(self):
+        # A runner started by a pytest test inherits PYTEST_CURRENT_TEST; pytest is not imported there.
+        code, out = run_runner("-m", "unittest", "test_shared", env={"PYTEST_CURRENT_TEST": "x.py::y (call)"},
+                               cwd=EXAMPLES)
+        self.assertEqual(code, 0, out)
 
 
 

@@ -50,4 +50,4 @@ class TestConnectionEvents(unittest.TestCase):
 
     def test_bad_arguments(self):
         text = only_problem(self, run_case(_Cases.Connections, "test_bad_timeout"), "error")
-        self.assertIn("expected timeout to be a number of seconds >= 0 or None, got 'soon'", text)
+        self.assertIn("expected timeout to be a finite number of seconds >= 0 or None, got 'soon'", text)

@@ -8,13 +8,15 @@ import sys
 import threading
 import time
 import unittest
+from unittest import mock
 
 import zmq
 
 from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.processes import _guardian, _reaper
 from zmqprocesstest._config import EXIT_DRAIN, scaled
 
-from . import samples
+from .samples import cases as samples
 from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
 
 
@@ -265,7 +267,7 @@ class TestNoOrphans(unittest.TestCase):
         self.assertEqual(len(samples.ManagerRecorder.pids), 2, "manager and worker")
 
     def test_after_ctrl_c_of_the_runner(self):
-        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.Hanging"], cwd=ROOT,
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.cases.Hanging"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                   preexec_fn=interruptible)
         try:
@@ -285,6 +287,33 @@ class TestNoOrphans(unittest.TestCase):
                 runner.wait()
             runner.stdout.close()
             runner.stderr.close()
+
+
+class TestTheStartSideDoesItsWorkOnce(unittest.TestCase):
+    def test_one_registration_and_no_second_preparation_per_start(self):
+        counts = {}
+
+        def counting(name, real):
+            def call(*args, **kwargs):
+                counts[name] = counts.get(name, 0) + 1
+                return real(*args, **kwargs)
+            return call
+
+        class TwoStarts(ProcessTestCase):
+            def test_it(self):
+                for name in ("first", "second"):
+                    endpoint = self.new_endpoint()
+                    req = self.socket(zmq.REQ, connect=endpoint, name=name)
+                    self.set_stop_message(self.start_process(samples.PongProc, endpoint), req, ["plzdiekthxbye", None])
+                    yield ("send", req, [], ["ping", 1])
+                    self.assertEqual((yield ("recv", req)), [["pong", 1]])
+
+        _reaper.prepare_runner()  # this runner is prepared (the first process start of the run does it)
+        with mock.patch.object(_guardian, "watch_group", counting("watch_group", _guardian.watch_group)), \
+                mock.patch.object(_reaper, "start_guardian", counting("start_guardian", _reaper.start_guardian)), \
+                mock.patch.object(_reaper, "become_subreaper", counting("subreaper", _reaper.become_subreaper)):
+            self.assertEqual(problems(run_case(TwoStarts)), [])
+        self.assertEqual(counts, {"watch_group": 2})  # one registration per process, no second preparation
 
 
 class Interrupted(Exception):
@@ -370,6 +399,40 @@ class TestAKindOfProcessOfYourOwn(unittest.TestCase):
         self.assertEqual((seen["proc"].stopped_by, seen["proc"].exitcode()), ("SIGINT", -signal.SIGINT))
 
 
+def _greet(who, punctuation="!"):
+    print(f"hello {who}{punctuation}", flush=True)
+
+
+class TestStartProcessArguments(unittest.TestCase):
+    def test_a_process_class_takes_target_args_and_name(self):
+        import multiprocessing
+        seen = {}
+
+        class StartsAProcess(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(multiprocessing.Process, target=_greet, args=("world",),
+                                          kwargs={"punctuation": "?"}, name="greeter")
+                yield ("wait_exit", proc, 5, 0)
+                seen["name"], seen["managed"] = proc.name, self.managed(proc).name
+                seen["output"] = self.output_of(proc)
+
+        self.assertEqual(problems(run_case(StartsAProcess)), [])
+        self.assertEqual((seen["name"], seen["managed"]), ("greeter", "greeter"))
+        self.assertIn("hello world?", seen["output"])
+
+    def test_a_function_still_takes_its_own_arguments(self):
+        seen = {}
+
+        class StartsAFunction(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(_greet, "you", punctuation=".")
+                yield ("wait_exit", proc, 5, 0)
+                seen["output"] = self.output_of(proc)
+
+        self.assertEqual(problems(run_case(StartsAFunction)), [])
+        self.assertIn("hello you.", seen["output"])
+
+
 class TestProcessFaults(unittest.TestCase):
     def test_a_frozen_process_hangs_but_is_not_dead_and_thaws(self):
         seen = {}
@@ -391,6 +454,18 @@ class TestProcessFaults(unittest.TestCase):
         self.assertEqual(seen["while frozen"], "SocketTimeout")  # a hang, not ProcessDied
         self.assertEqual(seen["after thaw"], [["pong", 1]])
         self.assertEqual((seen["managed"].stopped_by, seen["managed"].exitcode()), ("SIGINT", 0))
+
+    def test_a_frozen_process_is_reported_frozen_not_still_running(self):
+        seen = {}
+
+        class Frozen(samples.PongCase):
+            def test_it(self):
+                yield ("freeze", self.proc)
+                seen["report"] = self._resources().report()
+
+        self.assertEqual(problems(run_case(Frozen)), [])
+        self.assertRegex(seen["report"], r"process 'pongproc' \(pid \d+, frozen\)")
+        self.assertNotIn("still running", seen["report"])
 
     def test_restart_gives_a_new_process_on_the_same_endpoint(self):
         seen = {}
@@ -430,6 +505,157 @@ class TestProcessFaults(unittest.TestCase):
         self.assertEqual(problems(run_case(RestartsCommand)), [])
         self.assertEqual(seen["reply"], [["pong", 2]])
         self.assertNotEqual(*seen["pids"])
+
+
+_TICKS = ("import signal, sys\n"
+          "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+          "n = [1]\n"
+          "def tick(*a):\n"
+          "    n[0] += 1\n"
+          "    print('tick', n[0], flush=True)\n"
+          "signal.signal(signal.SIGUSR1, tick)\n"
+          "print('tick 1', flush=True)\n"
+          "while True:\n"
+          "    signal.pause()\n")
+
+_LOUD = ("import sys\n"
+         "print('READY', flush=True)\n"
+         "line = b'x' * 1000 + b'\\n'\n"
+         "for i in range(8 * 1024 + 10):\n"
+         "    sys.stderr.buffer.write(b'log %06d ' % i + line)\n"
+         "sys.stderr.flush()\n"
+         "print('DONE', flush=True)\n")
+
+
+class TestOutputWaits(unittest.TestCase):
+    """wait_output consumes what it matched; nothing of the output is lost (issue 32, items 5-6)."""
+
+    def test_a_second_wait_output_waits_for_the_next_line(self):
+        seen = {}
+
+        class Ticks(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", _TICKS])
+                seen["first"] = yield ("wait_output", proc, r"tick \d+", 5.0)
+                yield ("signal", proc, signal.SIGUSR1)
+                seen["second"] = yield ("wait_output", proc, r"tick \d+", 5.0)
+                seen["again"] = yield ("wait_output", proc, r"tick \d+", 5.0, True)  # from the start
+
+        self.assertEqual(problems(run_case(Ticks)), [])
+        self.assertEqual((seen["first"], seen["second"], seen["again"]), ("tick 1", "tick 2", "tick 1"))
+
+    def test_lines_printed_at_once_are_matched_in_turn_and_no_more(self):
+        seen = {}
+
+        class Lines(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", "print('n 1\\nn 2\\nn 3', flush=True)"])
+                yield ("wait_exit", proc, 5.0)
+                seen["matched"] = []
+                for _ in range(3):
+                    seen["matched"].append((yield ("wait_output", proc, r"n \d")))
+                yield ("wait_output", proc, r"n \d", 0.2)
+
+        text = only_problem(self, run_case(Lines))
+        self.assertEqual(seen["matched"], ["n 1", "n 2", "n 3"])
+        self.assertIn("to match 'n \\\\d'; it exited; it matches earlier output, consumed by a previous wait "
+                      "(from_start=True searches all of it)", text)
+
+    def test_ready_followed_by_8_mib_of_log_is_matched_and_all_of_it_kept(self):
+        from zmqprocesstest.processes._output import CAPTURE_LIMIT
+
+        seen = {}
+
+        class Loud(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", _LOUD])
+                yield ("wait_exit", proc, 30.0)  # all of it written before the first wait
+                seen["ready"] = yield ("wait_output", proc, "READY")
+                seen["done"] = yield ("wait_output", proc, "DONE")
+                output = self.managed(proc).output
+                seen["text"] = self.output_of(proc)
+                seen["in memory"] = len(output.data)
+                seen["file"] = output.spill_path
+                seen["file there"] = os.path.isfile(output.spill_path or "")
+                seen["report"] = self.managed(proc).report()
+
+        self.assertEqual(problems(run_case(Loud)), [])
+        self.assertEqual((seen["ready"], seen["done"]), ("READY", "DONE"))
+        lines = seen["text"].splitlines()
+        self.assertEqual((lines[0], lines[-1], len(lines)), ("READY", "DONE", 8 * 1024 + 12))
+        self.assertEqual(lines[1:-1], [f"log {i:06d} " + "x" * 1000 for i in range(8 * 1024 + 10)])
+        self.assertLessEqual(seen["in memory"], CAPTURE_LIMIT)
+        self.assertTrue(seen["file there"], seen["file"])
+        # A report named the file: it names where the file is kept after the test, and it is there.
+        kept = re.search(r"all of its output \((\d+) bytes, kept after the test\): (\S+)", seen["report"])
+        self.assertIsNotNone(kept, seen["report"])
+        self.addCleanup(lambda: os.path.exists(kept.group(2)) and os.remove(kept.group(2)))
+        self.assertEqual(int(kept.group(1)), len(seen["text"]))
+        self.assertFalse(os.path.exists(seen["file"]))  # its first place went with the test's private directory
+        with open(kept.group(2), encoding="utf-8") as f:
+            self.assertEqual(f.read(), seen["text"])
+
+    def test_a_spilled_output_no_report_named_goes_with_the_test(self):
+        seen = {}
+
+        class Loud(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_command([sys.executable, "-c", _LOUD])
+                yield ("wait_exit", proc, 30.0)
+                yield ("wait_output", proc, "DONE")
+                seen["file"] = self.managed(proc).output.spill_path
+                seen["kept"] = self.managed(proc).output.kept_path
+
+        self.assertEqual(problems(run_case(Loud)), [])
+        self.assertIsNotNone(seen["file"])
+        self.assertIsNone(seen["kept"])
+        self.assertFalse(os.path.exists(seen["file"]))  # nobody was told of it: removed with the directory
+
+
+def logs_at_info():
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+    logging.getLogger("broker").info("broker is active")
+    while True:
+        signal.pause()  # until the stop's SIGINT
+
+
+class TestForkedLogging(unittest.TestCase):
+    """A forked process starts with the logging of a fresh interpreter (issue 32, item 6)."""
+
+    def test_a_forked_process_logs_as_configured_whatever_the_runner_did_to_logging(self):
+        import logging
+
+        seen = {}
+
+        class Logs(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(logs_at_info)
+                seen["line"] = yield ("wait_output", proc, r"INFO broker is active", 5.0)
+
+        root = logging.getLogger()
+        handler, level = logging.NullHandler(), root.level
+        root.addHandler(handler)  # as pytest's and nose2's log capture do in the test process
+        root.setLevel(logging.WARNING)
+        try:
+            result = run_case(Logs)
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(seen["line"], "INFO broker is active")
+
+    def test_a_forked_process_logs_under_this_runner(self):
+        seen = {}
+
+        class Logs(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(logs_at_info)
+                seen["line"] = yield ("wait_output", proc, r"INFO broker is active", 5.0)
+
+        self.assertEqual(problems(run_case(Logs)), [])
+        self.assertEqual(seen["line"], "INFO broker is active")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase, module_scope
 from zmqprocesstest.scopes import MODULE_SCOPES
 
-from . import samples
+from .samples import cases as samples
 from .support import gone, problems
 from pingpong.faulty import CrashingProc, StubbornProc
 from pingpong.pongproc import PongProc
@@ -118,6 +118,47 @@ class TestClassScope(unittest.TestCase):
                                               r"tests\.test_scopes\..*Crashes died during .*Crashes\.test_1_crash; "
                                               r"every later test that shares it fails at once")
         self.assertEqual(result.errors, [])  # the class teardown does not report it again
+
+    def test_a_shared_process_a_test_froze_is_thawed_for_the_next_test(self):
+        seen = {}
+
+        class Freezes(SharedPong):
+            timeout = 5.0
+
+            def test_1_freeze(self):
+                yield ("freeze", self.proc)  # and left frozen
+
+            def test_2_later(self):
+                seen["frozen at start"] = self.managed(self.proc).frozen
+                yield ("send", self.ctl, [], ["ping", 2])
+                seen["reply"] = yield ("recv", self.ctl)
+                seen["timeline"] = self._resources().timeline.format()
+                seen["report"] = self._resources().report()
+
+            def test_3_own_freeze(self):
+                yield ("freeze", self.proc)
+                yield ("thaw", self.proc)  # thawed by the test itself: nothing to do at its end
+                yield ("send", self.ctl, [], ["ping", 3])
+                seen["own"] = yield ("recv", self.ctl)
+
+        result = run_suite(Freezes)
+        self.assertEqual((result.testsRun, problems(result)), (3, []))
+        self.assertEqual((seen["frozen at start"], seen["reply"], seen["own"]), (False, [["pong", 2]], [["pong", 3]]))
+        self.assertRegex(seen["timeline"], r"pongproc fault: thaw \(SIGCONT\) at the end of "
+                                           r"tests\.test_scopes\..*Freezes\.test_1_freeze, which froze it")
+        self.assertNotIn("still running", seen["report"].split("Processes shared by the class or module:")[0])
+
+    def test_a_frozen_shared_process_is_reported_frozen(self):
+        seen = {}
+
+        class Reports(SharedPong):
+            def test_it(self):
+                yield ("freeze", self.proc)
+                seen["report"] = self._resources().report()
+
+        self.assertEqual(problems(run_suite(Reports)), [])
+        self.assertRegex(seen["report"], r"Processes shared by the class or module:\n  process 'pongproc' "
+                                         r"\(pid \d+, frozen\)")
 
     def test_a_death_between_tests_is_named_as_such(self):
         class DiesBetween(SharedPong):

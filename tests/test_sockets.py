@@ -10,7 +10,7 @@ import zmq
 
 from zmqprocesstest import SocketTimeout, TestSocket, make_sock
 from zmqprocesstest._config import TIMEOUT_SCALE_ENV, scaled
-from zmqprocesstest.endpoints import EndpointParts, parse_endpoint, socket_address
+from zmqprocesstest.endpoints import EndpointParts, check_loopback, parse_endpoint, socket_address
 from zmqprocesstest import timeline
 from zmqprocesstest.sockets import decode_json
 from zmqprocesstest.timeline import Timeline, short
@@ -130,6 +130,36 @@ class TestMakeSock(SocketTestBase):
                 sock.close()
         sock = self.make(zmq.REP, bind="tcp://0.0.0.0:0", allow_remote=True)
         sock.close()
+
+    def test_later_binds_apply_the_same_loopback_rule(self):
+        refused = ("tcp://0.0.0.0:0", "tcp://*:0", "tcp://eth0:0", "ws://0.0.0.0:0/x", "ws://*:0",
+                   "wss://10.1.2.3:5555/x", "udp://*:5555")
+        sock = self.make(zmq.REP)
+        for endpoint in refused:
+            with self.subTest(endpoint=endpoint), self.assertRaises(ValueError) as caught:
+                sock.bind(endpoint)
+            self.assertIn(f"refusing to bind a test socket to {endpoint!r}: expected a loopback address",
+                          str(caught.exception))
+        for addr in ("tcp://0.0.0.0", "tcp://*", "ws://*"):
+            with self.subTest(addr=addr), self.assertRaises(ValueError) as caught:
+                sock.bind_to_random_port(addr)
+            self.assertIn("expected a loopback address", str(caught.exception))
+        self.assertEqual(sock.endpoints, [], "nothing was bound")
+        port = sock.bind_to_random_port("tcp://127.0.0.1")
+        sock.bind("tcp://localhost:0")
+        self.assertEqual(sock.endpoints[0], f"bind tcp://127.0.0.1:{port}")
+        self.assertEqual(len(sock.endpoints), 2)
+
+    def test_loopback_ws_and_udp_are_accepted_by_the_rule(self):
+        for endpoint in ("ws://127.0.0.1:0/x", "ws://[::1]:5555", "wss://localhost:5555/a/b", "udp://127.0.0.1:5555",
+                         "ipc:///tmp/x", "inproc://x"):
+            with self.subTest(endpoint=endpoint):
+                check_loopback(endpoint)
+
+    def test_allow_remote_holds_for_later_binds(self):
+        sock = self.make(zmq.REP, allow_remote=True)
+        sock.bind("tcp://0.0.0.0:0")
+        self.assertGreater(sock.bind_to_random_port("tcp://*"), 0)
 
     def test_sub_subscribes_to_everything_by_default(self):
         endpoint = f"ipc://{self.dir}/pub"

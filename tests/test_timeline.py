@@ -1,10 +1,12 @@
 """One timeline per test, and the HTML report of a report directory (issue 19, items 4-5)."""
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+import warnings
 import xml.etree.ElementTree as ET
 from unittest import mock
 
@@ -12,7 +14,7 @@ from zmqprocesstest import process, timeline
 from zmqprocesstest.report_html import finish_dir, rebuild_index
 from zmqprocesstest.timeline import Timeline
 
-from . import timeline_samples
+from .samples import timeline_samples
 from .support import EXAMPLES, only_problem, run_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,7 +82,7 @@ class TestTimeline(unittest.TestCase):
     def test_a_failing_test_gets_a_page_and_the_report_points_to_it(self):
         with tempfile.TemporaryDirectory() as directory:
             text = only_problem(self, run_reported(timeline_samples.Everything, directory))
-            page = os.path.join(directory, "tests", "tests.timeline_samples.Everything.test_it.html")
+            page = os.path.join(directory, "tests", "tests.samples.timeline_samples.Everything.test_it.html")
             self.assertIn(f"full timeline: {page}", text)
             with open(page, encoding="utf-8") as f:
                 html = f.read()
@@ -93,7 +95,7 @@ class TestTimeline(unittest.TestCase):
             self.assertIn("Traceback", html)
             self.assertEqual(results_of(directory)[0]["status"], "failed")
             with open(os.path.join(directory, "index.html"), encoding="utf-8") as f:
-                self.assertIn('href="tests/tests.timeline_samples.Everything.test_it.html"', f.read())
+                self.assertIn('href="tests/tests.samples.timeline_samples.Everything.test_it.html"', f.read())
 
     def test_a_passing_test_gets_a_page_only_with_report_all(self):
         with tempfile.TemporaryDirectory() as directory:
@@ -103,7 +105,41 @@ class TestTimeline(unittest.TestCase):
         with tempfile.TemporaryDirectory() as directory:
             self.assertTrue(run_reported(timeline_samples.Passing, directory, report_all=True).wasSuccessful())
             self.assertEqual(os.listdir(os.path.join(directory, "tests")),
-                             ["tests.timeline_samples.Passing.test_it.html"])
+                             ["tests.samples.timeline_samples.Passing.test_it.html"])
+
+    def test_an_unwritable_report_dir_warns_once_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as parent:
+            directory = os.path.join(parent, "a-file")
+            with open(directory, "w"):
+                pass  # a file where the directory should be: unwritable even for root
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_reported(timeline_samples.Twice, directory)
+            self.assertEqual(result.testsRun, 2)
+            self.assertEqual(len(result.failures), 2, result.errors)
+            self.assertEqual(result.errors, [])
+            told = [str(w.message) for w in caught if "report directory" in str(w.message)]
+            self.assertEqual(len(told), 1, told)
+            self.assertIn(f"cannot write anything in the report directory {directory} (", told[0])
+            self.assertIn("the run goes on", told[0])
+
+    def test_a_page_that_cannot_be_written_warns_once_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "tests"), "w"):
+                pass  # the pages' folder is a file
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_reported(timeline_samples.Twice, directory)
+            self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (2, 2, 0))
+            told = [str(w.message) for w in caught if "report directory" in str(w.message)]
+            self.assertEqual(len(told), 1, told)
+            self.assertIn("cannot write the page of tests.samples.timeline_samples.Twice.test_", told[0])
+            self.assertEqual([(r["status"], r["page"]) for r in results_of(directory)], [("failed", None)] * 2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # warnings made errors: told on stderr, never raised
+                with mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+                    run_reported(timeline_samples.Twice, os.path.join(directory, "tests", "below-a-file"))
+            self.assertIn("cannot write anything in the report directory", err.getvalue())
 
     def test_the_index_merges_the_results_of_every_runner_process(self):
         with tempfile.TemporaryDirectory() as directory:
@@ -122,14 +158,77 @@ class TestTimeline(unittest.TestCase):
             env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
             env["PYTHONPATH"] = os.pathsep.join([ROOT, EXAMPLES])
             run = subprocess.run([sys.executable, "-m", "zmqprocesstest", "--report-dir", directory, "--report-all",
-                                  "tests.timeline_samples.Passing"], cwd=ROOT, env=env, capture_output=True,
+                                  "tests.samples.timeline_samples.Passing"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=120)
             self.assertEqual(run.returncode, 0, run.stderr)
-            page = os.path.join(directory, "tests", "tests.timeline_samples.Passing.test_it.html")
+            page = os.path.join(directory, "tests", "tests.samples.timeline_samples.Passing.test_it.html")
             self.assertTrue(os.path.exists(page))
             with open(os.path.join(directory, "index.html"), encoding="utf-8") as f:  # written at exit
-                self.assertIn("tests.timeline_samples.Passing.test_it", f.read())
+                self.assertIn("tests.samples.timeline_samples.Passing.test_it", f.read())
             bad = subprocess.run(
-                [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.timeline_samples.Passing"],
+                [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.samples.timeline_samples.Passing"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
             self.assertIn("--report-all needs --report-dir DIR", bad.stderr)
+
+
+_STREAM = r"""
+import resource, sys, zmq
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.report.timeline import current
+
+class Streams(ProcessTestCase):
+    def test_it(self):
+        pull = self.socket(zmq.PULL, bind="inproc://stream", name="pull")
+        push = self.socket(zmq.PUSH, connect="inproc://stream", name="push")
+        for i in range(300):
+            push.send_multipart([b"chunk", bytes([i % 256]) * (4 * 1024 * 1024)])
+            pull.recv_multipart()  # kept by nobody but the timeline
+        self.assertEqual(len([e for e in current().entries if e[1] in ("sent", "received")]), 600)
+
+import unittest
+result = unittest.TestResult()
+unittest.defaultTestLoader.loadTestsFromTestCase(Streams).run(result)
+assert result.wasSuccessful(), result.failures + result.errors
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+class TestBoundedFrames(unittest.TestCase):
+    """The timeline keeps bounded copies of frames, never the frames (issue 32, item 6)."""
+
+    def test_a_stream_of_300_messages_of_4_mib_stays_under_200_mb(self):
+        out = subprocess.run([sys.executable, "-c", _STREAM], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        peak_mb = int(out.stdout.split()[-1])
+        self.assertLess(peak_mb, 200, f"peak RSS {peak_mb} MB")
+
+    def test_previews_render_as_the_frames_did(self):
+        import zmq
+
+        big = bytes(range(256)) * 100
+        messages = [[b"short"], [big], [bytearray(big)], [memoryview(big)], [zmq.Frame(big)], [zmq.Frame(b"x")],
+                    [b""] * 12, [big] * 9, [["decoded", 1]], [{"k": "v" * 300}], None, 3, (b"a", b"b"),
+                    [b"'\""], ["text" * 40]]
+        for message in messages:
+            for frames in (message, message[0] if isinstance(message, list) and message else message):
+                kept = timeline.preview(frames)
+                render = timeline.short_frames if isinstance(frames, (list, tuple)) else timeline.short
+                with self.subTest(frames=repr(frames)[:40]):
+                    if render is timeline.short_frames:
+                        self.assertEqual(render(kept), render(frames))
+                        self.assertEqual(render(kept, limit=30, most=4), render(frames, limit=30, most=4))
+                    else:
+                        self.assertEqual(render(kept), render(frames))
+                        self.assertEqual(render(kept, 30), render(frames, 30))
+
+    def test_the_timeline_keeps_no_frame_alive(self):
+        line = Timeline()
+        previous = timeline.activate(line)
+        try:
+            frame = bytearray(1024 * 1024)
+            timeline.record("sent", "push", [frame, b"small"])
+        finally:
+            timeline.activate(previous)
+        kept = line.entries[-1][3]
+        self.assertEqual(sum(len(f.head) if isinstance(f, timeline.FramePreview) else len(f) for f in kept), 64 + 5)
+        self.assertEqual(line.lines()[-1][3], timeline.short_frames([frame, b"small"]))

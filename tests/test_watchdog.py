@@ -16,6 +16,9 @@ import unittest
 
 import zmq
 
+from .support import only_problem, problems, run_case
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest._config import THREAD_END_GRACE, scaled
 from zmqprocesstest.timeout import _watchdog
 from zmqprocesstest.timeout._watchdog import HardTimeout, TestTimeout, hard_timeout
 
@@ -24,6 +27,7 @@ ROOT = os.path.dirname(HERE)
 THIS = os.path.abspath(__file__)
 WATCHDOG_PY = os.path.splitext(os.path.abspath(_watchdog.__file__))[0] + ".py"
 BIN = os.path.dirname(sys.executable)
+ORIGINAL_START = threading.Thread.start
 FAST = 2.0  # a 0.3 s timeout must have stopped the test well within this
 
 
@@ -527,7 +531,7 @@ class UnderEachRunner(unittest.TestCase):
         ]
 
     def test_blocking_tests_fail_with_test_timeout(self):
-        sample = os.path.join(HERE, "watchdog_sample.py")
+        sample = os.path.join(HERE, "samples", "watchdog_sample.py")
         marks = {name: line_of(f"# BLOCKS: {name}", sample) for name in ("sleep", "recv", "select")}
         started = []
         for label, module, command in self.runners():
@@ -585,3 +589,121 @@ class UnderEachRunner(unittest.TestCase):
                         self.assertEqual(f.read().strip(), f"{expected} fired=True main=True", name)
                 if module == "pytest_timeout":
                     self.assertIn("SIGALRM is owned by the runner (pytest-timeout's handler", text)
+
+
+STOP = threading.Event()
+
+
+def _serve():
+    STOP.wait(60)
+
+
+class LeftThreads(ProcessTestCase):
+    """Inner tests of ThreadsATestLeaves (not collected: no test prefix matches)."""
+
+    testMethodPrefix = "case_"
+
+    def case_leaves_a_thread(self):
+        threading.Thread(target=_serve, name="left-behind").start()  # LEAVES A THREAD
+
+    def case_joins_its_thread(self):
+        thread = threading.Thread(target=_serve, name="joined")
+        thread.start()
+        STOP.set()
+        thread.join()
+
+    def case_stops_it_in_a_cleanup(self):
+        thread = threading.Thread(target=_serve, name="stopped in a cleanup")
+        thread.start()
+        self.addCleanup(STOP.set)
+
+    def case_leaves_a_daemon_thread(self):
+        threading.Thread(target=_serve, name="daemon", daemon=True).start()
+
+    def case_leaves_an_idle_thread_pool(self):
+        import concurrent.futures
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="idle pool")
+        pool.submit(int).result()  # its worker waits for more: concurrent.futures ends it at exit
+        self.addClassCleanup(pool.shutdown)
+
+
+class ThreadsATestLeaves(unittest.TestCase):
+    """A non-daemon thread a test leaves running fails the test, naming it and where it
+    was started; the runner's exit is bounded by the last resort."""
+
+    def setUp(self):
+        STOP.clear()
+        self.addCleanup(self._stop_threads)
+
+    def _stop_threads(self):
+        STOP.set()
+        for thread in threading.enumerate():
+            if thread.name in ("left-behind", "joined", "stopped in a cleanup", "daemon"):
+                thread.join(5)
+
+    def test_a_left_thread_fails_the_test_naming_it(self):
+        start = time.monotonic()
+        result = run_case(LeftThreads, "case_leaves_a_thread")
+        text = only_problem(self, result)
+        line = line_of("# LEAVES A THREAD")
+        self.assertIn("left 1 non-daemon thread(s) running", text)
+        self.assertIn(f"'left-behind' (started at {THIS}:{line} in case_leaves_a_thread; runs _serve at {THIS}:",
+                      text)
+        self.assertLess(time.monotonic() - start, scaled(THREAD_END_GRACE) + FAST)
+        self.assertIs(threading.Thread.start, ORIGINAL_START, "the start hook is taken off after the test")
+
+    def test_a_thread_joined_or_stopped_in_a_cleanup_or_daemon_passes(self):
+        for name in ("case_joins_its_thread", "case_stops_it_in_a_cleanup", "case_leaves_a_daemon_thread",
+                     "case_leaves_an_idle_thread_pool"):
+            with self.subTest(name):
+                STOP.clear()
+                result = run_case(LeftThreads, name)
+                self.assertEqual(problems(result), [])
+                STOP.set()
+
+    def test_threads_of_an_earlier_test_are_not_blamed_again(self):
+        run_case(LeftThreads, "case_leaves_a_thread")
+        result = run_case(LeftThreads, "case_leaves_a_daemon_thread")
+        self.assertEqual(problems(result), [])
+
+    def runners(self):
+        py = sys.executable
+        return [
+            ("python -m unittest", None, [py, "-m", "unittest", "test_thread_sample"]),
+            ("pytest", "pytest", [py, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_thread_sample.py"]),
+            ("nose2", "nose2", [py, "-m", "nose2", "-s", ".", "-t", ".", "test_thread_sample"]),
+        ]
+
+    def test_each_runner_reports_the_thread_and_exits(self):
+        sample = os.path.join(HERE, "samples", "thread_sample.py")
+        line = line_of("# STARTS THE THREAD", sample)
+        for label, module, command in self.runners():
+            with self.subTest(label):
+                if module is not None and not _importable(module):
+                    self.skipTest(f"{module} is not importable")
+                work = tempfile.mkdtemp(prefix="thread-runner-")
+                self.addCleanup(shutil.rmtree, work, True)
+                copy = os.path.join(work, "test_thread_sample.py")
+                shutil.copy(sample, copy)
+                env = dict(os.environ, ZMQPROCESSTEST_LAST_RESORT="1",
+                           PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+                for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "CI", "BUILD_NUMBER"):
+                    env.pop(name, None)
+                start = time.monotonic()
+                with subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL) as proc:
+                    try:
+                        out, _ = proc.communicate(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        out, _ = proc.communicate()
+                        self.fail(f"{label} still ran after 60 s (a hang at exit):\n{out.decode(errors='replace')}")
+                text = out.decode(errors="replace")
+                self.assertEqual(proc.returncode, 1, text)
+                self.assertIn("left 1 non-daemon thread(s) running", text)
+                self.assertIn(f"'left-behind' (started at {copy}:{line} in test_leaves_a_thread", text)
+                self.assertRegex(text, r"1 failed, 1 passed|FAILED \(failures=1\)")  # the runner's summary
+                self.assertIn("the interpreter is exiting, and Python waits for every non-daemon thread; these "
+                              "still ran 1 s later", text)
+                self.assertIn("in serve_forever", text)  # the stack dump shows where the thread was
+                self.assertLess(time.monotonic() - start, 55, text)

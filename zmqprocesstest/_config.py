@@ -7,8 +7,10 @@ when one is passed: the ground floor, which every module that raises one can imp
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
+from typing import Any
 
 __all__ = [
     "CONTEXT_TERM_TIMEOUT",
@@ -29,6 +31,7 @@ __all__ = [
     "REPORT_SETTLE",
     "SESSION_TIMEOUT",
     "SETTLE_BEFORE_SIGNAL",
+    "THREAD_END_GRACE",
     "STOP_SEND_TIMEOUT",
     "BODY_LOG_ENV",
     "CHECK_LEAKS_ENV",
@@ -51,7 +54,10 @@ __all__ = [
     "runs_requested",
     "WAIT_SLICE",
     "Timeout",
+    "check_seconds",
+    "default_timeout",
     "env_flag",
+    "run_limit",
     "scaled",
 ]
 
@@ -178,6 +184,11 @@ GUARDIAN_EXIT_TIMEOUT = 5.0
 #: settle in a blocking call, where a signal is acted on at once (scaled).
 SETTLE_BEFORE_SIGNAL = 0.5
 
+#: After a test's cleanups, a non-daemon thread the test started gets this long (scaled)
+#: to end by itself before it fails the test: Python waits for every such thread at
+#: interpreter exit, so one left running would hang the runner there.
+THREAD_END_GRACE = 1.0
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -220,3 +231,41 @@ def scaled(seconds: float) -> float:
     if not factor > 0:
         raise ValueError(f"{TIMEOUT_SCALE_ENV} must be a positive number, got {raw!r}")
     return seconds * factor
+
+
+def check_seconds(value: Any, what: str, allow_none: bool = False, positive: bool = False) -> Any:
+    """Check a duration a user gave: a finite number of seconds (an int or a float, never a
+    bool), at least 0 (more than 0 with *positive*), or ``None`` with *allow_none*.
+
+    Every timeout the library takes is checked here or by the events' own argument check,
+    so ``"1"``, ``-1``, ``nan`` or ``inf`` fail where they are given, naming *what*
+    (``"the timeout of recv"``) rather than deep inside a wait.
+
+    :returns: *value*, unchanged.
+    :raises TypeError: *value* is not a number (a string, a bool).
+    :raises ValueError: *value* is NaN, infinite, negative (or 0, with *positive*).
+    """
+    if value is None and allow_none:
+        return None
+    expected = (f"expected {what} to be a finite number of seconds {'> 0' if positive else '>= 0'}"
+                f"{' or None' if allow_none else ''}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(expected)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(expected)
+    return value
+
+
+def _owner(owner: Any) -> str:
+    cls = owner if isinstance(owner, type) else type(owner)
+    return getattr(cls, "__qualname__", cls.__name__)
+
+
+def run_limit(owner: Any) -> float:
+    """*owner*'s ``run_timeout`` (a test case, its class or a scope), checked and scaled."""
+    return scaled(check_seconds(owner.run_timeout, f"run_timeout of {_owner(owner)}", positive=True))
+
+
+def default_timeout(owner: Any) -> float:
+    """*owner*'s ``timeout`` (the default of its sockets and waits), checked and scaled."""
+    return scaled(check_seconds(owner.timeout, f"timeout of {_owner(owner)}"))

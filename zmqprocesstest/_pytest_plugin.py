@@ -22,10 +22,11 @@ from typing import Any, List, Optional, Set
 
 from ._config import PYTEST_RUN_OPTIONS, runs_requested
 from .marks import MARKS_ATTR, class_marks
-from .scopes import release_module
+from .scopes import PYTEST_PLUGIN_SESSIONS, release_module
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_report_header",
-           "pytest_runtest_logreport", "pytest_runtest_teardown", "pytest_sessionfinish", "pytest_terminal_summary"]
+           "pytest_runtest_logreport", "pytest_runtest_teardown", "pytest_sessionfinish", "pytest_terminal_summary",
+           "pytest_unconfigure"]
 
 #: Attribute of the pytest config holding the mark names registered with it.
 _REGISTERED_ATTR = "_zmqprocesstest_registered_marks"
@@ -70,6 +71,7 @@ def pytest_addoption(parser: Any) -> None:
 
 
 def pytest_configure(config: Any) -> None:
+    PYTEST_PLUGIN_SESSIONS.append(config)  # module scopes are released (pytest_runtest_teardown)
     for name, description in _BUILTIN.items():
         _register(config, name, description)
     getoption = getattr(config, "getoption", None)  # None: a stand-in config (tests)
@@ -78,6 +80,11 @@ def pytest_configure(config: Any) -> None:
     if asked or runs_requested():
         from .runs import _pytest_runs
         _pytest_runs.configure(config)
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if config in PYTEST_PLUGIN_SESSIONS:
+        PYTEST_PLUGIN_SESSIONS.remove(config)
 
 
 def pytest_report_header(config: Any) -> List[str]:

@@ -26,22 +26,21 @@ import zmq
 from . import marks as _marks
 from .marks import none_selected
 from ._compat import add_note
-from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE, env_flag,
-                      runs_requested, scaled)
+from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE,
+                      check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
 from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
-from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError
-from .processes.stopping import (DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, check_stop_steps,
-                                 replies)
+from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError, _guardian
+from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
-from .scopes import (BOUNDED, MODULE_SCOPES, kill_shared, release_bounded, release_limit, scoped, shared_of,
-                     shared_resources)
+from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
+                     release_limit, scoped, shared_of, shared_resources)
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
 
 __unittest = True
 __tracebackhide__ = True
@@ -176,7 +175,7 @@ def bounded_call(owner: Any, describe: str, function: Callable[..., Any], *args:
     """Call *function* bounded by *owner*'s ``run_timeout`` (unless it bounds itself)."""
     if getattr(function, BOUNDED, False):
         return function(*args, **kwargs)
-    with hard_timeout(scaled(owner.run_timeout), describe):
+    with hard_timeout(run_limit(owner), describe):
         return function(*args, **kwargs)
 
 
@@ -189,7 +188,7 @@ def _wrap_class_phase(name: str, func: Callable[..., Any]) -> classmethod:
         if cls.__dict__.get("_zpt_deselected"):
             return None  # every test deselected by mark: nothing to set up (no shared process)
         try:
-            with hard_timeout(scaled(cls.run_timeout), f"{owner_name(cls)} ({name})"):
+            with hard_timeout(run_limit(cls), f"{owner_name(cls)} ({name})"):
                 return func(cls)
         except Exception:
             raise
@@ -231,7 +230,7 @@ class BoundedPhases(_Mixin):
     def _callTearDown(self) -> None:
         if type(self).tearDown is unittest.TestCase.tearDown:
             return  # nothing to bound
-        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (tearDown)"):
+        with hard_timeout(run_limit(self), f"{self.id()} (tearDown)"):
             super()._callTearDown()  # type: ignore[misc]
 
     def _callCleanup(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -239,7 +238,7 @@ class BoundedPhases(_Mixin):
         if res is not None and getattr(function, "__func__", 0) is getattr(type(self), "_release_resources", None):
             limit = release_limit(self, res)  # run_timeout + the processes' stop steps
         else:
-            limit = scaled(self.run_timeout)
+            limit = run_limit(self)
         with hard_timeout(limit, f"{self.id()} (cleanup {phase_name(function)})"):
             function(*args, **kwargs)
 
@@ -261,7 +260,7 @@ def _wrap_module_phase(module: str, name: str, func: Callable[[], Any], cls: Any
     def phase() -> Any:
         if _module_deselected(module, name):
             return None  # every test of the module deselected by mark
-        with hard_timeout(scaled(cls.run_timeout), f"{module} ({name})"):
+        with hard_timeout(run_limit(cls), f"{module} ({name})"):
             result = func()
         _bound_module_cleanups(module, cls)  # those it registered
         return result
@@ -339,6 +338,10 @@ class ProcessTestMeta(type):
     def __init__(cls, name: str, bases: Tuple[type, ...], namespace: Dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         check_event_names(cls)  # a user's reset() or delay = 0.5 would hide the event
+        if "timeout" in namespace:  # a bad one is an error here, naming the class, not in a wait
+            check_seconds(namespace["timeout"], f"timeout of {name}")
+        if "run_timeout" in namespace:
+            check_seconds(namespace["run_timeout"], f"run_timeout of {name}", positive=True)
         prefix = getattr(cls, "testMethodPrefix", "test")
         convert_generator_tests(cls, prefix)  # and @given ones
         _marks.propagate(cls, prefix)
@@ -347,6 +350,13 @@ class ProcessTestMeta(type):
             from .runs import inject_repeats
             inject_repeats(cls)
 
+
+
+def _check_guardian() -> None:
+    """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
+    problem = _guardian.check()
+    if problem is not None:
+        raise ProcessStopError(problem)
 
 class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, metaclass=ProcessTestMeta):
     """A :class:`unittest.TestCase` for testing PyZMQ processes with real messages.
@@ -389,7 +399,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     stop_steps: Sequence[str] = DEFAULT_STOP_STEPS
     #: How :meth:`start_process` starts processes: ``"fork"`` (so patches such as a
     #: :class:`~zmqprocesstest.ProcessMock` reach the child, and output is captured),
-    #: or ``None`` for multiprocessing's default.
+    #: ``"spawn"``, ``"forkserver"``, or ``None`` for multiprocessing's default.
     start_method: Optional[str] = "fork"
     #: Capture stdout/stderr of processes under test and show their tail on failure.
     capture_output: bool = True
@@ -403,6 +413,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
 
     _zpt: Optional[Resources] = None
     _zpt_timeout: Optional[HardTimeout] = None  # the test body's, for run_events
+    _zpt_threads: Optional[ThreadWatch] = None  # the threads the test starts
 
     # -- resources ---------------------------------------------------------------------------
     @scoped
@@ -453,7 +464,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         """
         res = self._resources()
         sock = make_sock(context or self._context(), sock_type, bind=bind, connect=connect, subscribe=subscribe,
-                         timeout=scaled(self.timeout) if timeout is None else timeout, name=name, **options)
+                         timeout=default_timeout(self) if timeout is None else timeout, name=name, **options)
         return res.add_socket(sock, context)
 
     @property
@@ -479,13 +490,16 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
     @scoped
-    def start_process(self, target: Any, *args: Any, **kwargs: Any) -> Any:
-        """Start *target* (a :class:`multiprocessing.Process` subclass or a function).
+    def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Start *target* (a :class:`multiprocessing.Process` class or subclass, or a function).
 
-        Arguments go to the class (or function). The process is stopped after the test.
-        Returns the :class:`multiprocessing.Process`.
+        Arguments go to the class (or function), keyword arguments named ``target``,
+        ``args`` and ``name`` included: ``start_process(multiprocessing.Process,
+        target=serve, args=(endpoint,), name="server")`` runs ``serve(endpoint)`` in a
+        process named ``server``. The process is stopped after the test. Returns the
+        :class:`multiprocessing.Process`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)  # validated before a process starts
+        plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         return res.add_process(ForkedProcess.start(
@@ -500,7 +514,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+        plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
         return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
@@ -531,7 +545,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         try:
-            plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+            plan = plan_for(self.stop_steps, self.stop_timeouts)
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise
@@ -600,7 +614,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
         """A :class:`~zmqprocesstest.ProcessMock` whose pipe is closed after the test."""
-        mock = ProcessMock(name, timeout=scaled(self.timeout) if timeout is None else timeout)
+        mock = ProcessMock(name, timeout=default_timeout(self) if timeout is None else timeout)
         self._resources().closers.append(mock.close_pipe)
         return mock
 
@@ -626,7 +640,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if handle is not None:
             run_events(self, gen, handle.check)
             return
-        with hard_timeout(scaled(self.run_timeout), self.id()) as handle:  # called outside a test method
+        with hard_timeout(run_limit(self), self.id()) as handle:  # called outside a test method
             run_events(self, gen, handle.check)
 
     # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
@@ -639,10 +653,17 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         reason = _marks.deselection_reason(self)
         if reason:
             raise unittest.SkipTest(reason)
+        bound_exit()  # a thread left running anywhere cannot hang the runner's exit
+        self._zpt_threads = ThreadWatch(self.id())
+        self.addCleanup(self._zpt_threads.check)  # the last cleanup: after the resources' release
         if self.check_leaks or env_flag(CHECK_LEAKS_ENV):
             shared_zmq = any(res.contexts for res in shared_of(self))
             self.addCleanup(check_leaks, self.id(), leak_snapshot(), shared_zmq)
-        with hard_timeout(scaled(self.run_timeout), f"{self.id()} (setUp)"):
+        # The guardian runs before the test, so what the test starts itself is covered too
+        # (its token is in os.environ, its forks register), and is checked after it.
+        self.addCleanup(_check_guardian)
+        _guardian.start()
+        with hard_timeout(run_limit(self), f"{self.id()} (setUp)"):
             self._reported(self._set_up)
 
     def _set_up(self) -> None:
@@ -654,7 +675,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if inspect.isgeneratorfunction(getattr(method, "__func__", method)):
             raise TypeError(f"{self.id()} is a generator function that was not converted; "
                             "define it in the class body of a ProcessTestCase (not set after class creation)")
-        with hard_timeout(scaled(self.run_timeout), self.id()) as self._zpt_timeout:
+        with hard_timeout(run_limit(self), self.id()) as self._zpt_timeout:
             try:
                 result = self._reported(method)
             finally:
@@ -691,6 +712,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         try:
             return run_test(self, result, super().run)  # one outcome, a report page, the run's settings
         except KeyboardInterrupt:
+            if self._zpt_threads is not None:
+                self._zpt_threads.end()  # its check, a cleanup, will not run
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:
@@ -714,6 +737,7 @@ def module_scope(module: str) -> Type[ProcessTestCase]:
     """
     if not isinstance(module, str) or module not in sys.modules:
         raise ValueError(f"expected the name of an imported test module (module_scope(__name__)), got {module!r}")
+    check_module_scope_releaser(module)  # under pytest, only its plugin releases a module scope
     scope = MODULE_SCOPES.get(module)
     if scope is None:
         scope = ProcessTestMeta("module_scope", (ProcessTestCase,),

@@ -17,8 +17,8 @@ from typing import Any, Iterable, List, NamedTuple, Tuple, Union
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["IPC_PATH_MAX", "Endpoint", "EndpointParts", "as_endpoint", "check_loopback", "endpoint_list",
-           "free_tcp_endpoint", "listening", "parse_endpoint", "private_dir", "socket_address"]
+__all__ = ["IPC_PATH_MAX", "NETWORK_TRANSPORTS", "Endpoint", "EndpointParts", "as_endpoint", "check_loopback",
+           "endpoint_list", "free_tcp_endpoint", "listening", "parse_endpoint", "private_dir", "socket_address"]
 
 #: ``'tcp://host:port'``/``'ipc://path'``, or, like the seed article, ``(host, port)``.
 Endpoint = Union[str, Tuple[str, int]]
@@ -99,12 +99,28 @@ def socket_address(endpoint: str, what: str = "endpoint") -> Tuple[int, Any]:
     raise ValueError(f"expected {what} to be tcp://host:port or ipc://path, got {endpoint!r}")
 
 
+#: Transports whose bind takes a network address (``ws://host:port/path``, ``udp://host:port``
+#: too): the loopback rule applies to them.
+NETWORK_TRANSPORTS = ("tcp", "ws", "wss", "udp")
+
+
 def check_loopback(endpoint: str) -> None:
-    """Refuse to bind a test socket anywhere but loopback (``tcp://`` only)."""
+    """Refuse to bind a test socket anywhere but loopback: ``tcp://``, ``ws://``, ``wss://``
+    and ``udp://`` (``*``, ``0.0.0.0``, an interface name or another address are refused);
+    ``ipc://`` and ``inproc://`` reach nobody else.
+
+    :raises ValueError: for a network bind off loopback, or a string that is not an endpoint.
+    """
+    if not isinstance(endpoint, str):
+        raise TypeError(f"expected an endpoint string transport://address, got {endpoint!r}")
     parts = parse_endpoint(endpoint)
-    if parts.transport != "tcp":
+    if parts.transport not in NETWORK_TRANSPORTS:
         return
     host = parts.address
+    if parts.transport != "tcp":
+        authority = host.split("/", 1)[0]  # ws://host:port/path
+        host = authority.rpartition(":")[0].strip("[]") if ":" in authority else authority
+        host = host.rpartition(";")[2]  # udp://source;host:port
     if host in _LOOPBACK_NAMES:
         return
     try:

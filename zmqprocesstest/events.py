@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import select
 import signal as _signal
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Uni
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, scaled
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, default_timeout, scaled
 from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
@@ -31,7 +32,7 @@ from .resources import owner_name
 from .scopes import MODULE_SCOPES
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
 from .report import timeline as _timeline
-from .report.timeline import short_frames
+from .report.timeline import PREVIEW_BYTES, short_frames
 
 __unittest = True
 __tracebackhide__ = True
@@ -62,8 +63,8 @@ def seconds_arg(name: str, value: Any, allow_none: bool = True) -> Any:
     """Check a duration argument: a number of seconds >= 0 (or ``None``)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise BadArgument(f"expected {name} to be a number of seconds >= 0{' or None' if allow_none else ''}, "
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise BadArgument(f"expected {name} to be a finite number of seconds >= 0{' or None' if allow_none else ''}, "
                            f"got {value!r}")
     return value
 
@@ -162,9 +163,7 @@ class ConnectionEvents:
     def _wait_monitor(self, sock: TestSocket, wanted: FrozenSet[int], what: str,
                       timeout: Optional[float]) -> Dict[str, Any]:
         mon = self.monitor(sock)
-        limit = sock.timeout if timeout is None else timeout
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-            raise BadArgument(f"expected timeout to be a number of seconds >= 0 or None, got {timeout!r}")
+        limit = sock.timeout if timeout is None else seconds_arg("timeout", timeout)
         deadline = time.monotonic() + limit
         seen: List[str] = []
         while True:
@@ -243,7 +242,10 @@ class Events(ConnectionEvents):
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: "
                                  f"{short_frames(msg)}")
         if json_index is not None:
+            raw = msg[json_index] if -len(msg) <= json_index < len(msg) else b""
             msg[json_index] = decode_json(sock, msg, json_index)
+            if sock.recorded:  # the timeline shows the message as the test got it
+                _timeline.revise("received", sock.name, json_index, msg[json_index], len(raw) <= PREVIEW_BYTES)
         return msg
 
     @event
@@ -320,8 +322,12 @@ class Events(ConnectionEvents):
     @event
     def freeze(self, proc: Any) -> None:
         """Event: freeze *proc* and its process group (SIGSTOP): it hangs, as far as its
-        peers can tell. A freeze is not a crash; the process is thawed before it is stopped."""
-        self.managed(proc).freeze()  # type: ignore[attr-defined]
+        peers can tell. A freeze is not a crash; the process is thawed before it is stopped.
+        A process shared by the class or module that a test froze is thawed when that
+        test ends: the next test finds it running (and the thaw in its timeline)."""
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        managed.freeze()
+        self._resources().froze(managed)  # type: ignore[attr-defined]
 
     @event
     def thaw(self, proc: Any) -> None:
@@ -380,7 +386,7 @@ class Events(ConnectionEvents):
                               "trigger with a send on a PUB, PUSH, DEALER or PAIR socket, or with an event of "
                               "your own that does a whole request and reply")
         seconds_arg("interval", interval, allow_none=False)
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         deadline, count = time.monotonic() + limit, 0
         while True:
             dispatch(self, trigger)
@@ -399,7 +405,7 @@ class Events(ConnectionEvents):
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         int_arg("code", code, "an exit code (int)")
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         managed.watched = False
         self._resources().refresh()  # type: ignore[attr-defined]
         result = managed.wait(limit)
@@ -413,21 +419,40 @@ class Events(ConnectionEvents):
         return result
 
     @event
-    def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None) -> str:
-        """Event: wait until *proc*'s output matches *pattern* (a regex); return the match."""
+    def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None,
+                    from_start: bool = False) -> str:
+        """Event: wait until *proc*'s output after the previous match (all of it with
+        *from_start*) matches the regex *pattern*; return the matched text.
+
+        The output is what *proc* wrote to stdout and stderr since it started, all of it
+        (past 4 MiB it is kept in a file), searched as :func:`re.search` does. A match
+        consumes the output up to its end, as pexpect's ``expect`` does: the first wait
+        on *proc* searches everything it printed, and each later wait starts where the
+        previous match ended. Two waits for ``"request \\d+ done"`` therefore match two
+        different lines, the second waiting for its line if it has not come yet. With
+        ``from_start=True`` the search covers all of the output again, and the next
+        wait starts after this match only if it ends after the previous one. Fails at
+        once if *proc* exits without printing a match, and says so when only output
+        consumed already matches.
+        """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
         if not isinstance(pattern, (str, re.Pattern)):
             raise BadArgument(f"expected a regular expression (str or compiled), got {pattern!r}")
+        if not isinstance(from_start, bool):
+            raise BadArgument(f"expected from_start to be True or False, got {from_start!r}")
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
-        match = managed.output.wait_for(regex, limit)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
+        match = managed.output.wait_for(regex, limit, from_start=from_start)
         if match is None:
             state = "it exited" if not managed.alive() else f"not within {limit:g} s"
+            if not from_start and managed.output.consumed and managed.output.wait_for(regex, 0, True, False):
+                state += ("; it matches earlier output, consumed by a previous wait (from_start=True searches "
+                          "all of it)")
             raise ProcessError(f"expected output of {managed.name!r} to match {regex.pattern!r}; {state}\n"
                                f"  {managed.report()}")
-        return match.group(0)
+        return match.group(0).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     @event
     def wait_endpoint(self, endpoint: str, timeout: Optional[float] = None) -> None:
@@ -437,7 +462,7 @@ class Events(ConnectionEvents):
         """
         if not isinstance(endpoint, str):
             raise BadArgument(f"expected an endpoint string (tcp://... or ipc://...), got {endpoint!r}")
-        limit = scaled(self.timeout) if timeout is None else seconds_arg("timeout", timeout)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
         if not _wait_listening(endpoint, limit, self._resources()):  # type: ignore[attr-defined]
             raise ProcessError(f"expected something to listen on {endpoint} within {limit:g} s")
 

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from ._config import DEFAULT_TIMEOUT, Timeout, scaled
+from ._config import DEFAULT_TIMEOUT, Timeout, check_seconds, scaled
 
 __unittest = True
 __tracebackhide__ = True
@@ -58,7 +58,7 @@ class ProcessMock:
         self.name = name
         #: Default wait of :meth:`wait_for_call` in seconds (``None``: 1 s, scaled by
         #: ``ZMQPROCESSTEST_TIMEOUT_SCALE``).
-        self.timeout = timeout
+        self.timeout = check_seconds(timeout, "the timeout of a ProcessMock", allow_none=True)
         self._reader, self._writer = multiprocessing.Pipe(duplex=False)
         self.pid: Optional[int] = None
         self.exitcode: Optional[int] = 0
@@ -75,7 +75,7 @@ class ProcessMock:
         :raises MockTimeout: the mock was not constructed in time.
         """
         if timeout is not None:
-            limit = timeout
+            limit = check_seconds(timeout, "the timeout of wait_for_call")
         elif self.timeout is not None:
             limit = self.timeout
         else:

@@ -5,7 +5,8 @@ test sockets, processes under test, mocks, the private temp dir of its ipc endpo
 and the transcript of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
 of its sockets (the processes they watch while waiting), and releases everything in a
 safe order after the test: processes first (so nothing talks to a closed socket), then
-sockets (``linger=0``), then contexts (bounded, never a hang), then the temp dir.
+sockets (``linger=0``), then contexts (bounded, never a hang; on their own thread, while
+the temp dir is removed).
 
 The leak check (:func:`leak_snapshot`, :func:`check_leaks`) compares open file
 descriptors and child processes before and after a test, kills what was left running,
@@ -14,6 +15,7 @@ and fails the test that leaked, never a later one.
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -74,6 +76,8 @@ class Resources:
         #: Socket monitors by id of the test socket they watch (the connection events).
         self.monitors: Dict[int, Any] = {}
         self.tmpdir: Optional[str] = None
+        self._dir_lock = threading.Lock()
+        self._released = False
         self.endpoints = 0
         self.endpoint: Optional[str] = None
         #: Children of the runner before the first process started (for :meth:`_end_orphans`).
@@ -85,6 +89,8 @@ class Resources:
         self.timeline = Timeline(transcript_length)
         self._previous_timeline = _timeline.activate(self.timeline)
         self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        #: Shared processes this owner froze (thawed at its end, see :meth:`froze`).
+        self.frozen_shared: List[ManagedProcess] = []
         self._fds: Tuple[int, ...] = ()
         self.poll_slice: Optional[float] = None
         for parent in self.parents:
@@ -92,6 +98,12 @@ class Resources:
                 sock.watch = self
         if self.parents:
             self.refresh()
+        for parent in self.parents:
+            for proc in parent.processes:
+                if proc.thawed_after is not None:  # the test before left it frozen
+                    _timeline.record("fault", proc.name, f"thaw (SIGCONT) at the end of {proc.thawed_after}, "
+                                     "which froze it")
+                    proc.thawed_after = None
 
     # -- what the test adds ------------------------------------------------------------------
     def add_socket(self, sock: TestSocket, context: Optional[zmq.Context]) -> TestSocket:
@@ -105,11 +117,14 @@ class Resources:
         return sock
 
     def before_start(self) -> None:
-        """Before this owner's first process starts: make the runner the reaper of
-        orphans, and note the children it has, so that a daemon left by any process
-        started from now on is found (even one that daemonizes at once)."""
+        """Before a process of this owner starts: make the runner the reaper of
+        orphans, and (before its first) note the children it has, so that a daemon left
+        by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
             _perturb.hook("start")
+        self._note_children()
+
+    def _note_children(self) -> None:
         if self.children_before is None:
             _reaper.prepare_runner()
             self.children_before = set(orphan_pids())
@@ -117,11 +132,14 @@ class Resources:
     def add_process(self, proc: ManagedProcess, plan: Optional[StopPlan] = None) -> ManagedProcess:
         """Own *proc*: watched while the test waits, stopped after it as *plan* says
         (the owner's; ``None`` keeps the plan it has)."""
-        self.before_start()  # for a process started elsewhere: as late as it can be
+        self._note_children()  # for a process started elsewhere: as late as it can be
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
         self.timeline.lane(proc.name, "process")
+        if proc.output is not None:
+            proc.output.pid = proc.pid
+            proc.output.spill_dir = self.spill_dir  # all its output, past what memory keeps
         self.refresh()
         return proc
 
@@ -130,15 +148,47 @@ class Resources:
         for res in [self] + self.parents:
             if old in res.processes:
                 res.processes[res.processes.index(old)] = new
+                if new.output is not None:
+                    new.output.pid = new.pid
+                    new.output.spill_dir = res.spill_dir
         self.refresh()
+
+    def froze(self, proc: ManagedProcess) -> None:
+        """*proc* was frozen by this owner: one shared by a parent is thawed at its end."""
+        if proc not in self.processes and proc not in self.frozen_shared:
+            self.frozen_shared.append(proc)
+
+    def _thaw_shared(self) -> None:
+        """Thaw the shared processes this test froze and left frozen: nothing carries over."""
+        for proc in self.frozen_shared:
+            if proc.frozen and proc.alive():
+                proc.thaw()
+                proc.thawed_after = owner_name(self.owner)
+        self.frozen_shared.clear()
 
     def ipc_endpoint(self) -> str:
         """A new ``ipc://`` endpoint in this test's private (0700) temp dir."""
-        if self.tmpdir is None:
-            self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
-            _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
+        folder = self.private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected a new endpoint during {owner_name(self.owner)}, but its resources are "
+                               "released already")
         self.endpoints += 1
-        return f"ipc://{self.tmpdir}/{self.endpoints}"
+        return f"ipc://{folder}/{self.endpoints}"
+
+    def private_dir(self) -> Optional[str]:
+        """This owner's private (0700) temp dir, made on first use; ``None`` once released."""
+        with self._dir_lock:  # the output drainer's thread asks too (spill_dir)
+            if self.tmpdir is None and not self._released:
+                self.tmpdir = private_dir()  # short enough for ipc even under a long TMPDIR
+                _guardian.watch_path(self.tmpdir)  # removed even if the runner dies
+            return self.tmpdir
+
+    def spill_dir(self) -> Optional[str]:
+        """Where a process's output goes once memory keeps only its newest part."""
+        try:
+            return self.private_dir()
+        except (OSError, RuntimeError):
+            return None  # no directory: the output stays in memory
 
     # -- the watch protocol used by TestSocket.wait --------------------------------------------
     def watched(self) -> List[ManagedProcess]:
@@ -217,6 +267,7 @@ class Resources:
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
             if not sock.closed:
@@ -226,13 +277,26 @@ class Resources:
                 link.close()
             except Exception as exc:  # its thread failed: a problem of this test
                 problems.append(f"{link.describe()}: {exc}")
-        for ctx in self.contexts:
-            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
+        # The first context terminates on its thread while the closers run and the
+        # directory goes (the rest, rarely any, one after the other: one that hangs
+        # must not hold up the next).
+        ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
+        for proc in self.processes:  # a spilled output a report named outlives the directory
+            if proc.output is not None:
+                problem = proc.output.move_kept()
+                if problem:
+                    problems.append(problem)
+        with self._dir_lock:
+            self._released = True
         if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            _remove_private_dir(self.tmpdir)
             _guardian.forget_path(self.tmpdir)
+        if ending is not None:
+            problems.extend(ending(scaled(CONTEXT_TERM_TIMEOUT)))
+        for ctx in self.contexts[1:]:
+            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
                 sock.watch = parent
@@ -321,6 +385,18 @@ class Resources:
                     raise died
 
 
+def _remove_private_dir(path: str) -> None:
+    """Remove a private directory: the files in it (ipc sockets, spilled output), then
+    it (anything else there, a directory say, is left to :func:`shutil.rmtree`)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class _Terminator:
     """One daemon thread that terminates the tests' zmq contexts, so that a ``term()``
     that hangs (a socket still in use somewhere) costs the test a bounded wait, not the
@@ -329,25 +405,34 @@ class _Terminator:
     queue; a new one takes the next context."""
 
     def __init__(self) -> None:
-        self.waiting: "collections.deque[Tuple[zmq.Context, threading.Event]]" = collections.deque()
-        self.ready = threading.Semaphore(0)
+        # A deque and plain locks (C, no Condition): the hand-over costs a test what a
+        # round trip does. *ready* is released when work may be waiting.
+        self.waiting: "collections.deque[Tuple[zmq.Context, Any]]" = collections.deque()
+        self.ready = threading.Lock()
+        self.ready.acquire()
         threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
-    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
-        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
-        done = threading.Event()
+    def terminate(self, ctx: zmq.Context) -> Callable[[float], bool]:
+        """Start destroying *ctx* (linger 0); the function returned waits at most the
+        seconds it is given for the end, and says whether it came."""
+        done = threading.Lock()
+        done.acquire()  # released by the thread once the context is destroyed
         self.waiting.append((ctx, done))
-        self.ready.release()
-        return done.wait(timeout)
+        try:
+            self.ready.release()
+        except RuntimeError:
+            pass  # released already: the thread takes this one with the others
+        return lambda timeout: done.acquire(timeout=timeout)
 
     def _serve(self) -> None:
         while True:
             self.ready.acquire()
-            ctx, done = self.waiting.popleft()
-            try:
-                ctx.destroy(linger=0)
-            finally:
-                done.set()
+            while self.waiting:
+                ctx, done = self.waiting.popleft()
+                try:
+                    ctx.destroy(linger=0)
+                finally:
+                    done.release()
 
 
 _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
@@ -355,14 +440,25 @@ _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
 
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
+    return _begin_terminate(ctx)(timeout)
+
+
+def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
+    """Start closing what is left of *ctx* and terminating it; the function returned
+    waits for the end, bounded by the seconds it is given, and returns the problems."""
     problems = []
     leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
     if leftover:
         problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
-    if not _TERMINATOR.get().terminate(ctx, timeout):
-        _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
-        problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
-    return problems
+    ended = _TERMINATOR.get().terminate(ctx)
+
+    def end(timeout: float) -> List[str]:
+        if not ended(timeout):
+            _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
+            problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
+        return problems
+
+    return end
 
 
 # -- the leak check ------------------------------------------------------------------------------
@@ -374,7 +470,11 @@ def leak_snapshot() -> Tuple[Dict[int, str], Set[int]]:
 def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zmq: bool = False) -> None:
     """Fail with :class:`LeakError` if fds or child processes were added since *before*.
 
-    Leftover children are killed and reaped first. With *shared_zmq* (the test's class
+    Leftover children are killed and reaped first; they are named as the test's own (a
+    process under test's orphans were found, killed and reported before, by
+    :meth:`Resources._end_orphans`). :mod:`multiprocessing`'s resource tracker and
+    forkserver, started on first use and kept for the run, are not counted, nor are the
+    descriptors to them. With *shared_zmq* (the test's class
     or module shares a zmq context, whose connections come and go at any time and which
     frees a closed socket's descriptors on its own thread), new network sockets and
     event descriptors are not counted; pipes and files still are.
@@ -383,16 +483,20 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     problems = []
     # The guardian's and the library's threads' descriptors may have been made during
     # the test: they stay for the run, not a leak.
-    guardian = _guardian.guardian_fds() | drainer_fds()
+    helpers, helper_fds = _reaper.multiprocessing_helpers()
+    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}
     if new_fds:
         shown = ", ".join(f"{fd} -> {target}" for fd, target in sorted(new_fds.items()))
         problems.append(f"file descriptors left open: {shown}")
-    children = [pid for pid in child_pids() if pid not in children_before and pid not in _guardian.guardian_pids()]
+    skip = children_before | _guardian.guardian_pids() | helpers
+    children = [pid for pid in child_pids() if pid not in skip]
     if children:
-        problems.append(f"child processes left running: {children}")
+        shown = "; ".join(f"pid {pid}: {_reaper.describe(pid)}" for pid in children)
+        problems.append(f"child processes left running, started by the test itself (not by a process under "
+                        f"test): {shown}")
         left = _reaper.kill_and_reap(children)  # bounded: a child that will not die is reported
         if left:
             problems.append(f"still running after SIGKILL: {left}")

@@ -16,6 +16,8 @@ fails the release with :class:`~zmqprocesstest.TestTimeout`, and what is left is
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import types
 import unittest
 from typing import Any, Callable, Dict, List, Optional
@@ -27,12 +29,17 @@ from .resources import Resources, owner_name
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["BOUNDED", "MODULE_SCOPES", "kill_shared", "release_bounded", "release_limit", "release_module",
-           "release_shared", "scoped", "shared_of", "shared_resources"]
+__all__ = ["BOUNDED", "MODULE_SCOPES", "PYTEST_PLUGIN_SESSIONS", "check_module_scope_releaser", "kill_shared",
+           "release_bounded", "release_limit", "release_module", "release_shared", "scoped", "shared_of",
+           "shared_resources"]
 
 _SHARED = "_zpt_shared"
 #: Module name -> its module scope (a class made by ``module_scope``).
 MODULE_SCOPES: Dict[str, type] = {}
+#: The pytest sessions (their config objects) in which zmqprocesstest's pytest plugin is
+#: active: the plugin adds its session's config at ``pytest_configure`` and removes it at
+#: ``pytest_unconfigure``. Under pytest, only the plugin releases a module scope.
+PYTEST_PLUGIN_SESSIONS: List[Any] = []
 #: Attribute set on a function that bounds itself (the phase wrappers leave it alone).
 BOUNDED = "__zmqprocesstest_bounded__"
 
@@ -105,6 +112,26 @@ def kill_shared(cls: type) -> None:
         delattr(cls, _SHARED)
         res.kill_all()
         res.forget()
+
+
+def check_module_scope_releaser(module: str) -> None:
+    """Refuse a module scope that nothing would release: under pytest (it runs no
+    ``addModuleCleanup`` cleanups) without zmqprocesstest's pytest plugin, the module's
+    processes would run on through every later module.
+
+    "Under pytest" is: pytest is running a test in this process (``PYTEST_CURRENT_TEST``
+    is set, which pytest does for each test's set-up, where ``setUpModule`` runs, and
+    pytest is imported here: a runner started by a pytest test inherits the variable only).
+
+    :raises RuntimeError: naming the module, why, and the ways out.
+    """
+    if PYTEST_PLUGIN_SESSIONS or not os.environ.get("PYTEST_CURRENT_TEST") or "_pytest" not in sys.modules:
+        return
+    raise RuntimeError(
+        f"module_scope({module!r}) needs zmqprocesstest's pytest plugin under pytest, and it is not active "
+        "(PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, or -p no:zmqprocesstest): pytest runs no addModuleCleanup cleanups, so "
+        "nothing would stop what the module shares after its last test, and its processes would run on through "
+        "later modules. Load the plugin (-p zmqprocesstest), or share through a class (setUpClass) instead.")
 
 
 def release_module(module: str) -> None:

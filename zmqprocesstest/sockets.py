@@ -20,7 +20,7 @@ import zmq
 from zmq import zmq_poll
 
 from . import _perturb
-from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, scaled
+from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, check_seconds, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .report import timeline as _timeline
 from .report.timeline import short, short_frames, type_name
@@ -150,7 +150,8 @@ class TestSocket:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
-        self.timeout: float = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
+        self.timeout: float = (scaled(DEFAULT_TIMEOUT) if timeout is None
+                               else check_seconds(timeout, "the timeout of a TestSocket"))
         #: The zmq socket type (``zmq.REQ``...).
         self.socket_type: int = int(sock.type)
         #: Name used in messages and the timeline.
@@ -167,6 +168,8 @@ class TestSocket:
         self._poll_key: Any = None
         self._items: Optional[List[Tuple[Any, int]]] = None
         self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
+        #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
+        self.allow_remote = False
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -203,8 +206,27 @@ class TestSocket:
 
     # -- bind/connect (recorded for reports) ------------------------------------------
     def bind(self, endpoint: str) -> None:
+        """Bind to *endpoint*: on loopback only unless :attr:`allow_remote` (as ``bind=``).
+
+        :raises ValueError: for a ``tcp``/``ws``/``wss``/``udp`` endpoint off loopback
+            (``*``, ``0.0.0.0``, an interface name, another address).
+        """
+        if not self.allow_remote:
+            check_loopback(endpoint)
         self.sock.bind(endpoint)
         self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+    def bind_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
+        """pyzmq's :meth:`zmq.Socket.bind_to_random_port`, on loopback only unless
+        :attr:`allow_remote` (``addr`` like ``"tcp://127.0.0.1"``); returns the port.
+
+        :raises ValueError: for an *addr* off loopback.
+        """
+        if not self.allow_remote:
+            check_loopback(f"{addr}:0" if isinstance(addr, str) else addr)
+        port = int(self.sock.bind_to_random_port(addr, *args, **kwargs))
+        self.endpoints.append("bind " + self.sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        return port
 
     def connect(self, endpoint: str) -> None:
         if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest.runs._stress)
@@ -255,6 +277,8 @@ class TestSocket:
         :raises SocketTimeout: nothing happened within *timeout*.
         :raises ProcessDied: a watched process died meanwhile (raised by the watch).
         """
+        if deadline is None and timeout is not None:
+            check_seconds(timeout, f"the timeout of {operation}")
         timeout = self.timeout if timeout is None else timeout
         if deadline is None:
             deadline = time.monotonic() + timeout
@@ -308,6 +332,8 @@ class TestSocket:
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
               *args: Any, **kwargs: Any) -> Any:
         receiving = flag == _POLLIN
+        if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
+            check_seconds(timeout, f"the timeout of {operation}")  # (a plain float passes the line above)
         if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
@@ -441,8 +467,10 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
     The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms
     reconnect interval (so a test that connects before the process under test has bound
     does not pay libzmq's default 100 ms). ``bind`` and ``connect`` take an endpoint,
-    a ``(host, port)`` tuple or a list of them. TCP binds must be on loopback unless
-    *allow_remote* is true. A SUB socket subscribes to everything unless *subscribe*
+    a ``(host, port)`` tuple or a list of them. Network binds (``tcp``, ``ws``, ``wss``,
+    ``udp``), here and later with :meth:`TestSocket.bind` or
+    :meth:`TestSocket.bind_to_random_port`, must be on loopback unless *allow_remote* is
+    true. A SUB socket subscribes to everything unless *subscribe*
     says otherwise. Extra keyword arguments are socket options by name
     (``sndhwm=10``).
 
@@ -467,10 +495,9 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
                 _timeline.record("subscribe", tsock.name, short(topic))
+        tsock.allow_remote = bool(allow_remote)
         for endpoint in endpoint_list(bind):
-            if not allow_remote:
-                check_loopback(endpoint)
-            tsock.bind(endpoint)
+            tsock.bind(endpoint)  # on loopback only unless allow_remote
         for endpoint in endpoint_list(connect):
             tsock.connect(endpoint)
     except BaseException:

@@ -22,7 +22,7 @@ import sys
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Union
 
 from .case import ProcessTestCase
-from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, Timeout, env_flag, scaled
+from ._config import PROGRAM_GROUP_WAIT, PROGRAM_TIMEOUT, UPDATE_GOLDEN_ENV, Timeout, check_seconds, env_flag, scaled
 from .processes._reaper import wait_group_gone
 from .processes.managed import launch
 
@@ -69,7 +69,7 @@ def run_program(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cw
     scaled by ``ZMQPROCESSTEST_TIMEOUT_SCALE``) the whole session is killed and
     :class:`ProgramTimeout` shows what it printed so far.
     """
-    limit = scaled(PROGRAM_TIMEOUT) if timeout is None else timeout
+    limit = scaled(PROGRAM_TIMEOUT) if timeout is None else check_seconds(timeout, "the timeout of run_program")
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
     with launch(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:

@@ -3,7 +3,8 @@
 Fork (whatever multiprocessing's default start method is) is what lets a patch such as
 a :class:`~zmqprocesstest.ProcessMock` reach the child, and lets the child be set up
 before any of its own code runs: a session and process group of its own, default
-signal dispositions, and stdout/stderr into a pipe the test drains.
+signal dispositions, stdout/stderr into a pipe the test drains, and the logging of a
+fresh interpreter (not the runner's handlers and level).
 
 There is no start window: the child waits, before any of its own code runs, until the
 runner has registered its session with the guardian (:mod:`zmqprocesstest.processes._guardian`),
@@ -34,6 +35,7 @@ __all__ = ["ForkedProcess"]
 _pending = threading.local()
 #: Exit status of a forked child whose runner vanished before it was covered.
 ORPHANED_AT_START = 70
+_FORK_WARNS = sys.version_info >= (3, 12)  # fork() in a process with threads warns from 3.12 on
 
 
 def _in_forked_child(_: object) -> None:
@@ -48,7 +50,7 @@ def _in_forked_child(_: object) -> None:
     default_signals()
     # What it execs carries the runner's token, as commands do: found by the guardian
     # even after leaving this session (a daemon).
-    os.environ[_guardian.ENV_NAME] = " ".join(os.environ.get(_guardian.ENV_NAME, "").split() + [_pending.token])
+    os.environ[_guardian.ENV_NAME] = _pending.tokens
     started_r, started_w = _pending.started
     go_r, go_w = _pending.go
     os.close(started_r)
@@ -73,6 +75,28 @@ def _in_forked_child(_: object) -> None:
         # pipe, a line at a time, so waits on output see each line at once.
         sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
         sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+    _reset_logging()
+
+
+def _reset_logging() -> None:
+    """Give the child the logging of a fresh interpreter: no handlers on the root logger,
+    its level WARNING, nothing disabled.
+
+    A runner configures logging in the test process (pytest's and nose2's log capture
+    add root handlers and set a level), and a forked child inherits that: its own
+    ``logging.basicConfig(level=INFO)`` would do nothing (the root has handlers) and its
+    records would go to the runner's handlers, not to its output. The handlers are
+    removed, not closed: they belong to the runner (closing one could flush what it
+    buffered a second time).
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:  # never imported: a fresh start already
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.disable(logging.NOTSET)
 
 
 class _Hook:
@@ -119,7 +143,8 @@ class ForkedProcess(ManagedProcess):
         output = Output() if capture else None
         started_r, started_w = os.pipe()
         go_r, go_w = os.pipe()
-        _pending.active, _pending.output, _pending.token = True, output, _guardian.token()
+        tokens = os.environ.get(_guardian.ENV_NAME, "").split() + [_guardian.token()]  # the child's, made here
+        _pending.active, _pending.output, _pending.tokens = True, output, " ".join(tokens)
         _pending.started, _pending.go = (started_r, started_w), (go_r, go_w)
         # Parallel runners run tests in daemonic pool workers, which multiprocessing
         # forbids to have children (they could be orphaned). The test case stops and
@@ -136,12 +161,15 @@ class ForkedProcess(ManagedProcess):
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
                 if hasattr(context.Process, "_after_fork"):  # type: ignore[attr-defined]  # 3.10+ only
                     proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
-            with warnings.catch_warnings():
-                # Python 3.12+ warns that fork() in a process with threads may deadlock
-                # the child. The test's zmq context has libzmq threads by design, and
-                # forking is the documented choice (start_method); the child never uses them.
-                warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
-                                        DeprecationWarning)
+            if _FORK_WARNS:
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns that fork() in a process with threads may deadlock
+                    # the child. The test's zmq context has libzmq threads by design, and
+                    # forking is the documented choice (start_method); the child never uses them.
+                    warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
+                                            DeprecationWarning)
+                    proc.start()
+            else:
                 proc.start()
             if getattr(getattr(proc, "_popen", None), "method", None) == "fork":
                 # The child makes its own session (pgid == pid), then waits for this word:

@@ -1,10 +1,13 @@
 """The guardian process: ``python -I -S _guardian_process.py TOKEN RUNNER_PID [CONTROLLER_PID]``.
 
 It follows the runner's commands on its stdin (``+g PGID``/``-g PGID`` for process
-groups, ``+d HEXPATH``/``-d HEXPATH`` for directories) until the runner is gone
-(end-of-file on the pipe, or the runner's pidfd fires), then kills every registered
-process group, every process in a session of the same number, and every process whose
-environment carries TOKEN, until none is left, and removes the directories. Given the
+groups, ``+d HEXPATH``/``-d HEXPATH`` for directories, ``+p PID START`` for a child the
+runner forked, written by that child) until the runner is gone (end-of-file on the
+pipe, or the runner's pidfd fires), then kills every registered process group, every
+process in a session of the same number, every registered child still running (the same
+start time: not a process that reused its pid) with its descendants, and every process
+whose environment carries TOKEN (or TOKEN.own, the runner's own marker), until none is
+left, and removes the directories. Given the
 pid of the parallel controller the runner is a worker of, it also watches that process
 through a pidfd and, when it dies, kills the runner first (a worker whose controller is
 gone would run its test to the end). It runs as a script in isolated mode, so it
@@ -17,13 +20,14 @@ import select
 import shutil
 import signal
 import sys
-from typing import List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 # Run as a script in isolated mode: the package's OS seam is imported from beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _os import HAS_PIDFD, all_pids, environ, open_pidfd, pidfd_signal, proc_stat  # type: ignore[import-not-found]  # beside it, found at run time
 
 ENV_NAME = "ZMQPROCESSTEST_GUARD"  # the same name as _guardian.ENV_NAME
+OWN_SUFFIX = ".own"  # the same as _guardian.OWN_SUFFIX
 _KILL_ROUNDS = 50  # bounds the kill-until-nothing-is-left loop
 _DRAIN_EVERY = 0.25  # seconds between reads of the runner's commands
 
@@ -35,13 +39,15 @@ def _serve(token: str, runner: int, controller: Optional[int]) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)  # the runner blocked them across exec
     groups: Set[int] = set()
     dirs: Set[bytes] = set()
+    forks: Dict[int, int] = {}
     try:
-        _follow(runner, controller, groups, dirs)
+        _follow(runner, controller, groups, dirs, forks)
     finally:
-        _clean_up(token.encode(), groups, dirs)
+        _clean_up(token.encode(), groups, dirs, forks)
 
 
-def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[bytes]) -> None:
+def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[bytes],
+            forks: Dict[int, int]) -> None:
     """Apply the runner's commands until it is gone (end-of-file, or its pidfd fires).
 
     The pipe is polled for its end only (no ``POLLIN``) and read every
@@ -66,9 +72,9 @@ def _follow(runner: int, controller: Optional[int], groups: Set[int], dirs: Set[
             _kill_runner(runner, pidfd)  # its controller died; its own death ends this loop
             poller.unregister(boss)
             ready = [event for event in ready if event[0] != boss]
-        buffer, ended = _drain(buffer, groups, dirs)
+        buffer, ended = _drain(buffer, groups, dirs, forks)
         runner_gone = ended or bool(ready) or os.getppid() != runner
-    _drain(buffer, groups, dirs)  # the runner is dead: take what it wrote, then clean up
+    _drain(buffer, groups, dirs, forks)  # the runner is dead: take what it wrote, then clean up
 
 
 def _start_time(pid: int) -> Optional[int]:
@@ -102,7 +108,7 @@ def _kill_runner(runner: int, runner_fd: Optional[int]) -> None:
         pass
 
 
-def _drain(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> Tuple[bytes, bool]:
+def _drain(buffer: bytes, groups: Set[int], dirs: Set[bytes], forks: Dict[int, int]) -> Tuple[bytes, bool]:
     """Apply what the runner wrote so far; also say whether the pipe has ended."""
     while True:
         try:
@@ -113,10 +119,10 @@ def _drain(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> Tuple[bytes, bo
             return buffer, True
         if not data:
             return buffer, True
-        buffer = _apply(buffer + data, groups, dirs)
+        buffer = _apply(buffer + data, groups, dirs, forks)
 
 
-def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> bytes:
+def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes], forks: Dict[int, int]) -> bytes:
     *lines, rest = buffer.split(b"\n")
     for line in lines:
         verb, _, arg = line.partition(b" ")
@@ -129,14 +135,18 @@ def _apply(buffer: bytes, groups: Set[int], dirs: Set[bytes]) -> bytes:
                 dirs.add(bytes.fromhex(arg.decode()))
             elif verb == b"-d":
                 dirs.discard(bytes.fromhex(arg.decode()))
+            elif verb == b"+p":
+                pid, start = arg.split()
+                forks[int(pid)] = int(start)
         except ValueError:
             continue
     return rest
 
 
-def _marked(token: bytes, sessions: Set[int]) -> List[int]:
-    """Pids of processes in one of *sessions*, or whose environment carries *token* in
-    :data:`ENV_NAME`.
+def _marked(token: bytes, sessions: Set[int], forks: Dict[int, int]) -> List[int]:
+    """Pids of processes in one of *sessions*, registered in *forks* (pid: start time)
+    or descended from one, or whose environment carries *token* (or the runner's own
+    marker) in :data:`ENV_NAME`.
 
     A registered group is also a session (every process under test starts one), and a
     descendant that moved to a group of its own with ``setpgid`` is still in it; one that
@@ -144,27 +154,38 @@ def _marked(token: bytes, sessions: Set[int]) -> List[int]:
     """
     me = os.getpid()
     prefix = ENV_NAME.encode() + b"="
+    wanted = {token, token + OWN_SUFFIX.encode()}
     found = []
+    parents: Dict[int, int] = {}
     for pid in all_pids():
         if pid == me:
             continue
         stat = proc_stat(pid)
         if stat is None:
             continue
-        if stat.session in sessions:
+        parents[pid] = stat.ppid
+        if stat.session in sessions or forks.get(pid) == stat.start:
             found.append(pid)
             continue
         env = environ(pid)
         if token not in env:
             continue
         for item in env.split(b"\0"):
-            if item.startswith(prefix) and token in item[len(prefix):].split():
+            if item.startswith(prefix) and wanted & set(item[len(prefix):].split()):
                 found.append(pid)
                 break
+    # Descendants of the registered children (forked without exec: no token to see).
+    roots = {pid for pid in found if pid in forks}
+    for pid in parents if roots else ():
+        chain, ancestor = 0, parents[pid]
+        while ancestor > 1 and ancestor not in roots and chain < len(parents):
+            ancestor, chain = parents.get(ancestor, 0), chain + 1
+        if ancestor in roots and pid not in found:
+            found.append(pid)
     return found
 
 
-def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
+def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes], forks: Dict[int, int]) -> None:
     """Kill the groups, their sessions and the marked processes until a scan finds no
     new one; remove the directories."""
     own_group, own_session = os.getpgrp(), os.getsid(0)
@@ -177,7 +198,7 @@ def _clean_up(token: bytes, groups: Set[int], dirs: Set[bytes]) -> None:
                 os.killpg(pgid, signal.SIGKILL)
             except OSError:
                 pass
-        fresh = [pid for pid in _marked(token, sessions) if pid not in killed]
+        fresh = [pid for pid in _marked(token, sessions, forks) if pid not in killed]
         for pid in fresh:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -5,6 +5,10 @@ group that the stop protocol signals. With :func:`become_subreaper` (Linux
 ``prctl(PR_SET_CHILD_SUBREAPER)``) such orphans reparent to the runner instead of init,
 so after each test :func:`new_descendants` finds the ones that are new, and
 :func:`kill_and_reap` ends them; the test then fails naming each (pid and command line).
+The test process's own children -- a ``subprocess`` the test started, multiprocessing's
+resource tracker and forkserver, pool workers -- are not orphans, and are left alone
+(:func:`is_own`); the leak check (``check_leaks``) is what fails a test that leaves
+them.
 Elsewhere there is no such mechanism: nothing is found, and daemons are left to the
 guardian's token scan (:mod:`zmqprocesstest.processes._guardian`).
 """
@@ -13,19 +17,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import sys
 import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .._config import KILL_WAIT
-from ._os import EXITED, alive, command_line, orphan_pids, proc_stat, set_child_subreaper, wait_gone
-from ._guardian import guardian_pids, start as start_guardian
+from ._os import EXITED, Stat, alive, command_line, environ, orphan_pids, proc_stat, set_child_subreaper, wait_gone
+from ._guardian import guardian_pids, started_by_runner, start as start_guardian
 
-__all__ = ["become_subreaper", "kill_and_reap", "new_descendants", "other_reapers_held", "prepare_runner",
-           "reap_group", "wait_group_gone"]
+__all__ = ["become_subreaper", "describe", "is_own", "kill_and_reap", "multiprocessing_helpers", "new_descendants",
+           "other_reapers_held", "prepare_runner", "reap_group", "wait_group_gone"]
 
 _subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
+_prepared_pid: Optional[int] = None  # the process prepare_runner set up (not inherited by forks)
+_getsignal = _signal.getsignal  # without the enum conversion of signal.getsignal: run on every start
 
 
 def become_subreaper() -> bool:
@@ -55,11 +62,20 @@ def prepare_runner() -> None:
       a process that survived ``SIGKILL``. Only the main thread can change it.
     * The guardian runs (:func:`zmqprocesstest.processes._guardian.start`), so the new process can
       be registered before it runs a line of its own.
+
+    The subreaper and the guardian are set up once per process (a forked child that
+    runs tests of its own does it again); ``SIGCHLD``, which a test may set to ignored
+    at any time, is looked at on every call. A guardian stopped since is started again
+    by the next registration (a forked child waits for it; a command carries the token).
     """
-    become_subreaper()
-    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+    global _prepared_pid
+    if _getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if _prepared_pid == os.getpid():
+        return
+    become_subreaper()
     start_guardian()
+    _prepared_pid = os.getpid()
 
 
 @contextlib.contextmanager
@@ -89,12 +105,41 @@ def other_reapers_held() -> Iterator[None]:
             handler(signal.SIGCHLD, came[-1])
 
 
-def _describe(pid: int) -> Tuple[Optional[str], str]:
-    """(state letter, command line) of *pid*; state ``None`` if it is gone."""
+def describe(pid: int) -> str:
+    """The command line of *pid* (its kernel name in brackets if it has none)."""
     stat = proc_stat(pid)
-    if stat is None:
-        return None, ""
-    return stat.state, command_line(pid) or f"[{stat.name}]"
+    return "" if stat is None else command_line(pid) or f"[{stat.name}]"
+
+
+def is_own(pid: int, stat: Stat) -> bool:
+    """Whether *pid*, a child of this process, was started by this process itself rather
+    than left to it by a process under test (an orphan that re-parented to the subreaper).
+
+    A child this process started is in its session, or leads a session of its own
+    (``start_new_session``, ``setsid``): it cannot be in any other. A descendant of a
+    process under test is never in the runner's session (every process under test leads
+    its own, or is a ``spawn`` child whose daemon has left it). A session leader is told
+    by the marker its environment carries: the runner's own (``subprocess``, ``spawn``,
+    ``forkserver``) or a process under test's (see
+    :func:`zmqprocesstest.processes._guardian.started_by_runner`). A session leader with
+    neither (forked without ``exec``) counts as an orphan.
+    """
+    if stat.session == os.getsid(0):
+        return True
+    if stat.session != pid:
+        return False
+    return started_by_runner(environ(pid)) is True
+
+
+def multiprocessing_helpers() -> Tuple[Set[int], Set[int]]:
+    """The pids, and the file descriptors this process holds to them, of
+    :mod:`multiprocessing`'s own helper processes (the resource tracker, the forkserver):
+    started on first use and kept for the run, like the guardian, so never a test's leak."""
+    tracker = getattr(sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker", None)
+    server = getattr(sys.modules.get("multiprocessing.forkserver"), "_forkserver", None)
+    pids = {getattr(tracker, "_pid", None), getattr(server, "_forkserver_pid", None)}
+    fds = {getattr(tracker, "_fd", None), getattr(server, "_forkserver_alive_fd", None)}
+    return {int(p) for p in pids if p}, {int(fd) for fd in fds if fd is not None}
 
 
 def _multiprocessing_children() -> Dict[int, Any]:
@@ -105,12 +150,14 @@ def _multiprocessing_children() -> Dict[int, Any]:
 
 
 def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
-    """Children of this process not in *before* or *known*, with their command lines.
+    """Orphans: children of this process not in *before* or *known* that a process under
+    test left (:func:`is_own` is false), with their command lines.
 
-    After :func:`become_subreaper` these include orphaned descendants (a daemon a process
-    under test left behind). The guardian is never listed. Children that already exited
-    (zombies, such as the middle process of a double fork) are reaped here and not
-    listed -- except :mod:`multiprocessing` children, which it reaps itself.
+    After :func:`become_subreaper` these are the orphaned descendants (a daemon a process
+    under test left behind). The guardian and the test process's own children are never
+    listed. Orphans that already exited (zombies, such as the middle process of a double
+    fork) are reaped here and not listed -- except :mod:`multiprocessing` children, which
+    it reaps itself.
     """
     skip = before | known | guardian_pids()
     found: List[Tuple[int, str]] = []
@@ -118,13 +165,13 @@ def new_descendants(before: Set[int], known: Set[int]) -> List[Tuple[int, str]]:
     for pid in orphan_pids():
         if pid in skip:
             continue
-        letter, cmdline = _describe(pid)
-        if letter is None:
+        stat = proc_stat(pid)
+        if stat is None or is_own(pid, stat):
             continue
-        if letter in EXITED:
+        if stat.state in EXITED:
             exited.append(pid)
         else:
-            found.append((pid, cmdline))
+            found.append((pid, command_line(pid) or f"[{stat.name}]"))
     if exited:
         ours = _multiprocessing_children()
         for pid in exited:
@@ -187,6 +234,10 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
     """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
     deadline = time.monotonic() + timeout
     while True:
+        try:
+            os.killpg(pgid, 0)  # no member, not even a zombie: gone (the usual case, without a look at /proc)
+        except (ProcessLookupError, PermissionError):
+            return True
         reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
         try:
             os.killpg(pgid, 0)

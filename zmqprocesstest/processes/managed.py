@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ..report import timeline as _timeline
-from ._os import EXITED, exit_status, group_members, open_pidfd, signal_main_thread, thread_state
+from ._os import EXITED, exit_status, group_members, open_pidfd, proc_stat, signal_main_thread, thread_state
 from ._leftovers import LIVE
 from ._reaper import other_reapers_held, prepare_runner, wait_group_gone
 from .._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
@@ -125,11 +126,17 @@ class ManagedProcess:
         self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
         #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
         self.frozen = False
+        #: The test that froze it, shared, and left it frozen: thawed at that test's end
+        #: (the next test's timeline says so).
+        self.thawed_after: Optional[str] = None
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
         self.closed = False
         self._code: Optional[int] = None
         self._lost = False  # another reaper took its status (ExitStatusLost)
+        # Only a child of ours has a status to read (a forkserver's child is the server's).
+        stat = proc_stat(self.pid)
+        self._own_child = stat is None or stat.ppid == os.getpid()
         self.pidfd: Optional[int] = open_pidfd(self.pid)
         if pgid is not None:
             self.pgid = pgid  # the launcher made it (a forked child's own session)
@@ -144,7 +151,7 @@ class ManagedProcess:
                 self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
-        if self.pgid is not None:
+        if self.pgid is not None and pgid is None:  # (a launcher that made the group registered it)
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         LIVE.add(self)  # killed at exit if still running (_leftovers.py)
         _timeline.record("start", name, f"pid {self.pid}")
@@ -192,7 +199,7 @@ class ManagedProcess:
         return self._code
 
     def _status(self) -> Optional[int]:
-        if self.pidfd is None:
+        if self.pidfd is None or not self._own_child:
             return self._poll()
         try:
             code = exit_status(self.pidfd)
@@ -223,12 +230,18 @@ class ManagedProcess:
         return self.stop_result.stopped_by if self.stop_result is not None else None
 
     def describe(self) -> str:
-        """``process 'pong' (pid 123, exit code 1)``."""
+        """``process 'pong' (pid 123, exit code 1)`` (or ``still running``, or ``frozen``)."""
         try:
-            state = describe_exit(self.exitcode())
+            code = self.exitcode()
         except ExitStatusLost:
-            state = "exited, its exit status taken by another reaper"
+            return f"process {self.name!r} (pid {self.pid}, exited, its exit status taken by another reaper)"
+        state = "frozen" if code is None and self.stopped() else describe_exit(code)
         return f"process {self.name!r} (pid {self.pid}, {state})"
+
+    def stopped(self) -> bool:
+        """Whether it is frozen: by the ``freeze`` event, or stopped by a signal (its
+        state ``T``) by anyone else."""
+        return self.frozen or thread_state(self.pid) == "T"
 
     def report(self) -> str:
         """State plus the tail of captured output, for failure messages."""
@@ -247,6 +260,10 @@ class ManagedProcess:
             text += f"\n  last output of {self.name!r}:\n{indented}"
         elif self.output is None:
             text += " (output not captured)"
+        if self.output is not None and self.output.spill_path is not None:
+            text += f"\n  all of its output ({self.output.total} bytes, kept after the test): {self.output.keep()}"
+        if self.output is not None and self.output.spill_error is not None:
+            text += f"\n  all of its output is kept in memory ({self.output.spill_error})"
         return text
 
     # -- waiting and signals -----------------------------------------------------------------
@@ -418,6 +435,10 @@ class ManagedProcess:
 
 
 # -- forked multiprocessing processes --------------------------------------------------------
+_SIGINT, _SIG_DFL, _SIG_SETMASK = int(signal.SIGINT), int(signal.SIG_DFL), int(signal.SIG_SETMASK)
+_DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+
+
 def default_signals() -> None:
     """Give this (new) process default signal dispositions and an empty signal mask.
 
@@ -426,11 +447,13 @@ def default_signals() -> None:
     ignored (a background job, ``trap '' INT``) would otherwise pass that on, and the
     polite SIGINT step could never work.
     """
+    # The C functions: the signal module's enum conversions would cost a forked child
+    # (whose every first write to a page copies it) more than the calls themselves.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        _signal.signal(_SIGINT, signal.default_int_handler)
+        for sig in _DEFAULT_SIGNALS:
+            _signal.signal(sig, _SIG_DFL)
+    _signal.pthread_sigmask(_SIG_SETMASK, ())
 
 
 # -- command lines ------------------------------------------------------------------------------
@@ -506,6 +529,8 @@ class CommandProcess(ManagedProcess):
             pass
 
     def _release(self) -> None:
+        if self._lost and self.obj.returncode is None:
+            self.obj.returncode = -1  # reaped by another reaper (ExitStatusLost, reported): not running
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()

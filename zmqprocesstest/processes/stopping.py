@@ -19,6 +19,7 @@ action, a small :class:`StopStep` subclass beside it).
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import time
 import types
@@ -34,8 +35,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan",
-           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
-           "signal_name", "stop"]
+           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit",
+           "plan_for", "replies", "signal_name", "stop"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})  # nothing comes back on these
 
@@ -214,8 +215,8 @@ def check_stop_timeouts(timeouts: Mapping[str, float]) -> Dict[str, float]:
         raise ValueError(f"expected stop_timeouts keys from {list(STOP_STEPS)}, got {unknown[0]!r} "
                          f"in {dict(timeouts)!r}")
     for key, value in timeouts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"expected stop_timeouts[{key!r}] to be a number of seconds >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ValueError(f"expected stop_timeouts[{key!r}] to be a finite number of seconds >= 0, got {value!r}")
     return {**DEFAULT_STOP_TIMEOUTS, **timeouts}
 
 
@@ -265,11 +266,19 @@ class StopPlan:
 
     def with_steps(self, steps: Sequence[str]) -> "StopPlan":
         """This plan with other steps (validated)."""
-        return dataclasses.replace(self, steps=check_stop_steps(steps))
+        return self._but(steps=check_stop_steps(steps))
 
     def with_polite(self, polite: Optional[PoliteStop]) -> "StopPlan":
         """This plan with another polite stop (it replaces the one set before)."""
-        return dataclasses.replace(self, polite=polite)
+        if polite is not None and not isinstance(polite, PoliteStop):
+            raise TypeError(f"expected polite to be a PoliteStop or None, got {polite!r}")
+        return self._but(polite=polite)
+
+    def _but(self, **checked: Any) -> "StopPlan":
+        """A copy with *checked* fields changed: what was validated is not checked again."""
+        plan = object.__new__(type(self))
+        plan.__dict__.update(self.__dict__, **checked)
+        return plan
 
     def walk(self) -> List[StopStep]:
         """The steps that apply, in order: the first is the polite one."""
@@ -310,6 +319,27 @@ class StopResult:
 
 #: The plan of a process nobody gave one: every step, default bounds, no polite stop.
 DEFAULT_PLAN = StopPlan()
+
+_PLANS: Dict[Any, StopPlan] = {}
+_MAX_PLANS = 64  # distinct (stop_steps, stop_timeouts) values kept; a suite has a handful
+
+
+def plan_for(steps: Sequence[str], timeouts: Mapping[str, float]) -> StopPlan:
+    """The :class:`StopPlan` of *steps* and *timeouts* (a test case's ``stop_steps`` and
+    ``stop_timeouts``), validated the first time these values come and kept: every
+    process start asks for one. Values that cannot be kept (unhashable) are validated
+    each time; invalid ones raise as :class:`StopPlan` does."""
+    try:
+        key = (steps if isinstance(steps, (str, tuple)) else tuple(steps),
+               tuple((name, type(value), value) for name, value in timeouts.items()))
+        plan = _PLANS.get(key)
+    except (TypeError, AttributeError):  # unhashable, or not a mapping: StopPlan says what is wrong
+        return StopPlan(check_stop_steps(steps), timeouts)
+    if plan is None:
+        plan = StopPlan(check_stop_steps(steps), timeouts)
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[key] = plan
+    return plan
 
 
 def stop(proc: Stoppable, plan: StopPlan) -> StopResult:

@@ -25,7 +25,8 @@ import re
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+import warnings
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .._config import REPORT_ALL_ENV, REPORT_DIR_ENV, env_flag
 from ._svg import sequence_svg
@@ -116,17 +117,56 @@ class _Watcher:
             page = os.path.join("tests", self._page)
             timeline = getattr(test, "_timeline", None)
             text = page_html(test.id(), self._status, duration, timeline, self._details)
-            _write(os.path.join(self._directory, page), text)
+            try:
+                _write(os.path.join(self._directory, page), text)
+            except OSError as exc:
+                _unwritable(self._directory, exc, f"the page of {test.id()}")
+                page = None
         line = json.dumps({"id": test.id(), "status": self._status, "duration": round(duration, 6), "page": page})
-        _append(self._directory, line)
+        try:
+            _append(self._directory, line)
+        except OSError as exc:
+            _unwritable(self._directory, exc, "the test's result line")
+
+
+_broken: Set[str] = set()  # report directories found unwritable at the start: no report there
+_told: Set[str] = set()  # report directories whose write error was told (once)
+
+
+def _warn(message: str) -> None:
+    """Tell *message* once, as a :class:`RuntimeWarning`; where warnings are made errors,
+    on stderr: a report that cannot be written never ends the run."""
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    except Warning:
+        print(message, file=sys.stderr)
+
+
+def _unwritable(directory: str, exc: OSError, what: str) -> None:
+    if directory not in _told:
+        _told.add(directory)
+        _warn(f"zmqprocesstest: cannot write {what} in the report directory {directory} ({exc}); the run goes on "
+              f"without it, and this is told once ({REPORT_DIR_ENV})")
 
 
 def watch(test: Any, result: Any) -> Optional[_Watcher]:
     """A watcher of *result* for *test* if a report directory is set (else ``None``);
-    the page's path is told to the test now, so its failure report can point to it."""
+    the page's path is told to the test now, so its failure report can point to it.
+
+    The directory is checked at this process's first test: it is made, and this
+    process's results file in it opened. One that cannot be written is told once (a
+    :class:`RuntimeWarning`) and the run goes on without a report.
+    """
     directory = report_dir()
-    if directory is None or result is None:
+    if directory is None or result is None or directory in _broken:
         return None
+    if directory not in _results:
+        try:
+            _open_results(directory)
+        except OSError as exc:
+            _broken.add(directory)
+            _unwritable(directory, exc, "anything")
+            return None
     watcher = _Watcher(result, directory, _page_name(directory, test.id()))
     test._zpt_page = os.path.join(directory, "tests", watcher._page)
     test._timeline = None  # a test run again (repeated) starts without the last run's
@@ -149,7 +189,8 @@ _results: Dict[str, Any] = {}  # report directory -> this process's open results
 _registered: List[Any] = []
 
 
-def _append(directory: str, line: str) -> None:
+def _open_results(directory: str) -> Any:
+    """This process's results file in *directory*, opened now if it is not open yet."""
     out = _results.get(directory)
     if out is None:
         os.makedirs(os.path.join(directory, ".results"), exist_ok=True)
@@ -158,6 +199,11 @@ def _append(directory: str, line: str) -> None:
         if not _registered:
             _registered.append(atexit.register(_at_exit))
         _dirs.append(directory)
+    return out
+
+
+def _append(directory: str, line: str) -> None:
+    out = _open_results(directory)
     out.write(line + "\n")
     out.flush()
 

@@ -4,9 +4,12 @@ A :class:`Timeline` keeps the messages a test's sockets sent and received and, o
 same :func:`time.monotonic` clock, the lifecycle of the processes under test (started, stop
 steps, signals, exit), each chunk of their output with the time it arrived, the faults
 applied (partition, drop, freeze, restart...), subscriptions and waits that timed out.
-Each entry is a tuple ``(time, kind, source, data)`` in one bounded deque: a message is
-recorded with a single ``deque.append`` (frames by reference, rendered only for a
-report), and output is split into lines only when it is shown.
+Each entry is a tuple ``(time, kind, source, data)`` in one bounded deque. A message is
+recorded as a bounded copy of its frames (:func:`preview`: the first
+:data:`PREVIEW_BYTES` bytes of each of the first :data:`PREVIEW_FRAMES` frames, and the
+lengths), never the frames themselves: a test that streams large messages keeps none of
+them alive. The copy holds what the reports show, which are rendered only for a report;
+output is split into lines only when it is shown.
 
 The test that runs *activates* its timeline (:func:`activate`). Everything that happens
 in a test reaches it the same way, through :func:`record`: a test socket's messages, a
@@ -26,20 +29,24 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import zmq
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["MESSAGE_KINDS", "TIMELINE_LENGTH", "Timeline", "activate", "current", "record", "short", "short_frames",
-           "type_name"]
+__all__ = ["MESSAGE_KINDS", "PREVIEW_BYTES", "PREVIEW_FRAMES", "TIMELINE_LENGTH", "FramePreview", "MessagePreview",
+           "Timeline", "activate", "current", "preview", "record", "revise", "short", "short_frames", "type_name"]
 
 #: How many entries a test's timeline keeps (the oldest are dropped beyond it).
 TIMELINE_LENGTH = 2000
 #: The kinds of the entries that are messages (their data is the frames).
 MESSAGE_KINDS = frozenset({"sent", "received"})
+#: How many bytes of a frame the timeline keeps (reports show at most 60 of them).
+PREVIEW_BYTES = 64
+#: How many frames of a message the timeline keeps (reports show at most 8 of them).
+PREVIEW_FRAMES = 8
 
 Entry = Tuple[float, str, str, Any]
 
@@ -54,8 +61,73 @@ def type_name(sock_type: int) -> str:
         return str(sock_type)
 
 
+class FramePreview:
+    """What the timeline keeps of a frame: its first bytes (*head*) and its *length*.
+
+    For an object that is not a buffer, *head* is the start of its ``repr`` and
+    *length* that text's length (*text* is true).
+    """
+
+    __slots__ = ("head", "length", "text")
+
+    def __init__(self, head: Any, length: int, text: bool = False) -> None:
+        self.head, self.length, self.text = head, length, text
+
+    def __repr__(self) -> str:
+        return f"FramePreview({self.head!r}, {self.length})"
+
+
+class MessagePreview:
+    """What the timeline keeps of a message: previews of its first frames (*frames*)
+    and how many frames it had (*total*)."""
+
+    __slots__ = ("frames", "total")
+
+    def __init__(self, frames: Tuple[Any, ...], total: int) -> None:
+        self.frames, self.total = frames, total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __repr__(self) -> str:
+        return f"MessagePreview({self.frames!r}, {self.total})"
+
+
+def _preview_frame(frame: Any) -> Any:
+    if type(frame) is bytes:  # immutable: a short one is kept as it is
+        return frame if len(frame) <= PREVIEW_BYTES else FramePreview(frame[:PREVIEW_BYTES], len(frame))
+    if isinstance(frame, zmq.Frame):
+        frame = frame.buffer  # a view: no copy of the whole frame
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        return FramePreview(bytes(frame[:PREVIEW_BYTES]), len(frame))
+    text = repr(frame)
+    return FramePreview(text[:PREVIEW_BYTES], len(text), text=True)
+
+
+def preview(frames: Any) -> Any:
+    """The bounded copy the timeline keeps of a message (a list or tuple of frames) or
+    of one frame: enough to render it as :func:`short` and :func:`short_frames` do."""
+    if type(frames) is list and len(frames) == 1:  # the most common message: one short frame
+        frame = frames[0]
+        if type(frame) is bytes and len(frame) <= PREVIEW_BYTES:
+            return (frame,)
+    if isinstance(frames, (list, tuple)):
+        if len(frames) <= PREVIEW_FRAMES:  # the usual message: a tuple says all (how many, too)
+            for frame in frames:
+                if type(frame) is not bytes or len(frame) > PREVIEW_BYTES:
+                    return tuple([_preview_frame(f) for f in frames])
+            return tuple(frames)  # short bytes only, the most common message: kept as they are
+        return MessagePreview(tuple([_preview_frame(f) for f in frames[:PREVIEW_FRAMES]]), len(frames))
+    return _preview_frame(frames)
+
+
 def short(frame: Any, limit: int = 60) -> str:
     """A readable, bounded rendering of one frame (huge frames are cut)."""
+    if isinstance(frame, FramePreview):
+        if frame.text:
+            return frame.head[:limit] + f"... ({frame.length} chars)" if frame.length > limit else frame.head
+        text = repr(frame.head[:limit])
+        return text + f"... ({frame.length} bytes)" if frame.length > limit else text
     if isinstance(frame, zmq.Frame):
         frame = frame.bytes
     if isinstance(frame, (bytes, bytearray, memoryview)):
@@ -70,8 +142,14 @@ def short(frame: Any, limit: int = 60) -> str:
     return text
 
 
-def short_frames(frames: Sequence[Any], limit: int = 60, most: int = 8) -> str:
+def short_frames(frames: Union[Sequence[Any], MessagePreview], limit: int = 60, most: int = 8) -> str:
     """Render a multipart message as ``[frame, frame, ...]`` with bounded size."""
+    if isinstance(frames, MessagePreview):
+        total = frames.total
+        shown = [short(f, limit) for f in frames.frames[:most]]
+        if total > most:
+            shown.append(f"... {total - most} more frames")
+        return "[" + ", ".join(shown) + "]"
     shown = [short(f, limit) for f in list(frames)[:most]]
     if len(frames) > most:
         shown.append(f"... {len(frames) - most} more frames")
@@ -96,19 +174,53 @@ def record(kind: str, source: str, data: Any) -> None:
     :param kind: what happened: ``"sent"``, ``"received"``, ``"start"``, ``"signal"``,
         ``"fault"``, ``"note"`` (a monitor event, a state machine's step)...
     :param source: the lane it belongs to: a socket's, process's or fault link's name.
-    :param data: a short text (or frames, for ``"sent"``/``"received"``).
+    :param data: a short text (or frames, for ``"sent"``/``"received"``: the timeline
+        keeps a bounded copy of them, see :func:`preview`).
     """
     timeline = _CURRENT
     if timeline is not None:
+        if kind in MESSAGE_KINDS:
+            data = preview(data)
         timeline.entries.append((time.monotonic(), kind, source, data))
+
+
+def revise(kind: str, source: str, index: int, value: Any, small: bool) -> None:
+    """Replace frame *index* of the last *kind* message of *source* with *value* (the
+    ``recv`` event's JSON frame, decoded since the message was recorded), so the
+    report shows the message as the test got it. A *small* value (decoded from a frame
+    of at most :data:`PREVIEW_BYTES` bytes) is kept as it is, another as a preview."""
+    timeline = _CURRENT
+    if timeline is None:
+        return
+    entries = timeline.entries
+    if entries:  # the usual case first: the message is the last entry, and has one frame
+        when, k, s, data = entries[-1]
+        if k == kind and s == source and type(data) is tuple and len(data) == 1 and (index == 0 or index == -1):
+            entries[-1] = (when, kind, source, (value if small else _preview_frame(value),))
+            return
+    for i in range(len(entries) - 1, max(-1, len(entries) - 1 - _REVISE_LOOKBACK), -1):
+        when, k, s, data = entries[i]
+        if k == kind and s == source:
+            frames = data.frames if isinstance(data, MessagePreview) else data
+            if isinstance(frames, tuple) and -len(frames) <= index < len(frames) \
+                    and (index >= 0 or not isinstance(data, MessagePreview)):
+                frames = frames[:index] + (value if small else _preview_frame(value),) + \
+                    (frames[index + 1:] if index != -1 else ())
+                data = MessagePreview(frames, data.total) if isinstance(data, MessagePreview) else frames
+                entries[i] = (when, kind, source, data)
+            return
+
+
+#: How far back :func:`revise` looks (other lanes' entries may have come meanwhile).
+_REVISE_LOOKBACK = 64
 
 
 class Timeline:
     """What happened during one test, oldest first, bounded to *keep* entries.
 
-    Entries are kept in a bounded :class:`collections.deque`; frames are stored by
-    reference and only rendered (shortened) when a report is made, so recording costs
-    next to nothing.
+    Entries are kept in a bounded :class:`collections.deque`; a message's frames are
+    kept as a bounded copy (:func:`preview`) and only rendered (shortened) when a
+    report is made, so recording costs little and holds no frame alive.
 
     :param maxlen: how many entries the failure report shows (``transcript_length``).
     :param keep: how many entries are kept (the HTML report shows them all).
@@ -141,7 +253,7 @@ class Timeline:
         for when, kind, source, data in list(self.entries):
             at = when - self.start
             if kind in MESSAGE_KINDS:
-                text = short_frames(data) if isinstance(data, (list, tuple)) else short(data)
+                text = short_frames(data) if isinstance(data, (list, tuple, MessagePreview)) else short(data)
                 rows.append((at, kind, source, text))
             elif kind == "output":
                 raw = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
@@ -186,7 +298,8 @@ class Timeline:
             span = (len(cols) - 1 - at) * width - 1
             arrow = "-" * (span - 1) + ">" if kind == "sent" else "<" + "-" * (span - 1)
             row = "".join(cells[:at]) + "|" + arrow + "|"
-            text = short_frames(frames, limit=30, most=4) if isinstance(frames, (list, tuple)) else short(frames, 30)
+            text = short_frames(frames, limit=30, most=4) if isinstance(frames, (list, tuple, MessagePreview)) \
+                else short(frames, 30)
             lines.append(f"  +{when - self.start:8.3f}s {row}  {text}")
         return "\n".join(lines)
 

@@ -4,8 +4,11 @@
   :class:`TestTimeout` at the line that blocks (SIGALRM, and a backstop real-time
   signal where a test switched SIGALRM off);
 * ``_watchdog_thread``: the kept watchdog thread: the fallback clock outside the main
-  thread, the backstop and the last resort that ends a process nothing else can end.
+  thread, the backstop and the last resort that ends a process nothing else can end;
+* ``_threads``: a non-daemon thread a test leaves running fails it (:class:`ThreadWatch`),
+  and the interpreter's exit is bounded by the last resort (:func:`bound_exit`).
 """
+from ._threads import ThreadWatch, bound_exit
 from ._watchdog import HardTimeout, TestTimeout, hard_timeout
 
-__all__ = ["HardTimeout", "TestTimeout", "hard_timeout"]
+__all__ = ["HardTimeout", "TestTimeout", "ThreadWatch", "bound_exit", "hard_timeout"]

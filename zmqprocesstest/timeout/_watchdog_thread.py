@@ -23,6 +23,7 @@ import faulthandler
 import math
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import threading
 import time
 from typing import Any, List, Optional
@@ -36,7 +37,7 @@ __unittest = True
 _FIRST_SPARE_RT = 2
 
 __all__ = ["GRACE", "MAIN_BLOCKS", "TimeoutIgnored", "WatchdogThread", "armed_on_watchdog", "ensure_backstop",
-           "last_resort_grace", "spare_rt_signal", "watchdog"]
+           "last_resort_grace", "last_words", "spare_rt_signal", "watchdog"]
 
 #: Seconds between the deadline and the first kick, and between two kicks.
 GRACE = 0.5
@@ -100,7 +101,9 @@ def _on_backstop(signum: int, frame: Any) -> None:
 def ensure_backstop() -> None:
     """Install the backstop signal's handler (main thread), unless it is in place."""
     sig = _BACKSTOP[0]
-    if sig is not None and signal.getsignal(sig) is _on_backstop:
+    # The C function: signal.getsignal tries an enum conversion of the handler first
+    # (a ValueError raised and caught on Python 3.11, before every block).
+    if sig is not None and _signal.getsignal(sig) is _on_backstop:
         return
     candidate = spare_rt_signal(from_top=True)  # the fallback takes them from below
     if candidate is not None:
@@ -131,6 +134,13 @@ def _last_resort(block: Any, grace: float) -> None:
             f"{grace:g} s later (it caught the hard timeout's exceptions, or ignored or blocked its signals): "
             f"ending the run with os._exit(1) (last resort, {LAST_RESORT_ENV}={grace:g}); the guardian stops "
             "the processes under test.\nWhere every thread was:\n").encode()
+    last_words(text)
+    os._exit(1)
+
+
+def last_words(text: bytes, stacks: bool = True) -> None:
+    """Write *text* and (with *stacks*) every thread's stack to the runner's stderr (the
+    terminal's, if a runner captures fd 2 now), just before the process ends itself."""
     targets = [2]
     try:
         if _STDERR is not None and not os.path.sameopenfile(_STDERR, 2):
@@ -140,10 +150,10 @@ def _last_resort(block: Any, grace: float) -> None:
     for fd in targets:
         try:
             os.write(fd, text)
-            faulthandler.dump_traceback(fd, all_threads=True)
+            if stacks:
+                faulthandler.dump_traceback(fd, all_threads=True)
         except (OSError, ValueError):
             pass
-    os._exit(1)
 
 
 class WatchdogThread:

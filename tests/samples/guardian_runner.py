@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BOUND = 30.0  # every wait of this helper ends by then
 KEEP = []  # Popen objects of processes left running on purpose (no "still running" warning)
 
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the checkout
 from zmqprocesstest.processes import _guardian as guardian, _reaper as reaper
 
 # A group leader that starts a child in its group; prints the child's pid.
@@ -61,6 +61,13 @@ DAEMON = ("import os, time\n"
           "    os._exit(0)\n"
           "print(os.getpid(), middle, flush=True)\n"
           "time.sleep(600)  # zmqprocesstest-daemon\n")
+
+
+def write_end_link():
+    """What the runner's end of the guardian's pipe points to (the guardian's fds are
+    that pipe and a pidfd of the guardian)."""
+    links = [os.readlink(f"/proc/self/fd/{fd}") for fd in guardian.guardian_fds()]
+    return next(link for link in links if link.startswith("pipe:"))
 
 
 def emit(**data):
@@ -136,7 +143,7 @@ def start_tree():
         member_child = int(read_line(report))
     guardian.watch_group(member.pid)
 
-    write_end = os.readlink(f"/proc/self/fd/{guardian.guardian_fds().pop()}")
+    write_end = write_end_link()
     KEEP.extend([leader, starter])
     pids = {"leader": leader.pid, "leader_child": leader_child, "daemon": daemon,
             "member": member.pid, "member_child": member_child}
@@ -181,7 +188,7 @@ def mode_fork():
     guardian.start()
     parent_guardian = guardian.guardian_pid()
     parent_token = guardian.child_env({})[guardian.ENV_NAME]
-    write_end = os.readlink(f"/proc/self/fd/{guardian.guardian_fds().pop()}")
+    write_end = write_end_link()
     report_r, report_w = os.pipe()
     with warnings.catch_warnings(record=True) as caught:  # the fork hook runs in os.fork()
         warnings.simplefilter("always")

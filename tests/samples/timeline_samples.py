@@ -6,7 +6,7 @@ import zmq
 
 from zmqprocesstest import ProcessTestCase, timeline
 
-from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.faulty import CrashingProc
 from pingpong.pongproc import PongProc
 
@@ -40,3 +40,13 @@ class Passing(ProcessTestCase):
         self.start_process(PongProc, self.endpoint)
         yield ("send", req, [], ["ping", 1])
         yield ("recv", req)
+
+
+class Twice(ProcessTestCase):
+    """Two failing tests: a report directory that cannot be written is told once."""
+
+    def test_one(self):
+        self.fail("one")
+
+    def test_two(self):
+        self.fail("two")
