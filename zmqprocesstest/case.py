@@ -453,24 +453,24 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     _zpt_aio: Optional[LoopRunner] = None  # a coroutine test's event loop
 
     #: What makes a coroutine test's event loop: a callable taking no argument (a
-    #: function, a class, a ``staticmethod``), as :class:`asyncio.Runner` calls it, or
-    #: ``None`` for :func:`asyncio.new_event_loop`. ``loop_factory = uvloop.new_event_loop``
+    #: function, a class, a ``staticmethod``), as ``asyncio.Runner`` calls it, or
+    #: ``None`` for ``asyncio.new_event_loop``. ``loop_factory = uvloop.new_event_loop``
     #: runs the class's coroutine tests on uvloop. Each test gets a new loop, closed after it.
     loop_factory: Optional[Callable[[], Any]] = None
 
     # -- coroutine tests ------------------------------------------------------------------------
     async def asyncSetUp(self) -> None:
-        """Set up a coroutine test, on its event loop, after :meth:`setUp` (as in
+        """Set up a coroutine test, on its event loop, after ``setUp`` (as in
         :class:`unittest.IsolatedAsyncioTestCase`). Runs for coroutine tests only."""
 
     async def asyncTearDown(self) -> None:
-        """Tear down a coroutine test, on its event loop, before :meth:`tearDown`. Runs
+        """Tear down a coroutine test, on its event loop, before ``tearDown``. Runs
         for coroutine tests only."""
 
     def addAsyncCleanup(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Add a coroutine function as a cleanup: ``function(*args, **kwargs)`` is awaited
         on the test's event loop, before the loop is closed (in a plain test, on a loop of
-        its own). Cleanups run last added first, as :meth:`addCleanup`'s do."""
+        its own). Cleanups run last added first, as ``addCleanup``'s do."""
         if not callable(function):
             raise TypeError(f"expected a coroutine function to await as a cleanup, got {function!r}")
 

@@ -567,8 +567,9 @@ class LoopRunner:
                 self._end(task, timeout)  # the loop was waiting: the test is suspended at an await
                 raise  # not reached: _end raises
         except BaseException as exc:
-            _trim(exc)
-            raise
+            # Not a bare raise (before 3.11 it restores the untrimmed traceback); not "from": that
+            # would replace the cause the exception has.
+            raise _trim(exc)  # noqa: B904
         finally:
             self._main = None
             self._drop_readers()
