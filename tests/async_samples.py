@@ -121,6 +121,17 @@ else:
         def noop(self):
             return "done"
 
+        async def test_callback_blocks(self):
+            asyncio.get_running_loop().call_soon(time.sleep, 30)
+            await asyncio.sleep(30)  # STUCK BEHIND CALLBACK
+
+        async def test_background_task_blocks(self):
+            async def blocks():
+                time.sleep(30)
+            task = asyncio.ensure_future(blocks())
+            await asyncio.sleep(30)  # STUCK BEHIND TASK
+            await task
+
     class Left(ProcessTestCase):
         async def test_pending_task(self):
             asyncio.ensure_future(asyncio.sleep(30))  # CREATES PENDING

@@ -150,6 +150,13 @@ class Refused(unittest.TestCase):
                     pass
         self.assertIn("C.setUpClass is a coroutine function", str(caught.exception))
 
+    def test_a_plain_async_set_up_is_refused(self):
+        with self.assertRaises(TypeError) as caught:
+            class P(ProcessTestCase):
+                def asyncSetUp(self):
+                    pass
+        self.assertIn("P.asyncSetUp must be a coroutine function ('async def asyncSetUp(self)')", str(caught.exception))
+
     def test_both_orders_of_the_mix_with_isolated_asyncio_test_case_are_refused(self):
         for bases in ((unittest.IsolatedAsyncioTestCase, ProcessTestCase),
                       (ProcessTestCase, unittest.IsolatedAsyncioTestCase),
@@ -184,6 +191,13 @@ class Timeouts(unittest.TestCase):
 
     def test_an_async_generator_stuck_between_yields(self):
         self.check_ends("test_async_generator_awaits", "# STUCK BETWEEN YIELDS")
+
+
+    def test_a_plain_callback_blocking_the_loop(self):
+        self.check_ends("test_callback_blocks", "# STUCK BEHIND CALLBACK")
+
+    def test_a_background_task_blocking_the_loop(self):
+        self.check_ends("test_background_task_blocks", "# STUCK BEHIND TASK")
 
 
 class LeftBehind(unittest.TestCase):

@@ -338,6 +338,11 @@ def check_async_phases(cls: type, namespace: Dict[str, Any]) -> None:
         raise TypeError(f"{cls.__qualname__} mixes IsolatedAsyncioTestCase with ProcessTestCase: drop "
                         f"IsolatedAsyncioTestCase from its bases. ProcessTestCase runs 'async def' tests, "
                         f"asyncSetUp, asyncTearDown and addAsyncCleanup itself, with its run_timeout and death watch")
+    for name in ("asyncSetUp", "asyncTearDown"):
+        func = namespace.get(name)
+        if func is not None and not inspect.iscoroutinefunction(func):
+            raise TypeError(f"{cls.__qualname__}.{name} must be a coroutine function ('async def {name}(self)'), "
+                            f"got {func!r}: it is awaited on the test's event loop")
     for name, instead in _SYNC_PHASES.items():
         func = namespace.get(name)
         func = getattr(func, "__func__", func)
@@ -839,6 +844,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         except KeyboardInterrupt:
             if self._zpt_threads is not None:
                 self._zpt_threads.end()  # its check, a cleanup, will not run
+            if self._zpt_aio is not None:
+                self._zpt_aio.abandon()  # nor the one that closes the loop
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:

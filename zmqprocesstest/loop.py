@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, FrozenSet, Generator, List, Optional, Tu
 
 from ._config import ASYNC_CANCEL_WAIT, COROUTINE_ORIGIN_DEPTH, FULL_TRACEBACK_ENV, env_flag, scaled
 from .processes import ProcessDied
-from .timeout import TestTimeout
+from .timeout import TestTimeout, TimeoutIgnored
 from .sockets import SocketTimeout
 
 __unittest = True
@@ -351,17 +351,20 @@ def _trim(exc: BaseException) -> BaseException:
     return exc.with_traceback(new_tb)
 
 
-def _user_line(stack: traceback.StackSummary) -> str:
-    """The innermost frame of *stack* outside the library and asyncio, as ``file:line in func``."""
-    for frame in reversed(stack):
-        if _is_user(frame.filename):
-            return f"{frame.filename}:{frame.lineno} in {frame.name}"
-    return "(no line outside the library)"
-
-
+@functools.lru_cache(maxsize=1024)
 def _is_user(filename: str) -> bool:
     path = os.path.abspath(filename)
     return not path.startswith(_PACKAGE_DIR) and not path.startswith(_ASYNCIO_DIR)
+
+
+def _creating_line(frame: Optional[types.FrameType]) -> str:
+    """The innermost frame from *frame* outward outside the library and asyncio, as ``file:line in func``."""
+    while frame is not None:
+        code = frame.f_code
+        if _is_user(code.co_filename):
+            return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
+        frame = frame.f_back
+    return "(no line outside the library)"
 
 
 def _suspended_frames(task: Any, agen: Any = None) -> List[types.FrameType]:
@@ -445,6 +448,7 @@ class LoopRunner:
         self._context = contextvars.copy_context()  # shared by the phases, as IsolatedAsyncioTestCase does
         self._main: Optional[asyncio.Task[Any]] = None
         self._interrupt: Optional[BaseException] = None
+        self._undelivered: Optional[BaseException] = None
         self._readers: Tuple[int, ...] = ()
         self._death_check: Optional[asyncio.TimerHandle] = None
         #: The async generator test being driven (its frames are hidden behind ``asend``).
@@ -464,18 +468,27 @@ class LoopRunner:
     # -- what the loop reports ------------------------------------------------------------------
     def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> "asyncio.Task[Any]":
         task = asyncio.Task(coro, loop=loop, **kwargs)
-        self._created[task] = _user_line(traceback.extract_stack(sys._getframe(1)))
+        self._created[task] = _creating_line(sys._getframe(1))
         return task
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         text = str(context.get("message") or "an exception reached the loop's exception handler")
         exc = context.get("exception")
+        if isinstance(exc, TestTimeout):  # it fired in a plain callback, which the loop guards
+            self.interrupt(exc)
+            return
         task = context.get("task") or context.get("future")
         if task is not None and task in self._created:
             text += f" ({_describe_task(task, self._created[task])})"
         if exc is not None:
             text += ":\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
         self.problems.append(text)
+
+    def _late(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        """The loop's exception handler once the test has ended: what a finaliser reports then."""
+        self._on_exception(loop, context)
+        warnings.warn(f"after {self.case.id()} ended, its event loop reported: {self.problems.pop()}", RuntimeWarning,
+                      stacklevel=2)
 
     def _on_warning(self, message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                     line: Any = None) -> None:
@@ -531,6 +544,8 @@ class LoopRunner:
         """End the running phase with *exc*, raised at the ``await`` where its task is suspended."""
         main = self._main
         if main is None or main.done() or self._interrupt is not None:
+            if self._undelivered is None:
+                self._undelivered = exc  # the phase ended in the same turn: raised after it
             return
         self._interrupt = exc
         main.cancel()
@@ -556,12 +571,16 @@ class LoopRunner:
             coro.close()
             raise RuntimeError("the test's event loop is closed already")
         task = self._main = self._start(coro)
-        self._interrupt = None
+        self._interrupt = self._undelivered = None
         try:
             self.sync_watch()
             try:
-                return self.loop.run_until_complete(task)
-            except TestTimeout as timeout:
+                result = self.loop.run_until_complete(task)
+                undelivered, self._undelivered = self._undelivered, None
+                if undelivered is not None:
+                    raise undelivered
+                return result
+            except (TestTimeout, TimeoutIgnored) as timeout:  # the latter: the backstop, 0.5 s later
                 if task.done():
                     raise
                 self._end(task, timeout)  # the loop was waiting: the test is suspended at an await
@@ -597,6 +616,24 @@ class LoopRunner:
         raise exc.with_traceback(suspended)
 
     # -- closing ---------------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """The run is being interrupted (Ctrl-C): close the loop and give back what was changed, unchecked."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            for task in asyncio.all_tasks(self.loop):
+                _close_task(task)
+            self.loop.close()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        asyncio.set_event_loop(None)
+        sys.set_coroutine_origin_tracking_depth(self._origin_depth)
+        warnings.showwarning = self._showwarning
+        self._warnings.__exit__(None, None, None)
+
     def close(self) -> None:
         """Cancel what is left, close the loop, restore the warnings; fail for what was left."""
         if self.closed:
@@ -624,15 +661,16 @@ class LoopRunner:
                         pass  # retrieved: told with the pending task
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
-            gc.collect()  # a task's exception never retrieved, a coroutine never awaited: told now
+            # A task's exception never retrieved, a coroutine never awaited: told now. What the
+            # test made is young; an older one that a later collection finds is still told,
+            # by the handler below, as a warning naming this test.
+            gc.collect(1)
         finally:
             try:
+                loop.set_exception_handler(self._late)
                 loop.close()
             finally:
-                asyncio.set_event_loop(None)
-                sys.set_coroutine_origin_tracking_depth(self._origin_depth)
-                warnings.showwarning = self._showwarning
-                self._warnings.__exit__(None, None, None)
+                self._restore()
         if problems:
             raise AssertionError("The test's event loop was left with:\n" + "\n".join(problems))
 
