@@ -98,6 +98,13 @@ else:
         async def test_returns(self):
             return 5
 
+        def test_plain(self):
+            log("plain test")
+
+        def test_generator(self):
+            log("generator test")
+            yield from ()
+
     class Stuck(ProcessTestCase):
         run_timeout = 1.0
 
@@ -193,3 +200,43 @@ else:
             asyncio.get_running_loop().call_later(0.2, kill)
             self.addCleanup(lambda: TIMES.setdefault("ended", time.monotonic()))
             await asyncio.sleep(20)  # KILLED HERE
+
+    class SharedDeath(ProcessTestCase):
+        run_timeout = 20.0
+
+        @classmethod
+        def setUpClass(cls):
+            super().setUpClass()
+            cls.ep = cls.new_endpoint()
+            cls.proc = cls.start_process(CrashingProc, cls.ep)
+
+        async def test_shared_process_killed(self):
+            proc = self.proc
+            asyncio.get_running_loop().call_soon(os.kill, proc.pid, signal.SIGKILL)
+            await asyncio.sleep(20)  # SHARED KILLED HERE
+
+    class StuckPhases(ProcessTestCase):
+        run_timeout = 1.0
+
+        async def asyncSetUp(self):
+            if self._testMethodName == "test_set_up":
+                await asyncio.sleep(30)  # STUCK ASYNCSETUP
+
+        async def stuck_cleanup(self):
+            await asyncio.sleep(30)  # STUCK CLEANUP
+
+        async def test_set_up(self):
+            pass
+
+        async def test_cleanup(self):
+            self.addAsyncCleanup(self.stuck_cleanup)
+
+    KEPT = []
+
+    class Late(ProcessTestCase):
+        async def test_keeps_a_failed_task(self):
+            async def boom():
+                raise ValueError("told late")
+            task = asyncio.ensure_future(boom())
+            await asyncio.sleep(0.01)
+            KEPT.append(task)  # still referenced when the test ends: its loop cannot tell yet

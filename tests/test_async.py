@@ -1,5 +1,6 @@
 """Coroutine tests: ``async def`` and async generator tests in a ProcessTestCase keep every guarantee."""
 import asyncio
+import gc
 import importlib.util
 import os
 import re
@@ -44,6 +45,15 @@ class Runs(unittest.TestCase):
         text = only_problem(self, run_case(samples.Order, "test_fails"))
         self.assertIn("on purpose", text)
         self.assertEqual(samples.ORDER[:5], ["setUp", "asyncSetUp", "test", "asyncTearDown", "tearDown"])
+
+    def test_async_set_up_runs_for_plain_and_generator_tests_too(self):
+        for name in ("test_plain", "test_generator"):
+            with self.subTest(name=name):
+                samples.ORDER.clear()
+                self.assertEqual(problems(run_case(samples.Order, name)), [])
+                self.assertEqual(samples.ORDER, ["setUp", "asyncSetUp", name.replace("test_", "") + " test",
+                                                 "asyncTearDown", "tearDown", "async cleanup from asyncSetUp",
+                                                 "async cleanup from setUp"])
 
     def test_a_coroutine_test_that_returns_a_value_errors(self):
         text = only_problem(self, run_case(samples.Order, "test_returns"), "error")
@@ -200,6 +210,21 @@ class Timeouts(unittest.TestCase):
         self.check_ends("test_background_task_blocks", "# STUCK BEHIND TASK")
 
 
+    def test_async_set_up_and_async_cleanups_are_bounded(self):
+        for name, phase, marker, func in (("test_set_up", "(setUp)", "# STUCK ASYNCSETUP", "asyncSetUp"),
+                                          ("test_cleanup", "(cleanup StuckPhases.stuck_cleanup)", "# STUCK CLEANUP",
+                                           "stuck_cleanup")):
+            with self.subTest(name=name):
+                started = time.monotonic()
+                result = run_case(samples.StuckPhases, name)
+                self.assertLess(time.monotonic() - started, samples.StuckPhases.run_timeout + 2.0)
+                self.assertEqual(len(result.failures + result.errors), 1, problems(result))
+                text = (result.failures + result.errors)[0][1]
+                self.assertIn(f"test_async_samples.StuckPhases.{name} {phase} ran longer than run_timeout"
+                              .replace("test_async_samples", "tests.async_samples"), text)
+                self.assertEqual(last_line(text, "TestTimeout"), f"line {line_of(marker)}, in {func}")
+
+
 class LeftBehind(unittest.TestCase):
     def test_a_pending_task_fails_the_test_naming_its_line(self):
         text = only_problem(self, run_case(samples.Left, "test_pending_task"))
@@ -222,6 +247,13 @@ class LeftBehind(unittest.TestCase):
     def test_an_exception_in_a_callback_fails_the_test(self):
         text = only_problem(self, run_case(samples.Left, "test_handler_exception"))
         self.assertIn("invalid literal for int()", text)
+
+    def test_what_the_loop_reports_after_the_test_is_a_warning_naming_it(self):
+        self.assertEqual(problems(run_case(samples.Late)), [])
+        with self.assertWarnsRegex(RuntimeWarning, r"after tests\.async_samples\.Late\.test_keeps_a_failed_task ended, "
+                                                   r"its event loop reported: Task exception was never retrieved"):
+            samples.KEPT.clear()
+            gc.collect()
 
     def test_a_clean_test_passes(self):
         self.assertEqual(problems(run_case(samples.Left, "test_clean")), [])
@@ -247,6 +279,15 @@ class Deaths(unittest.TestCase):
         self.assertLess(took, 0.5, text)  # 50 ms unloaded; a shared machine may be slower
         self.assertIn("ProcessDied", text)
         self.assertEqual(last_line(text, "ProcessDied"), f'line {line_of("# KILLED HERE")}, in test_killed_in_sleep')
+
+
+    def test_a_process_the_class_shares_is_watched_too(self):
+        started = time.monotonic()
+        text = only_problem(self, run_case(samples.SharedDeath))
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertIn("shared 'CrashingProc' died while the test was waiting", text)
+        self.assertEqual(last_line(text, "ProcessDied"), f'line {line_of("# SHARED KILLED HERE")}, '
+                                                          'in test_shared_process_killed')
 
 
 class ChildRunners(unittest.TestCase):

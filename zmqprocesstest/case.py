@@ -465,12 +465,13 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
 
     # -- coroutine tests ------------------------------------------------------------------------
     async def asyncSetUp(self) -> None:
-        """Set up a coroutine test, on its event loop, after ``setUp`` (as in
-        :class:`unittest.IsolatedAsyncioTestCase`). Runs for coroutine tests only."""
+        """Set up a test on its event loop, after ``setUp`` (as in
+        :class:`unittest.IsolatedAsyncioTestCase`). A class that defines it (or
+        :meth:`asyncTearDown`) gives each of its tests an event loop, plain and generator
+        tests too; otherwise only coroutine tests get one."""
 
     async def asyncTearDown(self) -> None:
-        """Tear down a coroutine test, on its event loop, before ``tearDown``. Runs
-        for coroutine tests only."""
+        """Tear down a test on its event loop, before ``tearDown`` (see :meth:`asyncSetUp`)."""
 
     def addAsyncCleanup(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Add a coroutine function as a cleanup: ``function(*args, **kwargs)`` is awaited
@@ -778,7 +779,10 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if shared_of(self):
             self._resources().check_shared()  # a shared process that died fails the test at once
         method = getattr(self, self._testMethodName, None)
-        if getattr(method, ASYNC_ATTR, False) and self._zpt_aio is None:
+        cls = type(self)
+        wants_loop = (getattr(method, ASYNC_ATTR, False) or cls.asyncSetUp is not ProcessTestCase.asyncSetUp
+                      or cls.asyncTearDown is not ProcessTestCase.asyncTearDown)  # as IsolatedAsyncioTestCase
+        if wants_loop and self._zpt_aio is None:
             # Made before setUp, closed by the last cleanup the test adds: after its async cleanups.
             self._zpt_aio = LoopRunner(self)
             self.addCleanup(self._zpt_close_loop)

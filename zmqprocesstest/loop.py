@@ -472,23 +472,28 @@ class LoopRunner:
         return task
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
-        text = str(context.get("message") or "an exception reached the loop's exception handler")
         exc = context.get("exception")
         if isinstance(exc, TestTimeout):  # it fired in a plain callback, which the loop guards
             self.interrupt(exc)
             return
+        self.problems.append(self._describe(context))
+
+    def _describe(self, context: Dict[str, Any]) -> str:
+        text = str(context.get("message") or "an exception reached the loop's exception handler")
+        exc = context.get("exception")
         task = context.get("task") or context.get("future")
         if task is not None and task in self._created:
             text += f" ({_describe_task(task, self._created[task])})"
         if exc is not None:
             text += ":\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-        self.problems.append(text)
+        return text
 
     def _late(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         """The loop's exception handler once the test has ended: what a finaliser reports then."""
-        self._on_exception(loop, context)
-        warnings.warn(f"after {self.case.id()} ended, its event loop reported: {self.problems.pop()}", RuntimeWarning,
-                      stacklevel=2)
+        if isinstance(context.get("exception"), TestTimeout):
+            return  # the test's own timeout (in a task of it that nobody awaited): the test failed with it
+        warnings.warn(f"after {self.case.id()} ended, its event loop reported: {self._describe(context)}",
+                      RuntimeWarning, stacklevel=2)
 
     def _on_warning(self, message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                     line: Any = None) -> None:
