@@ -16,12 +16,12 @@ import unittest
 
 from zmqprocesstest.processes._os import alive, command_line
 
-from . import samples
+from .samples import cases as samples
 from .support import ROOT, only_problem, problems, run_case
 
 
 def run_sample(test, env=None, kill_after=0):
-    """Run *test* of tests/start_window_sample.py in a child runner.
+    """Run *test* of tests/samples/start_window_sample.py in a child runner.
 
     Returns ``(pids reported by its processes, runner exit code, runner stderr)``. With
     *kill_after* N, the runner is SIGKILLed the moment N reports have arrived (1: a
@@ -30,7 +30,7 @@ def run_sample(test, env=None, kill_after=0):
     report_r, report_w = os.pipe()
     err = tempfile.TemporaryFile()  # not a pipe: a survivor holding it must not block us
     full_env = dict(os.environ, **(env or {}), ZPT_REPORT_FD=str(report_w))
-    runner = subprocess.Popen([sys.executable, "-m", "unittest", f"tests.start_window_sample.{test}"], cwd=ROOT,
+    runner = subprocess.Popen([sys.executable, "-m", "unittest", f"tests.samples.start_window_sample.{test}"], cwd=ROOT,
                               stdin=subprocess.DEVNULL, stdout=err, stderr=err, pass_fds=[report_w],
                               env=full_env, start_new_session=True)
     os.close(report_w)

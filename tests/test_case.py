@@ -14,7 +14,7 @@ from zmqprocesstest.systemtests import run_program
 from zmqprocesstest.timeout import hard_timeout
 from zmqprocesstest.loop import known_events
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 
 

@@ -1,7 +1,7 @@
 """Parallel runners: killing the controller or a worker leaves nothing under test running.
 
 A child ``pytest -n 2`` and a child ``unittest-parallel -j 2`` run
-tests/controller_sample.py, whose tests each report their worker, the worker's guardian
+tests/samples/controller_sample.py, whose tests each report their worker, the worker's guardian
 and a process under test through a FIFO, then block. The controller (or one worker) is
 killed; 2 s after it died no reported process may run: a worker whose controller died
 would otherwise finish its test first (unittest-parallel) or linger for seconds
@@ -75,10 +75,10 @@ class TestParallelRunnerKilled(unittest.TestCase):
         self.reports = []
         if runner == "xdist":
             argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
-                    "tests/controller_sample.py"]
+                    "tests/samples/controller_sample.py"]
         else:
-            argv = [os.path.join(BIN, "unittest-parallel"), "-s", "tests", "-t", ".", "-p", "controller_sample.py",
-                    "--level", "test", "-j", "2"]
+            argv = [os.path.join(BIN, "unittest-parallel"), "-s", "tests/samples", "-t", ".",
+                    "-p", "controller_sample.py", "--level", "test", "-j", "2"]
         env = dict(os.environ, ZMQPROCESSTEST_SENTINEL=fifo)
         self.controller = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.output, stderr=subprocess.STDOUT,
                                            start_new_session=True, preexec_fn=_default_signals)

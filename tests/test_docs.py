@@ -168,25 +168,26 @@ COMMANDS = {
     "python -m coverage report --rcfile=coverage.ini": ("tests/test_coverage_howto.py", "report"),
     "cd docs/examples": ("tests/test_docs.py", "TestCommands"),
     # howto/flaky.rst: tests/test_runs.py runs each (the hunts with ZMQPROCESSTEST_HUNT=1,
-    # as .ci/run does; shards, shuffles and durations on docs/examples, listing the tests).
-    "python -m zmqprocesstest --repeat 300 --until-failure tests.racy_sample":
+    # as .ci/run does; shards, shuffles and durations on tests/samples/order_sample.py, one child runner each).
+    "python -m zmqprocesstest --repeat 300 --until-failure tests.samples.racy_sample":
         ("tests/test_runs.py", '"--repeat", "300", "--until-failure"'),
-    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m nose2 -s tests -t . tests.racy_sample":
+    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m nose2 -s tests -t . tests.samples.racy_sample":
         ("tests/test_runs.py", "test_nose2_catches_it_from_the_environment"),
-    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m pytest tests/racy_sample.py":
+    "ZMQPROCESSTEST_REPEAT=300 ZMQPROCESSTEST_UNTIL_FAILURE=1 python -m pytest tests/samples/racy_sample.py":
         ("tests/test_runs.py", "test_pytest_catches_it_from_the_environment_and_its_options"),
-    "python -m pytest --zpt-repeat 300 --zpt-until-failure tests/racy_sample.py":
+    "python -m pytest --zpt-repeat 300 --zpt-until-failure tests/samples/racy_sample.py":
         ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure"'),
-    "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.racy_sample":
-        ("tests/test_runs.py", '"--until-failure", "--stress", "tests.racy_sample"'),
-    "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.racy_fixed_sample":
-        ("tests/test_runs.py", '"--repeat", "300", "--stress", "tests.racy_fixed_sample"'),
+    "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.samples.racy_sample":
+        ("tests/test_runs.py", '"--until-failure", "--stress", "tests.samples.racy_sample"'),
+    "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.samples.racy_fixed_sample":
+        ("tests/test_runs.py", '"--repeat", "300", "--stress", "tests.samples.racy_fixed_sample"'),
     "python -m zmqprocesstest --shuffle --seed 7 discover -s tests -t .":
         ("tests/test_runs.py", '"--shuffle", "--seed"'),
-    "python -m zmqprocesstest --shard 2/4 discover -s tests -t .": ("tests/test_runs.py", '["--shard", f"{i}/3"]'),
+    "python -m zmqprocesstest --shard 2/4 discover -s tests -t .":
+        ("tests/test_runs.py", '["--shard", "3/3", "--durations-file"'),
     "TEST_SHARD_INDEX=1 TEST_TOTAL_SHARDS=4 python -m zmqprocesstest discover -s tests -t .":
         ("tests/test_runs.py", '"TEST_SHARD_INDEX": "1"'),
-    "python -m pytest --zpt-shard 2/4 tests": ("tests/test_runs.py", "test_pytest_shards_are_disjoint_and_cover"),
+    "python -m pytest --zpt-shard 2/4 tests": ("tests/test_runs.py", '"--zpt-shard", "3/3"'),
     "python -m zmqprocesstest --record-durations durations.json discover -s tests -t .":
         ("tests/test_runs.py", '"--record-durations"'),
     "python -m zmqprocesstest --shard 2/4 --durations-file durations.json discover -s tests -t .":
@@ -221,7 +222,8 @@ CHECKED_BLOCKS = {
     ("howto/scenarios.rst", "AssertionError: expected ['value', 1], got [b'', ['value', 0]]"):
         "tests/test_stateful.py test_the_planted_bug_is_found_and_shrunk_to_three_steps (the shrunk steps, "
         "the marked run), run alone by .ci/run",
-    ("howto/flaky.rst", "zmqprocesstest: first failure: tests.racy_sample.TestRacy_repeat057.test_first_message"):
+    ("howto/flaky.rst",
+     "zmqprocesstest: first failure: tests.samples.racy_sample.TestRacy_repeat057.test_first_message"):
         "tests/test_runs.py test_the_command_line_catches_it_and_the_seed_catches_it_again (the message's lines)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
@@ -256,9 +258,9 @@ def _blocks(path):
 
 
 def _run_by_a_test(path):
-    """Whether *path* is a sample module in tests/ that one of tests/test_*.py names."""
+    """Whether *path* is a sample module in tests/samples/ that one of tests/test_*.py names."""
     tests = os.path.join(ROOT, "tests")
-    if os.path.dirname(path) != tests or not os.path.isfile(path):
+    if os.path.dirname(path) != os.path.join(tests, "samples") or not os.path.isfile(path):
         return False
     name = os.path.splitext(os.path.basename(path))[0]
     for test in glob.glob(os.path.join(tests, "test_*.py")):
@@ -292,7 +294,7 @@ class TestCodeBlocks(unittest.TestCase):
                     if not (target.startswith(EXAMPLES + os.sep) and os.path.isfile(target)
                             or _run_by_a_test(target)):
                         problems.append(f"{page}: literalinclude {arg} is not a file under docs/examples "
-                                        "nor a sample a test in tests/ runs")
+                                        "nor a sample a test in tests/ runs (tests/samples/)")
                     continue
                 if not lines:
                     continue

@@ -11,7 +11,7 @@ from zmqprocesstest.faults import FaultLink
 from zmqprocesstest.faults.events import faults_of
 from zmqprocesstest.loop import builtin_events, dispatch, known_events
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 
 

@@ -10,7 +10,7 @@ from .support import ROOT
 
 DOCUMENTED = {
     "ConnectionTimeout", "EventError", "FaultLink", "FaultLinkError", "LeakError", "ManagedProcess",
-    "MarkExpressionError", "MockCall", "MockTimeout",
+    "MarkExpressionError", "MockCall", "MockTimeout", "ExitStatusLost",
     "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
     "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "TestSocket", "TestTimeout", "Timeout", "make_sock", "mark", "normalise_path",
@@ -46,7 +46,7 @@ class TestExports(unittest.TestCase):
         for name in exceptions:
             with self.subTest(name=name):
                 self.assertEqual(getattr(zmqprocesstest, name).__module__, "zmqprocesstest")
-        from . import samples
+        from .samples import cases as samples
         from .support import only_problem, run_case
         text = only_problem(self, run_case(samples.Failures, "test_timeout"))
         self.assertRegex(text, r"\nzmqprocesstest\.SocketTimeout: ")
@@ -178,7 +178,7 @@ class TestFailuresTravel(unittest.TestCase):
     def test_the_failures_of_real_tests_pickle_with_their_message_and_type(self):
         import pickle
 
-        from . import samples
+        from .samples import cases as samples
         from .support import run_case
 
         result = run_case(samples.Failures, "test_timeout")

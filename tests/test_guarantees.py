@@ -19,7 +19,7 @@ import zmq
 
 from zmqprocesstest import ProcessTestCase
 
-from . import samples
+from .samples import cases as samples
 from zmqprocesstest.processes._os import alive, command_line
 
 from .support import EXAMPLES, ROOT, interruptible, only_problem, problems, run_case
@@ -279,7 +279,7 @@ class TestRunnerKilled(unittest.TestCase):
     """The runner dying mid-test leaves nothing running 2 s later, and no private directory."""
 
     def run_and_kill(self, how):
-        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.killed_runner_sample"], cwd=ROOT,
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.killed_runner_sample"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                   preexec_fn=interruptible)
         self.addCleanup(runner.stderr.close)
@@ -353,14 +353,14 @@ class TestDaemonizingProcess(unittest.TestCase):
         return text, seen["daemon"]
 
     def test_a_daemon_left_by_a_passing_test_is_killed_and_fails_it(self):
-        from .killed_runner_sample import DAEMONIZING
+        from .samples.killed_runner_sample import DAEMONIZING
         text, daemon = self.run_daemonizing(DAEMONIZING)
         # (its parent too, if that had not exited yet when the test ended)
         self.assertRegex(text, r"left descendants running outside its process group \(daemonized\?\); killed them: "
                                rf"(pid \d+: [^;]*; )?pid {daemon}: \S*python\S* -c")
 
     def test_a_daemon_whose_parent_has_not_exited_yet_is_found_too(self):
-        from .killed_runner_sample import DAEMONIZING
+        from .samples.killed_runner_sample import DAEMONIZING
         slow_parent = DAEMONIZING.replace("    os._exit(0)",
                                           "    signal.pause()  # lingers until killed\n    os._exit(0)")
         self.assertNotEqual(slow_parent, DAEMONIZING)

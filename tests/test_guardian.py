@@ -1,6 +1,6 @@
 """The guardian: nothing started by a test outlives the runner, however the runner dies.
 
-Each test runs tests/guardian_runner.py as a stand-in runner in a child process, so the
+Each test runs tests/samples/guardian_runner.py as a stand-in runner in a child process, so the
 suite's own process never becomes a subreaper nor gets a guardian from these tests.
 """
 import json
@@ -16,7 +16,7 @@ import unittest
 from .support import interruptible
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNNER = os.path.join(HERE, "guardian_runner.py")
+RUNNER = os.path.join(HERE, "samples", "guardian_runner.py")
 GUARANTEE = 2.0  # seconds after the runner's death by which everything must be gone
 BOUND = 60.0  # every other wait of these tests ends by then
 

@@ -7,7 +7,7 @@ from zmqprocesstest import ProcessTestCase
 from zmqprocesstest.checkers import request_reply
 from zmqprocesstest.history import History, HistoryError
 
-from . import samples
+from .samples import cases as samples
 from .support import problems, run_case
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from zmqprocesstest import ProcessTestCase
 
-from . import samples
+from .samples import cases as samples
 from pingpong.faulty import FloodProc
 from .support import gone, only_problem, problems, run_case
 

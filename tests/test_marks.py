@@ -14,7 +14,7 @@ from zmqprocesstest import ProcessTestCase, mark, process
 from zmqprocesstest import _pytest_plugin
 from zmqprocesstest.marks import MARKS_ATTR, MARKS_ENV, marks_of, parse_expression, selection_expression
 
-from . import samples
+from .samples import cases as samples
 from .support import EXAMPLES, ROOT, problems, run_case
 from pingpong.pongproc import PongProc
 

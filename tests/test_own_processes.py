@@ -1,7 +1,7 @@
 """The test process's own processes: its helpers are not daemons, and what it starts
 itself does not outlive a killed runner; nor do processes whose guardian was lost.
 
-Each scenario runs in a child runner (tests/own_processes_sample.py), under unittest,
+Each scenario runs in a child runner (tests/samples/own_processes_sample.py), under unittest,
 and under nose2 and pytest where the runner matters. docs/guarantees.rst names the test
 here that proves each guarantee.
 """
@@ -21,12 +21,12 @@ from zmqprocesstest.processes._os import command_line
 from .support import ROOT, gone, only_problem, problems
 from .test_adversary import survivors
 
-SAMPLE = "tests.own_processes_sample"
+SAMPLE = "tests.samples.own_processes_sample"
 RUNNERS = {
     "unittest": lambda tests: [sys.executable, "-m", "unittest", *(f"{SAMPLE}.{t}" for t in tests)],
     "nose2": lambda tests: [sys.executable, "-m", "nose2", "-s", ".", *(f"{SAMPLE}.{t}" for t in tests)],
     "pytest": lambda tests: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *("tests/own_processes_sample.py::" + t.replace(".", "::") for t in tests)],
+                             *("tests/samples/own_processes_sample.py::" + t.replace(".", "::") for t in tests)],
 }
 BOUND = 120  # a child runner's whole run
 SLEEPER = [sys.executable, "-c", "import signal; signal.pause()"]  # runs until killed

@@ -11,7 +11,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SAMPLE = os.path.join(HERE, "phases_sample.py")
+SAMPLE = os.path.join(HERE, "samples", "phases_sample.py")
 LIMIT = 0.5
 OTHER = '''import os, unittest
 class TestOther(unittest.TestCase):

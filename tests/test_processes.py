@@ -8,13 +8,15 @@ import sys
 import threading
 import time
 import unittest
+from unittest import mock
 
 import zmq
 
 from zmqprocesstest import ProcessTestCase
-from zmqprocesstest._config import EXIT_GRACE
+from zmqprocesstest.processes import _guardian, _reaper
+from zmqprocesstest._config import EXIT_DRAIN, scaled
 
-from . import samples
+from .samples import cases as samples
 from .support import EXAMPLES, ROOT, gone, interruptible, only_problem, problems, run_case
 
 
@@ -73,7 +75,7 @@ def replies_once_and_exits(endpoint):
 
 class TestCrashDetection(unittest.TestCase):
     def test_a_reply_sent_just_before_a_clean_exit_is_received(self):
-        """The exit and the reply arrive together: the reply wins (EXIT_GRACE)."""
+        """The exit and the reply arrive together: the reply wins (EXIT_DRAIN)."""
         class LastWords(ProcessTestCase):
             def test_it(self):
                 for n in range(30):
@@ -87,7 +89,7 @@ class TestCrashDetection(unittest.TestCase):
         self.assertEqual(problems(run_case(LastWords)), [])
 
     def test_only_an_exit_with_a_code_gives_the_socket_a_grace(self):
-        """A process killed by a signal crashed: its death is reported without EXIT_GRACE."""
+        """A process killed by a signal crashed: its death is reported without draining its connections."""
         seen = {}
 
         class Graces(ProcessTestCase):
@@ -110,7 +112,7 @@ class TestCrashDetection(unittest.TestCase):
                 yield from self.grace_after_exit("exited", 0)
 
         self.assertEqual(problems(run_case(Graces)), [])
-        self.assertEqual(seen, {"killed": 0.0, "exited": EXIT_GRACE})
+        self.assertEqual(seen, {"killed": 0.0, "exited": scaled(EXIT_DRAIN)})
 
     def test_crash_ends_the_wait_at_once_with_code_and_output(self):
         start = time.monotonic()
@@ -265,7 +267,7 @@ class TestNoOrphans(unittest.TestCase):
         self.assertEqual(len(samples.ManagerRecorder.pids), 2, "manager and worker")
 
     def test_after_ctrl_c_of_the_runner(self):
-        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.Hanging"], cwd=ROOT,
+        runner = subprocess.Popen([sys.executable, "-m", "unittest", "tests.samples.cases.Hanging"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                   preexec_fn=interruptible)
         try:
@@ -285,6 +287,33 @@ class TestNoOrphans(unittest.TestCase):
                 runner.wait()
             runner.stdout.close()
             runner.stderr.close()
+
+
+class TestTheStartSideDoesItsWorkOnce(unittest.TestCase):
+    def test_one_registration_and_no_second_preparation_per_start(self):
+        counts = {}
+
+        def counting(name, real):
+            def call(*args, **kwargs):
+                counts[name] = counts.get(name, 0) + 1
+                return real(*args, **kwargs)
+            return call
+
+        class TwoStarts(ProcessTestCase):
+            def test_it(self):
+                for name in ("first", "second"):
+                    endpoint = self.new_endpoint()
+                    req = self.socket(zmq.REQ, connect=endpoint, name=name)
+                    self.set_stop_message(self.start_process(samples.PongProc, endpoint), req, ["plzdiekthxbye", None])
+                    yield ("send", req, [], ["ping", 1])
+                    self.assertEqual((yield ("recv", req)), [["pong", 1]])
+
+        _reaper.prepare_runner()  # this runner is prepared (the first process start of the run does it)
+        with mock.patch.object(_guardian, "watch_group", counting("watch_group", _guardian.watch_group)), \
+                mock.patch.object(_reaper, "start_guardian", counting("start_guardian", _reaper.start_guardian)), \
+                mock.patch.object(_reaper, "become_subreaper", counting("subreaper", _reaper.become_subreaper)):
+            self.assertEqual(problems(run_case(TwoStarts)), [])
+        self.assertEqual(counts, {"watch_group": 2})  # one registration per process, no second preparation
 
 
 class Interrupted(Exception):

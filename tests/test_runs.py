@@ -1,11 +1,14 @@
-"""Repeat until failure, seeded stress, shuffle and shard (issue 19), proved on child runners.
+"""Repeat until failure, seeded stress, shuffle and shard (issue 19).
 
-The racy sample (tests/racy_sample.py) passes a single run; under ``--repeat 300
+The racy sample (tests/samples/racy_sample.py) passes a single run; under ``--repeat 300
 --until-failure --stress`` each runner catches it and prints the seed, and that seed
 catches it again. The fixed sample passes 300 of 300 under stress with the leak check.
-Shards of docs/examples and tests/ are disjoint and cover the suite; a seed fixes the
-shuffled order.
+The shard and shuffle arithmetic is checked directly on made-up test ids (shards
+disjoint, covering, balanced; a seed fixes the order); one child runner per runner (the
+command line, pytest, nose2) shows that the options reach it.
 """
+import contextlib
+import io
 import json
 import os
 import re
@@ -19,8 +22,7 @@ import unittest
 from unittest import mock
 
 from zmqprocesstest import _perturb, mark
-
-from zmqprocesstest.runs import _stress
+from zmqprocesstest.runs import _order, _pytest_runs, _stress, session as runs
 
 from .support import ROOT, gone
 
@@ -67,149 +69,364 @@ HUNT_ENV = "ZMQPROCESSTEST_HUNT"
 @unittest.skipUnless(os.environ.get(HUNT_ENV) == "1", f"slow (CPU burners): set {HUNT_ENV}=1, as .ci/run does")
 class TestHuntingTheRace(unittest.TestCase):
     def test_the_racy_sample_passes_a_single_run(self):
-        code, out = run(CLI + ["tests.racy_sample"])
+        code, out = run(CLI + ["tests.samples.racy_sample"])
         self.assertEqual(code, 0, out[-3000:])
         self.assertIn("Ran 1 test", out)
 
     def test_the_command_line_catches_it_and_the_seed_catches_it_again(self):
-        code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "tests.racy_sample"])
+        code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "tests.samples.racy_sample"])
         seed, repeat = caught(self, code, out)
         self.assertRegex(out, rf"Ran {repeat} tests? in")  # each repeat counted, none after the failure
         self.assertIn(f"--seed {seed}", out)
         code, again = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", str(seed),
-                                 "tests.racy_sample"])
+                                 "tests.samples.racy_sample"])
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_nose2_catches_it_from_the_environment(self):
-        code, out = run([sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.racy_sample"], env=HUNT)
+        nose2 = [sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.samples.racy_sample"]
+        code, out = run(nose2, env=HUNT)
         seed, _ = caught(self, code, out)
-        code, again = run([sys.executable, "-m", "nose2", "-s", "tests", "-t", ".", "tests.racy_sample"],
-                          env=dict(HUNT, ZMQPROCESSTEST_SEED=str(seed)))
+        code, again = run(nose2, env=dict(HUNT, ZMQPROCESSTEST_SEED=str(seed)))
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_pytest_catches_it_from_the_environment_and_its_options(self):
         pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
-        code, out = run(pytest + ["tests/racy_sample.py"], env=HUNT)
+        code, out = run(pytest + ["tests/samples/racy_sample.py"], env=HUNT)
         seed, _ = caught(self, code, out)
         self.assertRegex(out, r"(?m)^1 failed")  # -x: stopped at the first failure
         code, again = run(pytest + ["--zpt-repeat", "300", "--zpt-until-failure", "--zpt-stress", "--zpt-seed",
-                                    str(seed), "tests/racy_sample.py"])
+                                    str(seed), "tests/samples/racy_sample.py"])
         self.assertEqual(caught(self, code, again)[0], seed)
 
     def test_the_fixed_sample_passes_300_of_300_under_stress_without_leaks(self):
-        code, out = run(CLI + ["--repeat", "300", "--stress", "tests.racy_fixed_sample"],
+        code, out = run(CLI + ["--repeat", "300", "--stress", "tests.samples.racy_fixed_sample"],
                         env={"ZMQPROCESSTEST_CHECK_LEAKS": "1"}, timeout=150)
         self.assertEqual(code, 0, out[-3000:])
         self.assertIn("Ran 300 tests", out)
         self.assertRegex(out, r"zmqprocesstest: seed \d+ \(chosen")
 
 
-def listed(testcase, args, cwd=ROOT, env=None):
-    code, out = run(CLI + ["--list"] + args, cwd=cwd, env=env)
-    testcase.assertEqual(code, 0, out[-3000:])
-    return [line for line in out.splitlines() if line and not line.startswith("zmqprocesstest:")]
+def stand_ins(ids):
+    """Stand-ins for collected tests: what _order reads of a test is its id (``nodeid``)."""
+    return [types.SimpleNamespace(nodeid=test_id) for test_id in ids]
+
+
+def ids_of(tests):
+    return [test.nodeid for test in tests]
+
+
+def class_of(test):
+    return test.nodeid.rsplit(".", 1)[0]
+
+
+def module_of(test):
+    return test.nodeid.split(".")[0]
+
+
+def node_id(test):
+    return test.nodeid
+
+
+#: Made-up test ids: three modules, classes of one to five tests.
+IDS = [f"mod{m}.Class{c}.test_{t}" for m in range(3) for c in range(4) for t in range(1 + (m + c) % 5)]
+
+
+def check_shards(testcase, whole, shards, class_of=class_of):
+    """Shards (lists of ids) of *whole*: none empty, disjoint, covering, each in the order
+    given, and a class in one shard only."""
+    for shard in shards:
+        testcase.assertTrue(shard)
+        testcase.assertEqual(shard, [t for t in whole if t in shard])  # the order given
+    for i, a in enumerate(shards):
+        for b in shards[i + 1:]:
+            testcase.assertFalse(set(a) & set(b))
+    testcase.assertEqual(sorted(t for shard in shards for t in shard), sorted(whole))
+    homes = {}  # a class runs in one shard only
+    for index, shard in enumerate(shards):
+        for test in shard:
+            testcase.assertEqual(homes.setdefault(class_of(test), index), index, test)
+
+
+def sharded(ids, total, durations=None):
+    return [ids_of(_order.shard(stand_ins(ids), i, total, class_of, node_id, durations)) for i in range(total)]
 
 
 class TestShards(unittest.TestCase):
-    SUITES = {"docs/examples": (EXAMPLES, ["discover", "-s", ".", "-t", "."]),
-              "tests": (ROOT, ["discover", "-s", "tests", "-t", "."])}
+    """The shard arithmetic (zmqprocesstest._order), on made-up test ids."""
 
-    def check_shards(self, whole, shards):
-        self.assertGreater(len(whole), 10)
-        self.assertEqual(len(whole), len(set(whole)))
-        for shard in shards:
-            self.assertTrue(shard)
-        for i, a in enumerate(shards):
-            for b in shards[i + 1:]:
-                self.assertFalse(set(a) & set(b))
-        self.assertEqual(sorted(t for shard in shards for t in shard), sorted(whole))
-        homes = {}  # a class runs in one shard only
-        for index, shard in enumerate(shards):
-            for test in shard:
-                self.assertEqual(homes.setdefault(test.rsplit(".", 1)[0], index), index, test)
+    def test_shards_are_disjoint_cover_the_suite_and_keep_classes_whole(self):
+        classes = len({i.rsplit(".", 1)[0] for i in IDS})
+        for total in range(1, 6):
+            with self.subTest(total=total):
+                shards = sharded(IDS, total)
+                check_shards(self, IDS, shards, lambda t: t.rsplit(".", 1)[0])
+                largest = max(len(s) for s in [[t for t in IDS if t.startswith(c + ".")]
+                                               for c in {i.rsplit(".", 1)[0] for i in IDS}])
+                sizes = [len(s) for s in shards]  # by test count, within one class of each other
+                self.assertLessEqual(max(sizes) - min(sizes), largest, sizes)
+        self.assertGreater(classes, 5)
 
-    def test_shards_are_disjoint_and_cover_the_suites(self):
-        for name, (cwd, args) in self.SUITES.items():
-            with self.subTest(suite=name):
-                whole = listed(self, args, cwd)
-                shards = [listed(self, ["--shard", f"{i}/3"] + args, cwd) for i in (1, 2, 3)]
-                self.check_shards(whole, shards)
-                bazel = listed(self, args, cwd, env={"TEST_SHARD_INDEX": "1", "TEST_TOTAL_SHARDS": "3"})
-                self.assertEqual(bazel, shards[1])
+    def test_every_process_makes_the_same_shards_whatever_the_order_given(self):
+        backwards = list(reversed(IDS))
+        for total in (2, 3):
+            self.assertEqual([sorted(s) for s in sharded(IDS, total)], [sorted(s) for s in sharded(backwards, total)])
 
     def test_shards_balanced_by_recorded_durations(self):
-        cwd, args = self.SUITES["docs/examples"]
-        whole = listed(self, args, cwd)
-        durations = {test: (5.0 if "TestPongProc." in test else 0.1) for test in whole}
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(durations, f)
-        self.addCleanup(os.unlink, f.name)
-        shards = [listed(self, ["--shard", f"{i}/2", "--durations-file", f.name] + args, cwd) for i in (1, 2)]
-        self.check_shards(whole, shards)
-        heavy = [i for i, shard in enumerate(shards) if any("TestPongProc." in t for t in shard)]
-        self.assertEqual(len(heavy), 1)
-        self.assertGreater(len(shards[1 - heavy[0]]), len(shards[heavy[0]]))  # the slow class alone, nearly
+        durations = {test: (5.0 if ".Class1." in test else 0.1) for test in IDS}
+        heavy_class = {t.rsplit(".", 1)[0] for t in IDS if ".Class1." in t}
+        self.assertGreater(len(heavy_class), 1)
+        shards = sharded(IDS, 2, durations)
+        check_shards(self, IDS, shards, lambda t: t.rsplit(".", 1)[0])
+        loads = [sum(durations[t] for t in shard) for shard in shards]
+        # classes go biggest first to the lighter shard: the two loads differ by at most the
+        # heaviest class, and both shards hold heavy tests (heavy classes were split up)
+        heaviest = max(sum(durations[t] for t in IDS if t.startswith(c + ".")) for c in heavy_class)
+        self.assertLessEqual(abs(loads[0] - loads[1]), heaviest, loads)
+        self.assertTrue(all(any(".Class1." in t for t in shard) for shard in shards), shards)
+        self.assertNotEqual([sorted(s) for s in shards], [sorted(s) for s in sharded(IDS, 2)])
 
-    def test_durations_are_recorded_for_every_test_run(self):
+    def test_one_slow_class_nearly_alone_in_its_shard(self):
+        durations = {test: (5.0 if test.startswith("mod2.Class3.") else 0.1) for test in IDS}
+        shards = sharded(IDS, 2, durations)
+        heavy = [i for i, shard in enumerate(shards) if any(t.startswith("mod2.Class3.") for t in shard)]
+        self.assertEqual(len(heavy), 1)
+        self.assertGreater(len(shards[1 - heavy[0]]), len(shards[heavy[0]]))
+
+    def test_a_test_not_in_the_durations_counts_as_their_mean(self):
+        ids = ["m.A.test_1", "m.B.test_1", "m.C.test_1"]
+        # B unknown: the mean of 1 and 9 (5), so A (1) and B go together beside C (9)
+        shards = sharded(ids, 2, {"m.A.test_1": 1.0, "m.C.test_1": 9.0})
+        self.assertEqual(sorted(map(sorted, shards)), [["m.A.test_1", "m.B.test_1"], ["m.C.test_1"]])
+
+    def test_a_durations_file_is_read_and_a_bad_one_refused_clearly(self):
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "durations.json")
-            code, out = run(CLI + ["--record-durations", path, "test_pongproc"], cwd=EXAMPLES)
-            self.assertEqual(code, 0, out[-3000:])
-            with open(path) as f:
-                durations = json.load(f)
-        self.assertEqual(sorted(durations), sorted(listed(self, ["test_pongproc"], EXAMPLES)))
-        self.assertTrue(all(0 < seconds < 30 for seconds in durations.values()), durations)
+            good, bad = os.path.join(tmp, "good.json"), os.path.join(tmp, "bad.json")
+            with open(good, "w") as f:
+                json.dump({"m.A.test_1": 2, "m.B.test_1": 0.5}, f)
+            with open(bad, "w") as f:
+                json.dump(["m.A.test_1"], f)
+            self.assertEqual(_order.load_durations(good), {"m.A.test_1": 2.0, "m.B.test_1": 0.5})
+            with self.assertRaisesRegex(ValueError, r"expected a JSON object of test id -> seconds in .*bad\.json, "
+                                                    r"got \"\['m\.A\.test_1'\]\""):
+                _order.load_durations(bad)
 
     def test_a_bad_shard_is_refused_clearly(self):
-        code, out = run(CLI + ["--list", "--shard", "4/3", "tests.test_marks"])
-        self.assertNotEqual(code, 0)
-        self.assertIn("expected --shard I/N with 1 <= I <= N (e.g. 2/4), got '4/3'", out)
+        self.assertEqual(_order.parse_shard("2/4"), (1, 4))
+        for text in ("4/3", "0/3", "x", "1/2/3", ""):
+            with self.subTest(text=text):
+                with self.assertRaises(ValueError) as caught:
+                    runs.split_options(["--shard", text, "tests.test_marks"])
+                self.assertEqual(str(caught.exception),
+                                 f"expected --shard I/N with 1 <= I <= N (e.g. 2/4), got {text!r}")
 
-    def test_pytest_shards_are_disjoint_and_cover_the_examples(self):
-        def collected(env=None):
-            code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only", "."],
-                            cwd=EXAMPLES, env=env)
-            self.assertEqual(code, 0, out[-3000:])
-            return [line for line in out.splitlines() if "::" in line]
-        whole = collected()
-        shards = [collected({"ZMQPROCESSTEST_SHARD": f"{i}/3"}) for i in (1, 2, 3)]
-        self.assertEqual(sorted(t for shard in shards for t in shard), sorted(whole))
-        self.assertEqual(sum(map(len, shards)), len(whole))
+    def test_bazel_variables_give_the_same_shard_as_the_option(self):
+        bazel = {"TEST_SHARD_INDEX": "1", "TEST_TOTAL_SHARDS": "3"}
+        self.assertEqual(_order.shard_from_env(bazel), _order.parse_shard("2/3"))
+        self.assertEqual(_order.shard_from_env({"ZMQPROCESSTEST_SHARD": "2/3"}), (1, 3))
+        self.assertIsNone(_order.shard_from_env({}))
+        with self.assertRaisesRegex(ValueError, "expected TEST_SHARD_INDEX .* set together, got '1' and None"):
+            _order.shard_from_env({"TEST_SHARD_INDEX": "1"})
+        clean = {k: v for k, v in os.environ.items() if k not in _CLEAN}
+        with mock.patch.dict(os.environ, dict(clean, **bazel), clear=True):
+            settings, rest = runs.split_options(["discover", "-s", "."])  # the command line reads them
+        self.assertEqual((settings.shard, rest), ((1, 3), ["discover", "-s", "."]))
 
 
 class TestShuffle(unittest.TestCase):
-    ARGS = ["discover", "-s", ".", "-t", "."]
+    """The shuffle arithmetic (zmqprocesstest._order), on made-up test ids."""
+
+    def order(self, seed, ids=IDS):
+        return ids_of(_order.shuffled(stand_ins(ids), seed, module_of, class_of))
 
     def test_the_same_seed_gives_the_same_order_and_two_seeds_two(self):
-        plain = listed(self, self.ARGS, EXAMPLES)
-        first = listed(self, ["--shuffle", "--seed", "1"] + self.ARGS, EXAMPLES)
-        again = listed(self, ["--shuffle", "--seed", "1"] + self.ARGS, EXAMPLES)
-        other = listed(self, ["--shuffle", "--seed", "2"] + self.ARGS, EXAMPLES)
+        first, again, other = self.order(1), self.order(1), self.order(2)
         self.assertEqual(first, again)
         self.assertNotEqual(first, other)
-        self.assertNotEqual(first, plain)
-        self.assertEqual(sorted(first), sorted(plain))
+        self.assertNotEqual(first, IDS)
+        self.assertEqual(sorted(first), sorted(IDS))
+        self.assertEqual(self.order(1, list(reversed(IDS))), first)  # the order given does not matter
         for order in (first, other):  # classes and modules stay together
             classes = [t.rsplit(".", 1)[0] for t in order]
             runs_of = [c for i, c in enumerate(classes) if i == 0 or classes[i - 1] != c]
             self.assertEqual(len(runs_of), len(set(runs_of)))
-            modules = [t.split(".")[0] for t in order if not t.startswith("howto.")]
+            modules = [t.split(".")[0] for t in order]
             mod_runs = [m for i, m in enumerate(modules) if i == 0 or modules[i - 1] != m]
             self.assertEqual(len(mod_runs), len(set(mod_runs)))
 
     def test_a_chosen_seed_is_printed(self):
-        code, out = run(CLI + ["--list", "--shuffle", "test_pongproc"], cwd=EXAMPLES)
-        self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"zmqprocesstest: seed \d+ \(chosen; --seed \d+ or ZMQPROCESSTEST_SEED=\d+ repeats it\)")
+        stderr = io.StringIO()
+        with mock.patch.object(runs, "SETTINGS", runs.Settings()), mock.patch.object(runs, "_printed", []), \
+                mock.patch.dict(os.environ), contextlib.redirect_stderr(stderr):
+            runs.SETTINGS.seed = None
+            chosen = runs.seed()
+            self.assertEqual(os.environ["ZMQPROCESSTEST_SEED"], str(chosen))  # workers use it too
+        self.assertEqual(stderr.getvalue(), f"zmqprocesstest: seed {chosen} (chosen; --seed {chosen} or "
+                                            f"ZMQPROCESSTEST_SEED={chosen} repeats it)\n")
+
+
+class TestPytestOrder(unittest.TestCase):
+    """The pytest side's shard and shuffle (zmqprocesstest._pytest_runs), on stand-in items."""
+
+    NODES = [f"tests/test_{m}.py::Test{c}::test_{t}" for m in "xyz" for c in "ABC" for t in range(1 + ord(c) % 3)]
+    NODES += ["tests/test_x.py::test_function", "tests/test_y.py::test_function"]  # no class: grouped by module
+
+    def arranged(self, shard=None, shuffle=False, seed=None):
+        items = [types.SimpleNamespace(nodeid=n, cls=None if "::Test" not in n else object) for n in self.NODES]
+        deselected = []
+        config = types.SimpleNamespace(hook=types.SimpleNamespace(
+            pytest_deselected=lambda items: deselected.extend(i.nodeid for i in items)))
+        settings = runs.Settings()
+        settings.shard, settings.shuffle, settings.seed = shard, shuffle, seed
+        with mock.patch.object(runs, "SETTINGS", settings), mock.patch.object(runs, "_printed", [True]), \
+                mock.patch.dict(os.environ):
+            _pytest_runs.arrange(config, items)
+        return ids_of(items), deselected
+
+    def test_pytest_shards_are_disjoint_and_cover_the_suite(self):
+        shards = []
+        for index in range(3):
+            kept, deselected = self.arranged(shard=(index, 3))
+            self.assertEqual(sorted(kept + deselected), sorted(self.NODES))  # the rest reported as deselected
+            shards.append(kept)
+        check_shards(self, self.NODES, shards, lambda n: n.rsplit("::", 1)[0] if "::Test" in n else n.split("::")[0])
+
+    def test_pytest_reads_the_shard_from_its_option_or_the_environment(self):
+        def configured(options, env):
+            config = types.SimpleNamespace(getoption=lambda name, default=None: options.get(name, default),
+                                           option=types.SimpleNamespace(maxfail=0))
+            clean = {k: v for k, v in os.environ.items() if k not in _CLEAN}
+            with mock.patch.object(runs, "SETTINGS", runs.SETTINGS), mock.patch.object(runs, "ACTIVE", runs.ACTIVE), \
+                    mock.patch.dict(os.environ, dict(clean, **env), clear=True):
+                _pytest_runs.configure(config)
+                return runs.SETTINGS.shard
+        self.assertEqual(configured({"--zpt-shard": "2/3"}, {}), (1, 3))
+        self.assertEqual(configured({}, {"ZMQPROCESSTEST_SHARD": "2/3"}), (1, 3))
+        self.assertEqual(configured({}, {"TEST_SHARD_INDEX": "1", "TEST_TOTAL_SHARDS": "3"}), (1, 3))
+        with self.assertRaises(ValueError) as caught:
+            configured({"--zpt-shard": "4/3"}, {})
+        self.assertEqual(str(caught.exception), "expected --zpt-shard I/N with 1 <= I <= N (e.g. 2/4), got '4/3'")
 
     def test_pytest_order_from_the_seed(self):
-        def collected(seed):
-            code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only",
-                             "--zpt-shuffle", "--zpt-seed", seed, "."], cwd=EXAMPLES)
+        first, _ = self.arranged(shuffle=True, seed=1)
+        self.assertEqual(first, self.arranged(shuffle=True, seed=1)[0])
+        self.assertNotEqual(first, self.arranged(shuffle=True, seed=2)[0])
+        self.assertEqual(sorted(first), sorted(self.NODES))
+
+
+class TestDurations(unittest.TestCase):
+    def test_durations_are_recorded_for_every_test_run(self):
+        class Two(unittest.TestCase):
+            def test_one(self):
+                pass
+
+            @unittest.skip("skipped tests count too")
+            def test_two(self):
+                pass
+        suite = unittest.defaultTestLoader.loadTestsFromTestCase(Two)
+        ids = sorted(test.id() for test in suite)
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.object(runs.DurationsResult, "durations", {}):
+            path = os.path.join(tmp, "durations.json")
+            unittest.TextTestRunner(stream=io.StringIO(), resultclass=runs.DurationsResult).run(suite)
+            runs.write_durations(path)
+            with open(path) as f:
+                durations = json.load(f)
+        self.assertEqual(sorted(durations), ids)
+        self.assertTrue(all(0 < seconds < 30 for seconds in durations.values()), durations)
+
+
+class TestTheOptionsReachEachRunner(unittest.TestCase):
+    """One child runner per runner (the command line, pytest, nose2) on
+    tests/samples/order_sample.py: the shard and order each runs are those the arithmetic
+    above gives, and the durations are recorded."""
+
+    MODULE = "tests.samples.order_sample"
+    SEED = 5
+
+    def expected(self, ids, durations):
+        """The tests of shard 3/3 in their order from SEED, as the command line and pytest make them."""
+        key = (lambda t: t.nodeid.rsplit("::", 1)[0]) if "::" in ids[0] else class_of
+        kept = _order.shard(stand_ins(sorted(ids)), 2, 3, key, node_id, durations)
+        without = _order.shard(stand_ins(sorted(ids)), 2, 3, key, node_id)
+        self.assertNotEqual(ids_of(kept), ids_of(without), "the durations must change the shard to prove they count")
+        order = ids_of(_order.shuffled(kept, self.SEED, lambda t: "one module", key))
+        self.assertNotEqual(order, ids_of(kept), "the seed must change the order to prove the shuffle")
+        return order
+
+    def sample_ids(self, pytest_style=False):
+        from .samples import order_sample
+        ids = [test.id() for test in _flat(unittest.defaultTestLoader.loadTestsFromModule(order_sample))]
+        if pytest_style:
+            return [re.sub(r"^tests\.samples\.order_sample\.(\w+)\.", r"tests/samples/order_sample.py::\1::", i)
+                    for i in ids]
+        return ids
+
+    def durations_file(self, tmp, ids):
+        path = os.path.join(tmp, "durations.json")
+        with open(path, "w") as f:  # Delta (one test) slow: the shards change
+            json.dump({test: (10.0 if "Delta" in test else 0.1) for test in ids}, f)
+        return path
+
+    def test_the_command_line(self):
+        ids = self.sample_ids()
+        with tempfile.TemporaryDirectory() as tmp:
+            recorded = os.path.join(tmp, "recorded.json")
+            durations = self.durations_file(tmp, ids)
+            code, out = run(CLI + ["--shard", "3/3", "--durations-file", durations, "--shuffle", "--seed",
+                                   str(self.SEED), "--record-durations", recorded, "-v", self.MODULE])
             self.assertEqual(code, 0, out[-3000:])
-            return [line for line in out.splitlines() if "::" in line]
-        self.assertEqual(collected("1"), collected("1"))
-        self.assertNotEqual(collected("1"), collected("2"))
+            ran = re.findall(r"^test_\w+ \((\S+)\) \.\.\. ok$", out, re.M)
+            self.assertEqual(ran, self.expected(ids, _order.load_durations(durations)), out[-3000:])
+            with open(recorded) as f:
+                self.assertEqual(sorted(json.load(f)), sorted(ran))
+
+    def test_the_command_line_lists_the_tests_it_would_run_and_runs_none(self):
+        from zmqprocesstest import __main__ as cli
+        ids = self.sample_ids()
+        out, err = io.StringIO(), io.StringIO()
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.object(runs, "SETTINGS", runs.Settings()), \
+                mock.patch.object(runs, "ACTIVE", runs.ACTIVE), \
+                mock.patch.object(runs, "_printed", [True]), mock.patch.dict(os.environ), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            durations = self.durations_file(tmp, ids)
+            with self.assertRaises(SystemExit) as exited:  # in this process: --list runs nothing
+                cli.main(["--list", "--shard", "3/3", "--durations-file", durations, "--shuffle", "--seed",
+                          str(self.SEED), self.MODULE])
+            expected = self.expected(ids, _order.load_durations(durations))
+        self.assertEqual(exited.exception.code, 0, err.getvalue())
+        self.assertEqual(out.getvalue().split(), expected)
+        self.assertNotIn("Ran ", err.getvalue())
+
+    def test_pytest(self):
+        ids = self.sample_ids(pytest_style=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            recorded = os.path.join(tmp, "recorded.json")
+            durations = self.durations_file(tmp, ids)
+            code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--rootdir", ROOT,
+                             "--zpt-shard", "3/3", "--zpt-durations-file", durations, "--zpt-shuffle", "--zpt-seed",
+                             str(self.SEED), "--zpt-record-durations", recorded, "tests/samples/order_sample.py"])
+            self.assertEqual(code, 0, out[-3000:])
+            ran = re.findall(r"^(\S+::\w+::\w+) PASSED", out, re.M)
+            self.assertEqual(ran, self.expected(ids, _order.load_durations(durations)), out[-3000:])
+            with open(recorded) as f:
+                self.assertEqual(sorted(json.load(f)), sorted(ran))
+            self.assertRegex(out, rf"(?m)^zmqprocesstest: shuffle, shard 3/3, seed {self.SEED}$")
+
+    def test_nose2(self):
+        # nose2 reads the environment only: each class runs twice, the repeat a class of its own
+        code, out = run([sys.executable, "-m", "nose2", "-v", "-s", "tests", "-t", ".", self.MODULE],
+                        env={"ZMQPROCESSTEST_REPEAT": "2"})
+        self.assertEqual(code, 0, out[-3000:])
+        ids = self.sample_ids()
+        self.assertIn(f"Ran {2 * len(ids)} tests", out)
+        for test in ids:
+            module_class, name = test.rsplit(".", 1)
+            self.assertRegex(out, rf"{re.escape(name)} \({re.escape(module_class)}_repeat2\b")
+
+
+def _flat(suite):
+    if isinstance(suite, unittest.TestSuite):
+        return [test for inner in suite for test in _flat(inner)]
+    return [suite]
 
 
 class TestRepeat(unittest.TestCase):

@@ -11,7 +11,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase, module_scope
 from zmqprocesstest.scopes import MODULE_SCOPES
 
-from . import samples
+from .samples import cases as samples
 from .support import gone, problems
 from pingpong.faulty import CrashingProc, StubbornProc
 from pingpong.pongproc import PongProc

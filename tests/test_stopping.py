@@ -2,14 +2,16 @@
 stop plan a process carries and the result of its stop."""
 import sys
 import unittest
+from unittest import mock
 
 import zmq
 
 from zmqprocesstest import ProcessTestCase
 from zmqprocesstest.processes import CommandProcess
-from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS, StopPlan, check_stop_steps
+from zmqprocesstest.stopping import (DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, STOP_STEPS, PoliteStop, StopPlan,
+                                     check_stop_steps, plan_for)
 
-from . import samples
+from .samples import cases as samples
 from .support import only_problem, problems, run_case
 from pingpong.faulty import StubbornProc
 from pingpong.pongproc import PongProc
@@ -209,6 +211,33 @@ class TestStopPlan(unittest.TestCase):
         for bad in ({"SIGTERM": -1}, {"SIGTERM": "2"}, {"SIGTERM": True}):
             with self.subTest(timeouts=bad), self.assertRaisesRegex(ValueError, r"stop_timeouts\['SIGTERM'\]"):
                 StopPlan(timeouts=bad)
+
+    def test_plan_for_validates_each_distinct_value_once_and_refuses_bad_ones_every_time(self):
+        first = plan_for(["SIGTERM"], {"SIGTERM": 0.5})
+        self.assertIs(plan_for(("SIGTERM",), {"SIGTERM": 0.5}), first)  # the same values: the same plan
+        self.assertEqual(first, StopPlan(["SIGTERM"], {"SIGTERM": 0.5}))
+        self.assertIsNot(plan_for(["SIGTERM"], {"SIGTERM": 0.6}), first)
+        self.assertEqual(plan_for(["SIGTERM"], {"SIGTERM": 1}).timeouts["SIGTERM"], 1)
+        for _again in range(2):  # never kept: refused each time, True not taken for the 1 above
+            with self.assertRaisesRegex(ValueError, r"stop_timeouts\['SIGTERM'\]"):
+                plan_for(["SIGTERM"], {"SIGTERM": True})
+            with self.assertRaisesRegex(ValueError, "expected stop steps"):
+                plan_for("SIGTERM", {})
+        with self.assertRaisesRegex(ValueError, r"stop_timeouts\['SIGTERM'\]"):
+            plan_for(["SIGTERM"], {"SIGTERM": [1]})  # unhashable: validated (and refused) without the cache
+
+    def test_a_changed_copy_is_not_validated_again(self):
+        plan = plan_for(DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS)
+        polite = PoliteStop(lambda: None, "stop message")
+        with mock.patch("zmqprocesstest.stopping.check_stop_timeouts", side_effect=AssertionError("checked again")):
+            changed = plan.with_polite(polite).with_steps(["message", "SIGTERM"])
+        self.assertEqual((changed.polite, changed.steps, changed.timeouts), (polite, ("message", "SIGTERM", "SIGKILL"),
+                                                                             plan.timeouts))
+        self.assertIsNone(plan.polite)  # the original is unchanged
+        with self.assertRaisesRegex(TypeError, "expected polite to be a PoliteStop"):
+            plan.with_polite("stop")  # type: ignore[arg-type]
+        with self.assertRaisesRegex(ValueError, "expected stop steps"):
+            plan.with_steps(["SIGTERM", "SIGINT"])
 
     def test_a_misspelled_stop_timeouts_key_names_the_valid_keys(self):
         with self.assertRaises(ValueError) as caught:

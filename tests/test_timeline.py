@@ -14,7 +14,7 @@ from zmqprocesstest import process, timeline
 from zmqprocesstest.report_html import finish_dir, rebuild_index
 from zmqprocesstest.timeline import Timeline
 
-from . import timeline_samples
+from .samples import timeline_samples
 from .support import EXAMPLES, only_problem, run_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +82,7 @@ class TestTimeline(unittest.TestCase):
     def test_a_failing_test_gets_a_page_and_the_report_points_to_it(self):
         with tempfile.TemporaryDirectory() as directory:
             text = only_problem(self, run_reported(timeline_samples.Everything, directory))
-            page = os.path.join(directory, "tests", "tests.timeline_samples.Everything.test_it.html")
+            page = os.path.join(directory, "tests", "tests.samples.timeline_samples.Everything.test_it.html")
             self.assertIn(f"full timeline: {page}", text)
             with open(page, encoding="utf-8") as f:
                 html = f.read()
@@ -95,7 +95,7 @@ class TestTimeline(unittest.TestCase):
             self.assertIn("Traceback", html)
             self.assertEqual(results_of(directory)[0]["status"], "failed")
             with open(os.path.join(directory, "index.html"), encoding="utf-8") as f:
-                self.assertIn('href="tests/tests.timeline_samples.Everything.test_it.html"', f.read())
+                self.assertIn('href="tests/tests.samples.timeline_samples.Everything.test_it.html"', f.read())
 
     def test_a_passing_test_gets_a_page_only_with_report_all(self):
         with tempfile.TemporaryDirectory() as directory:
@@ -105,7 +105,7 @@ class TestTimeline(unittest.TestCase):
         with tempfile.TemporaryDirectory() as directory:
             self.assertTrue(run_reported(timeline_samples.Passing, directory, report_all=True).wasSuccessful())
             self.assertEqual(os.listdir(os.path.join(directory, "tests")),
-                             ["tests.timeline_samples.Passing.test_it.html"])
+                             ["tests.samples.timeline_samples.Passing.test_it.html"])
 
     def test_an_unwritable_report_dir_warns_once_and_the_run_goes_on(self):
         with tempfile.TemporaryDirectory() as parent:
@@ -133,7 +133,7 @@ class TestTimeline(unittest.TestCase):
             self.assertEqual((result.testsRun, len(result.failures), len(result.errors)), (2, 2, 0))
             told = [str(w.message) for w in caught if "report directory" in str(w.message)]
             self.assertEqual(len(told), 1, told)
-            self.assertIn("cannot write the page of tests.timeline_samples.Twice.test_", told[0])
+            self.assertIn("cannot write the page of tests.samples.timeline_samples.Twice.test_", told[0])
             self.assertEqual([(r["status"], r["page"]) for r in results_of(directory)], [("failed", None)] * 2)
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # warnings made errors: told on stderr, never raised
@@ -158,15 +158,15 @@ class TestTimeline(unittest.TestCase):
             env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
             env["PYTHONPATH"] = os.pathsep.join([ROOT, EXAMPLES])
             run = subprocess.run([sys.executable, "-m", "zmqprocesstest", "--report-dir", directory, "--report-all",
-                                  "tests.timeline_samples.Passing"], cwd=ROOT, env=env, capture_output=True,
+                                  "tests.samples.timeline_samples.Passing"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=120)
             self.assertEqual(run.returncode, 0, run.stderr)
-            page = os.path.join(directory, "tests", "tests.timeline_samples.Passing.test_it.html")
+            page = os.path.join(directory, "tests", "tests.samples.timeline_samples.Passing.test_it.html")
             self.assertTrue(os.path.exists(page))
             with open(os.path.join(directory, "index.html"), encoding="utf-8") as f:  # written at exit
-                self.assertIn("tests.timeline_samples.Passing.test_it", f.read())
+                self.assertIn("tests.samples.timeline_samples.Passing.test_it", f.read())
             bad = subprocess.run(
-                [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.timeline_samples.Passing"],
+                [sys.executable, "-m", "zmqprocesstest", "--report-all", "tests.samples.timeline_samples.Passing"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
             self.assertIn("--report-all needs --report-dir DIR", bad.stderr)
 

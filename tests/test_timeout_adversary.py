@@ -81,7 +81,7 @@ class ChildRunners(unittest.TestCase):
         env = dict(os.environ, ADVERSARY=adversary, ADVERSARY_ROOT=ROOT, **env)
         for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"):
             env.pop(name, None)
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "timeout_adversary_sample.py")], env=env,
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "samples", "timeout_adversary_sample.py")], env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, preexec_fn=interruptible)
         self.addCleanup(self.end, proc)

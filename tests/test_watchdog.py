@@ -531,7 +531,7 @@ class UnderEachRunner(unittest.TestCase):
         ]
 
     def test_blocking_tests_fail_with_test_timeout(self):
-        sample = os.path.join(HERE, "watchdog_sample.py")
+        sample = os.path.join(HERE, "samples", "watchdog_sample.py")
         marks = {name: line_of(f"# BLOCKS: {name}", sample) for name in ("sleep", "recv", "select")}
         started = []
         for label, module, command in self.runners():
@@ -675,7 +675,7 @@ class ThreadsATestLeaves(unittest.TestCase):
         ]
 
     def test_each_runner_reports_the_thread_and_exits(self):
-        sample = os.path.join(HERE, "thread_sample.py")
+        sample = os.path.join(HERE, "samples", "thread_sample.py")
         line = line_of("# STARTS THE THREAD", sample)
         for label, module, command in self.runners():
             with self.subTest(label):

@@ -8,7 +8,7 @@ from .faults import FaultLink, FaultLinkError
 from .loop import override_event
 from .marks import MarkExpressionError, mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
-from .processes import ManagedProcess, ProcessDied, ProcessError, ProcessStopError
+from .processes import ExitStatusLost, ManagedProcess, ProcessDied, ProcessError, ProcessStopError
 from .resources import LeakError
 from .sockets import SocketTimeout, TestSocket, make_sock
 from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normalise_path, normalise_pids,
@@ -16,8 +16,9 @@ from .systemtests import (ProgramResult, ProgramTimeout, SystemTestCase, normali
 
 # Public exceptions and classes show the path users import them from, in tracebacks
 # and reports ("zmqprocesstest.TestTimeout", not "zmqprocesstest.timeout._watchdog.TestTimeout").
-for _public in (ConnectionTimeout, EventError, FaultLinkError, LeakError, MarkExpressionError, MockTimeout, ProcessDied,
-                ProcessError, ProcessStopError, ProgramTimeout, SocketTimeout, TestTimeout, Timeout):
+for _public in (ConnectionTimeout, EventError, ExitStatusLost, FaultLinkError, LeakError, MarkExpressionError,
+                MockTimeout, ProcessDied, ProcessError, ProcessStopError, ProgramTimeout, SocketTimeout, TestTimeout,
+                Timeout):
     _public.__module__ = __name__
 del _public
 
@@ -29,6 +30,7 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that was n
 __all__ = [
     "ConnectionTimeout",
     "EventError",
+    "ExitStatusLost",
     "FaultLink",
     "FaultLinkError",
     "LeakError",

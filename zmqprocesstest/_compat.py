@@ -38,6 +38,9 @@ class PerProcess(Generic[_T]):
 
     def get(self) -> _T:
         """This process's object, made now if there is none yet."""
+        value = self._value
+        if value is not None and self._pid == os.getpid():
+            return value  # made already: no lock (several calls a test)
         with self._lock:
             if self._value is None or self._pid != os.getpid():
                 self._value, self._pid = self._make(), os.getpid()

@@ -17,6 +17,7 @@ __all__ = [
     "CONTEXT_TERM_TIMEOUT",
     "COROUTINE_ORIGIN_DEPTH",
     "DEFAULT_RUN_TIMEOUT",
+    "EXIT_DRAIN",
     "EXIT_GRACE",
     "GROUP_GRACE",
     "GUARDIAN_EXIT_TIMEOUT",
@@ -166,10 +167,15 @@ PROGRAM_TIMEOUT = 10.0
 PROGRAM_GROUP_WAIT = 2.0
 #: A fault link's own thread answering a command, or stopping (scaled).
 LINK_WAIT = 5.0
-#: When a watched process's exit ends a wait, the socket is looked at once more for this
-#: long: a reply the process sent just before it exited may still be on its way (a clean
-#: exit after the last reply must not look like a crash). An exit is reported this much
-#: later, unless the process was killed by a signal: a crash is reported at once.
+#: When a watched process exits with an exit code (not killed by a signal) during a wait,
+#: the wait goes on reading the socket until everything that process sent has been read:
+#: until libzmq has read each connection whose peer closed to its end and closed it (then
+#: one more read). A reply sent just before a clean exit is a reply, not a death, however
+#: late a loaded machine lets libzmq's I/O thread read it. This bounds that (scaled): a
+#: connection no one reads (a socket whose queue is full) cannot delay a death longer.
+EXIT_DRAIN = 1.0
+#: Where that cannot be seen (no ``/proc``, no ``POLLRDHUP``), the socket is looked at
+#: this long after such an exit instead (scaled), for a reply sent just before it.
 EXIT_GRACE = 0.02
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.

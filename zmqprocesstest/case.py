@@ -36,8 +36,7 @@ from .loop import (ASYNC_ATTR, LoopRunner, check_event_names, coroutine_test, di
                    is_coroutine_test, run_events, trim_traceback)
 from .mocks import ProcessMock
 from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError, _guardian
-from .processes.stopping import (DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, StopPlan, check_stop_steps,
-                                 replies)
+from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
@@ -602,7 +601,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         process named ``server``. The process is stopped after the test. Returns the
         :class:`multiprocessing.Process`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)  # validated before a process starts
+        plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         obj = res.add_process(ForkedProcess.start(
@@ -619,7 +618,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
         """
-        plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+        plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
         obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
@@ -652,7 +651,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if not isinstance(proc, ManagedProcess):
             raise TypeError(f"expected a ManagedProcess (e.g. from a subclass's start()), got {proc!r}")
         try:
-            plan = StopPlan(check_stop_steps(self.stop_steps), self.stop_timeouts)
+            plan = plan_for(self.stop_steps, self.stop_timeouts)
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise
@@ -733,7 +732,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         managed = self.managed(proc)
         if managed.output is None:
             raise ValueError(f"output of {managed.name!r} is not captured (capture_output is False)")
-        if managed.exitcode() is not None:
+        if not managed.alive():
             managed.output.settle(scaled(OUTPUT_SETTLE))  # all of it: read the pipe to its end
         return managed.output.text()
 

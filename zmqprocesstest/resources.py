@@ -5,7 +5,8 @@ test sockets, processes under test, mocks, the private temp dir of its ipc endpo
 and the transcript of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
 of its sockets (the processes they watch while waiting), and releases everything in a
 safe order after the test: processes first (so nothing talks to a closed socket), then
-sockets (``linger=0``), then contexts (bounded, never a hang), then the temp dir.
+sockets (``linger=0``), then contexts (bounded, never a hang; on their own thread, while
+the temp dir is removed).
 
 The leak check (:func:`leak_snapshot`, :func:`check_leaks`) compares open file
 descriptors and child processes before and after a test, kills what was left running,
@@ -14,6 +15,7 @@ and fails the test that leaked, never a later one.
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -23,10 +25,10 @@ import zmq
 from . import _perturb
 from .processes import _guardian, _reaper
 from ._compat import PerProcess
-from .processes._os import child_pids, open_fds, orphan_pids
-from ._config import CONTEXT_TERM_TIMEOUT, EXIT_GRACE, scaled
+from .processes._os import child_pids, open_fds, orphan_pids, peer_closed_sockets
+from ._config import CONTEXT_TERM_TIMEOUT, EXIT_DRAIN, EXIT_GRACE, scaled
 from .processes._output import drainer_fds
-from .processes.managed import ManagedProcess, ProcessDied, ProcessStopError
+from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .processes.stopping import StopPlan
 from .endpoints import private_dir
@@ -115,11 +117,14 @@ class Resources:
         return sock
 
     def before_start(self) -> None:
-        """Before this owner's first process starts: make the runner the reaper of
-        orphans, and note the children it has, so that a daemon left by any process
-        started from now on is found (even one that daemonizes at once)."""
+        """Before a process of this owner starts: make the runner the reaper of
+        orphans, and (before its first) note the children it has, so that a daemon left
+        by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
             _perturb.hook("start")
+        self._note_children()
+
+    def _note_children(self) -> None:
         if self.children_before is None:
             _reaper.prepare_runner()
             self.children_before = set(orphan_pids())
@@ -127,7 +132,7 @@ class Resources:
     def add_process(self, proc: ManagedProcess, plan: Optional[StopPlan] = None) -> ManagedProcess:
         """Own *proc*: watched while the test waits, stopped after it as *plan* says
         (the owner's; ``None`` keeps the plan it has)."""
-        self.before_start()  # for a process started elsewhere: as late as it can be
+        self._note_children()  # for a process started elsewhere: as late as it can be
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
@@ -156,7 +161,7 @@ class Resources:
     def _thaw_shared(self) -> None:
         """Thaw the shared processes this test froze and left frozen: nothing carries over."""
         for proc in self.frozen_shared:
-            if proc.frozen and proc.exitcode() is None:
+            if proc.frozen and proc.alive():
                 proc.thaw()
                 proc.thawed_after = owner_name(self.owner)
         self.frozen_shared.clear()
@@ -212,24 +217,40 @@ class Resources:
 
     def check(self) -> None:
         for proc in self.watched():
-            if proc.watched and proc.exitcode() is not None:
-                proc.watched = False  # report a death once; later waits may go on
-                self.refresh()
-                shared = "" if proc in self.processes else "shared "
-                if shared:
-                    proc.died_during = f"during {owner_name(self.owner)}"
-                died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {proc.report()}")
-                died.process = proc
-                raise died
+            if not proc.watched:
+                continue
+            try:
+                if proc.exitcode() is None:
+                    continue
+                state = proc.report()
+            except ExitStatusLost as lost:
+                state = str(lost)
+            proc.watched = False  # report a death once; later waits may go on
+            self.refresh()
+            shared = "" if proc in self.processes else "shared "
+            if shared:
+                proc.died_during = f"during {owner_name(self.owner)}"
+            died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {state}")
+            died.process = proc
+            raise died
 
     def exit_grace(self) -> float:
         # A clean or failing exit may follow the last reply, which must not be lost to
         # it; a death by a signal (SIGKILL, SIGSEGV) is a crash, reported at once.
         for proc in self.watched():
-            code = proc.exitcode() if proc.watched else None
+            try:
+                code = proc.exitcode() if proc.watched else None
+            except ExitStatusLost:
+                code = 0  # how it ended is unknown: what it sent is read all the same
             if code is not None and code >= 0:
-                return EXIT_GRACE
+                return scaled(EXIT_GRACE if peer_closed_sockets() is None else EXIT_DRAIN)
         return 0.0
+
+    def exit_drained(self) -> Optional[bool]:
+        # Every connection whose peer closed (the exited process's) has been read to its
+        # end by libzmq and closed; the guardian's channel is not one of the test's.
+        pending = peer_closed_sockets(frozenset(_guardian.guardian_fds()))
+        return None if pending is None else not pending
 
     # -- after the test -----------------------------------------------------------------------
     def stop_processes(self) -> List[str]:
@@ -256,8 +277,10 @@ class Resources:
                 link.close()
             except Exception as exc:  # its thread failed: a problem of this test
                 problems.append(f"{link.describe()}: {exc}")
-        for ctx in self.contexts:
-            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
+        # The first context terminates on its thread while the closers run and the
+        # directory goes (the rest, rarely any, one after the other: one that hangs
+        # must not hold up the next).
+        ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
         for proc in self.processes:  # a spilled output a report named outlives the directory
@@ -268,8 +291,12 @@ class Resources:
         with self._dir_lock:
             self._released = True
         if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            _remove_private_dir(self.tmpdir)
             _guardian.forget_path(self.tmpdir)
+        if ending is not None:
+            problems.extend(ending(scaled(CONTEXT_TERM_TIMEOUT)))
+        for ctx in self.contexts[1:]:
+            problems.extend(_terminate(ctx, scaled(CONTEXT_TERM_TIMEOUT)))
         for parent in self.parents:
             for sock in parent.sockets:  # back to the class's (or module's) own
                 sock.watch = parent
@@ -347,7 +374,7 @@ class Resources:
         """Before a test: fail at once if a shared process has died (naming when)."""
         for parent in self.parents:
             for proc in parent.processes:
-                if proc.died_during is None and proc.watched and proc.exitcode() is not None:
+                if proc.died_during is None and proc.watched and not proc.alive():
                     proc.watched = False
                     proc.died_during = f"between tests (after {parent.last_user or 'setUpClass or setUpModule'})"
                 if proc.died_during is not None:
@@ -358,6 +385,18 @@ class Resources:
                     raise died
 
 
+def _remove_private_dir(path: str) -> None:
+    """Remove a private directory: the files in it (ipc sockets, spilled output), then
+    it (anything else there, a directory say, is left to :func:`shutil.rmtree`)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class _Terminator:
     """One daemon thread that terminates the tests' zmq contexts, so that a ``term()``
     that hangs (a socket still in use somewhere) costs the test a bounded wait, not the
@@ -366,25 +405,34 @@ class _Terminator:
     queue; a new one takes the next context."""
 
     def __init__(self) -> None:
-        self.waiting: "collections.deque[Tuple[zmq.Context, threading.Event]]" = collections.deque()
-        self.ready = threading.Semaphore(0)
+        # A deque and plain locks (C, no Condition): the hand-over costs a test what a
+        # round trip does. *ready* is released when work may be waiting.
+        self.waiting: "collections.deque[Tuple[zmq.Context, Any]]" = collections.deque()
+        self.ready = threading.Lock()
+        self.ready.acquire()
         threading.Thread(target=self._serve, name="zmqprocesstest-term", daemon=True).start()
 
-    def terminate(self, ctx: zmq.Context, timeout: float) -> bool:
-        """Destroy *ctx* (linger 0); ``False`` if that did not end within *timeout* seconds."""
-        done = threading.Event()
+    def terminate(self, ctx: zmq.Context) -> Callable[[float], bool]:
+        """Start destroying *ctx* (linger 0); the function returned waits at most the
+        seconds it is given for the end, and says whether it came."""
+        done = threading.Lock()
+        done.acquire()  # released by the thread once the context is destroyed
         self.waiting.append((ctx, done))
-        self.ready.release()
-        return done.wait(timeout)
+        try:
+            self.ready.release()
+        except RuntimeError:
+            pass  # released already: the thread takes this one with the others
+        return lambda timeout: done.acquire(timeout=timeout)
 
     def _serve(self) -> None:
         while True:
             self.ready.acquire()
-            ctx, done = self.waiting.popleft()
-            try:
-                ctx.destroy(linger=0)
-            finally:
-                done.set()
+            while self.waiting:
+                ctx, done = self.waiting.popleft()
+                try:
+                    ctx.destroy(linger=0)
+                finally:
+                    done.release()
 
 
 _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
@@ -392,14 +440,25 @@ _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
 
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
+    return _begin_terminate(ctx)(timeout)
+
+
+def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
+    """Start closing what is left of *ctx* and terminating it; the function returned
+    waits for the end, bounded by the seconds it is given, and returns the problems."""
     problems = []
     leftover = [s for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
     if leftover:
         problems.append(f"{len(leftover)} socket(s) made with context.socket() directly were left open; closed them")
-    if not _TERMINATOR.get().terminate(ctx, timeout):
-        _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
-        problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
-    return problems
+    ended = _TERMINATOR.get().terminate(ctx)
+
+    def end(timeout: float) -> List[str]:
+        if not ended(timeout):
+            _TERMINATOR.forget()  # its thread is stuck in term(): the next context gets a new one
+            problems.append(f"the zmq context did not terminate within {timeout:g} s (a socket is still in use)")
+        return problems
+
+    return end
 
 
 # -- the leak check ------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ __tracebackhide__ = True
 #: How long a recv on a socket that watches processes blocks in libzmq before it polls
 #: their exits too (seconds): the most a crash can go unnoticed at the start of a wait.
 FIRST_SLICE = 0.005
+#: After a watched process exited, how long each look at the socket lasts before it is
+#: checked again whether libzmq has read the dead process's connections to their end.
+DRAIN_LOOK = 0.001
 
 __all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
@@ -116,8 +119,14 @@ class Watch(Protocol):
         """Raise :class:`~zmqprocesstest.ProcessDied` if a watched process has died."""
 
     def exit_grace(self) -> float:
-        """Seconds to look at the socket once more after a watched process exited, for what
-        it sent just before (0 if each one that exited was killed by a signal)."""
+        """The most seconds to go on reading the socket after a watched process exited, for
+        what it sent just before (0 if each one that exited was killed by a signal)."""
+
+    def exit_drained(self) -> Optional[bool]:
+        """Whether everything the exited processes sent has reached the test's sockets
+        (their connections read to the end): then one more read, and the death is
+        reported. ``None`` if that cannot be known: the socket is read for the whole
+        :meth:`exit_grace`."""
 
 
 class TestSocket:
@@ -293,10 +302,32 @@ class TestSocket:
                     return events
             if watch is not None and (ready or watch.poll_slice):
                 if ready:  # a process exited: what it sent just before may still be on its way
-                    late = zmq_poll([(sock, flag)], math.ceil(watch.exit_grace() * 1000))
+                    late = self._after_exit(flag, watch)
                     if late:
-                        return int(late[0][1])
+                        return late
                 watch.check()
+
+    def _after_exit(self, flag: int, watch: Watch) -> int:
+        """After a watched process exited: the socket's poll events once what it sent has
+        come, or 0 once everything it sent has been read (and one more look found
+        nothing), or the watch's exit grace ran out. A death by a signal: 0 at once."""
+        bound = watch.exit_grace()
+        if bound <= 0:
+            return 0
+        items = [(self.sock, flag)]
+        end = time.monotonic() + bound
+        while True:
+            drained = watch.exit_drained()
+            remaining = end - time.monotonic()
+            if drained or remaining <= 0:
+                millis = 0  # the one more read
+            else:
+                millis = math.ceil(min(remaining, DRAIN_LOOK if drained is False else WAIT_SLICE) * 1000)
+            late = zmq_poll(items, millis)
+            if late:
+                return int(late[0][1])
+            if drained or remaining <= 0:
+                return 0
 
     def _call(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
               *args: Any, **kwargs: Any) -> Any:

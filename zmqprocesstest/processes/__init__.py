@@ -20,7 +20,7 @@ below; only the core (the test case and its resources) reaches into them directl
 from ._forked import ForkedProcess
 from ._guardian import forget_group, watch_group
 from ._os import HAS_SIGALRM, open_fd_numbers, open_fds
-from .managed import CommandProcess, ManagedProcess, ProcessDied, ProcessError, ProcessStopError, launch
+from .managed import CommandProcess, ExitStatusLost, ManagedProcess, ProcessDied, ProcessError, ProcessStopError, launch
 
-__all__ = ["CommandProcess", "ForkedProcess", "HAS_SIGALRM", "ManagedProcess", "ProcessDied", "ProcessError",
-           "ProcessStopError", "forget_group", "launch", "open_fd_numbers", "open_fds", "watch_group"]
+__all__ = ["CommandProcess", "ExitStatusLost", "ForkedProcess", "HAS_SIGALRM", "ManagedProcess", "ProcessDied",
+           "ProcessError", "ProcessStopError", "forget_group", "launch", "open_fd_numbers", "open_fds", "watch_group"]

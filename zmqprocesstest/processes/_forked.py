@@ -35,6 +35,7 @@ __all__ = ["ForkedProcess"]
 _pending = threading.local()
 #: Exit status of a forked child whose runner vanished before it was covered.
 ORPHANED_AT_START = 70
+_FORK_WARNS = sys.version_info >= (3, 12)  # fork() in a process with threads warns from 3.12 on
 
 
 def _in_forked_child(_: object) -> None:
@@ -49,7 +50,7 @@ def _in_forked_child(_: object) -> None:
     default_signals()
     # What it execs carries the runner's token, as commands do: found by the guardian
     # even after leaving this session (a daemon).
-    os.environ[_guardian.ENV_NAME] = " ".join(os.environ.get(_guardian.ENV_NAME, "").split() + [_pending.token])
+    os.environ[_guardian.ENV_NAME] = _pending.tokens
     started_r, started_w = _pending.started
     go_r, go_w = _pending.go
     os.close(started_r)
@@ -124,6 +125,12 @@ class ForkedProcess(ManagedProcess):
         made for an explicit context (``get_context("spawn").Process``) keeps its own
         method.
         """
+        with _reaper.other_reapers_held():  # until it has a pidfd
+            return cls._start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
+
+    @classmethod
+    def _start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str],
+               capture: bool, start_method: Optional[str]) -> "ForkedProcess":
         if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
             make: Callable[[], Any] = lambda: target(*args, **kwargs)  # noqa: E731
         elif callable(target):
@@ -136,7 +143,8 @@ class ForkedProcess(ManagedProcess):
         output = Output() if capture else None
         started_r, started_w = os.pipe()
         go_r, go_w = os.pipe()
-        _pending.active, _pending.output, _pending.token = True, output, _guardian.token()
+        tokens = os.environ.get(_guardian.ENV_NAME, "").split() + [_guardian.token()]  # the child's, made here
+        _pending.active, _pending.output, _pending.tokens = True, output, " ".join(tokens)
         _pending.started, _pending.go = (started_r, started_w), (go_r, go_w)
         # Parallel runners run tests in daemonic pool workers, which multiprocessing
         # forbids to have children (they could be orphaned). The test case stops and
@@ -153,12 +161,15 @@ class ForkedProcess(ManagedProcess):
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
                 if hasattr(context.Process, "_after_fork"):  # type: ignore[attr-defined]  # 3.10+ only
                     proc._after_fork = context.Process._after_fork  # type: ignore[attr-defined]
-            with warnings.catch_warnings():
-                # Python 3.12+ warns that fork() in a process with threads may deadlock
-                # the child. The test's zmq context has libzmq threads by design, and
-                # forking is the documented choice (start_method); the child never uses them.
-                warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
-                                        DeprecationWarning)
+            if _FORK_WARNS:
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns that fork() in a process with threads may deadlock
+                    # the child. The test's zmq context has libzmq threads by design, and
+                    # forking is the documented choice (start_method); the child never uses them.
+                    warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork\(\)",
+                                            DeprecationWarning)
+                    proc.start()
+            else:
                 proc.start()
             if getattr(getattr(proc, "_popen", None), "method", None) == "fork":
                 # The child makes its own session (pgid == pid), then waits for this word:
@@ -189,6 +200,18 @@ class ForkedProcess(ManagedProcess):
     def _poll(self) -> Optional[int]:
         return self.obj.exitcode
 
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        # multiprocessing's Popen reaps with waitpid(pid) and, if someone else reaped the
+        # child (ECHILD), says "running" forever: told the code, its join, close and
+        # active_children see the process ended.
+        popen = getattr(self.obj, "_popen", None)
+        known = getattr(popen, "returncode", None)
+        if known is not None or code is None:
+            return known
+        if self.obj.exitcode is None and popen is not None:
+            popen.returncode = code
+        return code
+
     def _block(self, timeout: float) -> None:
         self.obj.join(timeout)
 
@@ -209,5 +232,10 @@ class ForkedProcess(ManagedProcess):
         if self._started_fd is not None:
             os.close(self._started_fd)
             self._started_fd = None
-        if self.exitcode() is not None:
+        if not self.alive():
+            popen = getattr(self.obj, "_popen", None)
+            if popen is not None and popen.returncode is None:
+                # Exited, reaped by another reaper and its status lost (ExitStatusLost,
+                # reported): its object is released all the same.
+                popen.returncode = -1
             self.obj.close()

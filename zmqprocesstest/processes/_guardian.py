@@ -338,14 +338,19 @@ def _write(state: _State, data: bytes) -> bool:
     return True
 
 
-def _retire(state: _State) -> None:
-    """The guardian stopped reading: close our end, reap it later (never block a test)."""
+def _close_ends(state: _State) -> None:
+    """Close the runner's ends of the current guardian: its command pipe and its pidfd."""
     if state.write_fd is not None:
         os.close(state.write_fd)
         state.write_fd = None
     if state.pidfd is not None:
         os.close(state.pidfd)
         state.pidfd = None
+
+
+def _retire(state: _State) -> None:
+    """The guardian stopped reading: close our end, reap it later (never block a test)."""
+    _close_ends(state)
     if state.popen is not None:
         state.retired.append(state.popen)
         state.popen = None
@@ -473,12 +478,7 @@ def stop(timeout: float = GUARDIAN_EXIT_TIMEOUT) -> bool:
         state.groups.clear()  # the guardian ends them now; never replay them to a new one
         state.dirs.clear()
         popen = state.popen
-        if state.write_fd is not None:
-            os.close(state.write_fd)
-            state.write_fd = None
-        if state.pidfd is not None:
-            os.close(state.pidfd)
-            state.pidfd = None
+        _close_ends(state)
         state.popen = None
         state.wanted = False
         if popen is not None:

@@ -1,8 +1,9 @@
 """The one seam for the operating system: every Linux specific of the library is here.
 
 ``/proc`` (process states, children, groups and sessions, file descriptors, the system
-call a thread is in, command lines), ``pidfd_open``, ``tgkill``, the child subreaper
-(``prctl``) and the pipe size (``fcntl``). The platform is decided once, at import
+call a thread is in, command lines), ``pidfd_open``, exit statuses read through a pidfd
+(``waitid`` and ``PIDFD_GET_INFO``), ``tgkill``, the child subreaper (``prctl``), the
+pipe size (``fcntl``) and sockets whose peer has closed (``POLLRDHUP``). The platform is decided once, at import
 (:data:`LINUX`); where a feature is missing, the functions here answer "nothing" or
 ``None`` (empty lists, no pidfd, ``False`` from :func:`set_child_subreaper`) and their
 callers fall back or skip, so no other module has to ask which platform it runs on.
@@ -14,13 +15,15 @@ guardian process (``_guardian_process.py``, run with ``python -I -S``) uses it t
 import os
 import select
 import signal
+import struct
 import sys
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-__all__ = ["EXITED", "HAS_PIDFD", "HAS_SIGALRM", "LINUX", "Stat", "alive", "all_pids", "blocking_call", "child_pids",
-           "command_line", "enlarge_pipe", "environ", "group_members", "open_fd_numbers", "open_fds", "open_pidfd",
-           "orphan_pids", "pidfd_signal", "proc_stat", "processes_where", "set_child_subreaper",
+__all__ = ["EXITED", "HAS_PIDFD", "HAS_PIDFD_EXIT_INFO", "HAS_PIDFD_STATUS", "HAS_SIGALRM", "LINUX", "Stat", "alive",
+           "all_pids", "blocking_call", "child_pids", "command_line", "enlarge_pipe", "environ", "exit_status",
+           "group_members", "open_fd_numbers", "open_fds", "open_pidfd", "orphan_pids", "peer_closed_sockets",
+           "pidfd_exit_info", "pidfd_signal", "proc_stat", "processes_where", "set_child_subreaper",
            "signal_main_thread", "thread_state", "wait_gone"]
 
 #: The platform, decided once: the guardian, the subreaper and ``/proc`` need Linux.
@@ -179,6 +182,102 @@ def open_pidfd(pid: int) -> Optional[int]:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+_PIDFD_INFO_EXIT = 1 << 3
+# _IOWR(0xFF, 11, struct pidfd_info) with the first version of the struct (64 bytes): the
+# mask (u64) in, and out the mask, cgroupid (u64), eleven u32 ids and exit_code (s32, at 60).
+_PIDFD_GET_INFO, _PIDFD_INFO_SIZE, _EXIT_CODE_AT = 0xC040FF0B, 64, 60
+_WAIT_PEEK = getattr(os, "WEXITED", 4) | getattr(os, "WNOWAIT", 0x01000000) | getattr(os, "WNOHANG", 1)
+
+
+def pidfd_exit_info(fd: int) -> Optional[int]:
+    """The wait status of the process of pidfd *fd* once it has been reaped, by anyone
+    (Linux 6.15+ ``PIDFD_GET_INFO`` with ``PIDFD_INFO_EXIT``), else ``None``: not reaped
+    yet, or a kernel that does not keep it."""
+    try:
+        import fcntl
+
+        buf = bytearray(_PIDFD_INFO_SIZE)
+        struct.pack_into("=Q", buf, 0, _PIDFD_INFO_EXIT)
+        fcntl.ioctl(fd, _PIDFD_GET_INFO, buf, True)
+    except (ImportError, OSError, OverflowError):
+        return None
+    if not struct.unpack_from("=Q", buf, 0)[0] & _PIDFD_INFO_EXIT:
+        return None
+    return int(struct.unpack_from("=i", buf, _EXIT_CODE_AT)[0])
+
+
+def exit_status(fd: int) -> Optional[int]:
+    """How the child process of pidfd *fd* ended, read in a way no other reaper can take
+    first: its exit code (negative: the signal that killed it), or ``None`` while it runs.
+
+    While it is a zombie the status is read without reaping it (``waitid(P_PIDFD, ...,
+    WNOWAIT)``), so the caller reaps it afterwards through its own process object. Once
+    anyone has reaped it (a ``SIGCHLD`` handler of the test process looping on
+    ``os.waitpid(-1, WNOHANG)``, say), the kernel still keeps its status with the pidfd
+    (Linux 6.15+).
+
+    :raises ChildProcessError: it was reaped by someone, and this kernel cannot say how
+        it ended.
+    """
+    try:
+        info = os.waitid(os.P_PIDFD, fd, _WAIT_PEEK)
+    except ChildProcessError:
+        for _attempt in range(3):  # the reaper may be between unlisting it and noting its exit
+            status = pidfd_exit_info(fd)
+            if status is not None:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.001)
+        raise
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+#: Whether :func:`exit_status` can read a child's status (Linux 5.4+, Python 3.9+).
+HAS_PIDFD_STATUS = HAS_PIDFD and hasattr(os, "P_PIDFD") and hasattr(os, "WNOWAIT")
+def _kernel_release() -> Tuple[int, ...]:
+    numbers = []
+    for part in os.uname().release.split("-")[0].split(".")[:2]:
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+#: Whether the kernel keeps the status of a process someone else reaped (Linux 6.15+).
+HAS_PIDFD_EXIT_INFO = HAS_PIDFD_STATUS and LINUX and _kernel_release() >= (6, 15)
+
+
+def peer_closed_sockets(exclude: "frozenset[int]" = frozenset()) -> Optional[List[int]]:
+    """This process's socket descriptors whose peer has closed (``POLLRDHUP``), not in
+    *exclude*; ``None`` where that cannot be known (no ``/proc`` or no ``POLLRDHUP``).
+
+    A connection of libzmq's stays open, with the hang-up pending, until libzmq's I/O
+    thread has read everything that came before the end of it (and handed it to its
+    socket) and closed it: an empty list means every connection a dead peer had with this
+    process has been read to its end.
+    """
+    rdhup = getattr(select, "POLLRDHUP", None)
+    if rdhup is None or not LINUX:
+        return None
+    poller = select.poll()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        fd = int(name)
+        if fd in exclude:
+            continue
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor, too)
+        poller.register(fd, rdhup)
+    return [fd for fd, events in poller.poll(0) if events & rdhup]
 
 
 def pidfd_signal(fd: int, sig: int) -> None:

@@ -4,7 +4,8 @@ The child writes stdout and stderr to one pipe. One daemon thread per runner pro
 (:class:`_Drainer`, started on first use) reads every such pipe as data comes, so a child
 never blocks on a full pipe, and waits on output (``wait_output``) wake on each new line.
 One shared thread rather than one per process: starting a thread costs more than a whole
-round trip, and a test starts a process or more.
+round trip, and a test starts a process or more. What is left when the process is
+closed is read by the closing thread itself (no hand-over to the drainer).
 
 Nothing is cut. The newest :data:`CAPTURE_LIMIT` bytes of a process's output stay in
 memory (what reports show); once it has written more, all of it goes to a file in the
@@ -80,6 +81,7 @@ class Output:
         os.close(self.write_fd)
         self.write_fd = -1
         self._started = True
+        os.set_blocking(self.read_fd, False)  # read by the drainer, or by close(): neither may block
         _drainer().add(self)
 
     @property
@@ -237,10 +239,28 @@ class Output:
         if not self._started:
             self.discard()
             return
+        self._read_to_end()
         self.settle(timeout)
         if not self.closed:  # a writer outlived the process: stop reading, keep what came
             _drainer().drop(self)
             self.settle(timeout)
+
+    def _read_to_end(self) -> None:
+        """Read what is in the pipe now, in this thread, and end it if that is all: the
+        process has exited, and its output is usually complete already (no hand-over
+        to the drainer thread). A writer still there (a descendant) is left to it."""
+        with self.cond:
+            while self.read_fd >= 0 and not self.closed:
+                try:
+                    chunk = os.read(self.read_fd, 65536)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    _drainer().end(self)
+                    return
+                self._feed(chunk)
 
     def discard(self) -> None:
         """Close both ends of a pipe whose process never started."""
@@ -297,22 +317,32 @@ class _Drainer:
                         pending, self.pending = self.pending, []
                     for dropped in pending:
                         self._drop(dropped)
-                elif output.read_fd == key.fd:  # not dropped earlier in this round
-                    try:
-                        chunk = os.read(key.fd, 65536)
-                    except OSError:
-                        chunk = b""
-                    if chunk:
-                        output._feed(chunk)
-                    else:
-                        self._drop(output)
+                else:
+                    with output.cond:  # one reader at a time: this thread or Output.close
+                        if output.read_fd != key.fd:
+                            continue  # dropped, or read to its end, earlier
+                        try:
+                            chunk = os.read(key.fd, 65536)
+                        except BlockingIOError:
+                            continue  # read by Output.close meanwhile
+                        except OSError:
+                            chunk = b""
+                        if chunk:
+                            output._feed(chunk)
+                        else:
+                            self._drop(output)
+
+    def end(self, output: Output) -> None:
+        """*output*'s pipe was read to its end (by :meth:`Output.close`): stop watching it."""
+        self._drop(output)
 
     def _drop(self, output: Output) -> None:
-        if output.read_fd >= 0:
-            self.selector.unregister(output.read_fd)
-            os.close(output.read_fd)
-            output.read_fd = -1
-        output._end()
+        with output.cond:
+            if output.read_fd >= 0:
+                self.selector.unregister(output.read_fd)
+                os.close(output.read_fd)
+                output.read_fd = -1
+            output._end()
 
 
 _DRAINER: PerProcess[_Drainer] = PerProcess(_Drainer)

@@ -14,21 +14,25 @@ guardian's token scan (:mod:`zmqprocesstest.processes._guardian`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .._config import KILL_WAIT
 from ._os import EXITED, Stat, alive, command_line, environ, orphan_pids, proc_stat, set_child_subreaper, wait_gone
 from ._guardian import guardian_pids, started_by_runner, start as start_guardian
 
 __all__ = ["become_subreaper", "describe", "is_own", "kill_and_reap", "multiprocessing_helpers", "new_descendants",
-           "prepare_runner", "reap_group", "wait_group_gone"]
+           "other_reapers_held", "prepare_runner", "reap_group", "wait_group_gone"]
 
 _subreaper_pid: Optional[int] = None  # the process that became one (not inherited by forks)
+_prepared_pid: Optional[int] = None  # the process prepare_runner set up (not inherited by forks)
+_getsignal = _signal.getsignal  # without the enum conversion of signal.getsignal: run on every start
 
 
 def become_subreaper() -> bool:
@@ -58,11 +62,47 @@ def prepare_runner() -> None:
       a process that survived ``SIGKILL``. Only the main thread can change it.
     * The guardian runs (:func:`zmqprocesstest.processes._guardian.start`), so the new process can
       be registered before it runs a line of its own.
+
+    The subreaper and the guardian are set up once per process (a forked child that
+    runs tests of its own does it again); ``SIGCHLD``, which a test may set to ignored
+    at any time, is looked at on every call. A guardian stopped since is started again
+    by the next registration (a forked child waits for it; a command carries the token).
     """
-    become_subreaper()
-    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+    global _prepared_pid
+    if _getsignal(signal.SIGCHLD) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if _prepared_pid == os.getpid():
+        return
+    become_subreaper()
     start_guardian()
+    _prepared_pid = os.getpid()
+
+
+@contextlib.contextmanager
+def other_reapers_held() -> Iterator[None]:
+    """While a process under test starts and its pidfd is opened: a ``SIGCHLD`` handler
+    of the test process's own (a Python function, such as a supervisor's loop on
+    ``os.waitpid(-1, os.WNOHANG)``) is held back, and run once afterwards if ``SIGCHLD``
+    came meanwhile.
+
+    A process that exits at once (a command that fails its first line, a forked function
+    that returns) could otherwise be reaped before it has a pidfd, and its exit status
+    would be lost to the test. From its pidfd on, the status is read without reaping it
+    (:func:`~zmqprocesstest.processes._os.exit_status`). Only the main thread can change
+    a handler: elsewhere nothing is held back.
+    """
+    handler = signal.getsignal(signal.SIGCHLD)
+    if not callable(handler) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: List[Any] = []
+    signal.signal(signal.SIGCHLD, lambda _signum, frame: came.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, handler)
+        if came:
+            handler(signal.SIGCHLD, came[-1])
 
 
 def describe(pid: int) -> str:
@@ -194,6 +234,10 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
     """Wait at most *timeout* seconds until no member of process group *pgid* is left running."""
     deadline = time.monotonic() + timeout
     while True:
+        try:
+            os.killpg(pgid, 0)  # no member, not even a zombie: gone (the usual case, without a look at /proc)
+        except (ProcessLookupError, PermissionError):
+            return True
         reap_group(pgid)  # members that were orphans exit as zombies of ours (subreaper)
         try:
             os.killpg(pgid, 0)

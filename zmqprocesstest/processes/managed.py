@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
 import threading
 import time
@@ -31,9 +32,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ..report import timeline as _timeline
-from ._os import EXITED, group_members, open_pidfd, signal_main_thread, thread_state
+from ._os import EXITED, exit_status, group_members, open_pidfd, proc_stat, signal_main_thread, thread_state
 from ._leftovers import LIVE
-from ._reaper import prepare_runner, wait_group_gone
+from ._reaper import other_reapers_held, prepare_runner, wait_group_gone
 from .._config import (GROUP_GRACE, GROUP_KILL_WAIT, KILL_NOW_WAIT, REPORT_SETTLE, SETTLE_BEFORE_SIGNAL, WAIT_SLICE,
                       scaled)
 from ._output import Output
@@ -45,6 +46,7 @@ __tracebackhide__ = True
 __all__ = [
     "CommandProcess",
     "ManagedProcess",
+    "ExitStatusLost",
     "ProcessDied",
     "ProcessError",
     "ProcessStopError",
@@ -72,6 +74,19 @@ class ProcessDied(ProcessError):
 
 class ProcessStopError(ProcessError):
     """A process under test did not stop politely, or exited with an error."""
+
+
+class ExitStatusLost(ProcessError):
+    """A process under test has exited, but another reaper in the test process (a
+    ``SIGCHLD`` handler or an ``os.wait()`` loop) took its exit status first, and this
+    kernel cannot tell how it ended (before Linux 6.15): neither a pass nor a "survived
+    SIGKILL" can be said of it."""
+
+    def __init__(self, proc: "ManagedProcess") -> None:
+        super().__init__(f"process {proc.name!r} (pid {proc.pid}) has exited, but its exit status was taken by "
+                         "another reaper in the test process (a SIGCHLD handler or os.wait()/os.waitpid(-1, ...) "
+                         "loop?) before zmqprocesstest could read it: how it ended is unknown; reap only the "
+                         "children you started yourself (os.waitpid(pid, ...))")
 
 
 _WHOLE_PROCESS = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT})
@@ -118,6 +133,10 @@ class ManagedProcess:
         self.died_during: Optional[str] = None
         self.closed = False
         self._code: Optional[int] = None
+        self._lost = False  # another reaper took its status (ExitStatusLost)
+        # Only a child of ours has a status to read (a forkserver's child is the server's).
+        stat = proc_stat(self.pid)
+        self._own_child = stat is None or stat.ppid == os.getpid()
         self.pidfd: Optional[int] = open_pidfd(self.pid)
         if pgid is not None:
             self.pgid = pgid  # the launcher made it (a forked child's own session)
@@ -132,7 +151,7 @@ class ManagedProcess:
                 self.pgid = None
         if self.pgid == os.getpgrp():
             self.pgid = None  # never signal our own group
-        if self.pgid is not None:
+        if self.pgid is not None and pgid is None:  # (a launcher that made the group registered it)
             _guardian.watch_group(self.pgid)  # killed even if the runner dies (SIGKILL too)
         LIVE.add(self)  # killed at exit if still running (_leftovers.py)
         _timeline.record("start", name, f"pid {self.pid}")
@@ -140,6 +159,13 @@ class ManagedProcess:
     # -- what subclasses supply ------------------------------------------------------------
     def _poll(self) -> Optional[int]:
         """The exit code if it has exited (reaping it), else ``None``; never blocks."""
+        raise NotImplementedError
+
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        """Reap the process through its object, which must then know it exited with *code*
+        (read through the pidfd; ``None``: it was reaped elsewhere with a status nobody
+        can tell). Returns the code the object itself had, if it reaped the process
+        earlier by itself, else *code*."""
         raise NotImplementedError
 
     def _block(self, timeout: float) -> None:
@@ -155,16 +181,43 @@ class ManagedProcess:
 
     # -- state -------------------------------------------------------------------------------
     def exitcode(self) -> Optional[int]:
-        """The exit code (negative: killed by that signal), or ``None`` if running."""
+        """The exit code (negative: killed by that signal), or ``None`` if running.
+
+        Read through the pidfd, where there is one, before the process object reaps the
+        process: a ``SIGCHLD`` handler of the test process that reaps every child cannot
+        take it first (:func:`~zmqprocesstest.processes._os.exit_status`).
+
+        :raises ExitStatusLost: it exited, and another reaper took its status first on a
+            kernel that does not keep it.
+        """
+        if self._lost:
+            raise ExitStatusLost(self)
         if self._code is None:
-            self._code = self._poll()
+            self._code = self._status()
             if self._code is not None:
                 _timeline.record("exit", self.name, describe_exit(self._code))  # when it was seen
         return self._code
 
+    def _status(self) -> Optional[int]:
+        if self.pidfd is None or not self._own_child:
+            return self._poll()
+        try:
+            code = exit_status(self.pidfd)
+        except ChildProcessError:  # reaped: by its own object (join, wait), or by someone else
+            code = self._reaped(None)
+            if code is None:
+                self._lost = True
+                _timeline.record("exit", self.name, "exit status taken by another reaper")
+                raise ExitStatusLost(self) from None
+            return code
+        return None if code is None else self._reaped(code)
+
     def alive(self) -> bool:
         """Whether the process is still running."""
-        return self.exitcode() is None
+        try:
+            return self.exitcode() is None
+        except ExitStatusLost:
+            return False
 
     @property
     def fd(self) -> Optional[int]:
@@ -178,7 +231,10 @@ class ManagedProcess:
 
     def describe(self) -> str:
         """``process 'pong' (pid 123, exit code 1)`` (or ``still running``, or ``frozen``)."""
-        code = self.exitcode()
+        try:
+            code = self.exitcode()
+        except ExitStatusLost:
+            return f"process {self.name!r} (pid {self.pid}, exited, its exit status taken by another reaper)"
         state = "frozen" if code is None and self.stopped() else describe_exit(code)
         return f"process {self.name!r} (pid {self.pid}, {state})"
 
@@ -196,7 +252,7 @@ class ManagedProcess:
         if result is not None and polite is not None and result.polite_outcome is not None \
                 and result.stopped_by != "message":
             text += f"\n  polite stop: {polite.description} -> {result.polite_outcome}"
-        if self.output is not None and self.exitcode() is not None:
+        if self.output is not None and not self.alive():
             self.output.settle(REPORT_SETTLE)  # the last lines it wrote may still be in the pipe
         tail = self.output.tail() if self.output is not None else ""
         if tail:
@@ -342,7 +398,10 @@ class ManagedProcess:
         """
         if self.closed or self.stop_result is not None:
             return []  # stopped already (stop_process)
-        result = stop(self, self.stop_plan)
+        try:
+            result = stop(self, self.stop_plan)
+        except ExitStatusLost as lost:  # never a pass, never a false "survived SIGKILL"
+            result = StopResult(None, None, problems=(str(lost),))
         if self._kill_group():
             result = result.adding(f"children of {self.name!r} (process group {self.pgid}) were still running "
                                    "and were killed")
@@ -353,7 +412,7 @@ class ManagedProcess:
 
     def kill_now(self) -> None:
         """Last resort (interpreter exit, Ctrl-C of the runner): SIGKILL and reap."""
-        if self.exitcode() is None or self._group_alive():
+        if self.alive() or self._group_alive():
             self.signal_quietly(signal.SIGKILL)  # the process and its whole group
             self.wait(KILL_NOW_WAIT)
             if self.pgid is not None:
@@ -376,6 +435,10 @@ class ManagedProcess:
 
 
 # -- forked multiprocessing processes --------------------------------------------------------
+_SIGINT, _SIG_DFL, _SIG_SETMASK = int(signal.SIGINT), int(signal.SIG_DFL), int(signal.SIG_SETMASK)
+_DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+
+
 def default_signals() -> None:
     """Give this (new) process default signal dispositions and an empty signal mask.
 
@@ -384,11 +447,13 @@ def default_signals() -> None:
     ignored (a background job, ``trap '' INT``) would otherwise pass that on, and the
     polite SIGINT step could never work.
     """
+    # The C functions: the signal module's enum conversions would cost a forked child
+    # (whose every first write to a page copies it) more than the calls themselves.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        _signal.signal(_SIGINT, signal.default_int_handler)
+        for sig in _DEFAULT_SIGNALS:
+            _signal.signal(sig, _SIG_DFL)
+    _signal.pthread_sigmask(_SIG_SETMASK, ())
 
 
 # -- command lines ------------------------------------------------------------------------------
@@ -421,6 +486,12 @@ class CommandProcess(ManagedProcess):
 
         How it is stopped is up to its owner (:attr:`ManagedProcess.stop_plan`).
         """
+        with other_reapers_held():  # until it has a pidfd
+            return cls._start(argv, name=name, env=env, cwd=cwd, capture=capture)
+
+    @classmethod
+    def _start(cls, argv: Sequence[str], *, name: Optional[str], env: Optional[Dict[str, str]], cwd: Optional[str],
+               capture: bool) -> "CommandProcess":
         output = Output() if capture else None
         try:
             popen = launch(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -438,6 +509,19 @@ class CommandProcess(ManagedProcess):
     def _poll(self) -> Optional[int]:
         return self.obj.poll()
 
+    def _reaped(self, code: Optional[int]) -> Optional[int]:
+        popen = self.obj
+        if code is None:
+            # Reaped elsewhere. Popen takes a child someone else reaped (ECHILD) for exit
+            # code 0, so only another code it holds is its own (its wait() was called).
+            return popen.returncode or None
+        known = popen.returncode
+        if known is None:
+            popen.poll()  # reap it (or, if taken meanwhile, Popen's false 0)
+            popen.returncode = code
+            return code
+        return known
+
     def _block(self, timeout: float) -> None:
         try:
             self.obj.wait(timeout)
@@ -445,6 +529,8 @@ class CommandProcess(ManagedProcess):
             pass
 
     def _release(self) -> None:
+        if self._lost and self.obj.returncode is None:
+            self.obj.returncode = -1  # reaped by another reaper (ExitStatusLost, reported): not running
         for stream in (self.obj.stdin, self.obj.stdout, self.obj.stderr):
             if stream is not None:
                 stream.close()

@@ -35,8 +35,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["DEFAULT_PLAN", "DEFAULT_STOP_STEPS", "DEFAULT_STOP_TIMEOUTS", "STOP_STEPS", "PoliteStop", "StopPlan",
-           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit", "replies",
-           "signal_name", "stop"]
+           "StopResult", "StopStep", "Stoppable", "check_stop_steps", "check_stop_timeouts", "describe_exit",
+           "plan_for", "replies", "signal_name", "stop"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})  # nothing comes back on these
 
@@ -105,7 +105,10 @@ class StopStep:
         and, for the polite stop, its outcome for reports."""
         if self.sig is None:
             assert plan.polite is not None
-            outcome = plan.polite.action()
+            try:
+                outcome = plan.polite.action()
+            except Exception as exc:
+                raise _PoliteFailed(exc) from exc
             said = "sent" if outcome is None else f"returned {outcome!r}"
             code = proc.wait(timeout)
             if code is None and plan.polite.replies is not None:
@@ -113,6 +116,12 @@ class StopStep:
             return code, said
         proc.signal_quietly(self.sig)
         return proc.wait(timeout), None
+
+
+class _PoliteFailed(Exception):
+    """The polite stop's action raised (its exception is the argument): a problem of the
+    stop, which goes on with the next step. Whatever else a step raises (a process whose
+    exit status another reaper took) ends the walk."""
 
 
 class _InterruptStep(StopStep):
@@ -257,11 +266,19 @@ class StopPlan:
 
     def with_steps(self, steps: Sequence[str]) -> "StopPlan":
         """This plan with other steps (validated)."""
-        return dataclasses.replace(self, steps=check_stop_steps(steps))
+        return self._but(steps=check_stop_steps(steps))
 
     def with_polite(self, polite: Optional[PoliteStop]) -> "StopPlan":
         """This plan with another polite stop (it replaces the one set before)."""
-        return dataclasses.replace(self, polite=polite)
+        if polite is not None and not isinstance(polite, PoliteStop):
+            raise TypeError(f"expected polite to be a PoliteStop or None, got {polite!r}")
+        return self._but(polite=polite)
+
+    def _but(self, **checked: Any) -> "StopPlan":
+        """A copy with *checked* fields changed: what was validated is not checked again."""
+        plan = object.__new__(type(self))
+        plan.__dict__.update(self.__dict__, **checked)
+        return plan
 
     def walk(self) -> List[StopStep]:
         """The steps that apply, in order: the first is the polite one."""
@@ -303,6 +320,27 @@ class StopResult:
 #: The plan of a process nobody gave one: every step, default bounds, no polite stop.
 DEFAULT_PLAN = StopPlan()
 
+_PLANS: Dict[Any, StopPlan] = {}
+_MAX_PLANS = 64  # distinct (stop_steps, stop_timeouts) values kept; a suite has a handful
+
+
+def plan_for(steps: Sequence[str], timeouts: Mapping[str, float]) -> StopPlan:
+    """The :class:`StopPlan` of *steps* and *timeouts* (a test case's ``stop_steps`` and
+    ``stop_timeouts``), validated the first time these values come and kept: every
+    process start asks for one. Values that cannot be kept (unhashable) are validated
+    each time; invalid ones raise as :class:`StopPlan` does."""
+    try:
+        key = (steps if isinstance(steps, (str, tuple)) else tuple(steps),
+               tuple((name, type(value), value) for name, value in timeouts.items()))
+        plan = _PLANS.get(key)
+    except (TypeError, AttributeError):  # unhashable, or not a mapping: StopPlan says what is wrong
+        return StopPlan(check_stop_steps(steps), timeouts)
+    if plan is None:
+        plan = StopPlan(check_stop_steps(steps), timeouts)
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[key] = plan
+    return plan
+
 
 def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
     """Walk *plan*'s steps on *proc* until it has exited; return how it went.
@@ -328,7 +366,8 @@ def stop(proc: Stoppable, plan: StopPlan) -> StopResult:
         began = time.monotonic()
         try:
             code, said = step.run(proc, plan, scaled(plan.timeouts[step.name]))
-        except Exception as exc:  # the polite stop event failed
+        except _PoliteFailed as failed:  # the polite stop event failed
+            exc = failed.args[0]
             code, said = None, f"failed: {type(exc).__name__}: {exc}"
             problems.append(f"the polite stop of {proc.name!r} failed: {exc}")
         durations.append((step.name, time.monotonic() - began))

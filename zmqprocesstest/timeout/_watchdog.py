@@ -211,6 +211,11 @@ class HardTimeout:
     fallback was used, or why the block cannot be interrupted) and ``fired``.
     """
 
+    # Three blocks a test: fixed slots, no dict of its own to grow.
+    __slots__ = ("seconds", "describe", "mechanism", "note", "fired", "_state", "_deadline", "_signum",
+                 "_previous_handler", "_previous_timer", "_armed_at", "_for_previous", "_restored", "_target",
+                 "_watched", "_signal_armed", "_stage", "_next_at", "_kicked", "__weakref__")
+
     def __init__(self, seconds: Optional[float], describe: str) -> None:
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
             raise TypeError(f"expected a positive number of seconds (or None for no limit), got {seconds!r}")

@@ -23,6 +23,7 @@ import faulthandler
 import math
 import os
 import signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import threading
 import time
 from typing import Any, List, Optional
@@ -100,7 +101,9 @@ def _on_backstop(signum: int, frame: Any) -> None:
 def ensure_backstop() -> None:
     """Install the backstop signal's handler (main thread), unless it is in place."""
     sig = _BACKSTOP[0]
-    if sig is not None and signal.getsignal(sig) is _on_backstop:
+    # The C function: signal.getsignal tries an enum conversion of the handler first
+    # (a ValueError raised and caught on Python 3.11, before every block).
+    if sig is not None and _signal.getsignal(sig) is _on_backstop:
         return
     candidate = spare_rt_signal(from_top=True)  # the fallback takes them from below
     if candidate is not None:

@@ -9,7 +9,7 @@ import zmq
 
 from zmqprocesstest import ProcessTestCase, mark, process
 
-from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.faulty import CrashingProc, DeafProc, StubbornProc
 from pingpong.pongproc import PongProc
 

@@ -21,7 +21,7 @@ import zmq
 from zmqprocesstest import ProcessTestCase
 from zmqprocesstest.processes import _guardian
 
-from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.pongproc import PongProc
 
 # A runner as a terminal starts it, whatever this suite inherited: SIGKILL must kill it.

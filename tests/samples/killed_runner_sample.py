@@ -12,7 +12,7 @@ import time
 
 from zmqprocesstest import ProcessTestCase
 
-from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.pongproc import PongProc
 
 # A runner as a terminal starts it, whatever this suite inherited (nohup, a background

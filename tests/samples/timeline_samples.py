@@ -6,7 +6,7 @@ import zmq
 
 from zmqprocesstest import ProcessTestCase, timeline
 
-from .support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
 from pingpong.faulty import CrashingProc
 from pingpong.pongproc import PongProc
 
