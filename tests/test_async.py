@@ -13,7 +13,7 @@ import unittest
 
 from zmqprocesstest import ProcessTestCase, SystemTestCase
 
-from . import async_samples as samples
+from .samples import async_sample as samples
 from .support import EXAMPLES, ROOT, only_problem, problems, run_case
 
 SAMPLE = samples.__file__.replace(".pyc", ".py")
@@ -220,8 +220,8 @@ class Timeouts(unittest.TestCase):
                 self.assertLess(time.monotonic() - started, samples.StuckPhases.run_timeout + 2.0)
                 self.assertEqual(len(result.failures + result.errors), 1, problems(result))
                 text = (result.failures + result.errors)[0][1]
-                self.assertIn(f"test_async_samples.StuckPhases.{name} {phase} ran longer than run_timeout"
-                              .replace("test_async_samples", "tests.async_samples"), text)
+                self.assertIn(f"tests.samples.async_sample.StuckPhases.{name} {phase} ran longer than run_timeout",
+                              text)
                 self.assertEqual(last_line(text, "TestTimeout"), f"line {line_of(marker)}, in {func}")
 
 
@@ -250,7 +250,7 @@ class LeftBehind(unittest.TestCase):
 
     def test_what_the_loop_reports_after_the_test_is_a_warning_naming_it(self):
         self.assertEqual(problems(run_case(samples.Late)), [])
-        with self.assertWarnsRegex(RuntimeWarning, r"after tests\.async_samples\.Late\.test_keeps_a_failed_task ended, "
+        with self.assertWarnsRegex(RuntimeWarning, r"after tests\.samples\.async_sample\.Late\.test_keeps_a_failed_task ended, "
                                                    r"its event loop reported: Task exception was never retrieved"):
             samples.KEPT.clear()
             gc.collect()

@@ -36,10 +36,10 @@ import warnings
 import weakref
 from typing import Any, Callable, Dict, FrozenSet, Generator, List, Optional, Tuple, TypeVar
 
-from ._config import ASYNC_CANCEL_WAIT, COROUTINE_ORIGIN_DEPTH, FULL_TRACEBACK_ENV, env_flag, scaled
+from ._config import ASYNC_CANCEL_WAIT, COROUTINE_ORIGIN_DEPTH, FULL_TRACEBACK_ENV, WAIT_SLICE, env_flag, scaled
 from .processes import ProcessDied
 from .timeout import TestTimeout, TimeoutIgnored
-from .sockets import SocketTimeout
+from .sockets import DRAIN_LOOK, SocketTimeout
 
 __unittest = True
 __tracebackhide__ = True
@@ -450,7 +450,7 @@ class LoopRunner:
         self._interrupt: Optional[BaseException] = None
         self._undelivered: Optional[BaseException] = None
         self._readers: Tuple[int, ...] = ()
-        self._death_check: Optional[asyncio.TimerHandle] = None
+        self._death_check: Optional[asyncio.Handle] = None
         #: The async generator test being driven (its frames are hidden behind ``asend``).
         self.agen: Any = None
         self._closed_tasks: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -529,10 +529,21 @@ class LoopRunner:
         self._drop_readers()  # a pidfd stays readable: look again after the grace, not in a busy loop
         res = self._watch()
         grace = res.exit_grace() if res is not None else 0.0
-        if grace > 0:
-            self._death_check = self.loop.call_later(grace, self._check_death)
+        if grace > 0:  # an exit with a code: what it sent just before is read first, as a test socket does
+            self._drain(self.loop.time() + grace)
         else:
             self._check_death()
+
+    def _drain(self, until: float) -> None:
+        """Wait (on the loop) until the exited processes' connections are read to their end, or *until*."""
+        res = self._watch()
+        drained = res.exit_drained() if res is not None else True
+        remaining = until - self.loop.time()
+        if drained or remaining <= 0:
+            self._death_check = self.loop.call_soon(self._check_death)  # after one more turn: one more read
+            return
+        look = min(remaining, DRAIN_LOOK if drained is False else WAIT_SLICE)
+        self._death_check = self.loop.call_later(look, self._drain, until)
 
     def _check_death(self) -> None:
         self._death_check = None
