@@ -250,8 +250,9 @@ class LeftBehind(unittest.TestCase):
 
     def test_what_the_loop_reports_after_the_test_is_a_warning_naming_it(self):
         self.assertEqual(problems(run_case(samples.Late)), [])
-        with self.assertWarnsRegex(RuntimeWarning, r"after tests\.samples\.async_sample\.Late\.test_keeps_a_failed_task ended, "
-                                                   r"its event loop reported: Task exception was never retrieved"):
+        late = (r"after tests\.samples\.async_sample\.Late\.test_keeps_a_failed_task ended, "
+                r"its event loop reported: Task exception was never retrieved")
+        with self.assertWarnsRegex(RuntimeWarning, late):
             samples.KEPT.clear()
             gc.collect()
 
@@ -280,6 +281,12 @@ class Deaths(unittest.TestCase):
         self.assertIn("ProcessDied", text)
         self.assertEqual(last_line(text, "ProcessDied"), f'line {line_of("# KILLED HERE")}, in test_killed_in_sleep')
 
+
+    def test_a_reply_sent_just_before_a_clean_exit_is_received(self):
+        for _ in range(5):
+            samples.TIMES.clear()
+            self.assertEqual(problems(run_case(samples.Deaths, "test_reply_before_a_clean_exit")), [])
+            self.assertEqual(samples.TIMES["reply"], b"last words")
 
     def test_a_process_the_class_shares_is_watched_too(self):
         started = time.monotonic()

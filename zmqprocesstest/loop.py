@@ -448,7 +448,6 @@ class LoopRunner:
         self._context = contextvars.copy_context()  # shared by the phases, as IsolatedAsyncioTestCase does
         self._main: Optional[asyncio.Task[Any]] = None
         self._interrupt: Optional[BaseException] = None
-        self._undelivered: Optional[BaseException] = None
         self._readers: Tuple[int, ...] = ()
         self._death_check: Optional[asyncio.Handle] = None
         #: The async generator test being driven (its frames are hidden behind ``asend``).
@@ -547,6 +546,9 @@ class LoopRunner:
 
     def _check_death(self) -> None:
         self._death_check = None
+        main = self._main
+        if main is None or main.done():
+            return  # the phase ended meanwhile: the death stays for the next wait to report, as in a plain test
         res = self._watch()
         try:
             if res is not None:
@@ -560,8 +562,6 @@ class LoopRunner:
         """End the running phase with *exc*, raised at the ``await`` where its task is suspended."""
         main = self._main
         if main is None or main.done() or self._interrupt is not None:
-            if self._undelivered is None:
-                self._undelivered = exc  # the phase ended in the same turn: raised after it
             return
         self._interrupt = exc
         main.cancel()
@@ -587,15 +587,11 @@ class LoopRunner:
             coro.close()
             raise RuntimeError("the test's event loop is closed already")
         task = self._main = self._start(coro)
-        self._interrupt = self._undelivered = None
+        self._interrupt = None
         try:
             self.sync_watch()
             try:
-                result = self.loop.run_until_complete(task)
-                undelivered, self._undelivered = self._undelivered, None
-                if undelivered is not None:
-                    raise undelivered
-                return result
+                return self.loop.run_until_complete(task)
             except (TestTimeout, TimeoutIgnored) as timeout:  # the latter: the backstop, 0.5 s later
                 if task.done():
                     raise

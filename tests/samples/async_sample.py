@@ -20,6 +20,17 @@ except ImportError:  # copied into a temporary directory: PYTHONPATH has the exa
 from pingpong.faulty import CrashingProc
 from pingpong.pongproc import PongProc
 
+def reply_then_exit(endpoint):
+    """Answer one request, then exit with code 0 (what it sent just before must not be lost)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.bind(endpoint)
+    sock.recv()
+    sock.send(b"last words")
+    sock.close(linger=-1)
+    ctx.term()
+
+
 ORDER = []
 TIMES = {}
 
@@ -192,6 +203,15 @@ else:
                 await sock.recv_multipart()  # DIES HERE
             finally:  # the await ends (cancelled), then the test fails with ProcessDied
                 TIMES["ended"] = time.monotonic()
+
+        async def test_reply_before_a_clean_exit(self):
+            self.start_process(reply_then_exit, self.endpoint)
+            ctx = zmq.asyncio.Context()
+            self.addCleanup(ctx.destroy, 0)
+            sock = ctx.socket(zmq.REQ)
+            sock.connect(self.endpoint)
+            await sock.send(b"last request")
+            TIMES["reply"] = await sock.recv()
 
         async def test_killed_in_sleep(self):
             proc = self.start_process(CrashingProc, self.endpoint)
