@@ -13,7 +13,9 @@ import sys
 from typing import Any
 
 __all__ = [
+    "ASYNC_CANCEL_WAIT",
     "CONTEXT_TERM_TIMEOUT",
+    "COROUTINE_ORIGIN_DEPTH",
     "DEFAULT_RUN_TIMEOUT",
     "EXIT_DRAIN",
     "EXIT_GRACE",
@@ -178,6 +180,13 @@ EXIT_GRACE = 0.02
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0
+#: A coroutine test's tasks, cancelled after it (left pending, or the test itself after its
+#: timeout or a death): how long they get to end (scaled). A task that swallows the
+#: cancellation is closed past it, and the test fails saying so.
+ASYNC_CANCEL_WAIT = 1.0
+#: How many frames of the line that created a coroutine are kept during a coroutine test
+#: (``sys.set_coroutine_origin_tracking_depth``), for a coroutine that was never awaited.
+COROUTINE_ORIGIN_DEPTH = 8
 #: How long the runner waits at its exit for its guardian to clean up and exit.
 GUARDIAN_EXIT_TIMEOUT = 5.0
 #: How long :meth:`~zmqprocesstest.ManagedProcess.send_signal` waits for the process to

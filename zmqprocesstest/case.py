@@ -32,7 +32,8 @@ from ._outcome import run_test
 from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
-from .loop import check_event_names, dispatch, run_events, trim_traceback
+from .loop import (ASYNC_ATTR, LoopRunner, check_event_names, coroutine_test, dispatch, drive_async_events,
+                   is_coroutine_test, run_events, trim_traceback)
 from .mocks import ProcessMock
 from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError, _guardian
 from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
@@ -140,6 +141,8 @@ def convert_generator_tests(cls: type, prefix: str) -> None:
         func = inspect.getattr_static(cls, attr)
         if inspect.isgeneratorfunction(func):
             setattr(cls, attr, _plain_test(func))
+        elif is_coroutine_test(func):  # async def, with or without yield
+            setattr(cls, attr, coroutine_test(func))
         elif given_generator(func) is not None:  # Hypothesis's @given on a generator test
             wrap_examples(func)
 
@@ -321,6 +324,34 @@ def bound_phases(cls: type) -> None:
     bound_class_phases(cls)
     bound_module_phases(cls)
 
+#: Phases unittest calls without awaiting: a coroutine function there would never run.
+_SYNC_PHASES = {"setUp": "asyncSetUp", "tearDown": "asyncTearDown", "setUpClass": None, "tearDownClass": None}
+
+
+def check_async_phases(cls: type, namespace: Dict[str, Any]) -> None:
+    """Refuse, when *cls* is defined, what would lose a coroutine's guarantees without a word:
+    an ``async def`` where unittest calls a plain method, and a mix with
+    :class:`unittest.IsolatedAsyncioTestCase` (which would run the tests on its own loop,
+    with none of the test case's timeout and death watch)."""
+    if issubclass(cls, unittest.IsolatedAsyncioTestCase):
+        raise TypeError(f"{cls.__qualname__} mixes IsolatedAsyncioTestCase with ProcessTestCase: drop "
+                        f"IsolatedAsyncioTestCase from its bases. ProcessTestCase runs 'async def' tests, "
+                        f"asyncSetUp, asyncTearDown and addAsyncCleanup itself, with its run_timeout and death watch")
+    for name in ("asyncSetUp", "asyncTearDown"):
+        func = namespace.get(name)
+        if func is not None and not inspect.iscoroutinefunction(func):
+            raise TypeError(f"{cls.__qualname__}.{name} must be a coroutine function ('async def {name}(self)'), "
+                            f"got {func!r}: it is awaited on the test's event loop")
+    for name, instead in _SYNC_PHASES.items():
+        func = namespace.get(name)
+        func = getattr(func, "__func__", func)
+        if is_coroutine_test(func):
+            what = (f"rename it to 'async def {instead}(self)' (run on the test's event loop after {name})"
+                    if instead else f"make it a plain 'def {name}(cls)' (start the processes the class shares there)")
+            raise TypeError(f"{cls.__qualname__}.{name} is a coroutine function, but unittest calls {name} "
+                            f"without awaiting it: it would never run. {what[0].upper()}{what[1:]}")
+
+
 class ProcessTestMeta(type):
     """Metaclass of :class:`ProcessTestCase`: wraps generator test methods.
 
@@ -342,6 +373,7 @@ class ProcessTestMeta(type):
             check_seconds(namespace["timeout"], f"timeout of {name}")
         if "run_timeout" in namespace:
             check_seconds(namespace["run_timeout"], f"run_timeout of {name}", positive=True)
+        check_async_phases(cls, namespace)
         prefix = getattr(cls, "testMethodPrefix", "test")
         convert_generator_tests(cls, prefix)  # and @given ones
         _marks.propagate(cls, prefix)
@@ -350,6 +382,14 @@ class ProcessTestMeta(type):
             from .runs import inject_repeats
             inject_repeats(cls)
 
+
+
+def _watch_changed(owner: Any) -> None:
+    """A process was added to *owner* (a test, or a class that shares it): a coroutine test
+    running on its loop watches it from now on."""
+    runner = None if isinstance(owner, type) else owner._zpt_aio
+    if runner is not None and not runner.closed:
+        runner.sync_watch()
 
 
 def _check_guardian() -> None:
@@ -414,6 +454,68 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     _zpt: Optional[Resources] = None
     _zpt_timeout: Optional[HardTimeout] = None  # the test body's, for run_events
     _zpt_threads: Optional[ThreadWatch] = None  # the threads the test starts
+    _zpt_aio: Optional[LoopRunner] = None  # a coroutine test's event loop
+
+    #: What makes a coroutine test's event loop: a callable taking no argument (a
+    #: function, a class, a ``staticmethod``), as ``asyncio.Runner`` calls it, or
+    #: ``None`` for ``asyncio.new_event_loop``. ``loop_factory = uvloop.new_event_loop``
+    #: runs the class's coroutine tests on uvloop. Each test gets a new loop, closed after it.
+    loop_factory: Optional[Callable[[], Any]] = None
+
+    # -- coroutine tests ------------------------------------------------------------------------
+    async def asyncSetUp(self) -> None:
+        """Set up a test on its event loop, after ``setUp`` (as in
+        :class:`unittest.IsolatedAsyncioTestCase`). A class that defines it (or
+        :meth:`asyncTearDown`) gives each of its tests an event loop, plain and generator
+        tests too; otherwise only coroutine tests get one."""
+
+    async def asyncTearDown(self) -> None:
+        """Tear down a test on its event loop, before ``tearDown`` (see :meth:`asyncSetUp`)."""
+
+    def addAsyncCleanup(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Add a coroutine function as a cleanup: ``function(*args, **kwargs)`` is awaited
+        on the test's event loop, before the loop is closed (in a plain test, on a loop of
+        its own). Cleanups run last added first, as ``addCleanup``'s do."""
+        if not callable(function):
+            raise TypeError(f"expected a coroutine function to await as a cleanup, got {function!r}")
+
+        def cleanup() -> None:
+            runner = self._zpt_aio
+            own = runner is None or runner.closed
+            if own:
+                runner = LoopRunner(self)
+            assert runner is not None
+            try:
+                awaitable = function(*args, **kwargs)
+                if not inspect.isawaitable(awaitable):
+                    raise TypeError(f"expected the async cleanup {phase_name(function)} to return an awaitable, "
+                                    f"got {awaitable!r}")
+                runner.run(awaitable)
+            finally:
+                if own:
+                    runner.close()
+
+        cleanup.__qualname__ = phase_name(function)
+        self.addCleanup(cleanup)
+
+    def _zpt_run_coroutine_test(self, coro: Any, agen: bool) -> None:
+        runner = self._zpt_aio
+        if runner is None:
+            coro.close() if not agen else None
+            raise TypeError(f"{self.id()} is a coroutine test, but its event loop was not made: run it through "
+                            "unittest (the test case's run()), not by calling the method")
+        if agen:
+            handle = self._zpt_timeout
+            result = runner.run(drive_async_events(self, coro, None if handle is None else handle.check))
+        else:
+            result = runner.run(coro)
+        if result is not None:
+            raise TypeError(f"expected the test to return None, got {result!r}; use self.assert...() to check a result")
+
+    def _zpt_close_loop(self) -> None:
+        runner = self._zpt_aio
+        if runner is not None:
+            runner.close()
 
     # -- resources ---------------------------------------------------------------------------
     @scoped
@@ -502,8 +604,10 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
-        return res.add_process(ForkedProcess.start(
+        obj = res.add_process(ForkedProcess.start(
             target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
+        _watch_changed(self)
+        return obj
 
     @scoped
     def start_command(self, argv: Sequence[str], name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
@@ -517,8 +621,10 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
-        return res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
-                               plan).obj
+        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
+                              plan).obj
+        _watch_changed(self)
+        return obj
 
     @scoped
     def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
@@ -549,7 +655,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         except BaseException:
             proc.kill_now()  # ours to stop, and it cannot be stopped as asked: never left behind
             raise
-        return self._resources().add_process(proc, plan)
+        added = self._resources().add_process(proc, plan)
+        _watch_changed(self)
+        return added
 
     @scoped
     def managed(self, proc: Any) -> ManagedProcess:
@@ -669,17 +777,42 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def _set_up(self) -> None:
         if shared_of(self):
             self._resources().check_shared()  # a shared process that died fails the test at once
+        method = getattr(self, self._testMethodName, None)
+        cls = type(self)
+        wants_loop = (getattr(method, ASYNC_ATTR, False) or cls.asyncSetUp is not ProcessTestCase.asyncSetUp
+                      or cls.asyncTearDown is not ProcessTestCase.asyncTearDown)  # as IsolatedAsyncioTestCase
+        if wants_loop and self._zpt_aio is None:
+            # Made before setUp, closed by the last cleanup the test adds: after its async cleanups.
+            self._zpt_aio = LoopRunner(self)
+            self.addCleanup(self._zpt_close_loop)
         super()._callSetUp()  # type: ignore[misc]
+        if self._zpt_aio is not None:
+            self._zpt_aio.run(self.asyncSetUp())
+
+    def _callTearDown(self) -> None:
+        runner = self._zpt_aio
+        if runner is not None and not runner.closed:
+            with hard_timeout(run_limit(self), f"{self.id()} (asyncTearDown)"):
+                runner.run(self.asyncTearDown())
+        super()._callTearDown()
 
     def _callTestMethod(self, method: Callable[[], Any]) -> None:
         if inspect.isgeneratorfunction(getattr(method, "__func__", method)):
             raise TypeError(f"{self.id()} is a generator function that was not converted; "
+                            "define it in the class body of a ProcessTestCase (not set after class creation)")
+        if is_coroutine_test(getattr(method, "__func__", method)):
+            raise TypeError(f"{self.id()} is a coroutine function that was not converted; "
                             "define it in the class body of a ProcessTestCase (not set after class creation)")
         with hard_timeout(run_limit(self), self.id()) as self._zpt_timeout:
             try:
                 result = self._reported(method)
             finally:
                 self._zpt_timeout = None
+        if inspect.iscoroutine(result) or inspect.isasyncgen(result):
+            if inspect.iscoroutine(result):
+                result.close()  # not "never awaited" on top of this error
+            raise TypeError(f"{self.id()} returned {result!r}, which never ran: a coroutine test must be an "
+                            "'async def test_...' in the class body of a ProcessTestCase")
         if result is not None:
             raise TypeError(f"expected the test to return None, got {result!r}; use self.assert...() to check a result")
         log = os.environ.get(BODY_LOG_ENV)
@@ -714,6 +847,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         except KeyboardInterrupt:
             if self._zpt_threads is not None:
                 self._zpt_threads.end()  # its check, a cleanup, will not run
+            if self._zpt_aio is not None:
+                self._zpt_aio.abandon()  # nor the one that closes the loop
             # The runner is being interrupted: cleanups will not run, so stop now.
             res, self._zpt = self._zpt, None
             if res is not None:

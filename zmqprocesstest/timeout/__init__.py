@@ -10,5 +10,6 @@
 """
 from ._threads import ThreadWatch, bound_exit
 from ._watchdog import HardTimeout, TestTimeout, hard_timeout
+from ._watchdog_thread import TimeoutIgnored
 
-__all__ = ["HardTimeout", "TestTimeout", "ThreadWatch", "bound_exit", "hard_timeout"]
+__all__ = ["HardTimeout", "TestTimeout", "ThreadWatch", "TimeoutIgnored", "bound_exit", "hard_timeout"]

@@ -1,0 +1,266 @@
+"""Coroutine test cases that tests/test_async.py runs inside (not collected directly).
+
+tests/test_async.py also copies this file into a temporary directory as a test module,
+with ASYNC_SAMPLE_SMOKE set, and runs its smoke cases under nose2 and pytest.
+"""
+import asyncio
+import os
+import signal
+import time
+
+import zmq
+import zmq.asyncio
+
+from zmqprocesstest import ProcessTestCase, SystemTestCase
+
+try:
+    from ..support import EXAMPLES  # noqa: F401  (puts the example app on sys.path)
+except ImportError:  # copied into a temporary directory: PYTHONPATH has the examples
+    pass
+from pingpong.faulty import CrashingProc
+from pingpong.pongproc import PongProc
+
+def reply_then_exit(endpoint):
+    """Answer one request, then exit with code 0 (what it sent just before must not be lost)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.bind(endpoint)
+    sock.recv()
+    sock.send(b"last words")
+    sock.close(linger=-1)
+    ctx.term()
+
+
+ORDER = []
+TIMES = {}
+
+
+def log(what):
+    ORDER.append(what)
+
+
+class Smoke(ProcessTestCase):
+    """Passes under every runner: the smoke the child runners count."""
+
+    def setUp(self):
+        self.req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
+        self.proc = self.start_process(PongProc, self.endpoint)
+
+    async def test_coroutine(self):
+        self.assertIs(asyncio.get_running_loop(), self._zpt_aio.loop)  # its own loop: no plugin took over
+        await asyncio.sleep(0)
+        self.req.send_json(["ping", 1])  # a test socket, called from the coroutine
+        self.assertEqual(self.req.recv_json(), ["pong", 1])
+
+    async def test_async_generator(self):
+        yield ("send", self.req, [], ["ping", 2])
+        await asyncio.sleep(0)
+        reply = yield ("recv", self.req)
+        self.assertEqual(reply, [["pong", 2]])
+
+    async def test_own_asyncio_socket(self):
+        ctx = zmq.asyncio.Context()
+        self.addCleanup(ctx.destroy, 0)
+        sock = ctx.socket(zmq.REQ)
+        sock.connect(self.endpoint)
+        await sock.send_multipart([b'["ping", 3]'])
+        reply = await asyncio.wait_for(sock.recv_multipart(), 5)
+        self.assertEqual(reply, [b'["pong", 3]'])
+
+
+class SystemSmoke(SystemTestCase):
+    async def test_system(self):
+        await asyncio.sleep(0)
+        self.assertTrue(True)
+
+
+if os.environ.get("ASYNC_SAMPLE_SMOKE"):
+    del ORDER  # only the smoke runs in a child runner
+else:
+    class Order(ProcessTestCase):
+        def setUp(self):
+            log("setUp")
+            self.addAsyncCleanup(self.cleanup, "async cleanup from setUp")
+
+        async def asyncSetUp(self):
+            log("asyncSetUp")
+            self.addAsyncCleanup(self.cleanup, "async cleanup from asyncSetUp")
+
+        async def cleanup(self, what):
+            asyncio.get_running_loop()  # on a running loop
+            log(what)
+
+        async def asyncTearDown(self):
+            log("asyncTearDown")
+
+        def tearDown(self):
+            log("tearDown")
+
+        async def test_order(self):
+            log("test")
+            self.addCleanup(log, "cleanup from test")
+            self.addAsyncCleanup(self.cleanup, "async cleanup from test")
+            TIMES["loop"] = asyncio.get_running_loop()
+
+        async def test_fails(self):
+            log("test")
+            self.fail("on purpose")
+
+        async def test_returns(self):
+            return 5
+
+        def test_plain(self):
+            log("plain test")
+
+        def test_generator(self):
+            log("generator test")
+            yield from ()
+
+    class Stuck(ProcessTestCase):
+        run_timeout = 1.0
+
+        async def test_await(self):
+            await asyncio.sleep(30)  # STUCK AWAIT
+
+        async def test_blocks(self):
+            time.sleep(30)  # STUCK BLOCK
+
+        async def test_swallows(self):
+            while True:
+                try:
+                    await asyncio.sleep(30)  # STUCK SWALLOW
+                except asyncio.CancelledError:
+                    pass
+
+        async def test_async_generator_awaits(self):
+            self.assertEqual((yield ("noop",)), "done")
+            await asyncio.sleep(30)  # STUCK BETWEEN YIELDS
+
+        def noop(self):
+            return "done"
+
+        async def test_callback_blocks(self):
+            asyncio.get_running_loop().call_soon(time.sleep, 30)
+            await asyncio.sleep(30)  # STUCK BEHIND CALLBACK
+
+        async def test_background_task_blocks(self):
+            async def blocks():
+                time.sleep(30)
+            task = asyncio.ensure_future(blocks())
+            await asyncio.sleep(30)  # STUCK BEHIND TASK
+            await task
+
+    class Left(ProcessTestCase):
+        async def test_pending_task(self):
+            asyncio.ensure_future(asyncio.sleep(30))  # CREATES PENDING
+
+        async def test_background_exception(self):
+            async def boom():
+                raise ValueError("boom in the background")
+            asyncio.ensure_future(boom())  # CREATES FAILING
+            await asyncio.sleep(0.01)
+
+        async def test_never_awaited(self):
+            asyncio.sleep(1)  # NEVER AWAITED
+
+        async def test_handler_exception(self):
+            asyncio.get_running_loop().call_soon(int, "not a number")
+            await asyncio.sleep(0.01)
+
+        async def test_clean(self):
+            task = asyncio.ensure_future(asyncio.sleep(0))
+            await task
+
+    class Events(ProcessTestCase):
+        def setUp(self):
+            self.req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
+            self.proc = self.start_process(PongProc, self.endpoint)
+
+        async def test_send_back_and_throw_back(self):
+            yield ("send", self.req, [], ["ping", 7])
+            reply = yield ("recv", self.req)
+            TIMES["reply"] = reply
+            try:
+                yield ("no_such_event",)
+            except TypeError as exc:  # what a generator test sees: the error thrown at the yield
+                TIMES["thrown"] = type(exc).__name__
+
+        async def test_fails_at_yield(self):
+            yield ("no_such_event",)  # BAD EVENT
+
+    class Deaths(ProcessTestCase):
+        run_timeout = 20.0
+
+        async def test_crash_in_own_socket_recv(self):
+            self.start_process(CrashingProc, self.endpoint)
+            ctx = zmq.asyncio.Context()
+            self.addCleanup(ctx.destroy, 0)
+            sock = ctx.socket(zmq.REQ)
+            sock.connect(self.endpoint)
+            await sock.send_multipart([b'["crash", 3]'])
+            TIMES["sent"] = time.monotonic()
+            try:
+                await sock.recv_multipart()  # DIES HERE
+            finally:  # the await ends (cancelled), then the test fails with ProcessDied
+                TIMES["ended"] = time.monotonic()
+
+        async def test_reply_before_a_clean_exit(self):
+            self.start_process(reply_then_exit, self.endpoint)
+            ctx = zmq.asyncio.Context()
+            self.addCleanup(ctx.destroy, 0)
+            sock = ctx.socket(zmq.REQ)
+            sock.connect(self.endpoint)
+            await sock.send(b"last request")
+            TIMES["reply"] = await sock.recv()
+
+        async def test_killed_in_sleep(self):
+            proc = self.start_process(CrashingProc, self.endpoint)
+
+            def kill():
+                TIMES["killed"] = time.monotonic()
+                os.kill(proc.pid, signal.SIGKILL)
+            asyncio.get_running_loop().call_later(0.2, kill)
+            try:
+                await asyncio.sleep(20)  # KILLED HERE
+            finally:
+                TIMES["ended"] = time.monotonic()
+
+    class SharedDeath(ProcessTestCase):
+        run_timeout = 20.0
+
+        @classmethod
+        def setUpClass(cls):
+            super().setUpClass()
+            cls.ep = cls.new_endpoint()
+            cls.proc = cls.start_process(CrashingProc, cls.ep)
+
+        async def test_shared_process_killed(self):
+            proc = self.proc
+            asyncio.get_running_loop().call_soon(os.kill, proc.pid, signal.SIGKILL)
+            await asyncio.sleep(20)  # SHARED KILLED HERE
+
+    class StuckPhases(ProcessTestCase):
+        run_timeout = 1.0
+
+        async def asyncSetUp(self):
+            if self._testMethodName == "test_set_up":
+                await asyncio.sleep(30)  # STUCK ASYNCSETUP
+
+        async def stuck_cleanup(self):
+            await asyncio.sleep(30)  # STUCK CLEANUP
+
+        async def test_set_up(self):
+            pass
+
+        async def test_cleanup(self):
+            self.addAsyncCleanup(self.stuck_cleanup)
+
+    KEPT = []
+
+    class Late(ProcessTestCase):
+        async def test_keeps_a_failed_task(self):
+            async def boom():
+                raise ValueError("told late")
+            task = asyncio.ensure_future(boom())
+            await asyncio.sleep(0.01)
+            KEPT.append(task)  # still referenced when the test ends: its loop cannot tell yet
