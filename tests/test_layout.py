@@ -164,9 +164,9 @@ class TestImportGraph(unittest.TestCase):
                     found.append(f"{module} imports {target}")
         self.assertEqual(found, [], "import the wing's public names (its __init__) instead")
 
-    def test_the_core_stays_small_and_the_wings_hold_the_rest(self):
-        top = sorted(name for name in os.listdir(os.path.join(ROOT, PACKAGE)) if name.endswith(".py") or name in WINGS)
-        self.assertLessEqual(len(top), 28, f"the package's top holds {len(top)} entries: {top}")
+    def test_every_wing_is_a_package_that_says_what_it_holds(self):
+        # No count of modules is a rule (one concept per module is): the wings exist,
+        # and each __init__ says what it holds (tests/test_exports.py checks docstrings).
         for wing in WINGS:
             with self.subTest(wing=wing):
                 self.assertTrue(os.path.exists(os.path.join(ROOT, PACKAGE, wing, "__init__.py")))

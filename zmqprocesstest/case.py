@@ -32,8 +32,8 @@ from ._outcome import run_test
 from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
-from .loop import (ASYNC_ATTR, LoopRunner, check_event_names, coroutine_test, dispatch, drive_async_events,
-                   is_coroutine_test, run_events, trim_traceback)
+from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
+from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
 from .processes import CommandProcess, ForkedProcess, ManagedProcess, ProcessStopError, _guardian
 from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, PoliteStop, plan_for, replies
