@@ -148,6 +148,10 @@ RUNNER_SENSITIVE = {
     "tests.test_hostile.TestLeakCheck":
         "the leak check compares the threads and descriptors of the runner's process (a worker has threads "
         "of its own)",
+    "tests.test_async.Timeouts":
+        "a coroutine test's hard timeout reaches the event loop running in the runner's main thread",
+    "tests.test_async.Deaths":
+        "a death during an await is seen through a pidfd reader on the test's loop in the runner's process",
     "tests.test_faults.TestFaultLinkOfATest":
         "the link's thread is found among the runner process's threads (failed once run first in a fresh "
         "nose2 mp worker)",
