@@ -67,10 +67,10 @@ __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 # which drives each example with ``run_events``.
 #
 # Every example after the first runs as a test of its own would: the previous example's
-# ``tearDown`` runs, its resources (sockets, processes, endpoints, links, transcript) are
+# ``tearDown`` runs, its resources (sockets, processes, endpoints, links, timeline) are
 # released, then ``setUp`` runs again. The first example uses what unittest's ``setUp``
 # made, and unittest's ``tearDown`` and cleanups end the last one, so a failing example
-# (the one Hypothesis replays last) is reported with its own transcript and processes.
+# (the one Hypothesis replays last) is reported with its own timeline and processes.
 #
 # Hypothesis is never imported here: a test is recognised by its ``hypothesis`` attribute,
 # and only when the user's code has imported Hypothesis already.
@@ -443,7 +443,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     start_method: Optional[str] = "fork"
     #: Capture stdout/stderr of processes under test and show their tail on failure.
     capture_output: bool = True
-    #: How many messages the failure report's transcript shows.
+    #: How many entries of its timeline the failure report shows (the attribute keeps its first name).
     transcript_length: int = 20
     #: Fail a test that leaves a file descriptor or a child process behind (a zmq
     #: socket or context left open shows up through its file descriptors).
@@ -754,7 +754,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     # unittest's private hooks _callSetUp and _callTestMethod (Python 3.8+) are overridden
     # here, and _callTearDown and _callCleanup in BoundedPhases (_phases.py), and nowhere
     # else: they are the one place where an exception from setUp or the test body can be
-    # annotated (with the transcript and the processes' output) before the result formats
+    # annotated (with the timeline and the processes' output) before the result formats
     # it, where deselection and the leak check wrap exactly one test, and where each phase
     # gets its hard timeout. tests/test_case.py fails loudly if Python renames them.
     def _callSetUp(self) -> None:

@@ -2,7 +2,7 @@
 
 Each checker returns a :class:`CheckResult`; ``result.assert_valid()`` (or
 ``self.assertTrue(result, result.explain())``) fails the test with the offending
-operations, each with its index and time, so it can be found in the test's transcript.
+operations, each with its index and time, so it can be found in the test's timeline.
 
 * :func:`request_reply`: every request is answered at most once, and there is no reply
   without a request.

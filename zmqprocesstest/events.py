@@ -132,7 +132,7 @@ class ConnectionEvents:
     socket the first time they (or :meth:`ConnectionEvents.monitor`) are used on it: a PAIR
     test socket of the test, connected to the socket's inproc monitor endpoint, closed with
     the test's sockets. Each monitor event a wait reads is written into the test's
-    transcript (``client ** monitor: CONNECTED ipc://...``), so the failure report shows
+    timeline (``client ** monitor: CONNECTED ipc://...``), so the failure report shows
     the connections next to the messages.
 
     A monitor sees what happens after it starts. To see a socket's first connection,

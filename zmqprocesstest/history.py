@@ -7,7 +7,7 @@ So it records a :class:`History` -- each operation's *invoke*, then its completi
 ``info`` (unknown: a timeout, a crash) -- and a checker in
 :mod:`zmqprocesstest.checkers` judges the whole history at the end.
 
-Times are seconds on the same monotonic clock as the test's transcript, so a problem a
+Times are seconds on the same monotonic clock as the test's timeline, so a problem a
 checker finds can be found in the report's messages too. A test socket can record into
 a history by itself (:meth:`History.record`).
 """
@@ -72,7 +72,7 @@ class History:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, start: Optional[float] = None) -> None:
         self.clock = clock
-        #: Clock reading at time 0 (the test's transcript start, to share one clock).
+        #: Clock reading at time 0 (the test's timeline start, to share one clock).
         self.start = clock() if start is None else start
         #: Every entry, in order.
         self.ops: List[Op] = []

@@ -2,7 +2,7 @@
 
 :class:`Resources` holds everything a test made through its test case: zmq contexts and
 test sockets, processes under test, mocks, the private temp dir of its ipc endpoints,
-and the transcript of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
+and the timeline of its messages. It is also the :class:`~zmqprocesstest.sockets.Watch`
 of its sockets (the processes they watch while waiting), and releases everything in a
 safe order after the test: processes first (so nothing talks to a closed socket), then
 sockets (``linger=0``), then contexts (bounded, never a hang; on their own thread, while
