@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "ASYNC_CANCEL_WAIT",
+    "ASYNC_DEATH_TURNS",
     "CONTEXT_TERM_TIMEOUT",
     "COROUTINE_ORIGIN_DEPTH",
     "DEFAULT_RUN_TIMEOUT",
@@ -177,6 +178,10 @@ EXIT_DRAIN = 1.0
 #: Where that cannot be seen (no ``/proc``, no ``POLLRDHUP``), the socket is looked at
 #: this long after such an exit instead (scaled), for a reply sent just before it.
 EXIT_GRACE = 0.02
+#: A coroutine test's death watch, once an exited process's connections are read to
+#: their end: how many turns of the loop it leaves a task whose await has just completed
+#: (its reply delivered, the task not yet resumed) before it ends the test's await.
+ASYNC_DEATH_TURNS = 10
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0

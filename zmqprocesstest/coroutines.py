@@ -39,7 +39,7 @@ import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._config import ASYNC_CANCEL_WAIT, COROUTINE_ORIGIN_DEPTH, WAIT_SLICE, scaled
+from ._config import ASYNC_CANCEL_WAIT, ASYNC_DEATH_TURNS, COROUTINE_ORIGIN_DEPTH, EXIT_GRACE, WAIT_SLICE, scaled
 from .loop import _PACKAGE_DIR, _call, _handler_for, trim_traceback
 from .processes import ProcessDied
 from .sockets import DRAIN_LOOK, SocketTimeout
@@ -265,16 +265,24 @@ class LoopRunner:
         drained = res.exit_drained() if res is not None else True
         remaining = until - self.loop.time()
         if drained or remaining <= 0:
-            self._death_check = self.loop.call_soon(self._check_death)  # after one more turn: one more read
+            # One more read: the last messages are in the sockets' queues now; a timer runs
+            # after the loop's next poll, so a zmq.asyncio socket's reader sees them first.
+            self._death_check = self.loop.call_later(scaled(EXIT_GRACE), self._check_death)
             return
         look = min(remaining, DRAIN_LOOK if drained is False else WAIT_SLICE)
         self._death_check = self.loop.call_later(look, self._drain, until)
 
-    def _check_death(self) -> None:
+    def _check_death(self, turns: int = 0) -> None:
         self._death_check = None
         main = self._main
         if main is None or main.done():
             return  # the phase ended meanwhile: the death stays for the next wait to report, as in a plain test
+        waiter = getattr(main, "_fut_waiter", None)  # what the task awaits (asyncio's Task, C or Python)
+        if waiter is not None and waiter.done() and turns < ASYNC_DEATH_TURNS:
+            # Its await has completed (a reply delivered) but the task has not resumed yet:
+            # let it take what came; the death ends the await it makes next.
+            self._death_check = self.loop.call_soon(self._check_death, turns + 1)
+            return
         res = self._watch()
         try:
             if res is not None:
