@@ -32,7 +32,6 @@ import gc
 import inspect
 import os
 import sys
-import time
 import traceback
 import types
 import warnings
@@ -40,9 +39,9 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._config import ASYNC_CANCEL_WAIT, ASYNC_DEATH_TURNS, COROUTINE_ORIGIN_DEPTH, EXIT_GRACE, WAIT_SLICE, scaled
-from .loop import _PACKAGE_DIR, _call, _handler_for, trim_traceback
+from .loop import _PACKAGE_DIR, answer, trim_traceback
 from .processes import ProcessDied
-from .sockets import DRAIN_LOOK, SocketTimeout
+from .sockets import DRAIN_LOOK
 from .timeout import TestTimeout, TimeoutIgnored
 
 __unittest = True
@@ -450,17 +449,7 @@ async def drive_async_events(case: Any, agen: Any, check: Optional[Callable[[Any
                 error = None
             if check is not None:
                 check(item)
-            started = time.monotonic()
-            try:
-                handler, args = _handler_for(case, item)
-                value = _call(item[0], handler, args)
-            except (KeyboardInterrupt, SystemExit, TestTimeout):
-                raise
-            except BaseException as exc:
-                if isinstance(exc, SocketTimeout) and exc.event is None:
-                    exc.event, exc.event_began = item[0], started
-                error = trim_traceback(exc)
-                value = None
+            value, error = answer(case, item)
     except BaseException:
         try:
             await agen.aclose()

@@ -33,8 +33,8 @@ from .sockets import SocketTimeout
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["EVENT_ATTR", "OVERRIDE_ATTR", "BadArgument", "EventError", "builtin_events", "check_event_names",
-           "dispatch", "event", "known_events", "override_event", "run_events", "trim_traceback"]
+__all__ = ["EVENT_ATTR", "OVERRIDE_ATTR", "BadArgument", "EventError", "answer", "builtin_events",
+           "check_event_names", "dispatch", "event", "known_events", "override_event", "run_events", "trim_traceback"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # its wings' files are under it too
 #: The attribute that marks a built-in event.
@@ -259,6 +259,22 @@ def run_events(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callabl
         raise
 
 
+def answer(case: Any, item: Any) -> Tuple[Any, Optional[BaseException]]:
+    """Handle one yielded *item*: ``(result, None)`` to send back, or ``(None, error)`` to
+    throw in at the yield (trimmed; a socket timeout names the event it ran out in).
+    What the test may not catch (Ctrl-C, exit, the hard timeout) is raised here."""
+    started = time.monotonic()
+    try:
+        handler, args = _handler_for(case, item)
+        return _call(item[0], handler, args), None
+    except (KeyboardInterrupt, SystemExit, TestTimeout):
+        raise
+    except BaseException as exc:
+        if isinstance(exc, SocketTimeout) and exc.event is None:
+            exc.event, exc.event_began = item[0], started
+        return None, trim_traceback(exc)
+
+
 def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[Any], None]]) -> None:
     value: Any = None
     error: Optional[BaseException] = None
@@ -274,14 +290,4 @@ def _drive(case: Any, gen: Generator[Any, Any, Any], check: Optional[Callable[[A
             error = None
         if check is not None:
             check(item)
-        started = time.monotonic()
-        try:
-            handler, args = _handler_for(case, item)
-            value = _call(item[0], handler, args)
-        except (KeyboardInterrupt, SystemExit, TestTimeout):
-            raise
-        except BaseException as exc:
-            if isinstance(exc, SocketTimeout) and exc.event is None:
-                exc.event, exc.event_began = item[0], started
-            error = trim_traceback(exc)
-            value = None
+        value, error = answer(case, item)
