@@ -29,6 +29,7 @@ from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE,
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
+from .codecs import Codec
 from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
@@ -558,15 +559,18 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
                connect: Union[Endpoint, Sequence[Endpoint], None] = None,
                subscribe: Union[bytes, str, Sequence[Union[bytes, str]], None] = None,
                timeout: Optional[float] = None, name: Optional[str] = None,
-               context: Optional[zmq.Context] = None, **options: Any) -> TestSocket:
+               context: Optional[zmq.Context] = None, codec: Optional[Codec] = None, **options: Any) -> TestSocket:
         """Make a :class:`TestSocket` that is closed after the test (see :func:`make_sock`).
 
         The socket's timeout defaults to :attr:`timeout` (scaled); a socket from another
-        *context* is closed too, and that context terminated.
+        *context* is closed too, and that context terminated. *codec* is how the
+        ``send`` and ``recv`` events encode and decode its messages, and how the reports
+        show them (:mod:`zmqprocesstest.codecs`; default JSON).
         """
         res = self._resources()
         sock = make_sock(context or self._context(), sock_type, bind=bind, connect=connect, subscribe=subscribe,
-                         timeout=default_timeout(self) if timeout is None else timeout, name=name, **options)
+                         timeout=default_timeout(self) if timeout is None else timeout, name=name, codec=codec,
+                         **options)
         return res.add_socket(sock, context)
 
     @property

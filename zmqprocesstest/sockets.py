@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequ
 import zmq
 from zmq import zmq_poll
 
-from . import _perturb
+from . import _perturb, codecs as _codecs
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, check_seconds, scaled
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .report import timeline as _timeline
@@ -83,7 +83,7 @@ class SocketTimeout(Timeout):
         if isinstance(sock, str):
             return sock  # unpickled: the message as it was
         during = f" (event {self.event!r})" if self.event else ""
-        last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
+        last = sock.show(sock.last_received) if sock.last_received is not None else "nothing"
         after = f"{self.timeout:g} s"
         if self.event_began is not None and self.began - self.event_began > self.timeout * 0.1 + 0.005:
             # The event waited before this wait began (its own overall deadline): what it
@@ -140,13 +140,16 @@ class TestSocket:
     :param sock: the pyzmq socket to wrap.
     :param timeout: default timeout in seconds for send and recv.
     :param name: a short name for reports (default: the socket type).
+    :param codec: how the ``send`` and ``recv`` events encode and decode its messages,
+        and how the reports show them (default :data:`zmqprocesstest.codecs.json`).
     """
 
     __test__ = False  # not a test class, whatever its name
     #: Called with ``(direction, frames)`` for each message ("sent"/"received").
     recorders: Sequence[Callable[[str, Any], None]] = ()
 
-    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None) -> None:
+    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None,
+                 codec: Optional[_codecs.Codec] = None) -> None:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
@@ -170,6 +173,30 @@ class TestSocket:
         self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
         #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
         self.allow_remote = False
+        if codec is not None and not all(callable(getattr(codec, op, None)) for op in ("encode", "decode", "render")):
+            raise TypeError(f"expected a codec (an object with encode, decode and render methods, see "
+                            f"zmqprocesstest.codecs), got {codec!r}")
+        #: The codec of the ``send`` and ``recv`` events and of the reports.
+        self.codec: _codecs.Codec = _codecs.json if codec is None else codec
+        # How the timeline records a message: the json codec keeps a bounded copy of the
+        # frames (rendered for a report only), any other its rendering (made now: the
+        # frames are not kept).
+        self._render = None if isinstance(self.codec, _codecs.JsonCodec) else self.codec.render
+
+    def show(self, frames: Any) -> str:
+        """A message of this socket as the reports show it (its codec's rendering)."""
+        if self._render is None:
+            return short_frames(frames)
+        return self.rendered(frames)
+
+    def rendered(self, frames: Any) -> str:
+        """The codec's rendering of *frames*, bounded, never raising."""
+        try:
+            text = str(self.codec.render(frames))
+        except Exception as exc:  # a codec's own render failed: the frames, and why
+            text = f"{short_frames(frames)} (codec {getattr(self.codec, 'name', '?')} could not render it: {exc!r})"
+        cut = _codecs.RENDER_CHARS
+        return text if len(text) <= cut else text[:cut - 3] + "..."
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -200,7 +227,10 @@ class TestSocket:
         """Into the running test's timeline, and to each recorder (a history, see
         :meth:`zmqprocesstest.history.History.record`)."""
         if self.recorded:
-            _timeline.record(direction, self.name, frames)
+            if self._render is not None and _timeline.current() is not None:
+                _timeline.record(direction, self.name, _timeline.Rendered(self.rendered(frames)))
+            else:
+                _timeline.record(direction, self.name, frames)
         for recorder in self.recorders:
             recorder(direction, frames)
 
@@ -461,7 +491,8 @@ class TestSocket:
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,
               connect: Union[Endpoint, Iterable[Endpoint], None] = None,
               subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None, timeout: Optional[float] = None,
-              name: Optional[str] = None, allow_remote: bool = False, **options: Any) -> TestSocket:
+              name: Optional[str] = None, allow_remote: bool = False, codec: Optional[_codecs.Codec] = None,
+              **options: Any) -> TestSocket:
     """Make a :class:`TestSocket`, bind and/or connect it, and subscribe a SUB socket.
 
     The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms
@@ -471,8 +502,9 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
     ``udp``), here and later with :meth:`TestSocket.bind` or
     :meth:`TestSocket.bind_to_random_port`, must be on loopback unless *allow_remote* is
     true. A SUB socket subscribes to everything unless *subscribe*
-    says otherwise. Extra keyword arguments are socket options by name
-    (``sndhwm=10``).
+    says otherwise. *codec* is how the ``send`` and ``recv`` events encode and decode
+    its messages and how the reports show them (see :mod:`zmqprocesstest.codecs`;
+    default JSON). Extra keyword arguments are socket options by name (``sndhwm=10``).
 
     Example::
 
@@ -483,7 +515,7 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
         sock.setsockopt(zmq.LINGER, 0)
         for option, value in options.items():
             sock.setsockopt(getattr(zmq, option.upper()), value)
-        tsock = TestSocket(sock, timeout=timeout, name=name)
+        tsock = TestSocket(sock, timeout=timeout, name=name, codec=codec)
         if connect is not None:
             sock.setsockopt(zmq.RECONNECT_IVL, 2)  # no backoff: a late bind is found in 2 ms
         if subscribe is not None and sock_type != zmq.SUB:

@@ -37,7 +37,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["MESSAGE_KINDS", "PREVIEW_BYTES", "PREVIEW_FRAMES", "TIMELINE_LENGTH", "FramePreview", "MessagePreview",
-           "Timeline", "activate", "current", "preview", "record", "revise", "short", "short_frames", "type_name"]
+           "Rendered", "Timeline", "activate", "current", "preview", "record", "revise", "short", "short_frames",
+           "type_name"]
 
 #: How many entries a test's timeline keeps (the oldest are dropped beyond it).
 TIMELINE_LENGTH = 2000
@@ -93,6 +94,13 @@ class MessagePreview:
         return f"MessagePreview({self.frames!r}, {self.total})"
 
 
+class Rendered(str):
+    """A message as its socket's codec rendered it (see :mod:`zmqprocesstest.codecs`),
+    already bounded: the reports show it whole, in place of the frames."""
+
+    __slots__ = ()
+
+
 def _preview_frame(frame: Any) -> Any:
     if type(frame) is bytes:  # immutable: a short one is kept as it is
         return frame if len(frame) <= PREVIEW_BYTES else FramePreview(frame[:PREVIEW_BYTES], len(frame))
@@ -100,6 +108,8 @@ def _preview_frame(frame: Any) -> Any:
         frame = frame.buffer  # a view: no copy of the whole frame
     if isinstance(frame, (bytes, bytearray, memoryview)):
         return FramePreview(bytes(frame[:PREVIEW_BYTES]), len(frame))
+    if isinstance(frame, Rendered):
+        return frame
     text = repr(frame)
     return FramePreview(text[:PREVIEW_BYTES], len(text), text=True)
 
@@ -122,7 +132,8 @@ def preview(frames: Any) -> Any:
 
 
 def short(frame: Any, limit: int = 60) -> str:
-    """A readable, bounded rendering of one frame (huge frames are cut)."""
+    """A readable, bounded rendering of one frame (huge frames are cut); a codec's
+    rendering of a message (:class:`Rendered`) as it is."""
     if isinstance(frame, FramePreview):
         if frame.text:
             return frame.head[:limit] + f"... ({frame.length} chars)" if frame.length > limit else frame.head
@@ -136,6 +147,8 @@ def short(frame: Any, limit: int = 60) -> str:
         if len(frame) > limit:
             text += f"... ({len(frame)} bytes)"
         return text
+    if isinstance(frame, Rendered):
+        return str(frame)
     text = repr(frame)
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text)} chars)"
@@ -298,8 +311,8 @@ class Timeline:
             span = (len(cols) - 1 - at) * width - 1
             arrow = "-" * (span - 1) + ">" if kind == "sent" else "<" + "-" * (span - 1)
             row = "".join(cells[:at]) + "|" + arrow + "|"
-            text = short_frames(frames, limit=30, most=4) if isinstance(frames, (list, tuple, MessagePreview)) \
-                else short(frames, 30)
+            text = short_frames(frames, limit=30, most=PREVIEW_FRAMES) \
+                if isinstance(frames, (list, tuple, MessagePreview)) else short(frames, 30)
             lines.append(f"  +{when - self.start:8.3f}s {row}  {text}")
         return "\n".join(lines)
 
