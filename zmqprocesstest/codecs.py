@@ -383,8 +383,13 @@ def _unpack(what: str, part: bytes, frames: Sequence[Any]) -> Any:
 
 
 def _short_id(msg_id: Any) -> str:
+    """The first 8 characters of a msg_id, and its counter if it has one (jupyter_client's
+    ids are ``<session>_<pid>_<count>``: the same first characters for a whole session)."""
     text = str(msg_id)
-    return text[:8] if len(text) > 8 else text
+    if len(text) <= 8:
+        return text
+    head, _, count = text.rpartition("_")
+    return f"{text[:8]}_{count}" if head and count.isdigit() else text[:8]
 
 
 def _summary(content: Any) -> str:

@@ -24,7 +24,6 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Uni
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from ._compat import add_note
 from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, default_timeout, scaled
 from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
@@ -531,8 +530,9 @@ def _recv_unignored(sock: TestSocket, timeout: Optional[float], ignore: Any) -> 
             msg = sock.recv_multipart(timeout=max(0.0, deadline - time.monotonic()))
         except SocketTimeout as exc:
             exc.timeout, exc.began = limit, began
-            if passed:
-                add_note(exc, f"  ({passed} message(s) passed over by ignore= meanwhile; they are in the timeline)")
+            if passed:  # in the message itself (SocketTimeout's own notes), under every runner
+                exc._notes.append(f"  ({passed} message(s) passed over by ignore= meanwhile; they are in the "
+                                  "timeline)")
             raise
         if not skip(msg):
             return msg
