@@ -20,7 +20,7 @@ Built in:
 * :func:`jupyter`: the Jupyter wire protocol, signed messages.
 
 A codec of your own is any object with the three methods and a :attr:`~Codec.name`
-(see :doc:`/howto/index`, "Codecs"). No codec here ever unpickles: a codec decodes
+(see :doc:`/howto/codecs`). No codec here ever unpickles: a codec decodes
 received data, which the process under test controls.
 """
 from __future__ import annotations

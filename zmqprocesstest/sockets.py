@@ -21,6 +21,7 @@ from zmq import zmq_poll
 
 from . import _perturb, codecs as _codecs
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, check_seconds, scaled
+from .codecs import Codec
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .report import timeline as _timeline
 from .report.timeline import short, short_frames, type_name
@@ -149,7 +150,7 @@ class TestSocket:
     recorders: Sequence[Callable[[str, Any], None]] = ()
 
     def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None,
-                 codec: Optional[_codecs.Codec] = None) -> None:
+                 codec: Optional[Codec] = None) -> None:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
@@ -177,7 +178,7 @@ class TestSocket:
             raise TypeError(f"expected a codec (an object with encode, decode and render methods, see "
                             f"zmqprocesstest.codecs), got {codec!r}")
         #: The codec of the ``send`` and ``recv`` events and of the reports.
-        self.codec: _codecs.Codec = _codecs.json if codec is None else codec
+        self.codec: Codec = _codecs.json if codec is None else codec
         # How the timeline records a message: the json codec keeps a bounded copy of the
         # frames (rendered for a report only), any other its rendering (made now: the
         # frames are not kept).
@@ -491,7 +492,7 @@ class TestSocket:
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,
               connect: Union[Endpoint, Iterable[Endpoint], None] = None,
               subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None, timeout: Optional[float] = None,
-              name: Optional[str] = None, allow_remote: bool = False, codec: Optional[_codecs.Codec] = None,
+              name: Optional[str] = None, allow_remote: bool = False, codec: Optional[Codec] = None,
               **options: Any) -> TestSocket:
     """Make a :class:`TestSocket`, bind and/or connect it, and subscribe a SUB socket.
 
