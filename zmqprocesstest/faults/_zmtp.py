@@ -398,7 +398,7 @@ class Reader:
     A tap (:class:`~zmqprocesstest.faults.tap.Tap`) feeds it each piece of the stream as
     it is sent on, after the faults (a dropped message never shows, a duplicate shows
     twice). It tells *sink* each whole message, with its frames
-    (``sink.message(reader, frames)``), each READY command's properties
+    (``sink.message(direction, connection, frames)``, *direction* 0 or 1), each READY command's properties
     (``sink.ready(reader, properties)``) and, where the mechanism hides the messages,
     sizes only (``sink.sealed(reader, size, why)``). *tracker*, the same direction's,
     says which protocol the peers settled on.
@@ -409,11 +409,12 @@ class Reader:
     skipped as they pass, never buffered.
     """
 
-    __slots__ = ("sink", "tracker", "direction", "connection", "keep", "head", "mode", "buf", "frames", "kept",
-                 "skip", "big", "mechanism")
+    __slots__ = ("sink", "emit", "tracker", "direction", "connection", "keep", "head", "mode", "buf", "frames",
+                 "kept", "skip", "big", "mechanism")
 
     def __init__(self, sink: Any, tracker: Tracker, direction: int, connection: int, keep: int, head: int) -> None:
         self.sink, self.tracker, self.direction, self.connection = sink, tracker, direction, connection
+        self.emit = sink.message
         self.keep, self.head = keep, head
         self.mode = _GREETING
         self.buf = bytearray()
@@ -426,6 +427,13 @@ class Reader:
 
     def feed(self, data: Any) -> None:
         """Follow *data* (bytes or a view), the next bytes delivered in this direction."""
+        if self.mode == _FRAMES and not self.buf and not self.skip:  # the usual case: whole frames, read in place
+            if type(data) is not bytes and len(data) <= self.keep:
+                data = bytes(data)  # one copy: slices of bytes cost less than of a view
+            i = self._frames(data, 0, len(data))
+            if i < len(data):
+                self.buf += data[i:]
+            return
         if self.mode == _OPAQUE:
             self.sink.sealed(self, len(data), self.tracker.reason or "the peers' protocol is not understood")
             return
@@ -451,7 +459,12 @@ class Reader:
             self.mechanism = bytes(buf[12:32]).rstrip(b"\0").decode("ascii", "replace")
             self.mode = _FRAMES if self.mechanism in DROPPABLE_MECHANISMS else _SEALED
             i = _GREETING_SIZE
-        n = len(buf)
+        del buf[:self._frames(buf, i, len(buf))]
+
+    def _frames(self, buf: Any, i: int, n: int) -> int:
+        """Read the whole frames of *buf* from *i* to *n*; return where the first incomplete one
+        starts (or *n*: then a frame too big to keep may be being skipped)."""
+        frames, emit = self.frames, self.emit
         while i < n:
             flags = buf[i]
             if flags & _LONG:
@@ -467,11 +480,20 @@ class Reader:
                 if size > self.keep:  # too big to buffer: keep its head, skip the rest as it passes
                     self.big = (flags, FramePreview(bytes(buf[start:start + self.head]), size))
                     self.skip = end - n
-                    i = n
+                    return n
                 break
-            self._frame(flags, bytes(buf[start:end]))
             i = end
-        del buf[:i]
+            if flags & _COMMAND or self.kept + size > self.keep:
+                self._frame(flags, bytes(buf[start:end]))
+                frames = self.frames
+                continue
+            frames.append(buf[start:end] if type(buf) is bytes else bytes(buf[start:end]))  # the usual frame, inline
+            self.kept += size
+            if not flags & _MORE:
+                self.frames, self.kept = [], 0
+                emit(self.direction, self.connection, frames)
+                frames = self.frames
+        return i
 
     def _frame(self, flags: int, body: Any) -> None:
         if flags & _COMMAND:
@@ -490,7 +512,7 @@ class Reader:
         self.frames.append(body)
         if not flags & _MORE:
             frames, self.frames, self.kept = self.frames, [], 0
-            self.sink.message(self, frames)
+            self.emit(self.direction, self.connection, frames)
 
 
 #: A mechanism that hides messages (CURVE): its frames are shown as sizes.

@@ -22,13 +22,16 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from .._config import TAP_KEEP_BYTES
 from ..report import timeline as _timeline
-from ..report.timeline import PREVIEW_BYTES, Rendered
+from ..report.timeline import PREVIEW_BYTES, Rendered, preview
 from .link import DIRECTIONS, FaultLink
 
 __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["Tap", "TapMessage"]
+
+_KINDS = ("sent", "received")  # the timeline's kind of a message to the server, to the client
+_monotonic = time.monotonic
 
 #: How many failures of a codec or recorder a tap keeps to tell (it counts the rest).
 _FAILURES_KEPT = 10
@@ -59,9 +62,7 @@ class _Sink:
 
     def __init__(self, tap: "Tap") -> None:
         self.tap = tap
-
-    def message(self, reader: Any, frames: List[Any]) -> None:
-        self.tap._message(reader.direction, reader.connection, frames)
+        self.message = tap._message  # called for each message: no step between
 
     def ready(self, reader: Any, properties: Dict[str, bytes]) -> None:
         self.tap._ready(reader.direction, reader.connection, properties)
@@ -139,12 +140,15 @@ class Tap(FaultLink):
             return frames
 
     def _message(self, index: int, connection: int, frames: List[Any]) -> None:
-        self._record("sent" if index == 0 else "received", self._render(frames))
-        recorders = tuple(self.recorders)
-        if recorders:
+        running = self._timeline
+        if running is not None:  # timeline.record_in, inline: this runs for every message through the tap
+            data = preview(frames) if self.codec is None else self._render(frames)
+            with running.lock:
+                running.entries.append((_monotonic(), _KINDS[index], self.name, data))
+        if self.recorders:
             identity = self._peers.get(connection, {}).get("Identity") or None
-            message = TapMessage(time.monotonic(), DIRECTIONS[index], connection, identity, frames)
-            for recorder in recorders:
+            message = TapMessage(_monotonic(), DIRECTIONS[index], connection, identity, frames)
+            for recorder in tuple(self.recorders):
                 try:
                     recorder(message)
                 except Exception as exc:
