@@ -5,7 +5,7 @@ from . import codecs
 from ._config import Timeout
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import ConnectionTimeout, EventError
-from .faults import FaultLink, FaultLinkError
+from .faults import FaultLink, FaultLinkError, Tap
 from .loop import override_event
 from .marks import MarkExpressionError, mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
@@ -48,6 +48,7 @@ __all__ = [
     "ProgramTimeout",
     "SocketTimeout",
     "SystemTestCase",
+    "Tap",
     "TestSocket",
     "TestTimeout",
     "Timeout",

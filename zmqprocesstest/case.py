@@ -32,7 +32,7 @@ from ._outcome import run_test
 from .codecs import Codec
 from .endpoints import Endpoint, free_tcp_endpoint
 from .events import Events, send_stop_message
-from .faults import FaultEvents, FaultLink, make_link
+from .faults import FaultEvents, FaultLink, Tap, make_link
 from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
 from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
@@ -631,17 +631,36 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         return obj
 
     @scoped
-    def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
+    def fault_link(self, endpoint: str, transport: Optional[str] = None, name: Optional[str] = None) -> FaultLink:
         """A :class:`~zmqprocesstest.FaultLink` to *endpoint*, closed after the test.
 
         Connect clients to ``link.endpoint`` instead of *endpoint*; the fault events
         (``partition``, ``heal``, ``reset``, ``refuse``, ``delay``, ``drop``) then break
         the link between them, and the failure report shows its state, counts and the
         faults applied, in order. An ipc link listens in the test's private directory.
+        *name* names it in the reports (default ``link`` and its port or file name).
         """
         res = self._resources()
-        link = make_link(endpoint, res.ipc_endpoint, transport)
+        link = make_link(endpoint, res.ipc_endpoint, transport, name)
         res.links.append(link)
+        return link
+
+    @scoped
+    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None) -> Tap:
+        """A :class:`~zmqprocesstest.Tap` in front of *endpoint*: a fault link that records
+        every message through it, both ways, in the test's reports; closed after the test.
+
+        Connect your own client (a client library, a plain :mod:`zmq` socket) to
+        ``link.endpoint`` instead of *endpoint*: each whole message it sends and gets
+        shows in the timeline, the failure report and the HTML report page, on a lane
+        named *name*, rendered by *codec* (``codec.render(frames)``) if given. Every
+        fault event applies to it, as to a fault link. An ipc tap listens in the test's
+        private directory.
+        """
+        res = self._resources()
+        link = make_link(endpoint, res.ipc_endpoint, transport, name, cls=Tap, codec=codec)
+        res.links.append(link)
+        assert isinstance(link, Tap)
         return link
 
     @scoped

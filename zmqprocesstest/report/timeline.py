@@ -28,6 +28,7 @@ floods a report.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -37,8 +38,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["MESSAGE_KINDS", "PREVIEW_BYTES", "PREVIEW_FRAMES", "TIMELINE_LENGTH", "FramePreview", "MessagePreview",
-           "Rendered", "Timeline", "activate", "current", "preview", "record", "revise", "short", "short_frames",
-           "type_name"]
+           "RENDERED_CHARS", "Rendered", "Timeline", "activate", "current", "preview", "record", "record_in", "revise",
+           "short", "short_frames", "type_name"]
 
 #: How many entries a test's timeline keeps (the oldest are dropped beyond it).
 TIMELINE_LENGTH = 2000
@@ -48,6 +49,8 @@ MESSAGE_KINDS = frozenset({"sent", "received"})
 PREVIEW_BYTES = 64
 #: How many frames of a message the timeline keeps (reports show at most 8 of them).
 PREVIEW_FRAMES = 8
+#: How many characters of a message a codec rendered the timeline keeps (:class:`Rendered`).
+RENDERED_CHARS = 240
 
 Entry = Tuple[float, str, str, Any]
 
@@ -95,13 +98,16 @@ class MessagePreview:
 
 
 class Rendered(str):
-    """A message as its socket's codec rendered it (see :mod:`zmqprocesstest.codecs`),
-    already bounded: the reports show it whole, in place of the frames."""
+    """A message as a codec rendered it (a test socket's or a tap's, see
+    :mod:`zmqprocesstest.codecs`), already bounded: the reports show this text as it is,
+    in place of the frames."""
 
     __slots__ = ()
 
 
 def _preview_frame(frame: Any) -> Any:
+    if type(frame) is FramePreview:  # a preview already (a tap's, of a frame it did not keep)
+        return frame
     if type(frame) is bytes:  # immutable: a short one is kept as it is
         return frame if len(frame) <= PREVIEW_BYTES else FramePreview(frame[:PREVIEW_BYTES], len(frame))
     if isinstance(frame, zmq.Frame):
@@ -194,6 +200,16 @@ def record(kind: str, source: str, data: Any) -> None:
     if timeline is not None:
         if kind in MESSAGE_KINDS:
             data = preview(data)
+        with timeline.lock:  # the clock read and the append as one: entries stay in time order
+            timeline.entries.append((time.monotonic(), kind, source, data))
+
+
+def record_in(timeline: "Timeline", kind: str, source: str, data: Any) -> None:
+    """:func:`record` into *timeline*, from any thread: what a tap's thread records into
+    the timeline of the test that made it (a :class:`Rendered` message is kept as it is)."""
+    if kind in MESSAGE_KINDS and type(data) is not Rendered:
+        data = preview(data)
+    with timeline.lock:
         timeline.entries.append((time.monotonic(), kind, source, data))
 
 
@@ -205,7 +221,11 @@ def revise(kind: str, source: str, index: int, value: Any, small: bool) -> None:
     timeline = _CURRENT
     if timeline is None:
         return
-    entries = timeline.entries
+    with timeline.lock:  # another thread's append may move the entries meanwhile
+        _revise(timeline.entries, kind, source, index, value, small)
+
+
+def _revise(entries: Deque[Entry], kind: str, source: str, index: int, value: Any, small: bool) -> None:
     if entries:  # the usual case first: the message is the last entry, and has one frame
         when, k, s, data = entries[-1]
         if k == kind and s == source and type(data) is tuple and len(data) == 1 and (index == 0 or index == -1):
@@ -250,6 +270,8 @@ class Timeline:
         self.lanes: Dict[str, Tuple[str, str]] = {}
         #: Where the full timeline is (an HTML page), once known: the report points to it.
         self.full_at: Optional[str] = None
+        #: Held while an entry is added (:func:`record`, :func:`record_in`: from several threads).
+        self.lock = threading.Lock()
 
     def lane(self, name: str, kind: str, detail: str = "") -> None:
         """Declare a lane (a test socket, process or fault link) for the pictures."""
@@ -266,7 +288,8 @@ class Timeline:
         for when, kind, source, data in list(self.entries):
             at = when - self.start
             if kind in MESSAGE_KINDS:
-                text = short_frames(data) if isinstance(data, (list, tuple, MessagePreview)) else short(data)
+                text = data[:RENDERED_CHARS] if type(data) is Rendered else \
+                    short_frames(data) if isinstance(data, (list, tuple, MessagePreview)) else short(data)
                 rows.append((at, kind, source, text))
             elif kind == "output":
                 raw = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
