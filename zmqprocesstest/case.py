@@ -29,7 +29,7 @@ from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE,
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
-from .endpoints import Endpoint, free_tcp_endpoint
+from .endpoints import Endpoint, free_tcp_endpoint, reserve_tcp_endpoints
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, make_link
 from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
@@ -590,6 +590,48 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         if transport == "tcp":
             return free_tcp_endpoint()
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
+
+    @scoped
+    def endpoints(self, n: int, transport: str = "tcp") -> List[str]:
+        """*n* new endpoints nobody else uses, reserved together: for a program that
+        binds several (a Jupyter kernel's five ports).
+
+        ``tcp``: *n* distinct ports on 127.0.0.1. They are bound all at once before any
+        is released, so no two picks can return the same port, and each is left in
+        ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
+        program's bind to port 0, while the process under test, binding with
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
+        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
+        of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
+        collide at all.
+
+        :raises ValueError: *n* is not a positive int, or *transport* is neither.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected n to be a positive number of endpoints (int), got {n!r}")
+        if transport == "ipc":
+            res = self._resources()
+            return [res.ipc_endpoint() for _ in range(n)]
+        if transport == "tcp":
+            return reserve_tcp_endpoints(n)
+        raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
+
+    @property
+    def tmpdir(self) -> str:
+        """This test's private directory (mode 0700): made on first use, removed with
+        everything in it after the test (also if the runner dies: the guardian removes
+        it). The test's ``ipc://`` endpoints live there too, and a process's output past
+        what memory keeps; pick names of your own (a connection file, a config)."""
+        return self._tmpdir()
+
+    @scoped
+    def _tmpdir(self) -> str:
+        folder = self._resources().private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected the private directory during {owner_name(self)}, but its resources are "
+                               "released already")
+        return folder
 
     @scoped
     def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
