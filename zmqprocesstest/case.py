@@ -41,7 +41,7 @@ from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, death_interrupts, hard_timeout, quiet
 
 __unittest = True
 __tracebackhide__ = True
@@ -756,8 +756,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def stop_process(self, proc: Any) -> None:
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
-        problems = managed.stop()
-        self._resources().refresh()
+        with quiet():  # a death the test asked for
+            problems = managed.stop()
+            self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
 
@@ -865,7 +866,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""
         try:
-            return call()
+            with death_interrupts(self):  # a death ends a blocking call of the test's own, at its line
+                return call()
         except (KeyboardInterrupt, unittest.SkipTest):
             raise
         except BaseException as exc:

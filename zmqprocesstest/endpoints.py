@@ -190,7 +190,7 @@ def reserve_tcp_endpoints(count: int, host: str = "127.0.0.1") -> List[str]:
             listener.listen(1)
         ports = [listener.getsockname()[1] for listener in listeners]
         for listener in listeners:
-            with _socket.create_connection(listener.getsockname()) as client:
+            with _socket.create_connection(listener.getsockname()):
                 accepted, _address = listener.accept()
                 accepted.close()  # the side that closes first keeps the port in TIME_WAIT
     finally:
