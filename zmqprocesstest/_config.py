@@ -18,6 +18,9 @@ __all__ = [
     "BODY_LOG_ENV",
     "CHECK_LEAKS_ENV",
     "CONTEXT_TERM_TIMEOUT",
+    "DEATH_BUSY",
+    "DEATH_LOOK",
+    "DEATH_RETRY",
     "COROUTINE_ORIGIN_DEPTH",
     "DEFAULT_RUN_TIMEOUT",
     "DEFAULT_TIMEOUT",
@@ -188,6 +191,16 @@ EXIT_GRACE = 0.02
 #: their end: how many turns of the loop it leaves a task whose await has just completed
 #: (its reply delivered, the task not yet resumed) before it ends the test's await.
 ASYNC_DEATH_TURNS = 10
+#: A watched process's death interrupts the test's thread where it blocks (a call of its
+#: own): once it is blocked in the very same system call at two looks this far apart (not
+#: woken by a last reply the process sent), it gets the signal.
+DEATH_LOOK = 0.002
+#: When the test's thread was in the library's own code at that signal (whose waits report
+#: the death themselves), the death watch looks again this often.
+DEATH_RETRY = 0.01
+#: A test's thread never seen blocked after a death (a busy loop) is interrupted this long
+#: after the death all the same (scaled).
+DEATH_BUSY = 1.0
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0

@@ -30,7 +30,7 @@ from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAUL
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
 from .codecs import Codec
-from .endpoints import Endpoint, free_tcp_endpoint
+from .endpoints import Endpoint, free_tcp_endpoint, reserve_tcp_endpoints
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, Tap, make_link
 from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
@@ -42,7 +42,7 @@ from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, death_interrupts, hard_timeout, quiet
 
 __unittest = True
 __tracebackhide__ = True
@@ -596,6 +596,48 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
     @scoped
+    def endpoints(self, n: int, transport: str = "tcp") -> List[str]:
+        """*n* new endpoints nobody else uses, reserved together: for a program that
+        binds several (a Jupyter kernel's five ports).
+
+        ``tcp``: *n* distinct ports on 127.0.0.1. They are bound all at once before any
+        is released, so no two picks can return the same port, and each is left in
+        ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
+        program's bind to port 0, while the process under test, binding with
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
+        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
+        of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
+        collide at all.
+
+        :raises ValueError: *n* is not a positive int, or *transport* is neither.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected n to be a positive number of endpoints (int), got {n!r}")
+        if transport == "ipc":
+            res = self._resources()
+            return [res.ipc_endpoint() for _ in range(n)]
+        if transport == "tcp":
+            return reserve_tcp_endpoints(n)
+        raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
+
+    @property
+    def tmpdir(self) -> str:
+        """This test's private directory (mode 0700): made on first use, removed with
+        everything in it after the test (also if the runner dies: the guardian removes
+        it). The test's ``ipc://`` endpoints live there too, and a process's output past
+        what memory keeps; pick names of your own (a connection file, a config)."""
+        return self._tmpdir()
+
+    @scoped
+    def _tmpdir(self) -> str:
+        folder = self._resources().private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected the private directory during {owner_name(self)}, but its resources are "
+                               "released already")
+        return folder
+
+    @scoped
     def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Start *target* (a :class:`multiprocessing.Process` class or subclass, or a function).
 
@@ -737,8 +779,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def stop_process(self, proc: Any) -> None:
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
-        problems = managed.stop()
-        self._resources().refresh()
+        with quiet():  # a death the test asked for
+            problems = managed.stop()
+            self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
 
@@ -846,7 +889,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""
         try:
-            return call()
+            with death_interrupts(self):  # a death ends a blocking call of the test's own, at its line
+                return call()
         except (KeyboardInterrupt, unittest.SkipTest):
             raise
         except BaseException as exc:

@@ -32,6 +32,7 @@ from .resources import owner_name
 from .scopes import MODULE_SCOPES
 from .codecs import CodecError, JsonCodec
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
+from .timeout import quiet
 from .report import timeline as _timeline
 from .report.timeline import PREVIEW_BYTES, short_frames
 
@@ -44,6 +45,9 @@ __all__ = ["ConnectionEvents", "ConnectionTimeout", "EventError", "Events", "che
 #: What ``ignore=`` takes: a topic prefix, a list of them, or a function of the frames.
 Ignore = Union[bytes, str, Sequence[Union[bytes, str]], Callable[[List[bytes]], bool], None]
 
+#: Signals whose default action is not to end a process: sending one asks for no exit.
+_NOT_ENDING = frozenset(int(getattr(_signal, name)) for name in (
+    "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCHLD", "SIGURG", "SIGWINCH") if hasattr(_signal, name))
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
 _LISTEN_RETRY = 0.005  # nothing to poll for a listener that is not there yet: look again this often
 
@@ -340,9 +344,21 @@ class Events(ConnectionEvents):
         It goes to the main thread of each process, once. Send it once the process
         serves (after its first reply, say): a Python process that is still starting can
         miss a SIGINT that arrives just before it blocks (see :doc:`/design`).
+
+        An exit of *proc* from then on was asked for: it does not interrupt a blocking
+        call of the test's own (:doc:`/howto/failures`), except after a signal whose
+        default action is not to end a process (``SIGCONT``, ``SIGSTOP``, ``SIGCHLD``...).
+        A test socket's wait still reports it, and ``wait_exit`` checks its exit code.
         """
         int_arg("sig", sig, "a signal number such as signal.SIGINT", allow_none=False)
-        self.managed(proc).send_signal(sig, group=group)  # type: ignore[attr-defined]
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        before = managed.exit_allowed
+        managed.exit_allowed = before or sig not in _NOT_ENDING  # before it is sent: it may end it at once
+        try:
+            managed.send_signal(sig, group=group)
+        except BaseException:
+            managed.exit_allowed = before
+            raise
 
     @event
     def freeze(self, proc: Any) -> None:
@@ -368,8 +384,9 @@ class Events(ConnectionEvents):
         the polite step; the new process runs all the same.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
-        new, problems = managed.restart()
-        self._resources().replace(managed, new)  # type: ignore[attr-defined]
+        with quiet():  # the death of the old process was asked for
+            new, problems = managed.restart()
+            self._resources().replace(managed, new)  # type: ignore[attr-defined]
         if problems:
             raise ProcessStopError("restarting: " + "\n".join(problems) + "\n  " + managed.report())
         return new.obj

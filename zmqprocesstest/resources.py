@@ -32,6 +32,7 @@ from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, Proc
 from .sockets import TestSocket
 from .processes.stopping import StopPlan
 from .endpoints import private_dir
+from .timeout import death_watch_fds, deaths_changed, quiet
 from .report import timeline as _timeline
 from .report.timeline import Timeline
 
@@ -211,13 +212,17 @@ class Resources:
                     fds.append(fd)
         self._fds = tuple(fds)
         self.poll_slice = 0.02 if blind else None
+        deaths_changed(self)  # a blocking call of the test's own is interrupted by these
 
     def fds(self) -> Tuple[int, ...]:
         return self._fds
 
-    def check(self) -> None:
+    def check(self, blocked: bool = False) -> None:
+        """Raise :class:`ProcessDied` for a watched process that has exited (once: it is
+        then no longer watched). *blocked*: the test was blocked in a call of its own
+        (the death watch's signal), where an exit the test asked for does not count."""
         for proc in self.watched():
-            if not proc.watched:
+            if not proc.watched or (blocked and proc.exit_allowed):
                 continue
             try:
                 if proc.exitcode() is None:
@@ -230,7 +235,8 @@ class Resources:
             shared = "" if proc in self.processes else "shared "
             if shared:
                 proc.died_during = f"during {owner_name(self.owner)}"
-            died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {state}")
+            doing = "blocked in a call of its own (interrupted there)" if blocked else "waiting"
+            died = ProcessDied(f"{shared}{proc.name!r} died while the test was {doing}: {state}")
             died.process = proc
             raise died
 
@@ -257,12 +263,13 @@ class Resources:
         """Stop every process (last started first), then what they left running outside
         their groups; return the problems found."""
         problems: List[str] = []
-        for proc in reversed(self.processes):
-            problems.extend(proc.stop(close=False))
-        problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
-        for proc in self.processes:
-            proc.close()
-        self.refresh()
+        with quiet():  # the deaths it causes interrupt nothing
+            for proc in reversed(self.processes):
+                problems.extend(proc.stop(close=False))
+            problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
+            for proc in self.processes:
+                proc.close()
+            self.refresh()
         return problems
 
     def release(self) -> List[str]:
@@ -484,7 +491,7 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     # The guardian's and the library's threads' descriptors may have been made during
     # the test: they stay for the run, not a leak.
     helpers, helper_fds = _reaper.multiprocessing_helpers()
-    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds
+    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds | death_watch_fds()
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}

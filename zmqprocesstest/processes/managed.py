@@ -122,6 +122,9 @@ class ManagedProcess:
         self.stop_result: Optional[StopResult] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: Its exit was asked for (a ``signal`` event): it does not interrupt a blocking
+        #: call of the test's own (a test socket's wait still reports it).
+        self.exit_allowed = False
         #: Starts the same process again (same arguments), for ``restart``; set by ``start``.
         self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
         #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
