@@ -152,6 +152,9 @@ RUNNER_SENSITIVE = {
         "a coroutine test's hard timeout reaches the event loop running in the runner's main thread",
     "tests.test_async.Deaths":
         "a death during an await is seen through a pidfd reader on the test's loop in the runner's process",
+    "tests.test_async_example.DeathDuringAClientCall":
+        "a service's death during a client library's await on its own zmq.asyncio socket, seen through the "
+        "pidfd reader on the test's loop in the runner's process",
     "tests.test_faults.TestFaultLinkOfATest":
         "the link's thread is found among the runner process's threads (failed once run first in a fresh "
         "nose2 mp worker)",
