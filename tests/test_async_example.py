@@ -4,13 +4,16 @@ The example's own tests pass (tests/test_examples.py runs them); here the servic
 planted crash, and each form of coroutine test must end at once with ProcessDied at the
 line that awaited, long before the client library's own timeout and the run_timeout.
 """
+import importlib.util
 import os
 import re
+import subprocess
+import sys
 import time
 import unittest
 
 from .samples import kvstore_sample as samples
-from .support import EXAMPLES, only_problem, run_case
+from .support import EXAMPLES, ROOT, only_problem, run_case
 
 SAMPLE = samples.__file__.replace(".pyc", ".py")
 KVCLIENT = os.path.join(EXAMPLES, "kvstore", "client.py")
@@ -31,10 +34,15 @@ def frames(text, exc_name):
     return re.findall(r"line \d+, in \w+", tb)
 
 
-def client_line(marker):
-    """Where the client library awaits the reply: ``line N, in call`` of kvstore/client.py."""
+def client_lineno(text):
+    """The number of the line of kvstore/client.py that holds *text*."""
     with open(KVCLIENT) as f:
-        return [f"line {n}, in call" for n, text in enumerate(f, 1) if marker in text][0]
+        return [n for n, line in enumerate(f, 1) if text in line][0]
+
+
+def client_line(text):
+    """``line N, in call`` for the line of the client library's ``call`` that holds *text*."""
+    return f"line {client_lineno(text)}, in call"
 
 
 class DeathDuringAClientCall(unittest.TestCase):
@@ -69,6 +77,42 @@ class DeathDuringAClientCall(unittest.TestCase):
     def test_an_async_generator_test_ends_at_the_yielded_event(self):
         self.check_dies("test_in_a_yielded_event", "# DIES IN AN EVENT",
                         f"line {line_of('# DIES IN AN EVENT')}, in test_in_a_yielded_event")
+
+
+
+class LeftBehind(unittest.TestCase):
+    """What the how-to says a careless use of the example's client does to a test."""
+
+    def test_a_client_never_closed_leaves_its_reader_task_pending(self):
+        result = run_case(samples.LeftBehind, "test_client_never_closed")
+        self.assertEqual(len(result.failures), 1, result.failures + result.errors)
+        text = result.failures[0][1]
+        self.assertIn("1 task(s) still pending when the test ended", text)
+        created = client_lineno("ensure_future(self.read_replies())")
+        self.assertIn(f"running KVClient.read_replies(), created at {KVCLIENT}:{created} in call", text)
+
+    def test_a_call_never_awaited_fails_with_its_line(self):
+        text = only_problem(self, run_case(samples.LeftBehind, "test_call_never_awaited"))
+        self.assertIn("coroutine 'KVClient.put' was never awaited", text)
+        self.assertIn(f'line {line_of("# NOT AWAITED")}, in test_call_never_awaited', text)
+
+
+class MovingOver(unittest.TestCase):
+    """The how-to's "before" versions (docs/examples/howto/asyncio_before.py) are real tests that pass."""
+
+    def test_the_isolated_asyncio_test_case_and_pytest_asyncio_versions_pass(self):
+        if importlib.util.find_spec("pytest_asyncio") is None:
+            self.skipTest("pytest-asyncio is not installed (the test extra installs it: pip install -e '.[test]')")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "ZMQPROCESSTEST_BODY_LOG"):
+            env.pop(name, None)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                               os.path.join("howto", "asyncio_before.py")], cwd=EXAMPLES, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stdout)
+        self.assertRegex(proc.stdout, r"\b2 passed\b")
+        self.assertNotIn("warning", proc.stdout.lower())
 
 
 if __name__ == "__main__":

@@ -59,3 +59,22 @@ class DiesDuringACall(ProcessTestCase):
             yield ("recv", dealer)  # DIES IN AN EVENT
         finally:
             TIMES["ended"] = time.monotonic()
+
+
+class LeftBehind(ProcessTestCase):
+    """The example's client used carelessly, against the correct service."""
+
+    run_timeout = 10.0
+
+    def setUp(self):
+        self.proc = self.start_process(KVService, self.endpoint)
+
+    async def test_client_never_closed(self):
+        client = KVClient(self.endpoint)  # no addAsyncCleanup(client.close): its reader task runs on
+        await client.put("colour", "green")
+
+    async def test_call_never_awaited(self):
+        async with KVClient(self.endpoint) as client:
+            client.put("colour", "green")  # NOT AWAITED
+            with self.assertRaises(KeyError):
+                await client.get("colour")
