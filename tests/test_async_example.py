@@ -85,6 +85,10 @@ class LeftBehind(unittest.TestCase):
 
     def test_a_client_never_closed_leaves_its_reader_task_pending(self):
         result = run_case(samples.LeftBehind, "test_client_never_closed")
+        for client in samples.UNCLOSED:
+            client.sock.close()
+            client.context.term()
+        samples.UNCLOSED.clear()
         self.assertEqual(len(result.failures), 1, result.failures + result.errors)
         text = result.failures[0][1]
         self.assertIn("1 task(s) still pending when the test ended", text)

@@ -12,6 +12,8 @@ from kvstore.service import KVService
 
 #: When the test's await started and ended (time.monotonic()), by name.
 TIMES = {}
+#: Clients a test left open on purpose, for the outer test to close.
+UNCLOSED = []
 #: The client's own timeout: the death must show long before it.
 CLIENT_TIMEOUT = 15.0
 
@@ -71,6 +73,7 @@ class LeftBehind(ProcessTestCase):
 
     async def test_client_never_closed(self):
         client = KVClient(self.endpoint)  # no addAsyncCleanup(client.close): its reader task runs on
+        UNCLOSED.append(client)
         await client.put("colour", "green")
 
     async def test_call_never_awaited(self):
