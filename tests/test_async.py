@@ -312,7 +312,7 @@ class ChildRunners(unittest.TestCase):
         shutil.copy(SAMPLE, os.path.join(work, "test_async_sample.py"))
         env = dict(os.environ, ASYNC_SAMPLE_SMOKE="1",
                    PYTHONPATH=os.pathsep.join(p for p in (ROOT, EXAMPLES, os.environ.get("PYTHONPATH")) if p))
-        for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"):
+        for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             env.pop(name, None)
         proc = subprocess.run(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, timeout=120, text=True)
@@ -333,13 +333,31 @@ class ChildRunners(unittest.TestCase):
         self.assertRegex(out, r"\b4 passed\b")
         self.assertNotIn("warning", out.lower())
 
-    def test_pytest_asyncio_auto_mode_does_not_take_over(self):
-        if importlib.util.find_spec("pytest_asyncio") is None:
-            self.skipTest("pytest-asyncio is not installed")
-        code, out = self.pytest("-o", "asyncio_mode=auto")
+    def check_pytest_plugin(self, module, *args):
+        if importlib.util.find_spec(module) is None:
+            self.skipTest(f"{module} is not installed (the test extra installs it: pip install -e '.[test]')")
+        self.assertIn(module, pytest_plugins(), f"{module}'s pytest plugin is not registered: it would not load")
+        code, out = self.pytest(*args)
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
+        self.assertRegex(out, r"\b4 passed\b")  # run by the library, not taken over nor left out
         self.assertNotIn("warning", out.lower())
+
+    def test_pytest_asyncio_auto_mode_does_not_take_over(self):
+        self.check_pytest_plugin("pytest_asyncio", "-o", "asyncio_mode=auto")
+
+    def test_pytest_asyncio_strict_mode(self):
+        self.check_pytest_plugin("pytest_asyncio", "-o", "asyncio_mode=strict")
+
+    def test_anyio_plugin(self):
+        self.check_pytest_plugin("anyio")
+
+
+def pytest_plugins():
+    """The modules of the pytest plugins installed (entry points of group pytest11)."""
+    from importlib import metadata
+    found = metadata.entry_points()
+    points = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", ())
+    return {point.value.split(":")[0].split(".")[0] for point in points}
 
 
 if __name__ == "__main__":
