@@ -554,6 +554,19 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         res.contexts.append(zmq.Context())
         return res.contexts[0]
 
+    @property
+    def asyncio_context(self) -> "zmq.asyncio.Context":
+        """This test's :attr:`context` as a :class:`zmq.asyncio.Context`: a shadow of it
+        (the same libzmq context), for your own ``zmq.asyncio`` sockets and a client
+        library that needs such a context. Its sockets are the test's: one left open is
+        closed after the test, which then fails saying so, as for ``context.socket()``."""
+        res = self._resources()
+        if not res.shadows:
+            import zmq.asyncio  # imported on first use: plain tests never need it
+
+            res.shadows.append(zmq.asyncio.Context(self._context()))
+        return res.shadows[0]
+
     @scoped
     def socket(self, sock_type: int, bind: Union[Endpoint, Sequence[Endpoint], None] = None,
                connect: Union[Endpoint, Sequence[Endpoint], None] = None,

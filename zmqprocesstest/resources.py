@@ -69,6 +69,9 @@ class Resources:
         self.owner = owner
         self.parents = list(parents)
         self.contexts: List[zmq.Context] = []
+        #: Shadows of a context (the test's ``asyncio_context``): their sockets are closed
+        #: before the contexts are terminated.
+        self.shadows: List[zmq.Context] = []
         self.sockets: List[TestSocket] = []
         self.processes: List[ManagedProcess] = []
         self.closers: List[Callable[[], None]] = []
@@ -287,6 +290,7 @@ class Resources:
         # The first context terminates on its thread while the closers run and the
         # directory goes (the rest, rarely any, one after the other: one that hangs
         # must not hold up the next).
+        problems.extend(_close_shadows(self.shadows))
         ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
@@ -359,6 +363,7 @@ class Resources:
         self.links.clear()
         self.monitors.clear()
         self.contexts.clear()
+        self.shadows.clear()
         self.parents.clear()
         self.owner = None
 
@@ -448,6 +453,18 @@ _TERMINATOR: PerProcess[_Terminator] = PerProcess(_Terminator)
 def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     """Close what is left of *ctx* and terminate it, bounded by *timeout* seconds."""
     return _begin_terminate(ctx)(timeout)
+
+
+def _close_shadows(shadows: List[zmq.Context]) -> List[str]:
+    """Close the sockets left open on *shadows* (a shadow is never terminated itself: the
+    context it shadows is)."""
+    left = [s for ctx in shadows for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
+    for sock in left:
+        sock.close(linger=0)
+    shadows.clear()
+    if not left:
+        return []
+    return [f"{len(left)} socket(s) made with asyncio_context.socket() were left open; closed them"]
 
 
 def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
