@@ -71,7 +71,7 @@ class TestReportPages(SystemTestCase):
     def golden_page(self, case, status, traceback_text, name):
         """The page of *case*'s timeline without output lines or resent signals, compared with golden *name*."""
         kept = Timeline(case._timeline.shown)
-        kept.start, kept.lanes = case._timeline.start, case._timeline.lanes
+        kept.start, kept.lanes, kept.endpoints = case._timeline.start, case._timeline.lanes, case._timeline.endpoints
         for entry in case._timeline.entries:
             resent = entry[1] == "signal" and kept.entries and kept.entries[-1][1:] == entry[1:]
             if entry[1] != "output" and not resent:
