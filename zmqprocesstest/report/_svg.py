@@ -29,6 +29,7 @@ _STYLE = {"sent": "#1f5fbf", "received": "#1f8f4f", "output": "#777777", "fault"
           "timeout": "#c0392b", "start": "#333333", "exit": "#333333", "stop": "#8e44ad", "signal": "#8e44ad",
           "subscribe": "#1f5fbf", "failed": "#c0392b", "teardown": "#777777"}
 _LANE_FILL = {"socket": "#e8f0fc", "link": "#fdf0e0", "process": "#e8f6ec", "peers": "#f2f2f2", "other": "#f2f2f2"}
+_NUMBER = re.compile(r"\d+")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 Row = Tuple[float, str, str, str]
@@ -74,8 +75,10 @@ def split_teardown(rows: Sequence[Row]) -> Tuple[List[Row], List[Row]]:
 
 
 def _extent(x: int, text: str) -> int:
-    """Where a label of *text* starting at *x* ends, in the monospace font used."""
-    return x + int(len(text) * _CHAR) + 1
+    """Where a label of *text* starting at *x* ends, in the monospace font used. Each
+    number counts as the widest a pid or port gets (7 digits), so a picture's size does
+    not depend on which pids and ports a run got."""
+    return x + int(len(_NUMBER.sub("0000000", text)) * _CHAR) + 1
 
 
 def sequence_svg(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]], title: str = "",
@@ -95,7 +98,9 @@ def sequence_svg(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]], title: 
     lanes_end = _LEFT + max(1, len(order)) * _LANE
     right = lanes_end
     for _at, kind, source, text in shown:  # room for the labels right of the last lane, no more
-        if kind not in MESSAGE_KINDS and kind not in _RULES:
+        if kind == "failed":
+            right = max(right, _extent(_LEFT, f"test failed here: {text}"))
+        elif kind not in MESSAGE_KINDS and kind not in _RULES:
             right = max(right, _extent(x[source] + 9, _cut(_label(kind, text), 60)))
     width = min(right, lanes_end + _TEXT) + 8
     bottom = _TOP + (len(shown) + 1) * _ROW
@@ -126,12 +131,11 @@ def sequence_svg(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]], title: 
         y = _TOP + i * _ROW + _ROW // 2
         colour = _STYLE.get(kind, "#555555")
         out.append(f'<text x="{_LEFT - 12}" y="{y + 4}" text-anchor="end" fill="#555555">+{at:.3f}</text>')
-        if kind in _RULES:
-            label = _cut(f"test failed here: {text}" if kind == "failed" else f"{kind}: {text}",
-                         max(10, int((width - _LEFT - 8) / _CHAR)))
-            out.append(f'<line x1="{_LEFT - 8}" y1="{y + 6}" x2="{width - 4}" y2="{y + 6}" stroke="{colour}" '
-                       f'stroke-width="2" stroke-dasharray="6,3"/>')
-            out.append(f'<text x="{_LEFT}" y="{y + 2}" fill="{colour}" font-weight="bold">{_esc(label)}</text>')
+        if kind in _RULES:  # the whole line: what does not fit is cut off at the picture's edge
+            label = f"test failed here: {text}" if kind == "failed" else f"{kind}: {text}"
+            out.append(f'<g><title>{_esc(label)}</title><line x1="{_LEFT - 8}" y1="{y + 6}" x2="{width - 4}" '
+                       f'y2="{y + 6}" stroke="{colour}" stroke-width="2" stroke-dasharray="6,3"/>'
+                       f'<text x="{_LEFT}" y="{y + 2}" fill="{colour}" font-weight="bold">{_esc(label)}</text></g>')
             continue
         here = x[source]
         if kind in MESSAGE_KINDS:
