@@ -41,6 +41,7 @@ from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, Polit
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
+from .report import timeline as _timeline
 from .sockets import TestSocket, make_sock
 from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, death_interrupts, hard_timeout, quiet
 
@@ -659,12 +660,20 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         target=serve, args=(endpoint,), name="server")`` runs ``serve(endpoint)`` in a
         process named ``server``. The process is stopped after the test. Returns the
         :class:`multiprocessing.Process`.
+
+        ``name=`` names the process in every report (the timeline's lanes, the HTML
+        page, :class:`~zmqprocesstest.ProcessDied`), and is passed on only to a target
+        that takes a ``name`` argument. Without it the process is named by its class
+        (a name the class gives it, else the class's ``__name__``) or its function's
+        ``__name__``; a name another process of the test has gets ``#2``, ``#3``...
+        The endpoints among the arguments tell the reports which test sockets talk to it.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         obj = res.add_process(ForkedProcess.start(
-            target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
+            target, args, kwargs, capture=self.capture_output, start_method=self.start_method,
+            taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
@@ -676,12 +685,17 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         It runs in its own session; stdout and stderr are captured through a pipe that
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
+
+        *name* names it in every report; by default its program's name (for a Python
+        interpreter, the module of ``-m`` or the script's name), made unique in the test
+        as :meth:`start_process` does. The endpoints in *argv* tell the reports which
+        test sockets talk to it.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
-        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
-                              plan).obj
+        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output,
+                                                   taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
@@ -869,6 +883,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
+        self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
         if runner is not None and not runner.closed:
             with hard_timeout(run_limit(self), f"{self.id()} (asyncTearDown)"):
@@ -910,7 +925,16 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
             if res is not None and (res.timeline.entries or res.processes or res.links):
-                note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
+                res.note_listening()  # who bound what, while the processes still run
+                told, state = res.report_parts(shown=getattr(exc, "process", None))  # as things were at the failure
+                note = told + "\n" + state if state else told
+                try:  # the HTML page draws it instead, and shows the state on its own
+                    exc._zpt_report = (note, state)  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+                if _timeline.current() is res.timeline:
+                    _timeline.record("failed", "test", _timeline.failure_line(exc))
+                self._mark_teardown("the processes are stopped after the failure")
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.
                 problems = res.stop_processes()
@@ -920,6 +944,13 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             if sys.version_info < (3, 11):  # a bare raise there re-raises the untrimmed traceback
                 raise exc
             raise
+
+    def _mark_teardown(self, what: str) -> None:
+        """Note in the test's timeline, once, where its teardown begins (reports fold what follows)."""
+        res = self._zpt
+        if res is not None and _timeline.current() is res.timeline \
+                and not any(entry[1] == "teardown" for entry in res.timeline.entries):
+            _timeline.record("teardown", "test", what)
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:

@@ -228,16 +228,20 @@ class Events(ConnectionEvents):
         check_socket(self, sock)
         frames = [] if type(header) is list and not header else frames_arg("header", header)
         codec = sock.codec
+        at = -1
         if type(codec) is JsonCodec:  # the default, as cheap as before codecs
             try:
                 frames.append(json.dumps(body).encode("utf-8"))
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
+            at = len(frames) - 1
         else:
             frames.extend(codec.encode(body))
         if extra_frames:
             frames.extend(frames_arg("extra_frames", extra_frames))
         sock.send_multipart(frames, timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
+        if at >= 0 and sock.recorded:  # the timeline shows the body as the test gave it, as recv shows what it got
+            _timeline.revise("sent", sock.name, at, body, len(frames[at]) <= PREVIEW_BYTES)
 
     @event
     def recv(self, sock: TestSocket, json_index: Optional[int] = -1, timeout: Optional[float] = None,

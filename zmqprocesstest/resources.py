@@ -25,7 +25,7 @@ import zmq
 from . import _perturb
 from .processes import _guardian, _reaper
 from ._compat import PerProcess
-from .processes._os import child_pids, open_fds, orphan_pids, peer_closed_sockets
+from .processes._os import child_pids, group_members, listening_endpoints, open_fds, orphan_pids, peer_closed_sockets
 from ._config import CONTEXT_TERM_TIMEOUT, EXIT_DRAIN, EXIT_GRACE, scaled
 from .processes._output import drainer_fds
 from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, ProcessStopError
@@ -34,7 +34,7 @@ from .processes.stopping import StopPlan
 from .endpoints import private_dir
 from .timeout import death_watch_fds, deaths_changed, quiet
 from .report import timeline as _timeline
-from .report.timeline import Timeline
+from .report.timeline import UNKNOWN_PEER, Timeline
 
 __unittest = True
 __tracebackhide__ = True
@@ -93,6 +93,9 @@ class Resources:
         self.timeline = Timeline(transcript_length)
         self._previous_timeline = _timeline.activate(self.timeline)
         self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        for parent in self.parents:  # the shared sockets and processes are lanes of its pictures too
+            for name, (kind, detail) in parent.timeline.lanes.items():
+                self.timeline.lane(name, kind, detail, parent.timeline.endpoints.get(name))
         #: Shared processes this owner froze (thawed at its end, see :meth:`froze`).
         self.frozen_shared: List[ManagedProcess] = []
         self._fds: Tuple[int, ...] = ()
@@ -116,7 +119,7 @@ class Resources:
             self.contexts.append(context)
         sock.watch = self
         sock.owner = self.owner
-        self.timeline.lane(sock.name, "socket", ", ".join(sock.endpoints))
+        self.timeline.lane(sock.name, "socket", ", ".join(sock.endpoints), sock.endpoints)
         self.sockets.append(sock)
         return sock
 
@@ -140,7 +143,7 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
-        self.timeline.lane(proc.name, "process")
+        self.timeline.lane(proc.name, "process", "", proc.endpoints)
         if proc.output is not None:
             proc.output.pid = proc.pid
             proc.output.spill_dir = self.spill_dir  # all its output, past what memory keeps
@@ -262,9 +265,24 @@ class Resources:
         return None if pending is None else not pending
 
     # -- after the test -----------------------------------------------------------------------
+    def note_listening(self) -> None:
+        """While they run: where a test socket's peer is not known yet, note the
+        endpoints each process (and its group) listens on, so the reports draw the
+        socket's messages to the process that bound its endpoint."""
+        timeline = self.timeline
+        sockets = [name for name, (kind, _) in timeline.lanes.items() if kind == "socket"]
+        if UNKNOWN_PEER not in timeline.peers(sockets).values():
+            return
+        for proc in [p for res in [self] + self.parents for p in res.processes]:
+            if proc.closed or not proc.alive():
+                continue
+            for pid in (group_members(proc.pgid) if proc.pgid is not None else []) or [proc.pid]:
+                proc.endpoints.extend(e for e in listening_endpoints(pid) if e not in proc.endpoints)
+
     def stop_processes(self) -> List[str]:
         """Stop every process (last started first), then what they left running outside
         their groups; return the problems found."""
+        self.note_listening()
         problems: List[str] = []
         with quiet():  # the deaths it causes interrupt nothing
             for proc in reversed(self.processes):
@@ -369,10 +387,17 @@ class Resources:
 
     def report(self, shown: Optional[ManagedProcess] = None) -> str:
         """Timeline and processes; the output of *shown* is in the message already."""
+        told, state = self.report_parts(shown)
+        return told + "\n" + state if state else told
+
+    def report_parts(self, shown: Optional[ManagedProcess] = None) -> Tuple[str, str]:
+        """The :meth:`report` in two: what happened (the timeline, the chart of the last
+        messages), and the state of the processes and fault links."""
         parts = [self.timeline.header(), self.timeline.format()]
         chart = self.timeline.chart()
         if chart:
             parts.extend(["Sequence of the last messages:", chart])
+        told, parts = "\n".join(parts), []
         shared = [p for r in self.parents for p in r.processes]
         for title, procs in (("Processes under test:", self.processes),
                              ("Processes shared by the class or module:", shared)):
@@ -380,7 +405,12 @@ class Resources:
                 parts.append(title)
                 parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report()) for p in procs)
         parts.extend(link.report() for link in self.links)
-        return "\n".join(parts)
+        return told, "\n".join(parts)
+
+    def process_names(self) -> Set[str]:
+        """The names of the processes this owner and its parents started (each lane of a
+        report is one process: a new one gets a name none of them has)."""
+        return {proc.name for res in [self] + self.parents for proc in res.processes}
 
     def check_shared(self) -> None:
         """Before a test: fail at once if a shared process has died (naming when)."""

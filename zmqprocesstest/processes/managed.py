@@ -22,13 +22,15 @@ crash ends a wait at once.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
+import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import _guardian
 from ..report import timeline as _timeline
@@ -51,7 +53,10 @@ __all__ = [
     "ProcessError",
     "ProcessStopError",
     "default_signals",
+    "endpoints_in",
     "launch",
+    "program_name",
+    "unique_name",
 ]
 
 
@@ -107,8 +112,12 @@ class ManagedProcess:
     def __init__(self, obj: Any, name: str, output: Optional[Output], *, pgid: Optional[int] = None) -> None:
         #: The :class:`multiprocessing.Process` or :class:`subprocess.Popen`.
         self.obj = obj
-        #: Name used in messages.
+        #: Name used in messages and reports (unique among the processes of a test).
         self.name = name
+        #: The endpoints it is known to use: those given at its start, and those it was
+        #: seen listening on (:meth:`note_listening`); a report draws the messages of a
+        #: test socket that uses one of them to its lane.
+        self.endpoints: List[str] = []
         #: Its captured output (``None`` if not captured).
         self.output = output
         #: Process id.
@@ -437,6 +446,51 @@ class ManagedProcess:
         self._release()
 
 
+_ENDPOINT = re.compile(r"\b(?:tcp|ipc|ws|wss|udp)://[^\s,;'\"]+")
+
+
+def endpoints_in(values: Iterable[Any]) -> List[str]:
+    """The endpoints written in *values* (a process's start arguments: strings, and the
+    strings in lists, tuples and dict values one level down), in order, each once."""
+    found: List[str] = []
+    for value in values:
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+        for item in inner:
+            if isinstance(item, str):
+                found.extend(e for e in _ENDPOINT.findall(item) if e not in found)
+    return found
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """*name*, or ``name#2``, ``name#3``... the first that is not in *taken*."""
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name}#{number}" in taken:
+        number += 1
+    return f"{name}#{number}"
+
+
+def program_name(argv: Sequence[str]) -> str:
+    """The name a command line is known by: its program's (``pongproc`` for ``pongproc
+    --fast``), or for a Python interpreter its module or script (``python -m pongproc``,
+    ``python3 pongproc.py``: ``pongproc``)."""
+    program = os.path.basename(str(argv[0]))
+    if re.fullmatch(r"python[0-9.]*|pypy[0-9.]*", program) or os.path.realpath(str(argv[0])) == \
+            os.path.realpath(sys.executable):
+        rest = [str(arg) for arg in argv[1:]]
+        for at, arg in enumerate(rest):
+            if arg == "-m" and at + 1 < len(rest):
+                return rest[at + 1]
+            if arg.startswith("-m") and len(arg) > 2:
+                return arg[2:]
+            if arg == "-c":
+                return program
+            if not arg.startswith("-"):
+                return re.sub(r"\.pyw?$", "", os.path.basename(arg)) or program
+    return program
+
+
 # -- forked multiprocessing processes --------------------------------------------------------
 _SIGINT, _SIG_DFL, _SIG_SETMASK = int(signal.SIGINT), int(signal.SIG_DFL), int(signal.SIG_SETMASK)
 _DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
@@ -484,16 +538,21 @@ class CommandProcess(ManagedProcess):
 
     @classmethod
     def start(cls, argv: Sequence[str], *, name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None, capture: bool = True) -> "CommandProcess":
+              cwd: Optional[str] = None, capture: bool = True, taken: Collection[str] = ()) -> "CommandProcess":
         """Start *argv* with :func:`launch`, stdout and stderr drained from one pipe.
 
-        How it is stopped is up to its owner (:attr:`ManagedProcess.stop_plan`).
+        It is named *name*, by default its program's name (:func:`program_name`), made
+        unique among the names *taken* (``name#2``...). How it is stopped is up to its
+        owner (:attr:`ManagedProcess.stop_plan`).
         """
+        if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
+            launch(argv)  # its clear TypeError
+        name = unique_name(name or program_name(argv), taken)
         with other_reapers_held():  # until it has a pidfd
             return cls._start(argv, name=name, env=env, cwd=cwd, capture=capture)
 
     @classmethod
-    def _start(cls, argv: Sequence[str], *, name: Optional[str], env: Optional[Dict[str, str]], cwd: Optional[str],
+    def _start(cls, argv: Sequence[str], *, name: str, env: Optional[Dict[str, str]], cwd: Optional[str],
                capture: bool) -> "CommandProcess":
         output = Output() if capture else None
         try:
@@ -504,8 +563,9 @@ class CommandProcess(ManagedProcess):
                 output.discard()
             raise
         if output is not None:
-            output.start(name or os.path.basename(argv[0]))
-        managed = cls(popen, name or os.path.basename(argv[0]), output)
+            output.start(name)
+        managed = cls(popen, name, output)
+        managed.endpoints = endpoints_in(argv)
         managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture)
         return managed
 
