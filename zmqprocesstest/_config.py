@@ -18,10 +18,10 @@ __all__ = [
     "BODY_LOG_ENV",
     "CHECK_LEAKS_ENV",
     "CONTEXT_TERM_TIMEOUT",
+    "COROUTINE_ORIGIN_DEPTH",
     "DEATH_BUSY",
     "DEATH_LOOK",
     "DEATH_RETRY",
-    "COROUTINE_ORIGIN_DEPTH",
     "DEFAULT_RUN_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "EXIT_DRAIN",
@@ -41,6 +41,8 @@ __all__ = [
     "PROGRAM_TIMEOUT",
     "PYTEST_RUN_OPTIONS",
     "REPEAT_ENV",
+    "REPEAT_SCOPES",
+    "REPEAT_SCOPE_ENV",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
     "REPORT_SETTLE",
@@ -53,6 +55,11 @@ __all__ = [
     "SHUFFLE_ENV",
     "STOP_SEND_TIMEOUT",
     "STRESS_ENV",
+    "STRESS_HOLD_BOUND",
+    "STRESS_MAX_PAUSE",
+    "STRESS_MAX_START_DELAY",
+    "STRESS_PAUSE_GAP",
+    "STRESS_START_GAP",
     "TAP_KEEP_BYTES",
     "THREAD_END_GRACE",
     "TIMEOUT_SCALE_ENV",
@@ -102,10 +109,31 @@ REPORT_DIR_ENV = "ZMQPROCESSTEST_REPORT_DIR"
 REPORT_ALL_ENV = "ZMQPROCESSTEST_REPORT_ALL"
 #: Run each test class this many times (see :mod:`zmqprocesstest.runs`).
 REPEAT_ENV = "ZMQPROCESSTEST_REPEAT"
+#: What one repeat spans (:data:`REPEAT_SCOPES`): the whole selection round by round
+#: (``session``, the default with until-failure), each module, class or test N times in a row.
+REPEAT_SCOPE_ENV = "ZMQPROCESSTEST_REPEAT_SCOPE"
+#: The values of ``--repeat-scope`` (pytest-repeat's, with ``test`` for its ``function``).
+REPEAT_SCOPES = ("test", "class", "module", "session")
 #: Flag: stop the run at the first failure and print how to reproduce it.
 UNTIL_FAILURE_ENV = "ZMQPROCESSTEST_UNTIL_FAILURE"
 #: Flag: perturb timing (CPU burners, delays), reproducibly from the seed.
 STRESS_ENV = "ZMQPROCESSTEST_STRESS"
+#: Stress: the longest delay before a process under test runs its own code, in seconds
+#: (drawn half of the time, small ones more likely): longer than a fork and an
+#: interpreter's first steps, so two processes started together swap places now and then.
+STRESS_MAX_START_DELAY = 0.02
+#: Stress: seconds between two held processes let go one after the other (in the order
+#: made from the seed), so the first is ahead of the second by about a fork.
+STRESS_START_GAP = 0.003
+#: Stress: the longest a start is held waiting for the test's next event, in seconds: a
+#: test that waits in a way of its own (not an event or a test socket) is not stalled.
+STRESS_HOLD_BOUND = 0.05
+#: Stress: the longest pause (SIGSTOP ... SIGCONT) of a process under test's group, in
+#: seconds: a scheduling hiccup, short beside any test's timeouts.
+STRESS_MAX_PAUSE = 0.02
+#: Stress: the longest time between two chances of a pause, in seconds (each chance
+#: pauses one running process under test half of the time).
+STRESS_PAUSE_GAP = 0.05
 #: The run's seed (an integer) for stress and shuffle; chosen and printed when unset.
 SEED_ENV = "ZMQPROCESSTEST_SEED"
 #: Flag: run the tests in an order made from the seed (pytest plugin and the CLI).
@@ -114,11 +142,14 @@ SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
 #: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
 SHARD_ENV = "ZMQPROCESSTEST_SHARD"
 #: The variables that ask for the runs wing (:mod:`zmqprocesstest.runs`) under any runner.
-RUN_ENVS = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS")
+RUN_ENVS = (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX",
+            "TEST_TOTAL_SHARDS")
 #: The pytest plugin's options of the runs wing: option -> (attribute of the run's
 #: settings, how pytest parses it, help).
 PYTEST_RUN_OPTIONS = {
     "--zpt-repeat": ("repeat", int, "run each unittest-style test class N times (ZMQPROCESSTEST_REPEAT)"),
+    "--zpt-repeat-scope": ("repeat_scope", str, "what one repeat spans: test, class, module or session (the "
+                           "default with until-failure: round by round; ZMQPROCESSTEST_REPEAT_SCOPE)"),
     "--zpt-until-failure": ("until_failure", None, "stop at the first failure (-x) and print how to reproduce it"),
     "--zpt-stress": ("stress", None, "perturb timing from the seed (ZMQPROCESSTEST_STRESS)"),
     "--zpt-seed": ("seed", int, "seed of stress and shuffle (ZMQPROCESSTEST_SEED)"),

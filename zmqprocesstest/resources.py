@@ -128,7 +128,7 @@ class Resources:
         orphans, and (before its first) note the children it has, so that a daemon left
         by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
-            _perturb.hook("start")
+            _perturb.hook("start", "")
         self._note_children()
 
     def _note_children(self) -> None:
@@ -143,6 +143,8 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
+        if _perturb.started is not None:
+            _perturb.started(proc)  # stress: paused now and then
         self.timeline.lane(proc.name, "process", "", proc.endpoints)
         if proc.output is not None:
             proc.output.pid = proc.pid
@@ -295,6 +297,8 @@ class Resources:
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        if _perturb.ended is not None:
+            _perturb.ended(self.processes)  # stress: held starts go, pauses end, none begins
         self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
