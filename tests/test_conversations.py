@@ -11,7 +11,7 @@ from unittest import mock
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, normalise_timestamps
+from zmqprocesstest import ProcessTestCase, normalise_timestamps, run_program
 from zmqprocesstest.conversations import (TO_CLIENT, TO_SERVER, ConversationError, ConversationWriter, decode_frame,
                                           encode_frame, read_conversation)
 from zmqprocesstest.systemtests import UPDATE_GOLDEN_ENV
@@ -415,6 +415,86 @@ class ReplayArguments(Files):
 
             with self.subTest(args=args):
                 self.assertIn(expected, only_problem(self, run_case(Bad), "error"))
+
+
+# -- scaffold ---------------------------------------------------------------------------------------
+class Scaffold(Files):
+    SESSION = pings((1, ["pong", 1]), (2, ["pong", 2]))
+
+    def scaffold(self, *args, name="ping-session.jsonl", text=None):
+        self.write(self.SESSION if text is None else text, name)
+        return run_program([sys.executable, "-m", "zmqprocesstest", "scaffold", name, *args], cwd=self.dir)
+
+    def test_it_writes_a_test_as_a_person_would(self):
+        result = self.scaffold("--process", "pingpong.pongproc:PongProc")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, "wrote test_ping_session.py: TestPingSession.test_ping_session, 2 sends and "
+                                        "2 receives checked, the client side of ping-session.jsonl\n")
+        self.assertEqual(self.read("test_ping_session.py"), '''"""The conversation recorded in ping-session.jsonl, as a test.
+
+Written by python -m zmqprocesstest scaffold; edit it as your own test.
+"""
+import zmq
+
+from zmqprocesstest import ProcessTestCase
+
+from pingpong.pongproc import PongProc
+
+
+class TestPingSession(ProcessTestCase):
+    """Plays the client side of ping-session.jsonl."""
+
+    def setUp(self):
+        self.client = self.socket(zmq.REQ, connect=self.endpoint, name="client")
+        self.proc = self.start_process(PongProc, self.endpoint)
+
+    def test_ping_session(self):
+        yield ("send", self.client, [], ["ping", 1])
+        reply = yield ("recv", self.client)
+        self.assertEqual(reply, [["pong", 1]])
+        yield ("send", self.client, [], ["ping", 2])
+        reply = yield ("recv", self.client)
+        self.assertEqual(reply, [["pong", 2]])
+''')
+
+    def test_the_written_test_passes_unchanged_under_unittest_nose2_and_pytest(self):
+        self.assertEqual(self.scaffold("--process", "pingpong.pongproc:PongProc").returncode, 0)
+        env = dict(os.environ, PYTHONPATH=EXAMPLES)
+        runners = {"unittest": ["-m", "unittest", "-v", "test_ping_session"],
+                   "pytest": ["-m", "pytest", "-p", "no:cacheprovider", "-v", "test_ping_session.py"],
+                   "nose2": ["-m", "nose2", "-v", "-s", ".", "test_ping_session"]}
+        for runner, args in runners.items():
+            with self.subTest(runner=runner):
+                result = run_program([sys.executable, *args], cwd=self.dir, env=env)
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                self.assertRegex(result.stdout + result.stderr, r"test_ping_session.*(ok|PASSED)")
+
+    def test_raw_frames_the_server_side_and_a_router(self):
+        text = recording([(TO_SERVER, 1, ["", {"json": {"a":1}, "style": "compact"}]),
+                          (TO_CLIENT, 1, ["", {"b64": "/w=="}])] + TWO_PEERS[2:])
+        self.assertEqual(self.scaffold("--command", "python -m server {endpoint}", name="raw.jsonl",
+                                       text=text).returncode, 0)
+        written = self.read("test_raw.py")
+        self.assertIn('yield ("send_raw", self.client1, [b"", b\'{"a":1}\'])', written)
+        self.assertIn('reply = yield ("recv_raw", self.client1)\n        self.assertEqual(reply, [b"", b"\\xff"])',
+                      written)
+        self.assertIn('self.proc = self.start_command([sys.executable, "-m", "server", self.endpoint])', written)
+        self.scaffold("--side", "server", "-o", "test_server.py", name="raw.jsonl", text=text)
+        written = self.read("test_server.py")
+        self.assertIn('self.server = self.socket(zmq.ROUTER, bind=self.endpoint, name="server")', written)
+        self.assertIn("peer2 = request[0]", written)
+        self.assertIn('yield ("send", self.server, [peer2, b""], ["welcome", "b"])', written)
+        self.assertIn('self.fail("start the process under test here', written)
+
+    def test_refusals_say_why(self):
+        self.scaffold()
+        result = self.scaffold()
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("test_ping_session.py exists; expected a new file (--force replaces it)", result.stderr)
+        result = self.scaffold(name="bad.jsonl", text="{}\n")
+        self.assertIn("bad.jsonl:1: expected the first line of a recording", result.stderr)
+        result = self.scaffold("--process", "nocolon", name="x.jsonl")
+        self.assertIn("expected --process MODULE:NAME (pingpong.pongproc:PongProc), got 'nocolon'", result.stderr)
 
 
 if __name__ == "__main__":
