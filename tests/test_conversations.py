@@ -175,7 +175,7 @@ def two_dealers(endpoint):
     """A client under test of two DEALER connections, which must get the right answer each."""
     ctx = zmq.Context()
     socks = []
-    for name in ("a", "b"):
+    for _ in range(2):
         sock = ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.rcvtimeo = 5000
@@ -409,9 +409,11 @@ class ReplayArguments(Files):
                  ((path, "client", (), -1), "expected timeout to be a finite number of seconds")]
         for args, expected in cases:
             class Bad(ProcessTestCase):
+                given = args
+
                 def test_replay(self):
                     req = self.socket(zmq.REQ, connect=self.endpoint)
-                    yield ("replay", req, *args)
+                    yield ("replay", req, *self.given)
 
             with self.subTest(args=args):
                 self.assertIn(expected, only_problem(self, run_case(Bad), "error"))
@@ -430,7 +432,7 @@ class Scaffold(Files):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout, "wrote test_ping_session.py: TestPingSession.test_ping_session, 2 sends and "
                                         "2 receives checked, the client side of ping-session.jsonl\n")
-        self.assertEqual(self.read("test_ping_session.py"), '''"""The conversation recorded in ping-session.jsonl, as a test.
+        expected = '''"""The conversation recorded in ping-session.jsonl, as a test.
 
 Written by python -m zmqprocesstest scaffold; edit it as your own test.
 """
@@ -455,7 +457,8 @@ class TestPingSession(ProcessTestCase):
         yield ("send", self.client, [], ["ping", 2])
         reply = yield ("recv", self.client)
         self.assertEqual(reply, [["pong", 2]])
-''')
+'''
+        self.assertEqual(self.read("test_ping_session.py"), expected)
 
     def test_the_written_test_passes_unchanged_under_unittest_nose2_and_pytest(self):
         self.assertEqual(self.scaffold("--process", "pingpong.pongproc:PongProc").returncode, 0)
