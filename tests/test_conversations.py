@@ -489,6 +489,15 @@ class TestPingSession(ProcessTestCase):
         self.assertIn('yield ("send", self.server, [peer2, b""], ["welcome", "b"])', written)
         self.assertIn('self.fail("start the process under test here', written)
 
+    def test_the_howto_shows_what_scaffold_writes(self):
+        howto = os.path.join(EXAMPLES, "howto")
+        out = os.path.join(self.dir, "test_pingpong_scaffolded.py")
+        result = run_program([sys.executable, "-m", "zmqprocesstest", "scaffold", "conversations/pingpong.jsonl",
+                              "--process", "pingpong.pongproc:PongProc", "-o", out], cwd=howto)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(howto, "test_pingpong_scaffolded.py"), encoding="utf-8") as f:
+            self.assertEqual(self.read("test_pingpong_scaffolded.py"), f.read())
+
     def test_refusals_say_why(self):
         self.scaffold()
         result = self.scaffold()
