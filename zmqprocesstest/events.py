@@ -33,6 +33,8 @@ from .scopes import MODULE_SCOPES
 from .codecs import CodecError, JsonCodec
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
 from .timeout import quiet
+from . import conversations as _conversations
+from .conversations import ReplayResult
 from .report import timeline as _timeline
 from .report.timeline import PREVIEW_BYTES, short_frames
 
@@ -449,6 +451,37 @@ class Events(ConnectionEvents):
             if time.monotonic() >= deadline:
                 raise AssertionError(f"expected a message on {sock.describe()} within {limit:g} s while repeating "
                                      f"{trigger!r} ({count} times); none came (is it subscribed to that topic?)")
+
+    @event
+    def replay(self, sock: Union[TestSocket, Sequence[TestSocket]], path: str, side: str = "client",
+               normalise: Any = (), timeout: Optional[float] = None) -> ReplayResult:
+        """Event: play one side of a recorded conversation (:mod:`zmqprocesstest.conversations`)
+        against the process under test, and check what it answers.
+
+        ``yield ("replay", sock, PATH)`` plays the client side: it sends each message the
+        recorded client sent, in order, and receives each message the server sent, comparing
+        it with the recording. ``yield ("replay", sock, PATH, "server")`` plays the server side
+        over a bound socket against a client under test. Each receive waits at most *timeout*
+        seconds (default: the socket's). A recording of several connections needs a socket
+        for each (a list, in the order the connections first appear), or one ROUTER socket
+        for the server side: the clients' identities are mapped to the recorded connections
+        as they first speak. A REQ or REP socket adds and takes the empty delimiter itself; a
+        SUB socket takes the recorded subscriptions. *PATH* is relative to the test module's
+        directory, as golden files are.
+
+        The first message that differs fails the test with its index, direction and line, and
+        a diff of what was recorded against what came. *normalise* takes normalisers of text
+        (:func:`~zmqprocesstest.systemtests.normalise_timestamps`...) and JSON paths to ignore
+        (``"header.msg_id"``, ``"items.*.id"``), or a list of them. In update mode
+        (``ZMQPROCESSTEST_UPDATE_GOLDEN=1``) the messages that differ are written into the
+        recording instead, and the replay says so on stderr. Returns a
+        :class:`~zmqprocesstest.conversations.ReplayResult`.
+        """
+        given = [sock] if isinstance(sock, TestSocket) or not isinstance(sock, (list, tuple)) else list(sock)
+        if not given:
+            raise BadArgument("expected a test socket (or a list of them) to replay over, got an empty list")
+        socks = [check_socket(self, each) for each in given]
+        return _conversations.replay(self, socks, path, side, normalise, seconds_arg("timeout", timeout))
 
     @event
     def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:
