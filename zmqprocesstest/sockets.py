@@ -501,7 +501,7 @@ class TestSocket:
         receiving = flag == _POLLIN
         if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
             check_seconds(timeout, f"the timeout of {operation}")
-        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send", self.name)  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
