@@ -763,7 +763,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     @scoped
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any,
                          header: Union[Sequence[Any], Callable[[], Sequence[Any]]] = ()) -> None:
-        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
+        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first
+        (``header + codec.encode(body)`` for a socket with another codec).
 
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
         the stop message or event set before. *header* may be a function called at stop

@@ -522,6 +522,8 @@ class Events(ConnectionEvents):
         once if *proc* exits without printing a match, and says so when only output
         consumed already matches. Output that is not UTF-8 is decoded with
         ``surrogateescape``: ``match[0].encode("utf-8", "surrogateescape")`` gives its bytes.
+        A match holds the text it searched (``match.string``, the output after the
+        previous match) for as long as it is kept.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:
