@@ -213,7 +213,9 @@ class SocketWaits(unittest.TestCase):
                 self.assertIs(sock, sock.test_socket.asyncio)
                 self.assertEqual(sock.name, "PAIR")  # the test socket's attributes
                 with self.assertRaisesRegex(TypeError, "it unpickles received data"):
-                    await sock.recv_pyobj()
+                    sock.recv_pyobj()
+                with self.assertRaisesRegex(TypeError, "send_pyobj on socket 'PAIR' .* is refused"):
+                    sock.send_pyobj([1])
                 with self.assertRaisesRegex(AttributeError, "recv_into has no awaitable form"):
                     sock.recv_into  # noqa: B018 - the attribute is the test
         self.assertEqual(problems(run_case(Refuses)), [])

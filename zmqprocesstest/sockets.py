@@ -675,8 +675,15 @@ class AsyncTestSocket:
             return False
         return True
 
-    send_pyobj = TestSocket.send_pyobj  # refused, as on the test socket
-    recv_pyobj = TestSocket.recv_pyobj
+    def send_pyobj(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        """Refused, as on the test socket: the peer would have to unpickle it."""
+        raise TypeError(f"send_pyobj on {self.test_socket.describe()} is refused: it pickles, and a test socket "
+                        "never pickles or unpickles; use send_json")
+
+    def recv_pyobj(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, as on the test socket: unpickling received data can run arbitrary code."""
+        raise TypeError(f"recv_pyobj on {self.test_socket.describe()} is refused: it unpickles received data, "
+                        "which can run arbitrary code; use recv_json")
 
 
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,

@@ -205,13 +205,16 @@ else:
                 TIMES["ended"] = time.monotonic()
 
         async def test_reply_before_a_clean_exit(self):
-            self.start_process(reply_then_exit, self.endpoint)
+            proc = self.start_process(reply_then_exit, self.endpoint)
             ctx = zmq.asyncio.Context()
             self.addCleanup(ctx.destroy, 0)
             sock = ctx.socket(zmq.REQ)
             sock.connect(self.endpoint)
             await sock.send(b"last request")
             TIMES["reply"] = await sock.recv()
+            # Its exit is the test's to wait for: a test that ended first would have the
+            # process stopped (SIGINT) in the middle of its ctx.term(), a failed stop.
+            self.wait_exit(proc)
 
         async def test_killed_in_sleep(self):
             proc = self.start_process(CrashingProc, self.endpoint)
@@ -381,7 +384,6 @@ if not os.environ.get("ASYNC_SAMPLE_SMOKE"):
             req = self.socket(zmq.REQ, connect=self.endpoint, name="last")
             await req.asyncio.send(b"last request")
             TIMES["reply"] = await req.asyncio.recv()
-            req.close()
             self.wait_exit(proc)
 
     class AsyncioContext(ProcessTestCase):
