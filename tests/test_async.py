@@ -112,7 +112,7 @@ class Runs(unittest.TestCase):
     def test_smoke_passes_under_unittest(self):
         result = run_case(samples.Smoke)
         self.assertEqual(problems(result), [])
-        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(result.testsRun, 5)
         self.assertEqual(problems(run_case(samples.SystemSmoke)), [])
 
     def test_an_async_test_never_passes_without_running(self):
@@ -442,14 +442,14 @@ class ChildRunners(unittest.TestCase):
             self.skipTest("nose2 is not installed")
         code, out = self.run_child([sys.executable, "-m", "nose2", "-s", ".", "-t", ".", "-v"])
         self.assertEqual(code, 0, out)
-        self.assertIn("Ran 4 tests", out)
+        self.assertIn("Ran 6 tests", out)
 
     def test_pytest(self):
         if importlib.util.find_spec("pytest") is None:
             self.skipTest("pytest is not installed")
         code, out = self.pytest()
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
+        self.assertRegex(out, r"\b6 passed\b")
         self.assertNotIn("warning", out.lower())
 
     def test_pytest_asyncio_auto_mode_does_not_take_over(self):
@@ -457,7 +457,7 @@ class ChildRunners(unittest.TestCase):
             self.skipTest("pytest-asyncio is not installed")
         code, out = self.pytest("-o", "asyncio_mode=auto")
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
+        self.assertRegex(out, r"\b6 passed\b")
         self.assertNotIn("warning", out.lower())
 
 

@@ -10,6 +10,8 @@ import time
 
 import zmq
 import zmq.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zmqprocesstest import ProcessTestCase, SystemTestCase
 
@@ -66,6 +68,24 @@ class Smoke(ProcessTestCase):
         await sock.send_multipart([b'["ping", 3]'])
         reply = await asyncio.wait_for(sock.recv_multipart(), 5)
         self.assertEqual(reply, [b'["pong", 3]'])
+
+
+    async def test_awaited_test_socket_and_asyncio_context(self):
+        await self.req.asyncio.send_json(["ping", 4])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", 4])
+        sock = self.asyncio_context.socket(zmq.REQ)
+        self.addCleanup(sock.close, 0)
+        sock.connect(self.endpoint)
+        await sock.send_multipart([b'["ping", 5]'])
+        self.assertEqual(await sock.recv_multipart(), [b'["pong", 5]'])
+
+    @settings(max_examples=3, deadline=None, database=None)
+    @given(n=st.integers(0, 100))
+    async def test_given(self, n):
+        yield ("send", self.req, [], ["ping", n])
+        self.assertEqual((yield ("recv", self.req)), [["pong", n]])
+        await self.req.asyncio.send_json(["ping", n + 1])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", n + 1])
 
 
 class SystemSmoke(SystemTestCase):
