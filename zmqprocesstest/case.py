@@ -74,11 +74,19 @@ __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 # made, and unittest's ``tearDown`` and cleanups end the last one, so a failing example
 # (the one Hypothesis replays last) is reported with its own timeline and processes.
 #
+# A ``@given`` coroutine test (``async def``, or an async generator test) runs each
+# example on the test's event loop, and each example gets a new loop as a test does. An
+# example that passes ends itself (:func:`end_example`: ``asyncTearDown``, ``tearDown``,
+# its resources, its loop closed), so what it left behind (a task still pending) fails
+# that example, which Hypothesis then shrinks and replays, and not the next one.
+#
 # Hypothesis is never imported here: a test is recognised by its ``hypothesis`` attribute,
 # and only when the user's code has imported Hypothesis already.
 
 #: The attribute of a test case counting the examples its @given test ran.
 _COUNT = "_zpt_examples"
+#: The attribute of a test case set while its last example has ended itself (coroutine tests).
+_ENDED = "_zpt_example_ended"
 
 
 def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any]]]:
@@ -87,8 +95,8 @@ def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any
         return None  # nobody imported Hypothesis: no test can be wrapped by it
     handle = getattr(func, "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
-    if inner is not None and inspect.isgeneratorfunction(inner):
-        return inner
+    if inner is not None and (inspect.isgeneratorfunction(inner) or is_coroutine_test(inner)):
+        return inner  # a generator test, or a coroutine test (async def, async generator)
     return None
 
 
@@ -96,12 +104,43 @@ def next_example(case: Any) -> None:
     """Before an example of a ``@given`` test: fresh resources, unless it is the test's first."""
     count = case.__dict__.get(_COUNT, 0)
     setattr(case, _COUNT, count + 1)
-    if count:
+    if count and case.__dict__.get(_ENDED):
+        setattr(case, _ENDED, False)  # the previous example ended itself (end_example)
+        case._set_up()
+    elif count:
+        runner = case._zpt_aio  # a coroutine test's: each example gets a new loop, as a test does
+        if runner is not None and not runner.closed:
+            runner.run(case.asyncTearDown())
         case.tearDown()
         res, case._zpt = case._zpt, None
         if res is not None:
             res.close("Releasing the resources of the previous example failed:\n")
+        if runner is not None:
+            case._zpt_aio = None
+            try:
+                runner.close()
+            except AssertionError as exc:
+                raise AssertionError(f"The previous example's event loop was left with:{str(exc).split(':', 1)[1]}"
+                                     ) from None
         case._set_up()
+
+
+def end_example(case: Any) -> None:
+    """After an example of a ``@given`` coroutine test that passed: end it as a test ends
+    (``asyncTearDown``, ``tearDown``, its resources released, its loop closed), so what it
+    left behind (a task still pending...) fails this example, not the next one. unittest's
+    tear-down then has nothing left to do for the last example."""
+    setattr(case, _ENDED, True)
+    runner = case._zpt_aio
+    if runner is not None and not runner.closed:
+        runner.run(case.asyncTearDown())
+    case.tearDown()
+    res, case._zpt = case._zpt, None
+    if res is not None:
+        res.close("Releasing the resources of the example failed:\n")
+    if runner is not None:
+        case._zpt_aio = None
+        runner.close()
 
 
 def wrap_examples(func: Any) -> Any:
@@ -112,11 +151,21 @@ def wrap_examples(func: Any) -> Any:
     """
     genfunc = given_generator(func)
     assert genfunc is not None
+    agen = inspect.isasyncgenfunction(genfunc)
 
-    @functools.wraps(genfunc)
-    def example(self: Any, *args: Any, **kwargs: Any) -> None:
-        next_example(self)
-        self.run_events(genfunc(self, *args, **kwargs))
+    if is_coroutine_test(genfunc):
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self._zpt_run_coroutine_test(genfunc(self, *args, **kwargs), agen)
+            end_example(self)
+
+        setattr(func, ASYNC_ATTR, True)  # its test gets an event loop
+    else:
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self.run_events(genfunc(self, *args, **kwargs))
 
     func.hypothesis.inner_test = example
     func.__zmqprocesstest_generator__ = True
@@ -884,6 +933,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
+        if self.__dict__.get(_ENDED):
+            return  # the last example of a @given coroutine test ended itself
         self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
         if runner is not None and not runner.closed:
