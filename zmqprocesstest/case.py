@@ -392,6 +392,25 @@ def _watch_changed(owner: Any) -> None:
         runner.sync_watch()
 
 
+class ExitAllowed:
+    """What :meth:`ProcessTestCase.allow_exit` returns: the exit is allowed at once; as a
+    context manager, until the end of the block (a process still running then is watched
+    again)."""
+
+    def __init__(self, owner: Any, proc: ManagedProcess) -> None:
+        self._owner = owner
+        self.process = proc
+
+    def __enter__(self) -> "ExitAllowed":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        proc = self.process
+        if not proc.closed and proc.alive():
+            proc.watched = True
+            self._owner._resources().refresh()
+
+
 def _check_guardian() -> None:
     """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
     problem = _guardian.check()
@@ -761,6 +780,26 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
+
+    @scoped
+    def allow_exit(self, proc: Any) -> "ExitAllowed":
+        """Let *proc* exit from now on without failing the test: it is no longer
+        :term:`watched`, so its exit ends neither a test socket's wait nor a blocking
+        call of the test's own (a raw ``recv()``, a client library's call, ``time.sleep``)
+        with :class:`~zmqprocesstest.ProcessDied`. ``wait_exit`` still checks its exit
+        code, the report still shows it, and it is still stopped after the test.
+
+        For a process the test stops by a message of its own, or one that is expected
+        to exit by itself. As a context manager it allows the exit only within the block:
+        a process still running at its end is watched again::
+
+            with self.allow_exit(server):
+                client.shutdown()   # the server may exit while this blocks
+        """
+        managed = self.managed(proc)
+        managed.watched = False
+        self._resources().refresh()
+        return ExitAllowed(self, managed)
 
     @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
