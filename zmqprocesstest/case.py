@@ -678,6 +678,12 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         It runs in its own session; stdout and stderr are captured through a pipe that
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
+
+        *env* **replaces** the environment, as :class:`subprocess.Popen`'s does: the
+        command gets only what it holds (plus the guardian's marker and
+        ``PYTHONUNBUFFERED``), not ``PATH`` or ``HOME``. To add to the test process's
+        environment, pass ``env=dict(os.environ, NAME="value")``; ``None`` (the default)
+        passes it on whole.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
