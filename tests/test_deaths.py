@@ -397,6 +397,14 @@ class TestBlockedCalls(unittest.TestCase):
         from .samples.blocked_sample import WatchedAgain
         self.assert_died_at(only_problem(self, run_case(WatchedAgain)), "watched again")
 
+    def test_a_process_the_class_shares_is_watched_too(self):
+        from .samples.blocked_sample import SharedServer
+        result = run_case(SharedServer)
+        self.assertEqual(len(result.failures), 1, problems(result))
+        text = result.failures[0][1]
+        self.assert_died_at(text, "shared")
+        self.assertIn("shared 'ForkProcess", text)
+
     def test_the_librarys_own_wait_reports_the_death_itself_once(self):
         from .samples.blocked_sample import LibraryWaits
         self.assert_died_at(only_problem(self, run_case(LibraryWaits)), "socket", "waiting")

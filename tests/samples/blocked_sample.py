@@ -275,3 +275,19 @@ class ReplyThenExit(ProcessTestCase):
                 self.wait_exit(server, 10, 3)
             finally:
                 client.close()
+
+
+class SharedServer(ProcessTestCase):
+    """A process the class shares is watched in each test's blocking calls too."""
+
+    run_timeout = 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shared_endpoint = cls.new_endpoint()
+        cls.start_process(serve, cls.shared_endpoint)
+
+    def test_it(self):
+        client = Client(self.context, self.shared_endpoint)
+        self.addCleanup(client.close)
+        client.get("die")  # DIES HERE: shared
