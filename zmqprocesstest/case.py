@@ -619,8 +619,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         is released, so no two picks can return the same port, and each is left in
         ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
         program's bind to port 0, while the process under test, binding with
-        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
-        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do ``asyncio`` and
+        ``socketserver``), binds them at once. A program that binds without
         ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
         of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
         collide at all.
@@ -796,11 +796,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         code, the report still shows it, and it is still stopped after the test.
 
         For a process the test stops by a message of its own, or one that is expected
-        to exit by itself. As a context manager it allows the exit only within the block:
-        a process still running at its end is watched again::
-
-            with self.allow_exit(server):
-                client.shutdown()   # the server may exit while this blocks
+        to exit by itself. As a context manager it allows the exit only within the block
+        (``with self.allow_exit(server): client.shutdown()``): a process still running at
+        its end is watched again (:doc:`/howto/failure_handling`).
         """
         managed = self.managed(proc)
         managed.watched = False

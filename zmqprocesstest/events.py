@@ -422,10 +422,10 @@ class Events(ConnectionEvents):
 
         *event* is any event tuple, ``("recv_raw", sock)`` or one of your own. It is
         handled again every *interval* seconds (the processes watched in between), until
-        *timeout* (default the test's :attr:`~ProcessTestCase.timeout`) has passed::
-
-            ready = yield ("until", ("recv_raw", sub), lambda msg: msg[0] != b"HEARTBEAT", 5)
-            yield ("until", ("worker_registered", broker, b"echo"))  # an event of your own
+        *timeout* (default the test's :attr:`~ProcessTestCase.timeout`) has passed:
+        ``yield ("until", ("recv_raw", sub), lambda msg: msg[0] != b"HEARTBEAT", 5)``
+        skips heartbeats; ``yield ("until", ("worker_registered", broker))``, with an
+        event of your own, waits until a broker has registered a worker.
 
         A :class:`~zmqprocesstest.Timeout` of one try (a receive that got nothing) counts
         as a result that is not there yet; any other error (a death, a bad argument)
