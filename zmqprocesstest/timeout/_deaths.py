@@ -62,6 +62,7 @@ _PATHS = sysconfig.get_paths()
 _PASSED_OVER = tuple(sorted({os.path.abspath(_PATHS[key]) + os.sep for key in
                              ("stdlib", "platstdlib", "purelib", "platlib") if key in _PATHS}))
 _QUIET = [0]
+_READABLE = select.POLLIN | select.POLLHUP
 
 
 @contextmanager
@@ -179,10 +180,14 @@ class DeathWatchThread:
                 armed, generation = self.armed, self.generation
                 polled = [] if armed is None else [fd for fd in armed.procs if fd not in armed.deaths]
                 timeout = armed.next_look if armed is not None and armed.deaths else None
+            poller = select.poll()  # not select(): a descriptor past 1024 is fine
+            for fd in [self.wake_r] + polled:
+                poller.register(fd, _READABLE)
             try:
-                ready = select.select([self.wake_r] + polled, [], [], timeout)[0]
-            except (OSError, ValueError):
-                ready = []  # a pidfd closed meanwhile: the generation has changed
+                ready = [fd for fd, events in poller.poll(None if timeout is None else timeout * 1000)
+                         if events & _READABLE]  # (POLLNVAL: closed meanwhile, the generation has changed)
+            except InterruptedError:
+                ready = []
             if self.wake_r in ready:
                 try:
                     while os.read(self.wake_r, 4096):
