@@ -65,6 +65,7 @@ __all__ = [
     "TIMEOUT_SCALE_ENV",
     "Timeout",
     "UNTIL_FAILURE_ENV",
+    "UNTIL_INTERVAL",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
     "check_seconds",
@@ -252,6 +253,11 @@ SETTLE_BEFORE_SIGNAL = 0.5
 #: to end by itself before it fails the test: Python waits for every such thread at
 #: interpreter exit, so one left running would hang the runner there.
 THREAD_END_GRACE = 1.0
+
+#: The ``until`` event's pace: it repeats its event at most this often (seconds), watching
+#: the processes' exits in between, so a condition polled through the process under test
+#: (a broker asked whether a worker has registered) does not flood it.
+UNTIL_INTERVAL = 0.01
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

@@ -443,6 +443,25 @@ def _watch_changed(owner: Any) -> None:
         runner.sync_watch()
 
 
+class ExitAllowed:
+    """What :meth:`ProcessTestCase.allow_exit` returns: the exit is allowed at once; as a
+    context manager, until the end of the block (a process still running then is watched
+    again)."""
+
+    def __init__(self, owner: Any, proc: ManagedProcess) -> None:
+        self._owner = owner
+        self.process = proc
+
+    def __enter__(self) -> "ExitAllowed":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        proc = self.process
+        if not proc.closed and proc.alive():
+            proc.watched = True
+            self._owner._resources().refresh()
+
+
 def _check_guardian() -> None:
     """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
     problem = _guardian.check()
@@ -667,8 +686,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         is released, so no two picks can return the same port, and each is left in
         ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
         program's bind to port 0, while the process under test, binding with
-        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
-        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do ``asyncio`` and
+        ``socketserver``), binds them at once. A program that binds without
         ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
         of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
         collide at all.
@@ -739,6 +758,12 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         interpreter, the module of ``-m`` or the script's name), made unique in the test
         as :meth:`start_process` does. The endpoints in *argv* tell the reports which
         test sockets talk to it.
+
+        *env* **replaces** the environment, as :class:`subprocess.Popen`'s does: the
+        command gets only what it holds (plus the guardian's marker and
+        ``PYTHONUNBUFFERED``), not ``PATH`` or ``HOME``. To add to the test process's
+        environment, pass ``env=dict(os.environ, NAME="value")``; ``None`` (the default)
+        passes it on whole.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
@@ -861,6 +886,24 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
+
+    @scoped
+    def allow_exit(self, proc: Any) -> "ExitAllowed":
+        """Let *proc* exit from now on without failing the test: it is no longer
+        :term:`watched`, so its exit ends neither a test socket's wait nor a blocking
+        call of the test's own (a raw ``recv()``, a client library's call, ``time.sleep``)
+        with :class:`~zmqprocesstest.ProcessDied`. ``wait_exit`` still checks its exit
+        code, the report still shows it, and it is still stopped after the test.
+
+        For a process the test stops by a message of its own, or one that is expected
+        to exit by itself. As a context manager it allows the exit only within the block
+        (``with self.allow_exit(server): client.shutdown()``): a process still running at
+        its end is watched again (:doc:`/howto/failure_handling`).
+        """
+        managed = self.managed(proc)
+        managed.watched = False
+        self._resources().refresh()
+        return ExitAllowed(self, managed)
 
     @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:

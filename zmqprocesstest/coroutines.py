@@ -199,7 +199,7 @@ class LoopRunner:
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, TestTimeout):  # it fired in a plain callback, which the loop guards
+        if isinstance(exc, (TestTimeout, ProcessDied)):  # it fired in a plain callback, which the loop guards
             self.interrupt(exc)
             return
         self.problems.append(self._describe(context))
