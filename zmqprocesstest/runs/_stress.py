@@ -151,13 +151,25 @@ _unsaid: List[Callable[[], None]] = []  # every word not given yet
 _running: List[Any] = []  # the processes that may be paused
 _paused: Dict[int, Any] = {}  # id -> process, paused now
 _pausing = [False]  # the pause chances are on the clock
+_last_hold = [0.0]  # when the last start was held
 
 
 def _hold(name: str, give: Callable[[], None]) -> None:
     with _lock:
         _held.append((name, give))
         _unsaid.append(give)
-    _clock.at(STRESS_HOLD_BOUND, lambda: _let_go(f"{STRESS_HOLD_BOUND * 1000:.0f} ms without an event"))
+        _last_hold[0] = time.monotonic()
+    _clock.at(STRESS_HOLD_BOUND, _bound)
+
+
+def _bound() -> None:
+    """No event for the bound since the last start held: let the held processes go."""
+    with _lock:
+        wait = _last_hold[0] + STRESS_HOLD_BOUND - time.monotonic()
+    if wait > 0:
+        _clock.at(wait, _bound)  # another start since: processes started together stay together
+    else:
+        _let_go(f"{STRESS_HOLD_BOUND * 1000:.0f} ms without an event")
 
 
 def _let_go(why: str) -> None:
