@@ -109,6 +109,34 @@ class TestHuntingTheRace(unittest.TestCase):
         self.assertIn("Ran 300 tests", out)
         self.assertRegex(out, r"zmqprocesstest: seed \d+ \(chosen")
 
+    # Issue 31, the broker race (about 25 s; benchmarks/hunt.py measures the medians over
+    # 20 hunts): the stress reaches it, a module hunt reaches its racy class in its first
+    # rounds, and the fixed version passes stressed repeats.
+    RACY = "tests.samples.broker_race_sample.TestWorkerRegistration"
+
+    def failures(self, *options):
+        code, out = run(CLI + ["--repeat", "40", *options, self.RACY])
+        self.assertIn("Ran 40 tests", out, out[-3000:])
+        found = re.search(r"FAILED \((?:failures=(\d+))?", out)
+        return int(found.group(1) or 0) if found else 0
+
+    def test_the_stress_makes_the_race_fail_more_often(self):
+        quiet, stressed = self.failures(), self.failures("--stress", "--seed", "1")
+        self.assertGreater(stressed, quiet, f"of 40 repeats: {quiet} failed quiet, {stressed} under --stress")
+
+    def test_a_module_hunt_reaches_its_racy_class_in_the_first_rounds(self):
+        code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", "2",
+                               "tests.samples.broker_race_sample"])
+        found = re.search(r"first failure: \S+\n  test (\S+), repeat (\d+) of 300", out)
+        self.assertIsNotNone(found, out[-3000:])
+        self.assertEqual(found.group(1), self.RACY + ".test_the_broker_knows_a_ready_worker")
+        self.assertLessEqual(int(found.group(2)), 5, out[-3000:])  # round 1 runs every test once
+
+    def test_the_fixed_version_passes_stressed_repeats(self):
+        code, out = run(CLI + ["--repeat", "100", "--stress", "tests.samples.broker_race_fixed_sample"], timeout=120)
+        self.assertEqual(code, 0, out[-3000:])
+        self.assertIn("Ran 100 tests", out)
+
 
 def stand_ins(ids):
     """Stand-ins for collected tests: what _order reads of a test is its id (``nodeid``)."""
