@@ -237,6 +237,7 @@ def _pause_chance() -> None:
             with _perturb.signals:
                 if not pick.frozen and _signal_group(pick, signal.SIGSTOP):
                     _paused[id(pick)] = pick
+                    pick.stress_paused = True
                     _timeline.record("stress", pick.name, f"paused {seconds * 1000:.1f} ms (SIGSTOP, then SIGCONT, "
                                      "of its group)")
                     _clock.at(seconds, lambda: _resume(pick))
@@ -255,6 +256,7 @@ def _resume(proc: Any) -> None:
     with _lock:
         if _paused.pop(id(proc), None) is None:
             return
+        proc.stress_paused = False
         with _perturb.signals:
             if not proc.frozen:  # frozen by the test meanwhile: it stays frozen
                 _signal_group(proc, signal.SIGCONT)
