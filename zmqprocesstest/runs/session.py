@@ -14,8 +14,12 @@ The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
 * ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest.runs._stress`.
 
 A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
-endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. A
-module's scope (``setUpModule``) is set up once per module, as in any run.
+endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. The
+repeat scope (``--repeat-scope``, ``ZMQPROCESSTEST_REPEAT_SCOPE``; :meth:`Settings.scope`)
+orders the repeats under the command line and pytest: round by round (``session``, the
+default with until-failure; each round sets the module scopes up afresh under the
+command line), module by module, class by class or test by test. Runners driven by the
+environment run the repeat classes as they collect them (by class).
 """
 from __future__ import annotations
 
