@@ -1,5 +1,8 @@
 """``python -m zmqprocesstest -m EXPR [--repeat N ...] [unittest arguments]``.
 
+``python -m zmqprocesstest scaffold FILE`` writes a recorded conversation out as a test
+(:mod:`zmqprocesstest._scaffold`).
+
 Runs unittest (same arguments as ``python -m unittest``) but first removes the tests
 that the mark expression does not select, so they are not run or counted at all.
 Without ``-m`` the expression comes from ``ZMQPROCESSTEST_MARKS`` or ``setup.cfg``.
@@ -13,6 +16,7 @@ import sys
 import unittest
 from typing import Any, List, Optional
 
+from . import _scaffold
 from .runs import session as runs
 from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
@@ -64,7 +68,7 @@ class _MarkFilteringProgram(unittest.TestProgram):
     def runTests(self) -> None:
         settings, leave = self.settings, self.exit
         if settings.list_only:
-            for test in self.test:  # a flat suite (runs.arrange): test cases only
+            for test in runs.flat(self.test):  # runs.arrange: test cases, or rounds of them
                 if isinstance(test, unittest.TestCase):
                     print(test.id())
             sys.exit(0)
@@ -104,6 +108,8 @@ def _own_help() -> str:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["scaffold"]:  # python -m zmqprocesstest scaffold FILE: a recording as a test
+        sys.exit(_scaffold.main(args[1:]))
     if "-h" in args or "--help" in args:
         print(_own_help())  # then unittest prints its own help and exits
     expr = None

@@ -32,6 +32,7 @@ from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, Proc
 from .sockets import TestSocket
 from .processes.stopping import StopPlan
 from .endpoints import private_dir
+from .timeout import death_watch_fds, deaths_changed, quiet
 from .report import timeline as _timeline
 from .report.timeline import UNKNOWN_PEER, Timeline
 
@@ -68,6 +69,9 @@ class Resources:
         self.owner = owner
         self.parents = list(parents)
         self.contexts: List[zmq.Context] = []
+        #: Shadows of a context (the test's ``asyncio_context``): their sockets are closed
+        #: before the contexts are terminated.
+        self.shadows: List[zmq.Context] = []
         self.sockets: List[TestSocket] = []
         self.processes: List[ManagedProcess] = []
         self.closers: List[Callable[[], None]] = []
@@ -124,7 +128,7 @@ class Resources:
         orphans, and (before its first) note the children it has, so that a daemon left
         by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
-            _perturb.hook("start")
+            _perturb.hook("start", "")
         self._note_children()
 
     def _note_children(self) -> None:
@@ -139,6 +143,8 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
+        if _perturb.started is not None:
+            _perturb.started(proc)  # stress: paused now and then
         self.timeline.lane(proc.name, "process", "", proc.endpoints)
         if proc.output is not None:
             proc.output.pid = proc.pid
@@ -214,13 +220,17 @@ class Resources:
                     fds.append(fd)
         self._fds = tuple(fds)
         self.poll_slice = 0.02 if blind else None
+        deaths_changed(self)  # a blocking call of the test's own is interrupted by these
 
     def fds(self) -> Tuple[int, ...]:
         return self._fds
 
-    def check(self) -> None:
+    def check(self, blocked: bool = False) -> None:
+        """Raise :class:`ProcessDied` for a watched process that has exited (once: it is
+        then no longer watched). *blocked*: the test was blocked in a call of its own
+        (the death watch's signal), where an exit the test asked for does not count."""
         for proc in self.watched():
-            if not proc.watched:
+            if not proc.watched or (blocked and proc.exit_allowed):
                 continue
             try:
                 if proc.exitcode() is None:
@@ -233,7 +243,8 @@ class Resources:
             shared = "" if proc in self.processes else "shared "
             if shared:
                 proc.died_during = f"during {owner_name(self.owner)}"
-            died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {state}")
+            doing = "blocked in a call of its own (interrupted there)" if blocked else "waiting"
+            died = ProcessDied(f"{shared}{proc.name!r} died while the test was {doing}: {state}")
             died.process = proc
             raise died
 
@@ -275,16 +286,19 @@ class Resources:
         their groups; return the problems found."""
         self.note_listening()
         problems: List[str] = []
-        for proc in reversed(self.processes):
-            problems.extend(proc.stop(close=False))
-        problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
-        for proc in self.processes:
-            proc.close()
-        self.refresh()
+        with quiet():  # the deaths it causes interrupt nothing
+            for proc in reversed(self.processes):
+                problems.extend(proc.stop(close=False))
+            problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
+            for proc in self.processes:
+                proc.close()
+            self.refresh()
         return problems
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        if _perturb.ended is not None:
+            _perturb.ended(self.processes)  # stress: held starts go, pauses end, none begins
         self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
@@ -298,6 +312,7 @@ class Resources:
         # The first context terminates on its thread while the closers run and the
         # directory goes (the rest, rarely any, one after the other: one that hangs
         # must not hold up the next).
+        problems.extend(_close_shadows(self.shadows))
         ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
@@ -370,6 +385,7 @@ class Resources:
         self.links.clear()
         self.monitors.clear()
         self.contexts.clear()
+        self.shadows.clear()
         self.parents.clear()
         self.owner = None
 
@@ -473,6 +489,18 @@ def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     return _begin_terminate(ctx)(timeout)
 
 
+def _close_shadows(shadows: List[zmq.Context]) -> List[str]:
+    """Close the sockets left open on *shadows* (a shadow is never terminated itself: the
+    context it shadows is)."""
+    left = [s for ctx in shadows for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
+    for sock in left:
+        sock.close(linger=0)
+    shadows.clear()
+    if not left:
+        return []
+    return [f"{len(left)} socket(s) made with asyncio_context.socket() were left open; closed them"]
+
+
 def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
     """Start closing what is left of *ctx* and terminating it; the function returned
     waits for the end, bounded by the seconds it is given, and returns the problems."""
@@ -514,7 +542,7 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     # The guardian's and the library's threads' descriptors may have been made during
     # the test: they stay for the run, not a leak.
     helpers, helper_fds = _reaper.multiprocessing_helpers()
-    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds
+    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds | death_watch_fds()
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}

@@ -25,9 +25,10 @@ import warnings
 from typing import Any, Callable, Collection, Dict, Optional, Sequence
 
 from . import _guardian, _reaper
+from .. import _perturb
 from .._config import SESSION_TIMEOUT, scaled
 from ._output import Output
-from .managed import ManagedProcess, default_signals, endpoints_in, unique_name
+from .managed import ManagedProcess, default_signals, endpoints_in, unique_name, word
 
 __unittest = True
 __tracebackhide__ = True
@@ -57,6 +58,8 @@ def _in_forked_child(_: object) -> None:
     go_r, go_w = _pending.go
     os.close(started_r)
     os.close(go_w)
+    for fd in _perturb.held_fds:  # the words of starts held by the stress are not this child's
+        os.close(fd)
     os.write(started_w, b"!")  # signals sent from now on are not lost in the fork
     os.close(started_w)
     # Wait for the runner's word that the guardian covers this session. End-of-file
@@ -192,6 +195,7 @@ class ForkedProcess(ManagedProcess):
         me = multiprocessing.current_process()
         daemonic = me.daemon
         pgid = None
+        held = False
         try:
             if daemonic:
                 me.daemon = False
@@ -218,7 +222,11 @@ class ForkedProcess(ManagedProcess):
                 # registered first, it is covered before it runs a line of its own.
                 pgid = proc.pid
                 _guardian.watch_group(pgid)
-                os.write(go_w, b"!")
+                if _perturb.hold is not None:  # stress: it may run its own code later
+                    _perturb.hold(name or proc.name, word(go_w, b"!"))
+                    held = True
+                else:
+                    os.write(go_w, b"!")
         except BaseException:
             if output is not None:
                 output.discard()
@@ -228,7 +236,7 @@ class ForkedProcess(ManagedProcess):
             if daemonic:
                 me.daemon = True
             _pending.active, _pending.output, _pending.started, _pending.go = False, None, None, None
-            for fd in (started_w, go_r, go_w):  # a child still waiting reads end-of-file and exits
+            for fd in (started_w, go_r, -1 if held else go_w):  # a child still waiting reads end-of-file and exits
                 if fd != -1:
                     os.close(fd)
         if output is not None:

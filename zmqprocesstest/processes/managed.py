@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
@@ -33,6 +34,7 @@ import time
 from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import _guardian
+from .. import _perturb
 from ..report import timeline as _timeline
 from ._os import EXITED, exit_status, group_members, open_pidfd, proc_stat, signal_main_thread, thread_state
 from ._leftovers import LIVE
@@ -131,6 +133,9 @@ class ManagedProcess:
         self.stop_result: Optional[StopResult] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: Its exit was asked for (a ``signal`` event): it does not interrupt a blocking
+        #: call of the test's own (a test socket's wait still reports it).
+        self.exit_allowed = False
         #: Starts the same process again (same arguments), for ``restart``; set by ``start``.
         self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
         #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
@@ -313,14 +318,16 @@ class ManagedProcess:
         """Stop the whole process group with SIGSTOP (a hang, as far as its peers can tell)."""
         if self.exitcode() is not None:
             raise ProcessDied(f"cannot freeze {self.describe()}: it is not running")
-        self.signal_quietly(signal.SIGSTOP)
-        self.frozen = True
+        with _perturb.signals:  # a stress pause of it never resumes it now
+            self.signal_quietly(signal.SIGSTOP)
+            self.frozen = True
         _timeline.record("fault", self.name, "freeze (SIGSTOP)")
 
     def thaw(self) -> None:
         """Let a frozen process group go on (SIGCONT)."""
-        self.signal_quietly(signal.SIGCONT)
-        self.frozen = False
+        with _perturb.signals:
+            self.signal_quietly(signal.SIGCONT)
+            self.frozen = False
         _timeline.record("fault", self.name, "thaw (SIGCONT)")
 
     def restart(self) -> Tuple["ManagedProcess", List[str]]:
@@ -530,6 +537,45 @@ def launch(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Op
                             preexec_fn=default_signals, **popen)
 
 
+def word(fd: int, data: bytes) -> Callable[[], None]:
+    """The function that writes *data* to *fd* and closes it, once, from any thread: the
+    runner's word to a held process under test. Until then *fd* is in
+    :data:`zmqprocesstest._perturb.held_fds` (closed in the processes forked meanwhile)."""
+    lock, given = threading.Lock(), []  # type: threading.Lock, List[bool]
+    _perturb.held_fds.append(fd)
+
+    def give() -> None:
+        with lock:
+            if given:
+                return
+            given.append(True)
+            _perturb.held_fds.remove(fd)
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass  # it is gone already (stopped, or its runner's start failed)
+            finally:
+                os.close(fd)
+    return give
+
+
+#: A command held by the stress: ``/bin/sh`` waits for the runner's word on its stdin,
+#: then execs the command with stdin from ``/dev/null`` (as unheld); end-of-file (the
+#: runner is gone) exits with the status of a forked process orphaned at its start.
+_HELD = ["/bin/sh", "-c", 'read -r _ || exit 70; exec "$@" </dev/null', "sh"]
+
+
+def _runnable(argv: Sequence[str], env: Optional[Dict[str, str]], cwd: Optional[str]) -> bool:
+    """Whether *argv*'s program is there to exec: only such a command is held by the stress
+    (one that is not fails to start at once, as without it)."""
+    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
+        return False
+    program = argv[0]
+    if "/" in program:
+        return os.access(os.path.join(cwd or "", program), os.X_OK)
+    return shutil.which(program, path=(env if env is not None else os.environ).get("PATH")) is not None
+
+
 class CommandProcess(ManagedProcess):
     """A command line (any program) under test, as a :class:`subprocess.Popen`."""
 
@@ -552,13 +598,23 @@ class CommandProcess(ManagedProcess):
     def _start(cls, argv: Sequence[str], *, name: str, env: Optional[Dict[str, str]], cwd: Optional[str],
                capture: bool) -> "CommandProcess":
         output = Output() if capture else None
+        held = _perturb.hold is not None and _runnable(argv, env, cwd)
+        go_r, go_w = os.pipe() if held else (-1, -1)
         try:
-            popen = launch(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+            popen = launch(_HELD + list(argv) if held else argv, env=env, cwd=cwd,
+                           stdin=go_r if held else subprocess.DEVNULL,
                            stdout=output.write_fd if output else None, stderr=subprocess.STDOUT if output else None)
         except BaseException:
             if output is not None:
                 output.discard()
+            if held:
+                os.close(go_w)
             raise
+        finally:
+            if held:
+                os.close(go_r)
+        if held and _perturb.hold is not None:
+            _perturb.hold(name or os.path.basename(argv[0]), word(go_w, b"!\n"))
         if output is not None:
             output.start(name)
         managed = cls(popen, name, output)

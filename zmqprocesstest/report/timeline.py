@@ -28,6 +28,7 @@ floods a report.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -37,7 +38,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["MESSAGE_KINDS", "PREVIEW_BYTES", "PREVIEW_FRAMES", "TIMELINE_LENGTH", "FramePreview", "MessagePreview",
-           "UNKNOWN_PEER", "Timeline", "activate", "current", "failure_line", "preview", "record", "render", "revise",
+           "RENDERED_CHARS", "Rendered", "UNKNOWN_PEER", "Timeline", "activate", "current", "failure_line", "preview",
+           "record", "record_in", "render", "revise",
            "short", "short_frames", "type_name"]
 
 #: The lane of the messages of a test socket whose peer the timeline cannot tell (it
@@ -51,6 +53,8 @@ MESSAGE_KINDS = frozenset({"sent", "received"})
 PREVIEW_BYTES = 64
 #: How many frames of a message the timeline keeps (reports show at most 8 of them).
 PREVIEW_FRAMES = 8
+#: How many characters of a message a codec rendered the timeline keeps (:class:`Rendered`).
+RENDERED_CHARS = 240
 
 Entry = Tuple[float, str, str, Any]
 
@@ -117,13 +121,25 @@ class MessagePreview:
         return f"MessagePreview({self.frames!r}, {self.total})"
 
 
+class Rendered(str):
+    """A message as a codec rendered it (a test socket's or a tap's, see
+    :mod:`zmqprocesstest.codecs`), already bounded: the reports show this text as it is,
+    in place of the frames."""
+
+    __slots__ = ()
+
+
 def _preview_frame(frame: Any) -> Any:
+    if type(frame) is FramePreview:  # a preview already (a tap's, of a frame it did not keep)
+        return frame
     if type(frame) is bytes:  # immutable: a short one is kept as it is
         return frame if len(frame) <= PREVIEW_BYTES else FramePreview(frame[:PREVIEW_BYTES], len(frame))
     if isinstance(frame, zmq.Frame):
         frame = frame.buffer  # a view: no copy of the whole frame
     if isinstance(frame, (bytes, bytearray, memoryview)):
         return FramePreview(bytes(frame[:PREVIEW_BYTES]), len(frame))
+    if isinstance(frame, Rendered):
+        return frame
     text = repr(frame)
     return FramePreview(text[:PREVIEW_BYTES], len(text), text=True)
 
@@ -146,7 +162,8 @@ def preview(frames: Any) -> Any:
 
 
 def short(frame: Any, limit: int = 60) -> str:
-    """A readable, bounded rendering of one frame (huge frames are cut)."""
+    """A readable, bounded rendering of one frame (huge frames are cut); a codec's
+    rendering of a message (:class:`Rendered`) as it is."""
     if isinstance(frame, FramePreview):
         if frame.text:
             return frame.head[:limit] + f"... ({frame.length} chars)" if frame.length > limit else frame.head
@@ -160,6 +177,8 @@ def short(frame: Any, limit: int = 60) -> str:
         if len(frame) > limit:
             text += f"... ({len(frame)} bytes)"
         return text
+    if isinstance(frame, Rendered):
+        return str(frame)
     text = repr(frame)
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text)} chars)"
@@ -185,6 +204,8 @@ def render(data: Any, limit: int = 60, most: int = 8) -> str:
     or received alike: its frames as the test handed them over or got them (a frame
     an event encoded or decoded, the JSON body of ``send`` and ``recv``, is shown as the
     value, see :func:`revise`), each shortened (:func:`short_frames`)."""
+    if type(data) is Rendered:  # a codec's rendering: as it is, to its own bound
+        return data[:max(limit, RENDERED_CHARS)]
     if isinstance(data, (list, tuple, MessagePreview)):
         return short_frames(data, limit, most)
     return short(data, limit)
@@ -222,6 +243,16 @@ def record(kind: str, source: str, data: Any) -> None:
     if timeline is not None:
         if kind in MESSAGE_KINDS:
             data = preview(data)
+        with timeline.lock:  # the clock read and the append as one: entries stay in time order
+            timeline.entries.append((time.monotonic(), kind, source, data))
+
+
+def record_in(timeline: "Timeline", kind: str, source: str, data: Any) -> None:
+    """:func:`record` into *timeline*, from any thread: what a tap's thread records into
+    the timeline of the test that made it (a :class:`Rendered` message is kept as it is)."""
+    if kind in MESSAGE_KINDS and type(data) is not Rendered:
+        data = preview(data)
+    with timeline.lock:
         timeline.entries.append((time.monotonic(), kind, source, data))
 
 
@@ -235,7 +266,11 @@ def revise(kind: str, source: str, index: int, value: Any, small: bool) -> None:
     timeline = _CURRENT
     if timeline is None:
         return
-    entries = timeline.entries
+    with timeline.lock:  # another thread's append may move the entries meanwhile
+        _revise(timeline.entries, kind, source, index, value, small)
+
+
+def _revise(entries: Deque[Entry], kind: str, source: str, index: int, value: Any, small: bool) -> None:
     if entries:  # the usual case first: the message is the last entry, and has one frame
         when, k, s, data = entries[-1]
         if k == kind and s == source and type(data) is tuple and len(data) == 1 and (index == 0 or index == -1):
@@ -284,6 +319,8 @@ class Timeline:
         self.endpoints: Dict[str, List[str]] = {}
         #: Where the full timeline is (an HTML page), once known: the report points to it.
         self.full_at: Optional[str] = None
+        #: Held while an entry is added (:func:`record`, :func:`record_in`: from several threads).
+        self.lock = threading.Lock()
 
     def lane(self, name: str, kind: str, detail: str = "", endpoints: Optional[List[str]] = None) -> None:
         """Declare a lane (a test socket, process or fault link) for the pictures, with
@@ -371,7 +408,7 @@ class Timeline:
             arrow = "-" * (span - 1) + ">" if rightwards else "<" + "-" * (span - 1)
             row = "|" + " " * (width - 1)
             row = row * a + "|" + arrow + "|" + (" " * (width - 1) + "|") * (len(columns) - 1 - b)
-            text = render(frames, limit=30, most=4)
+            text = render(frames, limit=30, most=PREVIEW_FRAMES)
             lines.append(f"  +{when - self.start:8.3f}s {row}  {text}")
         return "\n".join(lines)
 
