@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -225,12 +226,12 @@ def recording(entries, **meta):
 
 
 class ReplayClientSide(Files):
-    def case(self, proc_class=PongProc):
-        path = os.path.join(self.dir, "rec.jsonl")
+    def case(self, proc_class=PongProc, name="rec.jsonl", socket_name="client"):
+        path = os.path.join(self.dir, name)
 
         class Client(ProcessTestCase):
             def setUp(self):
-                self.req = self.socket(zmq.REQ, connect=self.endpoint, name="client")
+                self.req = self.socket(zmq.REQ, connect=self.endpoint, name=socket_name)
                 self.proc = self.start_process(proc_class, self.endpoint)
                 self.set_stop_message(self.proc, self.req, ["plzdiekthxbye", None])
 
@@ -258,6 +259,19 @@ class ReplayClientSide(Files):
         self.assertIn(f"Rerun with {UPDATE_GOLDEN_ENV}=1", text)
         self.assertIn("replay ", text)  # the timeline shows the replay...
         self.assertIn("client   <- [b'[\"pong\", \"two\"]']", text)  # ...and its messages
+
+    def test_the_howto_shows_the_failure_a_changed_pongproc_gives(self):
+        os.mkdir(os.path.join(self.dir, "conversations"))
+        shutil.copy(os.path.join(EXAMPLES, "howto", "conversations", "pingpong.jsonl"),
+                    os.path.join(self.dir, "conversations"))
+        text = only_problem(self, run_case(self.case(OddPong, "conversations/pingpong.jsonl", "ping")))
+        got = text[text.index("AssertionError: replay of"):text.index("\nTimeline")]
+        got = re.sub(r"ipc://[^)]*", "ipc:///tmp/zpt-.../1", got.replace(self.dir, "..."))
+        with open(os.path.join(EXAMPLES, os.pardir, "howto", "conversations.rst"), encoding="utf-8") as f:
+            page = f.read()
+        block = page[page.index("   AssertionError: replay of"):page.index("\n\nThe timeline below it")]
+        lines = [line[3:] for line in block.splitlines()]
+        self.assertEqual(got.splitlines(), [" ".join(lines[:3])] + lines[3:])
 
     def test_update_mode_rewrites_the_differing_messages_and_says_so(self):
         self.write(pings((1, ["pong", 1]), (2, ["pong", "old"]), (3, ["pong", 3])))

@@ -348,7 +348,7 @@ def render_message(frames: Sequence[Any], normalise: Sequence[Union[str, Normali
     """A message as a replay compares and diffs it: one block per frame (a JSON object or
     array indented with sorted keys, text as a JSON string, other bytes in base64), after
     the JSON paths in *normalise* are replaced with ``<IGNORED>`` and its text normalisers
-    (:func:`~zmqprocesstest.systemtests.normalise_ports`...) are applied to the whole."""
+    (:func:`~zmqprocesstest.normalise_ports`...) are applied to the whole."""
     paths = [_path_parts(n) for n in normalise if isinstance(n, str)]
     blocks = []
     for i, frame in enumerate(frames):
