@@ -4,7 +4,9 @@
     (REP), directly and through a FaultLink that was partitioned and healed first
     (so it counts messages and follows the framing, as in a test); rounds alternate,
     every loop runs in each round, medians and the median per-round ratio are reported.
-    A third loop goes through the barest forwarder a thread of the test's process can be
+    A tap (a FaultLink that records every message in a test's timeline, active here)
+    runs the same loop: its round trip must cost at most TAP_RATIO x the healed link's.
+    Another loop goes through the barest forwarder a thread of the test's process can be
     (poll, recv_into, send; no framing, no counts): the floor of any such link, to tell
     the link's own cost from the cost of one more thread and two more hops.
     Like roundtrip.py it runs twice: with the client, the link's thread and PongProc on
@@ -36,10 +38,12 @@ import zmq
 
 from zmq.utils.monitor import recv_monitor_message
 
-from zmqprocesstest.faults import FaultLink
+from zmqprocesstest.faults import FaultLink, Tap
+from zmqprocesstest.report import timeline
 from pingpong.pongproc import PongProc
 
 TARGET_RATIO = 1.5
+TAP_RATIO = 1.1  # a tap's round trip vs the healed link's, in the same run
 RESET_TARGET_MS = 20.0  # median, with a 2 ms reconnect interval
 
 
@@ -111,18 +115,25 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
     proc.start()
     ctx = zmq.Context()
     link = FaultLink(endpoint, endpoint=f"ipc://{tmpdir}/link")
-    direct, linked = req_socket(ctx, endpoint), req_socket(ctx, link.endpoint)
+    previous = timeline.activate(timeline.Timeline())  # as in a test: the tap records into it
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{tmpdir}/tap")
+    tap = Tap(endpoint, endpoint=f"ipc://{tmpdir}/tap", name="client")
+    direct, linked, tapped = req_socket(ctx, endpoint), req_socket(ctx, link.endpoint), req_socket(ctx, tap.endpoint)
     bare = None
     try:
         loop(direct, 200)  # warm-up: connections, caches
         loop(linked, 200)
+        loop(tapped, 200)
         bare = req_socket(ctx, f"ipc://{tmpdir}/bare")  # now PongProc is bound: the forwarder connects to it
         loop(bare, 200)
         link.partition()
         link.heal()
-        rows = {"direct": [], "link": [], "bare": []}  # us per round trip
+        tap.partition()
+        tap.heal()
+        rows = {"direct": [], "link": [], "tap": [], "bare": []}  # us per round trip
         for r in range(rounds):
-            order = [("direct", direct), ("link", linked), ("bare", bare)]
+            order = [("direct", direct), ("link", linked), ("tap", tapped), ("bare", bare)]
             if r % 2:
                 order.reverse()
             for name, sock in order:
@@ -132,6 +143,15 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
         if (stats["to_server"].messages, stats["to_client"].messages) != (expected, expected):
             raise BenchError(f"the link counted {stats['to_server'].messages} requests and "
                              f"{stats['to_client'].messages} replies, expected {expected}")
+        stats = tap.stats
+        if (stats["to_server"].messages, stats["to_client"].messages) != (expected, expected):
+            raise BenchError(f"the tap counted {stats['to_server'].messages} requests and "
+                             f"{stats['to_client'].messages} replies, expected {expected}")
+        entries = timeline.current().entries
+        kept = min(2 * n, entries.maxlen)  # the timeline is bounded: the last round's messages, or as many as fit
+        last = [e for e in list(entries)[-kept:] if e[2] == "client" and e[1] in timeline.MESSAGE_KINDS]
+        if len(last) != kept or json.loads(last[-1][3][-1]) != ["pong", n - 1]:
+            raise BenchError(f"the tap did not record the last round's last {kept} messages: {len(last)}")
         direct.send_multipart([json.dumps(STOP).encode()])
         proc.join(WAIT)
         if proc.exitcode != 0:
@@ -139,9 +159,12 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
     finally:
         direct.close()
         linked.close()
+        tapped.close()
         if bare is not None:
             bare.close()
         link.close()
+        tap.close()
+        timeline.activate(previous)
         ctx.term()
         if proc.is_alive():
             proc.kill()
@@ -190,15 +213,19 @@ def report_roundtrips(rows, where):
     paired = {name: median([b / a for a, b in zip(rows["direct"], rows[name])]) for name in rows}
     print(f"  {'':34s} {'us/rt':>8s} {'ratio':>6s} {'paired':>7s}  rounds (us/rt)")
     for name, label in (("direct", "direct REQ -> REP"), ("link", "REQ -> FaultLink -> REP"),
-                        ("bare", "REQ -> bare forwarder -> REP")):
+                        ("tap", "REQ -> Tap (recording) -> REP"), ("bare", "REQ -> bare forwarder -> REP")):
         print(f"  {label:34s} {med[name]:8.1f} {med[name] / med['direct']:6.2f} "
               f"{paired[name]:7.2f}  {', '.join(f'{v:.1f}' for v in rows[name])}")
     print("  (ratio: of the medians; paired: median of the per-round ratios; the bare forwarder"
           " is the floor of a link on a thread of this process)")
+    tap_paired = median([b / a for a, b in zip(rows["link"], rows["tap"])])
     paired = paired["link"]
     ratio = med["link"] / med["direct"]
     target(f"round trip through a healed link <= {TARGET_RATIO} x direct, {where}", ratio <= TARGET_RATIO,
            f"ratio {ratio:.2f}, paired {paired:.2f}")
+    tap_ratio = med["tap"] / med["link"]
+    target(f"round trip through a tap <= {TAP_RATIO} x the healed link's, {where}", tap_ratio <= TAP_RATIO,
+           f"ratio {tap_ratio:.2f}, paired {tap_paired:.2f}")
 
 
 def run(args):

@@ -51,7 +51,33 @@ class TestEventsTable(unittest.TestCase):
     def test_the_pages_use_the_generated_table(self):
         for page in ("reference.rst", "tutorial.rst"):
             with open(os.path.join(DOCS, page), encoding="utf-8") as f:
-                self.assertIn(".. zpt-events::", f.read(), page)
+                self.assertIn(".. include:: includes/events.rst", f.read(), page)
+
+    def test_the_committed_table_is_what_the_code_makes(self):
+        self.assertEqual(zpt_model.EVENTS_INCLUDE, os.path.join(DOCS, "includes", "events.rst"))
+        with open(zpt_model.EVENTS_INCLUDE, encoding="utf-8") as f:
+            committed = f.read()
+        self.assertEqual(committed, zpt_model.events_include(),
+                         "docs/includes/events.rst differs from the library's events: "
+                         "run python docs/_ext/zpt_model.py (and commit the file)")
+
+    def test_the_table_says_how_an_async_def_test_uses_each_event(self):
+        rows = {row.name: row for row in zpt_model.library_events()}
+        self.assertEqual(rows["send"].call_form, "self.send(sock, header, body[, extra_frames, timeout])")
+        self.assertEqual(rows["log"].call_form, "self.log([substr, level, timeout])")
+        table = zpt_model.events_include()
+        for row in rows.values():
+            self.assertIn(f"``{row.yield_form}``", table)
+            self.assertIn(f"``{row.call_form}``", table)
+
+    def test_the_regenerating_command_writes_and_checks_the_table(self):
+        script = os.path.join(DOCS, "_ext", "zpt_model.py")
+        check = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("is up to date", check.stdout)
+        bad = subprocess.run([sys.executable, script, "--bogus"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("usage: python docs/_ext/zpt_model.py [--check]; got ['--bogus']", bad.stdout)
 
     def test_the_stop_timeline_follows_the_stop_steps(self):
         from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS

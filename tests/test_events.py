@@ -208,7 +208,7 @@ class TestArgumentMessages(unittest.TestCase):
 
         text = only_problem(self, run_case(WrongOrder), "error")
         self.assertIn("expected json_index to be a frame index (int) or None, got 5.0; event 'recv' takes "
-                      "('recv', sock, json_index=-1, timeout=None, frames=None)", text)
+                      "('recv', sock, json_index=-1, timeout=None, frames=None, ignore=None)", text)
         self.assertIn('yield ("recv", self.req, 5.0)', text)
 
     def test_signal_accepts_signal_enum_members(self):

@@ -657,7 +657,7 @@ class TestFaultEvents(unittest.TestCase):
         self.assertEqual(problems(result), [])
         text = only_problem(self, run_case(Case, "test_bad_drop"), "error")
         self.assertIn("expected n to be a number of messages >= 1, got 0; event 'drop' takes "
-                      "('drop', link, n=1, direction='to_server')", text)
+                      "('drop', link, n=1, direction='to_server', connection=None, match=None)", text)
         text = only_problem(self, run_case(Case, "test_not_a_link"), "error")
         self.assertIn("expected a FaultLink (made by self.fault_link() or FaultLink()), got 'ipc:///x'", text)
 

@@ -1,10 +1,11 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
 from importlib import metadata as _metadata
 
+from . import codecs
 from ._config import Timeout
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import ConnectionTimeout, EventError
-from .faults import FaultLink, FaultLinkError
+from .faults import FaultLink, FaultLinkError, Tap
 from .loop import override_event
 from .marks import MarkExpressionError, mark, process, system
 from .mocks import MockCall, MockTimeout, ProcessMock
@@ -47,9 +48,11 @@ __all__ = [
     "ProgramTimeout",
     "SocketTimeout",
     "SystemTestCase",
+    "Tap",
     "TestSocket",
     "TestTimeout",
     "Timeout",
+    "codecs",
     "make_sock",
     "module_scope",
     "mark",

@@ -68,7 +68,7 @@ class _MarkFilteringProgram(unittest.TestProgram):
     def runTests(self) -> None:
         settings, leave = self.settings, self.exit
         if settings.list_only:
-            for test in self.test:  # a flat suite (runs.arrange): test cases only
+            for test in runs.flat(self.test):  # runs.arrange: test cases, or rounds of them
                 if isinstance(test, unittest.TestCase):
                     print(test.id())
             sys.exit(0)

@@ -15,52 +15,63 @@ from typing import Any
 __all__ = [
     "ASYNC_CANCEL_WAIT",
     "ASYNC_DEATH_TURNS",
+    "BODY_LOG_ENV",
+    "CHECK_LEAKS_ENV",
     "CONTEXT_TERM_TIMEOUT",
     "COROUTINE_ORIGIN_DEPTH",
+    "DEATH_BUSY",
+    "DEATH_LOOK",
+    "DEATH_RETRY",
     "DEFAULT_RUN_TIMEOUT",
+    "DEFAULT_TIMEOUT",
     "EXIT_DRAIN",
     "EXIT_GRACE",
+    "FULL_TRACEBACK_ENV",
     "GROUP_GRACE",
+    "GROUP_KILL_WAIT",
     "GUARDIAN_EXIT_TIMEOUT",
     "GUARDIAN_WRITE_TIMEOUT",
-    "GROUP_KILL_WAIT",
     "KILL_NOW_WAIT",
     "KILL_WAIT",
+    "LAST_RESORT_ENV",
     "LINK_WAIT",
     "OUTPUT_CLOSE",
     "OUTPUT_SETTLE",
     "PROGRAM_GROUP_WAIT",
     "PROGRAM_TIMEOUT",
-    "REPORT_SETTLE",
-    "SESSION_TIMEOUT",
-    "SETTLE_BEFORE_SIGNAL",
-    "THREAD_END_GRACE",
-    "STOP_SEND_TIMEOUT",
-    "BODY_LOG_ENV",
-    "CHECK_LEAKS_ENV",
-    "DEFAULT_TIMEOUT",
-    "FULL_TRACEBACK_ENV",
-    "LAST_RESORT_ENV",
-    "REPEAT_ENV",
     "PYTEST_RUN_OPTIONS",
-    "RUNS_MODULE",
-    "RUN_ENVS",
+    "REPEAT_ENV",
+    "REPEAT_SCOPES",
+    "REPEAT_SCOPE_ENV",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
+    "REPORT_SETTLE",
+    "RUNS_MODULE",
+    "RUN_ENVS",
     "SEED_ENV",
+    "SESSION_TIMEOUT",
+    "SETTLE_BEFORE_SIGNAL",
     "SHARD_ENV",
     "SHUFFLE_ENV",
+    "STOP_SEND_TIMEOUT",
     "STRESS_ENV",
+    "STRESS_HOLD_BOUND",
+    "STRESS_MAX_PAUSE",
+    "STRESS_MAX_START_DELAY",
+    "STRESS_PAUSE_GAP",
+    "STRESS_START_GAP",
+    "TAP_KEEP_BYTES",
+    "THREAD_END_GRACE",
     "TIMEOUT_SCALE_ENV",
+    "Timeout",
     "UNTIL_FAILURE_ENV",
     "UPDATE_GOLDEN_ENV",
-    "runs_requested",
     "WAIT_SLICE",
-    "Timeout",
     "check_seconds",
     "default_timeout",
     "env_flag",
     "run_limit",
+    "runs_requested",
     "scaled",
 ]
 
@@ -98,10 +109,31 @@ REPORT_DIR_ENV = "ZMQPROCESSTEST_REPORT_DIR"
 REPORT_ALL_ENV = "ZMQPROCESSTEST_REPORT_ALL"
 #: Run each test class this many times (see :mod:`zmqprocesstest.runs`).
 REPEAT_ENV = "ZMQPROCESSTEST_REPEAT"
+#: What one repeat spans (:data:`REPEAT_SCOPES`): the whole selection round by round
+#: (``session``, the default with until-failure), each module, class or test N times in a row.
+REPEAT_SCOPE_ENV = "ZMQPROCESSTEST_REPEAT_SCOPE"
+#: The values of ``--repeat-scope`` (pytest-repeat's, with ``test`` for its ``function``).
+REPEAT_SCOPES = ("test", "class", "module", "session")
 #: Flag: stop the run at the first failure and print how to reproduce it.
 UNTIL_FAILURE_ENV = "ZMQPROCESSTEST_UNTIL_FAILURE"
 #: Flag: perturb timing (CPU burners, delays), reproducibly from the seed.
 STRESS_ENV = "ZMQPROCESSTEST_STRESS"
+#: Stress: the longest delay before a process under test runs its own code, in seconds
+#: (drawn half of the time, small ones more likely): longer than a fork and an
+#: interpreter's first steps, so two processes started together swap places now and then.
+STRESS_MAX_START_DELAY = 0.02
+#: Stress: seconds between two held processes let go one after the other (in the order
+#: made from the seed), so the first is ahead of the second by about a fork.
+STRESS_START_GAP = 0.003
+#: Stress: the longest a start is held waiting for the test's next event, in seconds: a
+#: test that waits in a way of its own (not an event or a test socket) is not stalled.
+STRESS_HOLD_BOUND = 0.05
+#: Stress: the longest pause (SIGSTOP ... SIGCONT) of a process under test's group, in
+#: seconds: a scheduling hiccup, short beside any test's timeouts.
+STRESS_MAX_PAUSE = 0.02
+#: Stress: the longest time between two chances of a pause, in seconds (each chance
+#: pauses one running process under test half of the time).
+STRESS_PAUSE_GAP = 0.05
 #: The run's seed (an integer) for stress and shuffle; chosen and printed when unset.
 SEED_ENV = "ZMQPROCESSTEST_SEED"
 #: Flag: run the tests in an order made from the seed (pytest plugin and the CLI).
@@ -110,11 +142,14 @@ SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
 #: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
 SHARD_ENV = "ZMQPROCESSTEST_SHARD"
 #: The variables that ask for the runs wing (:mod:`zmqprocesstest.runs`) under any runner.
-RUN_ENVS = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS")
+RUN_ENVS = (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX",
+            "TEST_TOTAL_SHARDS")
 #: The pytest plugin's options of the runs wing: option -> (attribute of the run's
 #: settings, how pytest parses it, help).
 PYTEST_RUN_OPTIONS = {
     "--zpt-repeat": ("repeat", int, "run each unittest-style test class N times (ZMQPROCESSTEST_REPEAT)"),
+    "--zpt-repeat-scope": ("repeat_scope", str, "what one repeat spans: test, class, module or session (the "
+                           "default with until-failure: round by round; ZMQPROCESSTEST_REPEAT_SCOPE)"),
     "--zpt-until-failure": ("until_failure", None, "stop at the first failure (-x) and print how to reproduce it"),
     "--zpt-stress": ("stress", None, "perturb timing from the seed (ZMQPROCESSTEST_STRESS)"),
     "--zpt-seed": ("seed", int, "seed of stress and shuffle (ZMQPROCESSTEST_SEED)"),
@@ -168,6 +203,11 @@ PROGRAM_TIMEOUT = 10.0
 PROGRAM_GROUP_WAIT = 2.0
 #: A fault link's own thread answering a command, or stopping (scaled).
 LINK_WAIT = 5.0
+#: Bytes of one message's frames a tap keeps whole for its codec and its recorders (a
+#: Jupyter message, a request with its payload); beyond them a frame is kept as its first
+#: bytes and its length, and its bytes are skipped as they pass: a stream of huge
+#: messages through a tap is never buffered.
+TAP_KEEP_BYTES = 1 << 16
 #: When a watched process exits with an exit code (not killed by a signal) during a wait,
 #: the wait goes on reading the socket until everything that process sent has been read:
 #: until libzmq has read each connection whose peer closed to its end and closed it (then
@@ -182,6 +222,16 @@ EXIT_GRACE = 0.02
 #: their end: how many turns of the loop it leaves a task whose await has just completed
 #: (its reply delivered, the task not yet resumed) before it ends the test's await.
 ASYNC_DEATH_TURNS = 10
+#: A watched process's death interrupts the test's thread where it blocks (a call of its
+#: own): once it is blocked in the very same system call at two looks this far apart (not
+#: woken by a last reply the process sent), it gets the signal.
+DEATH_LOOK = 0.002
+#: When the test's thread was in the library's own code at that signal (whose waits report
+#: the death themselves), the death watch looks again this often.
+DEATH_RETRY = 0.01
+#: A test's thread never seen blocked after a death (a busy loop) is interrupted this long
+#: after the death all the same (scaled).
+DEATH_BUSY = 1.0
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0

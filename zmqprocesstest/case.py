@@ -29,9 +29,10 @@ from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE,
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
-from .endpoints import Endpoint, free_tcp_endpoint
+from .codecs import Codec
+from .endpoints import Endpoint, free_tcp_endpoint, reserve_tcp_endpoints
 from .events import Events, send_stop_message
-from .faults import FaultEvents, FaultLink, make_link
+from .faults import FaultEvents, FaultLink, Tap, make_link
 from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
 from .loop import check_event_names, dispatch, run_events, trim_traceback
 from .mocks import ProcessMock
@@ -40,8 +41,9 @@ from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, Polit
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
+from .report import timeline as _timeline
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, death_interrupts, hard_timeout, quiet
 
 __unittest = True
 __tracebackhide__ = True
@@ -553,20 +555,36 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         res.contexts.append(zmq.Context())
         return res.contexts[0]
 
+    @property
+    def asyncio_context(self) -> "zmq.asyncio.Context":
+        """This test's :attr:`context` as a :class:`zmq.asyncio.Context`: a shadow of it
+        (the same libzmq context), for your own ``zmq.asyncio`` sockets and a client
+        library that needs such a context. Its sockets are the test's: one left open is
+        closed after the test, which then fails saying so, as for ``context.socket()``."""
+        res = self._resources()
+        if not res.shadows:
+            import zmq.asyncio  # imported on first use: plain tests never need it
+
+            res.shadows.append(zmq.asyncio.Context(self._context()))
+        return res.shadows[0]
+
     @scoped
     def socket(self, sock_type: int, bind: Union[Endpoint, Sequence[Endpoint], None] = None,
                connect: Union[Endpoint, Sequence[Endpoint], None] = None,
                subscribe: Union[bytes, str, Sequence[Union[bytes, str]], None] = None,
                timeout: Optional[float] = None, name: Optional[str] = None,
-               context: Optional[zmq.Context] = None, **options: Any) -> TestSocket:
+               context: Optional[zmq.Context] = None, codec: Optional[Codec] = None, **options: Any) -> TestSocket:
         """Make a :class:`TestSocket` that is closed after the test (see :func:`make_sock`).
 
         The socket's timeout defaults to :attr:`timeout` (scaled); a socket from another
-        *context* is closed too, and that context terminated.
+        *context* is closed too, and that context terminated. *codec* is how the
+        ``send`` and ``recv`` events encode and decode its messages, and how the reports
+        show them (:mod:`zmqprocesstest.codecs`; default JSON).
         """
         res = self._resources()
         sock = make_sock(context or self._context(), sock_type, bind=bind, connect=connect, subscribe=subscribe,
-                         timeout=default_timeout(self) if timeout is None else timeout, name=name, **options)
+                         timeout=default_timeout(self) if timeout is None else timeout, name=name, codec=codec,
+                         **options)
         return res.add_socket(sock, context)
 
     @property
@@ -592,6 +610,48 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
     @scoped
+    def endpoints(self, n: int, transport: str = "tcp") -> List[str]:
+        """*n* new endpoints nobody else uses, reserved together: for a program that
+        binds several (a Jupyter kernel's five ports).
+
+        ``tcp``: *n* distinct ports on 127.0.0.1. They are bound all at once before any
+        is released, so no two picks can return the same port, and each is left in
+        ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
+        program's bind to port 0, while the process under test, binding with
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
+        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
+        of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
+        collide at all.
+
+        :raises ValueError: *n* is not a positive int, or *transport* is neither.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected n to be a positive number of endpoints (int), got {n!r}")
+        if transport == "ipc":
+            res = self._resources()
+            return [res.ipc_endpoint() for _ in range(n)]
+        if transport == "tcp":
+            return reserve_tcp_endpoints(n)
+        raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
+
+    @property
+    def tmpdir(self) -> str:
+        """This test's private directory (mode 0700): made on first use, removed with
+        everything in it after the test (also if the runner dies: the guardian removes
+        it). The test's ``ipc://`` endpoints live there too, and a process's output past
+        what memory keeps; pick names of your own (a connection file, a config)."""
+        return self._tmpdir()
+
+    @scoped
+    def _tmpdir(self) -> str:
+        folder = self._resources().private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected the private directory during {owner_name(self)}, but its resources are "
+                               "released already")
+        return folder
+
+    @scoped
     def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Start *target* (a :class:`multiprocessing.Process` class or subclass, or a function).
 
@@ -600,12 +660,20 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         target=serve, args=(endpoint,), name="server")`` runs ``serve(endpoint)`` in a
         process named ``server``. The process is stopped after the test. Returns the
         :class:`multiprocessing.Process`.
+
+        ``name=`` names the process in every report (the timeline's lanes, the HTML
+        page, :class:`~zmqprocesstest.ProcessDied`), and is passed on only to a target
+        that takes a ``name`` argument. Without it the process is named by its class
+        (a name the class gives it, else the class's ``__name__``) or its function's
+        ``__name__``; a name another process of the test has gets ``#2``, ``#3``...
+        The endpoints among the arguments tell the reports which test sockets talk to it.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         obj = res.add_process(ForkedProcess.start(
-            target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
+            target, args, kwargs, capture=self.capture_output, start_method=self.start_method,
+            taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
@@ -617,27 +685,51 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         It runs in its own session; stdout and stderr are captured through a pipe that
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
+
+        *name* names it in every report; by default its program's name (for a Python
+        interpreter, the module of ``-m`` or the script's name), made unique in the test
+        as :meth:`start_process` does. The endpoints in *argv* tell the reports which
+        test sockets talk to it.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
-        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
-                              plan).obj
+        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output,
+                                                   taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
     @scoped
-    def fault_link(self, endpoint: str, transport: Optional[str] = None) -> FaultLink:
+    def fault_link(self, endpoint: str, transport: Optional[str] = None, name: Optional[str] = None) -> FaultLink:
         """A :class:`~zmqprocesstest.FaultLink` to *endpoint*, closed after the test.
 
         Connect clients to ``link.endpoint`` instead of *endpoint*; the fault events
         (``partition``, ``heal``, ``reset``, ``refuse``, ``delay``, ``drop``) then break
         the link between them, and the failure report shows its state, counts and the
         faults applied, in order. An ipc link listens in the test's private directory.
+        *name* names it in the reports (default ``link`` and its port or file name).
         """
         res = self._resources()
-        link = make_link(endpoint, res.ipc_endpoint, transport)
+        link = make_link(endpoint, res.ipc_endpoint, transport, name)
         res.links.append(link)
+        return link
+
+    @scoped
+    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None) -> Tap:
+        """A :class:`~zmqprocesstest.Tap` in front of *endpoint*: a fault link that records
+        every message through it, both ways, in the test's reports; closed after the test.
+
+        Connect your own client (a client library, a plain :mod:`zmq` socket) to
+        ``link.endpoint`` instead of *endpoint*: each whole message it sends and gets
+        shows in the timeline, the failure report and the HTML report page, on a lane
+        named *name*, rendered by *codec* (``codec.render(frames)``) if given. Every
+        fault event applies to it, as to a fault link. An ipc tap listens in the test's
+        private directory.
+        """
+        res = self._resources()
+        link = make_link(endpoint, res.ipc_endpoint, transport, name, cls=Tap, codec=codec)
+        res.links.append(link)
+        assert isinstance(link, Tap)
         return link
 
     @scoped
@@ -714,8 +806,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def stop_process(self, proc: Any) -> None:
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
-        problems = managed.stop()
-        self._resources().refresh()
+        with quiet():  # a death the test asked for
+            problems = managed.stop()
+            self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
 
@@ -790,6 +883,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
+        self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
         if runner is not None and not runner.closed:
             with hard_timeout(run_limit(self), f"{self.id()} (asyncTearDown)"):
@@ -823,14 +917,24 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""
         try:
-            return call()
+            with death_interrupts(self):  # a death ends a blocking call of the test's own, at its line
+                return call()
         except (KeyboardInterrupt, unittest.SkipTest):
             raise
         except BaseException as exc:
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
             if res is not None and (res.timeline.entries or res.processes or res.links):
-                note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
+                res.note_listening()  # who bound what, while the processes still run
+                told, state = res.report_parts(shown=getattr(exc, "process", None))  # as things were at the failure
+                note = told + "\n" + state if state else told
+                try:  # the HTML page draws it instead, and shows the state on its own
+                    exc._zpt_report = (note, state)  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+                if _timeline.current() is res.timeline:
+                    _timeline.record("failed", "test", _timeline.failure_line(exc))
+                self._mark_teardown("the processes are stopped after the failure")
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.
                 problems = res.stop_processes()
@@ -840,6 +944,13 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             if sys.version_info < (3, 11):  # a bare raise there re-raises the untrimmed traceback
                 raise exc
             raise
+
+    def _mark_teardown(self, what: str) -> None:
+        """Note in the test's timeline, once, where its teardown begins (reports fold what follows)."""
+        res = self._zpt
+        if res is not None and _timeline.current() is res.timeline \
+                and not any(entry[1] == "teardown" for entry in res.timeline.entries):
+            _timeline.record("teardown", "test", what)
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:

@@ -145,7 +145,7 @@ class End:
 class Flow:
     """One direction of a connection: what is held, in order, with the time each chunk is due."""
 
-    __slots__ = ("src", "dst", "counters", "tracker", "queue", "held", "held_msgs", "eof", "hard")
+    __slots__ = ("src", "dst", "counters", "tracker", "queue", "held", "held_msgs", "eof", "hard", "reader")
 
     def __init__(self, src: End, dst: End, counters: Counters, tracker: Tracker) -> None:
         self.src, self.dst = src, dst
@@ -157,22 +157,26 @@ class Flow:
         self.held_msgs = 0
         self.eof = False  # the source closed; close through once the queue is delivered
         self.hard = False  # ... and it closed with a reset
+        #: A tap's reader of what this direction delivers (``None``: no tap), fed each piece sent on.
+        self.reader: Any = None
 
 
 class Conn:
     """One connection through the proxy: the client's end and the target's, a flow each way.
 
     *tallies* are the proxy's counters of the two directions (to the server first);
-    *on_greeting* is told when a greeting has gone through.
+    *on_greeting* is told when a greeting has gone through. *number* counts the link's
+    connections from 1, in the order accepted.
     """
 
-    __slots__ = ("client", "server", "up", "down", "connecting")
+    __slots__ = ("client", "server", "up", "down", "connecting", "number")
 
     def __init__(self, client: socket.socket, server: socket.socket, tallies: Tuple[Counters, Counters],
-                 on_greeting: Callable[[Tracker], None], connecting: bool) -> None:
+                 on_greeting: Callable[[Tracker], None], connecting: bool, number: int = 0) -> None:
         self.client, self.server = End(track(client), self), End(track(server), self)
         up, down = Tracker(tallies[0], on_greeting), Tracker(tallies[1], on_greeting)
         up.peer, down.peer = down, up
+        self.number = up.connection = down.connection = number
         self.up = Flow(self.client, self.server, tallies[0], up)
         self.down = Flow(self.server, self.client, tallies[1], down)
         self.client.inflow = self.server.outflow = self.up

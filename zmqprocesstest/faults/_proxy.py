@@ -25,7 +25,7 @@ from .._config import LINK_WAIT, scaled
 from ._channel import Channel
 from ._connection import READ as _R, WRITE as _W, Conn, Counters, End, Flow, Listener, Poller, accept
 from ._seeded import MESSAGE_FAULTS, apply_fault, describe_faults
-from ._zmtp import Tracker
+from ._zmtp import Reader, Tracker
 
 __unittest = True
 __tracebackhide__ = True
@@ -50,7 +50,9 @@ class Proxy:
 
     *target* and *listen* are ``(family, address)``; a tcp *listen* may ask for port 0 (a
     free one: :attr:`endpoint` says which). *name* is the target as messages show it.
-    *tmpdir*, the proxy's own, goes when it closes.
+    *tmpdir*, the proxy's own, goes when it closes. With *tap* (a tap's sink, see
+    :class:`~zmqprocesstest.faults._zmtp.Reader`; and its bounds ``keep`` and ``head``)
+    each direction of each connection is read, on the thread, from the bytes it delivers.
 
     The package talks to it through :meth:`command` (``partition``, ``heal``, ``reset``,
     ``refuse``, ``delay``, ``drop``, ``seeded``, ``rewrite``: run on its thread), :meth:`figures`, :meth:`findings`,
@@ -61,8 +63,9 @@ class Proxy:
     hold_limit: int = 1 << 20
 
     def __init__(self, target: Tuple[int, Any], listen: Tuple[int, Any], name: str,
-                 tmpdir: Optional[str] = None) -> None:
+                 tmpdir: Optional[str] = None, tap: Any = None) -> None:
         self._family, self._address = target
+        self._tap = tap
         self._name = name
         self._tmpdir = tmpdir
         self._protocols: Dict[str, None] = {}
@@ -112,6 +115,10 @@ class Proxy:
         are not visible (CURVE, ZMTP 2.0) if they are not, and what the thread noticed."""
         return self._crash, list(self._protocols), self._reason, list(self._notes)
 
+    def errors(self) -> List[str]:
+        """What the drops' *match* predicates raised (the messages went on), in order."""
+        return [error for tally in self._tallies for error in list(tally.errors)]
+
     def figures(self) -> Any:
         """``(to_server, to_client, accepted, open, failed)``, each direction as a dict of the
         fields of :class:`~zmqprocesstest.faults.FlowStats` (``messages``, ``bytes``,
@@ -120,6 +127,11 @@ class Proxy:
         return self._final if self._final is not None else self.command("stats")
 
     # -- closing ---------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Stop the thread, close every connection (hard) and the listener, remove the ipc
         socket file. Idempotent.
@@ -222,7 +234,7 @@ class Proxy:
         for tally, fl in zip(self._tallies, ([c.up for c in self._conns], [c.down for c in self._conns])):
             flows.append(dict(messages=tally.messages, bytes=tally.bytes, held_messages=sum(f.held_msgs for f in fl),
                               held_bytes=sum(f.held for f in fl), dropped_messages=tally.dropped_messages,
-                              dropped_bytes=tally.dropped_bytes, drops_armed=tally.armed,
+                              dropped_bytes=tally.dropped_bytes, drops_armed=tally.drops_armed,
                               lost_messages=tally.lost_messages, duplicated_messages=tally.duplicated_messages,
                               cuts=tally.cuts, **tally.counts))
         return flows[0], flows[1], self._accepted, len(self._conns), self._failed
@@ -288,17 +300,20 @@ class Proxy:
             else:
                 tally.rewrites[what] = rewrite
 
-    def _do_drop(self, n: int, index: int) -> None:
+    def _do_drop(self, n: int, index: int, connection: Optional[int] = None, match: Any = None) -> None:
         if self._reason:
             raise FaultLinkError(f"drop() cannot apply to {self.describe()}: {self._reason}; only the connection-level "
                                  "faults apply (partition, heal, reset, refuse, delay)")
-        self._tallies[index].armed += n
+        if connection is None and match is None:
+            self._tallies[index].armed += n
+        else:
+            self._tallies[index].aimed.append([n, connection, match])
 
     def _on_greeting(self, tracker: Tracker) -> None:
         self._protocols[tracker.protocol] = None
         if tracker.reason and not self._reason:
             self._reason = tracker.reason
-            armed = [f"{t.armed} {d}" for t, d in zip(self._tallies, DIRECTIONS) if t.armed]
+            armed = [f"{t.drops_armed} {d}" for t, d in zip(self._tallies, DIRECTIONS) if t.drops_armed]
             if armed:
                 self._notes.append(f"drops armed ({', '.join(armed)}) cannot apply: {tracker.reason}")
 
@@ -327,7 +342,11 @@ class Proxy:
                 server.close()
                 client.close()
                 continue
-            conn = Conn(client, server, self._tallies, self._on_greeting, connecting=code != 0)
+            conn = Conn(client, server, self._tallies, self._on_greeting, connecting=code != 0, number=self._accepted)
+            tap = self._tap
+            if tap is not None:
+                for index, flow in enumerate((conn.up, conn.down)):
+                    flow.reader = Reader(tap, flow.tracker, index, conn.number, tap.keep, tap.head)
             self._conns.add(conn)
             self._sync(conn.server)
             if not conn.connecting:
@@ -410,6 +429,8 @@ class Proxy:
                 self._close_conn(end.conn, hard=True)
                 return
             flow.counters.bytes += sent
+            if flow.reader is not None and sent:
+                flow.reader.feed(data if sent == n else data[:sent])
             if sent == n:
                 flow.counters.messages += msgs
                 return
@@ -445,6 +466,8 @@ class Proxy:
                     return
                 counters.bytes += sent
                 flow.held -= sent
+                if flow.reader is not None and sent:
+                    flow.reader.feed(data if sent == len(data) else data[:sent])
                 if sent < len(data):
                     entry[1] = memoryview(data)[sent:]
                     break

@@ -24,11 +24,12 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._seeded import DUPLICATE, LOSE, Chance
+from ..report.timeline import FramePreview
 
 __unittest = True
 __tracebackhide__ = True
 
-__all__ = ["DROPPABLE_MECHANISMS", "Edit", "Tally", "Tracker", "frame_bodies"]
+__all__ = ["DROPPABLE_MECHANISMS", "Edit", "Reader", "Tally", "Tracker", "frame_bodies"]
 
 #: Mechanisms whose message frames travel in the clear, so a message can be left out.
 DROPPABLE_MECHANISMS = frozenset({"NULL", "PLAIN"})
@@ -57,12 +58,17 @@ def frame_bodies(frames: bytearray) -> List[memoryview]:
 class Tally:
     """Drops of one direction of a link: armed by the test, done by the trackers."""
 
-    __slots__ = ("armed", "dropped_messages", "dropped_bytes", "chance", "lost_messages", "duplicated_messages",
-                 "cut_after", "cut_seen", "cuts", "rewrites", "counts")
+    __slots__ = ("armed", "aimed", "dropped_messages", "dropped_bytes", "chance", "lost_messages",
+                 "duplicated_messages", "cut_after", "cut_seen", "cuts", "rewrites", "counts", "errors")
 
     def __init__(self) -> None:
         #: Messages still to drop (the next ones to start, on any connection).
         self.armed = 0
+        #: Aimed drops, in the order armed: ``[left, connection, match]`` each, which leave out
+        #: the next *left* messages on connection number *connection* (``None``: any) for
+        #: which ``match(frames)`` is true (``None``: every one). A drop with *match* holds
+        #: each message it may take until its end, to show *match* its whole frames.
+        self.aimed: List[List[Any]] = []
         self.dropped_messages = 0  # by drop() and by loss
         self.dropped_bytes = 0
         #: Seeded loss and duplicates (``None``: none), and what they did.
@@ -80,6 +86,13 @@ class Tally:
         #: What faults without a counter of their own counted, by the name of the field of
         #: :class:`~zmqprocesstest.faults.FlowStats` that shows it.
         self.counts: Dict[str, int] = {}
+        #: What a drop's *match* raised (the message went on): for the link's report, and its close.
+        self.errors: List[str] = []
+
+    @property
+    def drops_armed(self) -> int:
+        """Messages the drops, aimed or not, will still leave out."""
+        return self.armed + sum(aim[0] for aim in self.aimed)
 
 
 class Tracker:
@@ -91,7 +104,7 @@ class Tracker:
 
     __slots__ = ("tally", "on_greeting", "peer", "mode", "greeting", "major", "minor", "mechanism", "reason",
                  "body", "need", "size", "flags", "in_msg", "dropping", "cur_drop", "copying", "cur_copy", "copy",
-                 "cut", "edits", "held")
+                 "cut", "edits", "held", "connection", "judging")
 
     def __init__(self, tally: Tally, on_greeting: Callable[["Tracker"], None]) -> None:
         self.tally = tally
@@ -120,6 +133,9 @@ class Tracker:
         self.cut = False
         self.edits: Optional[List[Edit]] = None  # the current message is rewritten: its frames are held
         self.held = bytearray()
+        #: The number of the link's connection this direction belongs to (1 for the first).
+        self.connection = 0
+        self.judging: Optional[List[List[Any]]] = None  # aimed drops that see the current message whole
 
     # -- what the link asks ----------------------------------------------------------------------
     @property
@@ -228,6 +244,8 @@ class Tracker:
                         tally.armed -= 1
                         tally.dropped_messages += 1
                         self.dropping = True
+                    elif tally.aimed and self._aim(tally):
+                        pass  # an aimed drop takes it
                     elif tally.chance is not None:
                         action = tally.chance.decide()
                         if action == LOSE:
@@ -239,6 +257,8 @@ class Tracker:
                             self.copying = True
                     if tally.rewrites and not self.dropping:
                         self.edits = [e for e in (r.pick() for r in tally.rewrites.values()) if e is not None] or None
+                    if self.judging is not None and self.edits is None:
+                        self.edits = []  # held whole for the drops' match, then judged
                 cur_drop = (self.dropping or self.edits is not None) and not flags & _COMMAND
                 if cur_drop:
                     dstart = i
@@ -280,9 +300,17 @@ class Tracker:
                     self.dropping = False
                     continue
                 msgs += 1
-                if self.edits is not None:  # the message held whole goes on, rewritten
+                if self.edits is not None:  # the message held whole goes on, rewritten (or is judged dropped)
                     segs = [] if segs is None else segs
-                    segs.append(self._rewritten())
+                    rewritten = self._rewritten()
+                    if rewritten is None:
+                        msgs -= 1
+                        if self.copying:  # its copy goes with it
+                            self.copying, self.copy = False, bytearray()
+                            tally.duplicated_messages -= 1
+                        keep = i
+                        continue
+                    segs.append(rewritten)
                 if self.copying:  # the copy follows the message
                     segs = [] if segs is None else segs
                     segs.extend((data[keep:i], bytes(self.copy)))
@@ -312,11 +340,199 @@ class Tracker:
             segs.append(data[keep:n])
         return msgs, segs
 
-    def _rewritten(self) -> bytes:
-        """The message held whole, after the edits of the faults that picked it."""
+    def _aim(self, tally: Tally) -> bool:
+        """As a message starts: whether an aimed drop without *match* takes it (then it is
+        being dropped); otherwise note the aimed drops whose *match* must see it whole."""
+        judging = None
+        for aim in tally.aimed:
+            if aim[1] is not None and aim[1] != self.connection:
+                continue
+            if aim[2] is None:
+                aim[0] -= 1
+                if not aim[0]:
+                    tally.aimed.remove(aim)
+                tally.dropped_messages += 1
+                self.dropping = True
+                return True
+            judging = [aim] if judging is None else judging + [aim]
+        self.judging = judging
+        return False
+
+    def _judged(self, bodies: List[memoryview], size: int) -> bool:
+        """Whether an aimed drop's *match* takes the message held whole (its *bodies*, *size* bytes)."""
+        judging, self.judging = self.judging or [], None
+        tally, frames = self.tally, [bytes(body) for body in bodies]
+        for aim in judging:
+            if aim[0] <= 0 or aim not in tally.aimed:
+                continue  # another connection's message used it up meanwhile
+            try:
+                taken = aim[2](frames)
+            except Exception as exc:  # the message goes on; the link's report and close say so
+                tally.errors.append(f"a drop's match {aim[2]!r} raised {type(exc).__name__}: {exc}")
+                continue
+            if taken:
+                aim[0] -= 1
+                if not aim[0]:
+                    tally.aimed.remove(aim)
+                tally.dropped_messages += 1
+                tally.dropped_bytes += size
+                return True
+        return False
+
+    def _rewritten(self) -> Optional[bytes]:
+        """The message held whole, after the edits of the faults that picked it (``None``: an
+        aimed drop's *match* took it)."""
         held, edits = self.held, self.edits or []
         self.held, self.edits = bytearray(), None
         bodies = frame_bodies(held)
+        if self.judging is not None and self._judged(bodies, len(held)):
+            return None
         for edit in edits:
             edit(bodies)
         return bytes(held)
+
+
+class Reader:
+    """The messages of one direction of one connection, read from the bytes the link delivered.
+
+    A tap (:class:`~zmqprocesstest.faults.tap.Tap`) feeds it each piece of the stream as
+    it is sent on, after the faults (a dropped message never shows, a duplicate shows
+    twice). It tells *sink* each whole message, with its frames
+    (``sink.message(direction, connection, frames)``, *direction* 0 or 1), each READY command's properties
+    (``sink.ready(reader, properties)``) and, where the mechanism hides the messages,
+    sizes only (``sink.sealed(reader, size, why)``). *tracker*, the same direction's,
+    says which protocol the peers settled on.
+
+    Its copies are bounded: a frame is kept whole while its message keeps at most
+    *keep* bytes, and beyond that as a :class:`~zmqprocesstest.report.timeline.FramePreview`
+    (its first *head* bytes and its length); a frame's bytes that are not kept are
+    skipped as they pass, never buffered.
+    """
+
+    __slots__ = ("sink", "emit", "tracker", "direction", "connection", "keep", "head", "mode", "buf", "frames",
+                 "kept", "skip", "big", "mechanism")
+
+    def __init__(self, sink: Any, tracker: Tracker, direction: int, connection: int, keep: int, head: int) -> None:
+        self.sink, self.tracker, self.direction, self.connection = sink, tracker, direction, connection
+        self.emit = sink.message
+        self.keep, self.head = keep, head
+        self.mode = _GREETING
+        self.buf = bytearray()
+        self.frames: List[Any] = []  # the current message's frames so far
+        self.kept = 0  # bytes of them kept whole
+        self.skip = 0  # bytes of a frame too big to keep still to pass
+        self.big: Any = None  # that frame: (flags, preview)
+        #: The mechanism its greeting named (``None``: before it, or ZMTP 2.0 and older).
+        self.mechanism: Optional[str] = None
+
+    def feed(self, data: Any) -> None:
+        """Follow *data* (bytes or a view), the next bytes delivered in this direction."""
+        if self.mode == _FRAMES and not self.buf and not self.skip:  # the usual case: whole frames, read in place
+            if type(data) is not bytes and len(data) <= self.keep:
+                data = bytes(data)  # one copy: slices of bytes cost less than of a view
+            i = self._frames(data, 0, len(data))
+            if i < len(data):
+                self.buf += data[i:]
+            return
+        if self.mode == _OPAQUE:
+            self.sink.sealed(self, len(data), self.tracker.reason or "the peers' protocol is not understood")
+            return
+        if self.skip:
+            take = min(self.skip, len(data))
+            self.skip -= take
+            if self.skip:
+                return
+            data = data[take:]
+            flags, frame = self.big
+            self.big = None
+            self._frame(flags, frame)
+        buf = self.buf
+        buf += data
+        i = 0
+        if self.mode == _GREETING:
+            if len(buf) < _GREETING_SIZE:
+                if self.tracker.mode == _OPAQUE and self.tracker.mechanism is None:  # ZMTP 2.0 or older
+                    self.mode = _OPAQUE
+                    self.buf = bytearray()
+                    self.sink.sealed(self, len(buf), self.tracker.reason or "the peers' protocol is not understood")
+                return
+            self.mechanism = bytes(buf[12:32]).rstrip(b"\0").decode("ascii", "replace")
+            self.mode = _FRAMES if self.mechanism in DROPPABLE_MECHANISMS else _SEALED
+            i = _GREETING_SIZE
+        del buf[:self._frames(buf, i, len(buf))]
+
+    def _frames(self, buf: Any, i: int, n: int) -> int:
+        """Read the whole frames of *buf* from *i* to *n*; return where the first incomplete one
+        starts (or *n*: then a frame too big to keep may be being skipped)."""
+        frames, emit = self.frames, self.emit
+        while i < n:
+            flags = buf[i]
+            if flags & _LONG:
+                if n - i < 9:
+                    break
+                size, start = int.from_bytes(buf[i + 1:i + 9], "big"), i + 9
+            else:
+                if n - i < 2:
+                    break
+                size, start = buf[i + 1], i + 2
+            end = start + size
+            if end > n:
+                if size > self.keep:  # too big to buffer: keep its head, skip the rest as it passes
+                    self.big = (flags, FramePreview(bytes(buf[start:start + self.head]), size))
+                    self.skip = end - n
+                    return n
+                break
+            i = end
+            if flags & _COMMAND or self.kept + size > self.keep:
+                self._frame(flags, bytes(buf[start:end]))
+                frames = self.frames
+                continue
+            frames.append(buf[start:end] if type(buf) is bytes else bytes(buf[start:end]))  # the usual frame, inline
+            self.kept += size
+            if not flags & _MORE:
+                self.frames, self.kept = [], 0
+                emit(self.direction, self.connection, frames)
+                frames = self.frames
+        return i
+
+    def _frame(self, flags: int, body: Any) -> None:
+        if flags & _COMMAND:
+            size = len(body) if isinstance(body, bytes) else body.length
+            name = bytes(body[1:1 + body[0]]) if isinstance(body, bytes) and body else b""
+            if name == b"MESSAGE" or self.mode == _SEALED and name not in _HANDSHAKE:
+                self.sink.sealed(self, size, self.tracker.reason or f"the {self.mechanism} mechanism")
+            elif name in (b"READY", b"INITIATE") and self.mode == _FRAMES and isinstance(body, bytes):
+                self.sink.ready(self, _properties(body[1 + len(name):]))
+            return
+        if isinstance(body, bytes):
+            if self.kept + len(body) > self.keep:
+                body = FramePreview(body[:self.head], len(body))
+            else:
+                self.kept += len(body)
+        self.frames.append(body)
+        if not flags & _MORE:
+            frames, self.frames, self.kept = self.frames, [], 0
+            self.emit(self.direction, self.connection, frames)
+
+
+#: A mechanism that hides messages (CURVE): its frames are shown as sizes.
+_SEALED = 3
+#: The commands of a handshake and the heartbeats: never shown as messages.
+_HANDSHAKE = frozenset({b"READY", b"HELLO", b"WELCOME", b"INITIATE", b"ERROR", b"PING", b"PONG", b"SUBSCRIBE",
+                        b"CANCEL"})
+
+
+def _properties(data: bytes) -> Dict[str, bytes]:
+    """The properties of a READY command's body after its name: ``{'Socket-Type': b'REQ', ...}``."""
+    found, i = {}, 0
+    try:
+        while i < len(data):
+            size = data[i]
+            name = data[i + 1:i + 1 + size].decode("ascii", "replace")
+            i += 1 + size
+            length = int.from_bytes(data[i:i + 4], "big")
+            found[name] = bytes(data[i + 4:i + 4 + length])
+            i += 4 + length
+    except IndexError:  # a cut property: what came before it
+        pass
+    return found

@@ -194,6 +194,8 @@ class FaultLink:
     :param endpoint: where to listen: an ``ipc://`` path (in a test, one from the test's
         private directory) or a loopback ``tcp://`` address. By default ``tcp`` listens
         on ``127.0.0.1`` on a free port and ``ipc`` in a private temp dir of its own.
+    :param name: its name in the reports (the timeline's lane, the failure report); by
+        default ``link`` and the last part of :attr:`endpoint` (``link 40123``).
 
     Example::
 
@@ -210,7 +212,10 @@ class FaultLink:
     #: The endpoint clients connect to instead of the target.
     endpoint: str
 
-    def __init__(self, target: str, transport: Optional[str] = None, endpoint: Optional[str] = None) -> None:
+    def __init__(self, target: str, transport: Optional[str] = None, endpoint: Optional[str] = None,
+                 name: Optional[str] = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise BadArgument(f"expected name to be a non-empty string, got {name!r}")
         family, address = _address(target, "target")
         #: The real endpoint connections are forwarded to.
         self.target = target
@@ -229,13 +234,21 @@ class FaultLink:
         check_loopback(endpoint)
         self._history: List[Tuple[float, str]] = []
         self._start = time.monotonic()
-        self._proxy = Proxy((family, address), _address(endpoint, "endpoint"), target, tmpdir)
+        self._proxy = Proxy((family, address), _address(endpoint, "endpoint"), target, tmpdir, self._sink())
         self.endpoint = self._proxy.endpoint
-        #: Its lane in the test's timeline: ``link 2`` (the last part of its endpoint).
-        self.name = "link " + re.split(r"[/:]", self.endpoint)[-1]
+        #: Its name in reports and its lane in the test's timeline: *name*, or ``link 2``
+        #: (the last part of its endpoint).
+        self.name = name or "link " + re.split(r"[/:]", self.endpoint)[-1]
         running = _timeline.current()
         if running is not None:
-            running.lane(self.name, "link", f"{self.endpoint} -> {target}")
+            self._lane(running)
+
+    def _sink(self) -> Any:
+        """What reads the messages the link delivers (a tap's), or ``None``."""
+        return None
+
+    def _lane(self, running: Any) -> None:
+        running.lane(self.name, "link", f"{self.endpoint} -> {self.target}")
 
     @property
     def hold_limit(self) -> int:
@@ -298,19 +311,38 @@ class FaultLink:
         self._control("delay", f"delay {seconds:g} s" if seconds else "delay off", float(seconds))
 
     @fault
-    def drop(self, n: int = 1, direction: str = "to_server") -> None:
-        """Leave out the next *n* whole ZeroMQ messages in *direction* (``'to_server'``, ``'to_client'``).
+    def drop(self, n: int = 1, direction: str = "to_server", connection: Optional[int] = None,
+             match: Optional[Callable[[List[bytes]], bool]] = None) -> None:
+        """Leave out the next *n* whole ZeroMQ messages in *direction* (``'to_server'``, ``'to_client'``),
+        on *connection* only and only those *match* takes, if given.
 
         The messages that start next, on any connection, are not forwarded (none of
         their frames); heartbeats and other commands always are. A message already
         half through goes on whole.
+
+        Aimed: *connection* is the number of one connection through the link (1 for
+        the first accepted, in order: :attr:`~zmqprocesstest.faults.Tap.connections` of a
+        tap names them), so a link shared by several workers loses one worker's
+        message, not the next sender's. ``match(frames)`` is called on the link's thread
+        with each message's frames (a list of bytes) and returns whether to leave it
+        out; a message it may take is held until its last frame. What *match* raises
+        lets the message go on, shows in the link's report and is raised by
+        :meth:`close`. Drops armed earlier are served first.
 
         :raises FaultLinkError: the link cannot see messages: CURVE (or another
             mechanism that encrypts them) or peers speaking ZMTP 2.0 or older; only the
             connection-level faults apply there.
         """
         count, index = _drop_args(n, direction)
-        self._control("drop", f"drop {count} {direction}", count, index)
+        if connection is not None:
+            int_arg("connection", connection, "a connection number (int)")
+            if connection < 1:
+                raise BadArgument(f"expected connection to be a connection number >= 1, got {connection!r}")
+        if match is not None and not callable(match):
+            raise BadArgument(f"expected match to be a callable(frames) -> bool, got {match!r}")
+        label = f"drop {count} {direction}" + (f" on connection {connection}" if connection is not None else "") \
+            + (f" matching {getattr(match, '__name__', match)}" if match is not None else "")
+        self._control("drop", label, count, index, connection, match)
 
     @fault
     def loss(self, p: float, direction: str = BOTH, burst: Optional[float] = None,
@@ -443,8 +475,10 @@ class FaultLink:
 
     def report(self) -> str:
         """Several lines for a failure report: endpoints, state, protocol, counts, faults in order."""
-        lines = [f"Fault link {self.endpoint} -> {self.target}", f"  state: {self.state}"]
+        lines = [f"{self._kind()} {self.endpoint} -> {self.target}", f"  state: {self.state}",
+                 f"  name: {self.name} (its lane in the timeline)"]
         crash, protocols, hidden, notes = self._proxy.findings()
+        notes = notes + self._proxy.errors() + self._errors()
         if crash:
             lines.append(f"  its thread failed: {crash.strip().splitlines()[-1]}")
         try:
@@ -477,8 +511,11 @@ class FaultLink:
             lines.append("  faults: none")
         return "\n".join(lines)
 
+    def _kind(self) -> str:
+        return "Fault link"
+
     def __repr__(self) -> str:
-        return f"<FaultLink {self.endpoint} -> {self.target} ({self.state})>"
+        return f"<{type(self).__name__} {self.name!r} {self.endpoint} -> {self.target} ({self.state})>"
 
     # -- closing ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -487,9 +524,17 @@ class FaultLink:
         Idempotent. Connections are closed hard, like :meth:`reset`.
 
         :raises FaultLinkError: the thread failed (with its traceback), or did not stop
-            within its bound (5 s, scaled).
+            within its bound (5 s, scaled), or a drop's *match* raised.
         """
+        first = not self._proxy.closed
         self._proxy.close()
+        errors = self._proxy.errors() + self._errors()
+        if first and errors:
+            raise FaultLinkError(f"{self.describe()}: " + "; ".join(errors))
+
+    def _errors(self) -> List[str]:
+        """What failed on the link's thread besides its faults (a tap's codec or recorder)."""
+        return []
 
     def __enter__(self) -> "FaultLink":
         return self
@@ -498,10 +543,12 @@ class FaultLink:
         self.close()
 
 
-def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[str] = None) -> FaultLink:
-    """A :class:`FaultLink` to *target* that listens on ``ipc_endpoint()`` when its transport is ipc.
+def make_link(target: str, ipc_endpoint: Callable[[], str], transport: Optional[str] = None,
+              name: Optional[str] = None, cls: Callable[..., FaultLink] = FaultLink, **kwargs: Any) -> FaultLink:
+    """A :class:`FaultLink` (or a *cls*, a :class:`~zmqprocesstest.faults.Tap`) to *target* that
+    listens on ``ipc_endpoint()`` when its transport is ipc.
 
-    What :meth:`ProcessTestCase.fault_link` uses, with the test's private directory.
+    What :meth:`ProcessTestCase.fault_link` and :meth:`ProcessTestCase.tap` use, with the test's private directory.
     """
     listen = transport or _transport(_address(target, "target")[0])
-    return FaultLink(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None)
+    return cls(target, transport=listen, endpoint=ipc_endpoint() if listen == "ipc" else None, name=name, **kwargs)

@@ -29,9 +29,11 @@ import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _order, _stress
-from .._config import (REPEAT_ENV, SEED_ENV, SHUFFLE_ENV, STRESS_ENV, UNTIL_FAILURE_ENV, env_flag)
+from .._config import (REPEAT_ENV, REPEAT_SCOPE_ENV, REPEAT_SCOPES, SEED_ENV, SHUFFLE_ENV, STRESS_ENV,
+                       UNTIL_FAILURE_ENV, env_flag)
 
-__all__ = ["Settings", "SETTINGS", "arrange", "base_id", "repeat_class", "reproduce_message", "seed"]
+__all__ = ["Settings", "SETTINGS", "arrange", "base_id", "check_scope", "flat", "repeat_class", "reproduce_message",
+           "seed"]
 
 
 class Settings:
@@ -43,6 +45,10 @@ class Settings:
             raise ValueError(f"expected {REPEAT_ENV} to be a whole number >= 1, got {raw!r}")
         #: How many times each test class runs.
         self.repeat = int(raw or 1)
+        #: What one repeat spans (:data:`~zmqprocesstest._config.REPEAT_SCOPES`); ``None``:
+        #: the default (:meth:`scope`).
+        self.repeat_scope: Optional[str] = check_scope(os.environ.get(REPEAT_SCOPE_ENV, "").strip() or None,
+                                                       REPEAT_SCOPE_ENV)
         self.until_failure = env_flag(UNTIL_FAILURE_ENV)
         self.stress = env_flag(STRESS_ENV)
         self.shuffle = env_flag(SHUFFLE_ENV)
@@ -54,6 +60,24 @@ class Settings:
         #: Who repeats and stops: ``"env"`` (the metaclass and test runs do), ``"cli"``
         #: (the command line does) or ``"pytest"`` (the plugin does).
         self.driver = "env"
+
+    def scope(self) -> str:
+        """What one repeat spans: the scope given, else ``session`` (round by round) with
+        until-failure under the command line and pytest, else ``class`` (each class's
+        repeats in a row, as runners that collect the repeat classes run them)."""
+        if self.repeat_scope:
+            return self.repeat_scope
+        return "session" if self.until_failure and self.driver != "env" else "class"
+
+
+def check_scope(value: Optional[str], what: str) -> Optional[str]:
+    """*value* if it is a repeat scope (or ``None``).
+
+    :raises ValueError: naming *what* and the scopes, for anything else.
+    """
+    if value is not None and value not in REPEAT_SCOPES:
+        raise ValueError(f"expected {what} to be one of {', '.join(REPEAT_SCOPES)}, got {value!r}")
+    return value
 
 
 def seed_value(raw: str, what: str) -> Optional[int]:
@@ -105,10 +129,21 @@ def configure(settings: Settings) -> None:
 
 
 # -- repeats ---------------------------------------------------------------------------------
+_REPEAT_CLASSES: Dict[Tuple[type, int, int], type] = {}
+
+
 def repeat_class(cls: type, repeat: int, total: int) -> type:
-    """The subclass of *cls* that is its repeat number *repeat* of *total* (1 is *cls*)."""
+    """The subclass of *cls* that is its repeat number *repeat* of *total* (1 is *cls*);
+    the same class for every test of *cls* (its class scope is shared, as in one run)."""
     if repeat == 1:
         return cls
+    made = _REPEAT_CLASSES.get((cls, repeat, total))
+    if made is None:
+        made = _REPEAT_CLASSES[cls, repeat, total] = _make_repeat_class(cls, repeat, total)
+    return made
+
+
+def _make_repeat_class(cls: type, repeat: int, total: int) -> type:
     name = f"{cls.__name__}_repeat{repeat:0{len(str(total))}d}"
     return type(cls)(name, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
                                     "__qualname__": cls.__qualname__ + name[len(cls.__name__):],
@@ -133,6 +168,11 @@ def inject_repeats(cls: type) -> None:
     total = SETTINGS.repeat
     if total <= 1 or SETTINGS.driver == "cli" or "_zpt_repeat" in cls.__dict__ or cls.__qualname__ != cls.__name__:
         return
+    if SETTINGS.driver == "env" and SETTINGS.repeat_scope not in (None, "class"):
+        raise ValueError(f"expected {REPEAT_SCOPE_ENV}=class (or unset) under this runner, got "
+                         f"{SETTINGS.repeat_scope!r}: it runs the repeat classes of {cls.__module__} as it collects "
+                         "them, a class's repeats after one another; run python -m zmqprocesstest --repeat-scope "
+                         "or pytest --zpt-repeat-scope for another scope")
     module = sys.modules.get(cls.__module__)
     if module is None or not unittest.defaultTestLoader.getTestCaseNames(cls):
         return
@@ -229,6 +269,8 @@ def _argv() -> List[str]:
 #: The command line's own options: name -> (takes a value, help).
 OPTIONS = {
     "--repeat": (True, "run each test N times, each repeat a fresh test (and a fresh class scope)"),
+    "--repeat-scope": (True, "what one repeat spans: test, class, module or session (round by round, the "
+                             "default with --until-failure; else class)"),
     "--until-failure": (False, "stop at the first failure and print how to reproduce it"),
     "--stress": (False, "perturb timing (CPU burners, small delays), reproducibly from the seed"),
     "--seed": (True, "the seed of --stress and --shuffle (chosen and printed when not given)"),
@@ -267,6 +309,8 @@ def split_options(args: List[str]) -> Tuple[Settings, List[str]]:
             if not (value.isdigit() and int(value) >= 1):
                 raise ValueError(f"expected --repeat N with N >= 1, got {value!r}")
             settings.repeat = int(value)
+        elif name == "--repeat-scope":
+            settings.repeat_scope = check_scope(value, "--repeat-scope")
         elif name == "--seed":
             settings.seed = seed_value(value, "--seed N")
         elif name == "--shard":
@@ -313,9 +357,10 @@ def write_durations(path: str) -> None:
 
 
 # -- the command line's suite ----------------------------------------------------------------
-def _flat(test: Any) -> List[Any]:
+def flat(test: Any) -> List[Any]:
+    """The tests of *test* (a suite, nested or not, or one test), in order."""
     if isinstance(test, unittest.TestSuite):
-        return [t for inner in test for t in _flat(inner)]
+        return [t for inner in test for t in flat(inner)]
     return [test]
 
 
@@ -335,9 +380,12 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     """The command line's suite: sharded, shuffled and repeated as *settings* say.
 
     Shards are made from the suite in id order (the same in every shard's process),
-    then the shard is shuffled, then each class runs *repeat* times in a row.
+    then the shard is shuffled, then each test runs *repeat* times, in the order the
+    repeat scope asks for (:meth:`Settings.scope`). With the ``module`` and ``session``
+    scopes each round is a suite of its own (:class:`_Round`) that tears the class and
+    module scopes down at its end, so the next round sets them up afresh.
     """
-    tests = _flat(suite)
+    tests = flat(suite)
     if settings.shard is not None:
         index, total = settings.shard
         _order.confirm_sharding()
@@ -348,8 +396,36 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     if settings.shuffle:
         tests = _order.shuffled(tests, seed(), _module_of, _class_of)
     if settings.repeat > 1:
-        tests = _repeated(tests, settings.repeat)
+        scope = settings.scope()
+        tests = _order.by_repeat(_repeated(tests, settings.repeat), scope, _repeat_number, _module_of,
+                                 _base_class_of, base_id)
+        pieces = _order.rounds(tests, scope, _repeat_number, _module_of)
+        if len(pieces) > 1:
+            return unittest.TestSuite([_Round(piece) for piece in pieces])
     return unittest.TestSuite(tests)
+
+
+class _Round(unittest.TestSuite):
+    """One round of a module or of the whole selection: its class and module scopes are
+    torn down at its end (as a whole run's are), so the next round sets them up again."""
+
+    def run(self, result: Any, debug: bool = False) -> Any:
+        super().run(result, debug)
+        if not getattr(result, "_testRunEntered", False):
+            return result  # run on its own: the top level tore down already
+        self._tearDownPreviousClass(None, result)  # type: ignore[attr-defined]
+        self._handleModuleTearDown(result)  # type: ignore[attr-defined]
+        result._previousTestClass = None
+        return result
+
+
+def _repeat_number(test: Any) -> int:
+    return repeat_of(type(test))[0] if _repeatable(test) else 1
+
+
+def _base_class_of(test: Any) -> str:
+    base = repeat_of(type(test))[2]
+    return f"{base.__module__}.{base.__qualname__}"
 
 
 def _repeatable(test: Any) -> bool:
@@ -359,23 +435,16 @@ def _repeatable(test: Any) -> bool:
 
 
 def _repeated(tests: List[Any], total: int) -> List[Any]:
-    """Each run of tests of one class, *total* times in a row, repeat r in its own subclass.
+    """Every test *total* times, repeat r in its own subclass (one per class and repeat).
 
     Tests that are not methods of a test case class (a load error's stand-in, a
     doctest) run once.
     """
     result: List[Any] = []
-    at = 0
-    while at < len(tests):
-        cls, end = type(tests[at]), at + 1
-        while end < len(tests) and type(tests[end]) is cls:
-            end += 1
-        group = tests[at:end]
-        for repeat in range(2, total + 1) if _repeatable(group[0]) else ():
-            sub = repeat_class(cls, repeat, total)
-            group += [sub(t._testMethodName) for t in tests[at:end]]
-        result.extend(group)
-        at = end
+    for test in tests:
+        result.append(test)
+        if _repeatable(test):
+            result += [repeat_class(type(test), repeat, total)(test._testMethodName) for repeat in range(2, total + 1)]
     return result
 
 
