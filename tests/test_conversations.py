@@ -433,6 +433,151 @@ class ReplayArguments(Files):
                 self.assertIn(expected, only_problem(self, run_case(Bad), "error"))
 
 
+# -- recording through a tap -------------------------------------------------------------------------
+def two_pingers(endpoint, identities=(b"", b"")):
+    """A client under test of two DEALER connections to a ROUTER PongProc (identities if given)."""
+    ctx = zmq.Context()
+    socks = []
+    for identity in identities:
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvtimeo = 5000
+        if identity:
+            sock.routing_id = identity
+        sock.connect(endpoint)
+        socks.append(sock)
+    a, b = socks
+    for sock, n in ((a, 1), (b, 2), (a, 3)):
+        sock.send_multipart([b"", json.dumps(["ping", n]).encode()])
+        assert sock.recv_multipart() == [b"", json.dumps(["pong", n]).encode()], n
+    for sock in socks:
+        sock.close()
+    ctx.term()
+
+
+class TapRecording(Files):
+    def record_ping_session(self, path):
+        class Record(ProcessTestCase):
+            def test_record(self):
+                self.start_process(PongProc, self.endpoint)
+                tap = self.tap(self.endpoint, name="ping", record=path)
+                client = self.start_command([sys.executable, "-m", "pingpong.ping", tap.endpoint, "3"],
+                                            env=dict(os.environ, PYTHONPATH=EXAMPLES))
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Record)), [])
+
+    def test_the_real_ping_session_recorded_through_a_tap_replays_both_ways(self):
+        path = os.path.join(self.dir, "rec.jsonl")
+        self.record_ping_session(path)
+        conversation = read_conversation(path)
+        self.assertEqual(conversation.meta, {"client": "REQ"})
+        self.assertEqual([(m.direction, m.conn, m.frames) for m in conversation.messages], [
+            (direction, 1, (b"", json.dumps([word, n]).encode()))
+            for n in (1, 2, 3) for direction, word in ((TO_SERVER, "ping"), (TO_CLIENT, "pong"))])
+        self.assertEqual(self.read().splitlines()[1],
+                         '{"t": 0.0, "dir": "to_server", "conn": 1, "frames": ["", {"json": ["ping", 1]}]}')
+        cases = ReplayClientSide(), ReplayServerSide()
+        for case in cases:
+            case.dir = self.dir
+        self.assertEqual(problems(run_case(cases[0].case())), [])
+        text = only_problem(self, run_case(cases[0].case(OddPong)))
+        self.assertIn("differs at message 3 of 6 (to_client, connection 1", text)
+
+        class Server(ProcessTestCase):
+            def test_replay(self):
+                rep = self.socket(zmq.REP, bind=self.endpoint, name="server")
+                client = self.start_command([sys.executable, "-m", "pingpong.ping", self.endpoint, "3"],
+                                            env=dict(os.environ, PYTHONPATH=EXAMPLES))
+                yield ("replay", rep, path, "server")
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Server)), [])
+
+    def test_two_dealer_peers_recorded_through_a_tap_replay_with_identities_mapped(self):
+        path = os.path.join(self.dir, "two.jsonl")
+
+        class Record(ProcessTestCase):
+            def test_record(self):
+                self.start_process(PongProc, self.endpoint, zmq.ROUTER)
+                tap = self.tap(self.endpoint, record=path)
+                client = self.start_process(two_pingers, tap.endpoint, (b"alice", b"bob"))
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Record)), [])
+        messages = read_conversation(path).messages
+        self.assertEqual([(m.direction, m.conn, m.peer) for m in messages], [
+            (TO_SERVER, 1, b"alice"), (TO_CLIENT, 1, b"alice"), (TO_SERVER, 2, b"bob"), (TO_CLIENT, 2, b"bob"),
+            (TO_SERVER, 1, b"alice"), (TO_CLIENT, 1, b"alice")])
+
+        class Router(ProcessTestCase):
+            def test_replay(self):
+                router = self.socket(zmq.ROUTER, bind=self.endpoint, name="server")
+                client = self.start_process(two_pingers, self.endpoint)  # new peers, no identities of their own
+                result = yield ("replay", router, path, "server")
+                yield ("wait_exit", client)
+                self.assertEqual(len({frames[0] for frames in result.sent}), 2)
+                self.assertNotIn(b"alice", {frames[0] for frames in result.sent})
+
+        class Dealers(ProcessTestCase):
+            def test_replay(self):
+                self.start_process(PongProc, self.endpoint, zmq.ROUTER)
+                a = self.socket(zmq.DEALER, connect=self.endpoint, name="a")
+                b = self.socket(zmq.DEALER, connect=self.endpoint, name="b")
+                yield ("replay", [a, b], path)
+
+        self.assertEqual(problems(run_case(Router)), [])
+        self.assertEqual(problems(run_case(Dealers)), [])
+
+    def test_a_message_the_tap_kept_only_in_part_is_not_recorded_silently(self):
+        path = os.path.join(self.dir, "big.jsonl")
+
+        class Big(ProcessTestCase):
+            def test_big(self):
+                self.start_process(PongProc, self.endpoint)
+                tap = self.tap(self.endpoint, record=path)
+                req = self.socket(zmq.REQ, connect=tap.endpoint)
+                yield ("send", req, [], ["ping", "x" * 100000])
+                yield ("recv", req)
+
+        text = only_problem(self, run_case(Big))
+        self.assertIn(f"the recording to {path} raised ValueError: expected whole frames to record, got frame 1 of "
+                      "a message to_server on connection 1 kept only in part (100012 bytes; a tap keeps at most "
+                      "65536 bytes of a message)", text)
+
+
+class RecordCommand(Files):
+    def test_it_records_until_ctrl_c_and_says_what_it_wrote(self):
+        path = os.path.join(self.dir, "cli.jsonl")
+
+        class Record(ProcessTestCase):
+            def test_record(self):
+                listen = self.new_endpoint()
+                self.start_process(PongProc, self.endpoint)
+                recorder = self.start_command([sys.executable, "-m", "zmqprocesstest", "record", "--listen", listen,
+                                               "--connect", self.endpoint, "-o", path])
+                yield ("wait_output", recorder, "Ctrl-C to stop", 10)  # once it has started (python, imports)
+                req = self.socket(zmq.REQ, connect=listen)
+                for n in (1, 2):
+                    yield ("send", req, [], ["ping", n])
+                    self.assertEqual((yield ("recv", req)), [["pong", n]])
+                yield ("signal", recorder)
+                yield ("wait_exit", recorder)
+                self.assertIn(f"record: wrote 4 messages (1 connection) to {path}", self.output_of(recorder))
+
+        self.assertEqual(problems(run_case(Record)), [])
+        self.assertEqual(len(read_conversation(path).messages), 4)
+
+    def test_bad_arguments_are_named(self):
+        result = run_program([sys.executable, "-m", "zmqprocesstest", "record", "--listen", "tcp://127.0.0.1:0",
+                              "--connect", "tcp://127.0.0.1:1", "-o", "x.jsonl", "--codec", "jupyter"], cwd=self.dir)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("expected --key KEY with --codec jupyter", result.stderr)
+        result = run_program([sys.executable, "-m", "zmqprocesstest", "record", "--connect", "tcp://127.0.0.1:1"],
+                             cwd=self.dir)
+        self.assertIn("the following arguments are required: --listen, -o/--output", result.stderr)
+
+
 # -- scaffold ---------------------------------------------------------------------------------------
 class Scaffold(Files):
     SESSION = pings((1, ["pong", 1]), (2, ["pong", 2]))

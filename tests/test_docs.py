@@ -234,6 +234,9 @@ COMMANDS = {
     # howto/conversations.rst
     "python -m zmqprocesstest scaffold conversations/pingpong.jsonl --process pingpong.pongproc:PongProc -o "
     "test_pingpong_scaffolded.py": ("tests/test_conversations.py", "test_the_howto_shows_what_scaffold_writes"),
+    "python -m zmqprocesstest record --listen tcp://127.0.0.1:5556 --connect tcp://127.0.0.1:5555 -o "
+    "conversations/pingpong.jsonl":
+        ("tests/test_conversations.py", "test_it_records_until_ctrl_c_and_says_what_it_wrote"),
 }
 
 #: Blocks that are neither code to run nor included: (page, first line) -> the test that checks them.

@@ -46,7 +46,7 @@ from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tup
 
 import zmq
 
-from ._config import UPDATE_GOLDEN_ENV, env_flag
+from ._config import TAP_KEEP_BYTES, UPDATE_GOLDEN_ENV, env_flag
 from .loop import BadArgument
 from .report import timeline as _timeline
 from .sockets import TestSocket
@@ -55,8 +55,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["FORMAT_VERSION", "JSON_STYLES", "TO_CLIENT", "TO_SERVER", "Conversation", "ConversationError",
-           "ConversationWriter", "Message", "ReplayResult", "decode_frame", "encode_frame", "read_conversation",
-           "render_message", "replay", "write_conversation"]
+           "ConversationWriter", "Message", "ReplayResult", "TapRecorder", "decode_frame", "encode_frame",
+           "read_conversation", "render_message", "replay", "resolve_path", "write_conversation"]
 
 #: The version of the file format, in its first line (``{"conversation": 1, ...}``).
 FORMAT_VERSION = 1
@@ -195,14 +195,16 @@ class ConversationWriter:
         self.path = os.path.abspath(path)
         #: How many messages it wrote.
         self.count = 0
+        #: The first line's entries besides the format and the codec; the first line is
+        #: written with the first message (or on :meth:`close`), so they may be added until then.
+        self.meta: Dict[str, Any] = dict(meta or {})
+        self._codec = codec
         self._first: Optional[float] = None
         self._lock = threading.Lock()
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         self._file: Optional[IO[str]] = open(self.path, "w", encoding="utf-8", newline="\n")
-        self._file.write(_header(codec, meta))
-        self._file.flush()
 
     def message(self, direction: str, conn: int, frames: Sequence[Any], peer: Optional[bytes] = None,
                 at: Optional[float] = None) -> None:
@@ -219,6 +221,7 @@ class ConversationWriter:
                 raise ValueError(f"the recording {self.path} is closed")
             if self._first is None:
                 self._first = when
+                self._file.write(_header(self._codec, self.meta))
             message = Message(0.0, direction, conn, tuple(bytes(f) for f in frames), peer)
             self._file.write(_line(message, max(0.0, when - self._first)))
             self._file.flush()
@@ -228,6 +231,8 @@ class ConversationWriter:
         """Close the file (again: nothing)."""
         with self._lock:
             if self._file is not None:
+                if self._first is None:
+                    self._file.write(_header(self._codec, self.meta))
                 self._file.close()
                 self._file = None
 
@@ -236,6 +241,36 @@ class ConversationWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class TapRecorder:
+    """A tap's recorder (``Tap.recorders``) that writes each whole
+    message through the tap into *writer*: what ``self.tap(endpoint, record=PATH)`` adds.
+
+    The first line gets the client's socket type from the tap's first connection
+    (``"client": "REQ"``). A frame the tap kept only in part (a message of more than
+    ``TAP_KEEP_BYTES``) cannot be recorded exactly: it raises, and the tap reports it.
+    """
+
+    def __init__(self, writer: ConversationWriter, tap: Any = None) -> None:
+        self.writer, self.tap = writer, tap
+
+    def __repr__(self) -> str:
+        return f"the recording to {self.writer.path}"
+
+    def __call__(self, message: Any) -> None:
+        frames = message.frames
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, (bytes, bytearray, memoryview)):
+                raise ValueError(f"expected whole frames to record, got frame {i} of a message "
+                                 f"{message.direction} on connection {message.connection} kept only in part "
+                                 f"({getattr(frame, 'length', '?')} bytes; a tap keeps at most {TAP_KEEP_BYTES} "
+                                 "bytes of a message)")
+        if self.tap is not None and self.writer.count == 0 and "client" not in self.writer.meta:
+            kind = self.tap.connections.get(message.connection, {}).get("Socket-Type")
+            if kind:
+                self.writer.meta["client"] = bytes(kind).decode("ascii", "replace")
+        self.writer.message(message.direction, message.connection, frames, message.identity, message.time)
 
 
 def write_conversation(path: str, conversation: Conversation) -> None:
@@ -472,7 +507,7 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     if side not in ("client", "server"):
         raise BadArgument(f"expected the side to replay to be 'client' or 'server', got {side!r}")
     rules = _normalisers(normalise)
-    full = _resolve(case, path)
+    full = resolve_path(case, path)
     if not os.path.exists(full):
         raise FileNotFoundError(f"expected a recording at {full}; record one with self.tap(endpoint, record=...) "
                                 "or python -m zmqprocesstest record --listen EP --connect EP -o FILE")
@@ -514,7 +549,7 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     return result
 
 
-def _resolve(case: Any, path: str) -> str:
+def resolve_path(case: Any, path: str) -> str:
     """*path*, relative to the directory of *case*'s test module (as golden files are)."""
     if not isinstance(path, (str, os.PathLike)):
         raise BadArgument(f"expected the path of a recording (str), got {path!r}")
