@@ -627,7 +627,7 @@ class TestPingSession(ProcessTestCase):
                    "nose2": ["-m", "nose2", "-v", "-s", ".", "test_ping_session"]}
         for runner, args in runners.items():
             with self.subTest(runner=runner):
-                result = run_program([sys.executable, *args], cwd=self.dir, env=env)
+                result = run_program([sys.executable, *args], cwd=self.dir, env=env, timeout=60)  # a loaded machine
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertRegex(result.stdout + result.stderr, r"test_ping_session.*(ok|PASSED)")
 

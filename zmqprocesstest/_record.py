@@ -21,7 +21,8 @@ from .faults import FaultLinkError, Tap
 __all__ = ["main"]
 
 _CODECS = ("json", "raw", "msgpack", "jupyter")
-#: How often the waiting main thread wakes (seconds): a signal's handler runs then at the latest.
+#: How often the waiting main thread wakes (seconds) to write what was recorded (and a
+#: signal's handler runs then at the latest).
 _WAKE = 0.5
 
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str]) -> int:
     code = 0
     try:
         while not stop.wait(_WAKE):
-            pass
+            writer.flush()  # what came so far is in the file, should the command be killed
     finally:
         try:
             tap.close()

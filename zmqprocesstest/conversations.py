@@ -46,7 +46,7 @@ from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tup
 
 import zmq
 
-from ._config import TAP_KEEP_BYTES, UPDATE_GOLDEN_ENV, env_flag
+from ._config import RECORD_BUFFER_BYTES, TAP_KEEP_BYTES, UPDATE_GOLDEN_ENV, env_flag
 from .loop import BadArgument
 from .report import timeline as _timeline
 from .sockets import TestSocket
@@ -179,11 +179,14 @@ def _header(codec: str, meta: Optional[Dict[str, Any]]) -> str:
 
 # -- writing ---------------------------------------------------------------------------------
 class ConversationWriter:
-    """Writes a recording, one line per whole message, as the messages come.
+    """Writes a recording, one line per whole message.
 
-    :meth:`message` may be called from any thread (a tap calls it from its own); each
-    line is flushed as it is written, so a test that dies leaves the messages so far.
-    Use it as a context manager, or :meth:`close` it.
+    :meth:`message` may be called from any thread (a tap calls it from its own, between
+    forwarding one message and the next). It only keeps the message: the lines are
+    written by :meth:`flush`, by :meth:`close`, and by :meth:`message` itself once
+    ``RECORD_BUFFER_BYTES`` of frames are waiting, so recording adds next to nothing to a
+    tap's round trip. Use it as a context manager, or
+    :meth:`close` it.
 
     :param path: the file to write (made, with its directory, or replaced).
     :param codec: the name of the codec the frames are rendered by, for the first line.
@@ -193,13 +196,17 @@ class ConversationWriter:
     def __init__(self, path: str, codec: str = "json", meta: Optional[Dict[str, Any]] = None) -> None:
         #: The file it writes.
         self.path = os.path.abspath(path)
-        #: How many messages it wrote.
+        #: How many messages it was given.
         self.count = 0
         #: The first line's entries besides the format and the codec; the first line is
-        #: written with the first message (or on :meth:`close`), so they may be added until then.
+        #: written with the first lines of messages (or on :meth:`close`), so they may be
+        #: added until then.
         self.meta: Dict[str, Any] = dict(meta or {})
         self._codec = codec
         self._first: Optional[float] = None
+        self._pending: List[Tuple[float, str, int, Tuple[bytes, ...], Optional[bytes]]] = []
+        self._pending_bytes = 0
+        self._header_written = False
         self._lock = threading.Lock()
         directory = os.path.dirname(self.path)
         if directory:
@@ -208,31 +215,49 @@ class ConversationWriter:
 
     def message(self, direction: str, conn: int, frames: Sequence[Any], peer: Optional[bytes] = None,
                 at: Optional[float] = None) -> None:
-        """Write one whole message: *direction* (:data:`TO_SERVER` or :data:`TO_CLIENT`), the
+        """Add one whole message: *direction* (:data:`TO_SERVER` or :data:`TO_CLIENT`), the
         number of its connection (from 1), its frames, the client's identity if known, and
         when it passed (``time.monotonic()``, default now)."""
         if direction not in _DIRECTIONS:
             raise ValueError(f"expected a direction {TO_SERVER!r} or {TO_CLIENT!r}, got {direction!r}")
         if isinstance(conn, bool) or not isinstance(conn, int) or conn < 1:
             raise ValueError(f"expected a connection number >= 1, got {conn!r}")
-        when = time.monotonic() if at is None else at
+        self.add(time.monotonic() if at is None else at, direction, conn, tuple(bytes(f) for f in frames), peer)
+
+    def add(self, when: float, direction: str, conn: int, frames: Tuple[bytes, ...], peer: Optional[bytes]) -> None:
+        """:meth:`message` without its checks, for a caller that gives what it asks for (a
+        tap's recorder, on the tap's thread)."""
         with self._lock:
             if self._file is None:
                 raise ValueError(f"the recording {self.path} is closed")
             if self._first is None:
                 self._first = when
-                self._file.write(_header(self._codec, self.meta))
-            message = Message(0.0, direction, conn, tuple(bytes(f) for f in frames), peer)
-            self._file.write(_line(message, max(0.0, when - self._first)))
-            self._file.flush()
+            self._pending.append((when - self._first, direction, conn, frames, peer))
             self.count += 1
+            self._pending_bytes += sum(map(len, frames))
+            if self._pending_bytes >= RECORD_BUFFER_BYTES:
+                self._write()
 
-    def close(self) -> None:
-        """Close the file (again: nothing)."""
+    def flush(self) -> None:
+        """Write the messages given so far (the file then holds a whole recording)."""
         with self._lock:
             if self._file is not None:
-                if self._first is None:
-                    self._file.write(_header(self._codec, self.meta))
+                self._write()
+
+    def _write(self) -> None:
+        assert self._file is not None
+        if not self._header_written:
+            self._file.write(_header(self._codec, self.meta))
+            self._header_written = True
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        self._file.write("".join(_line(Message(0.0, d, c, f, p), max(0.0, t)) for t, d, c, f, p in pending))
+        self._file.flush()
+
+    def close(self) -> None:
+        """Write what is left and close the file (again: nothing)."""
+        with self._lock:
+            if self._file is not None:
+                self._write()
                 self._file.close()
                 self._file = None
 
@@ -259,18 +284,27 @@ class TapRecorder:
         return f"the recording to {self.writer.path}"
 
     def __call__(self, message: Any) -> None:
-        frames = message.frames
-        for i, frame in enumerate(frames):
-            if not isinstance(frame, (bytes, bytearray, memoryview)):
-                raise ValueError(f"expected whole frames to record, got frame {i} of a message "
-                                 f"{message.direction} on connection {message.connection} kept only in part "
-                                 f"({getattr(frame, 'length', '?')} bytes; a tap keeps at most {TAP_KEEP_BYTES} "
-                                 "bytes of a message)")
-        if self.tap is not None and self.writer.count == 0 and "client" not in self.writer.meta:
+        frames = tuple(message.frames)
+        writer = self.writer
+        if writer.count == 0:
+            self._first(message)
+        for frame in frames:
+            if type(frame) is not bytes:
+                self._refuse(message)
+        writer.add(message.time, message.direction, message.connection, frames, message.identity)
+
+    def _first(self, message: Any) -> None:
+        """The first line's client socket type, from the tap's first connection."""
+        if self.tap is not None and "client" not in self.writer.meta:
             kind = self.tap.connections.get(message.connection, {}).get("Socket-Type")
             if kind:
                 self.writer.meta["client"] = bytes(kind).decode("ascii", "replace")
-        self.writer.message(message.direction, message.connection, frames, message.identity, message.time)
+
+    def _refuse(self, message: Any) -> None:
+        i, frame = next((i, f) for i, f in enumerate(message.frames) if type(f) is not bytes)
+        raise ValueError(f"expected whole frames to record, got frame {i} of a message {message.direction} on "
+                         f"connection {message.connection} kept only in part ({getattr(frame, 'length', '?')} "
+                         f"bytes; a tap keeps at most {TAP_KEEP_BYTES} bytes of a message)")
 
 
 def write_conversation(path: str, conversation: Conversation) -> None:
