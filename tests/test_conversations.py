@@ -12,7 +12,7 @@ from unittest import mock
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, normalise_timestamps, run_program
+from zmqprocesstest import ProcessTestCase, codecs, normalise_regex, normalise_timestamps, run_program
 from zmqprocesstest.conversations import (TO_CLIENT, TO_SERVER, ConversationError, ConversationWriter, decode_frame,
                                           encode_frame, read_conversation)
 from zmqprocesstest.systemtests import UPDATE_GOLDEN_ENV
@@ -576,6 +576,124 @@ class RecordCommand(Files):
         result = run_program([sys.executable, "-m", "zmqprocesstest", "record", "--connect", "tcp://127.0.0.1:1"],
                              cwd=self.dir)
         self.assertIn("the following arguments are required: --listen, -o/--output", result.stderr)
+
+
+# -- a real Jupyter kernel -----------------------------------------------------------------------------
+try:
+    import ipykernel  # noqa: F401 - only whether it is there
+    from jupyter_client import BlockingKernelClient
+    HAVE_KERNEL = True
+except ImportError:
+    HAVE_KERNEL = False
+NO_KERNEL = "ipykernel and jupyter_client are not installed (pip install ipykernel jupyter_client, or the test extra)"
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+#: What changes from one kernel to the next: ids, sessions, dates, the banner's random tip
+#: (the signatures are the codec's to check).
+JUPYTER_CHANGES = ["header.msg_id", "header.session", "header.date", "metadata.started", "metadata.engine",
+                   "content.banner", normalise_timestamps,
+                   normalise_regex(r"kernel\.[0-9a-f-]{36}\.", "kernel.<ID>.")]  # iopub topics: the kernel's id
+
+
+def close_client_loop():
+    """Close the event loop jupyter_client's blocking calls made for this thread (kept by
+    jupyter_core for the next call: the leak check counts its descriptors)."""
+    import asyncio
+    from jupyter_core import utils
+    loop = utils._loop.get()
+    if loop is not None and not loop.is_closed():
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def start_kernel(case, key):
+    """A kernel on tcp (its five ports reserved together), started, stopped by its shutdown message; its ports."""
+    ports = {name: int(ep.rsplit(":", 1)[1]) for name, ep in zip(CHANNELS, case.endpoints(5))}
+    path = os.path.join(case.tmpdir, "kernel.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"transport": "tcp", "ip": "127.0.0.1", "key": key, "signature_scheme": "hmac-sha256",
+                   "kernel_name": "", **{f"{name}_port": port for name, port in ports.items()}}, f)
+    control = case.socket(zmq.DEALER, connect=f"tcp://127.0.0.1:{ports['control']}", codec=codecs.jupyter(key),
+                          name="control")
+    kernel = case.start_command([sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", path],
+                                name="kernel")  # (frozen modules: the debugger warns on stderr, at its own pace)
+    case.set_stop_message(kernel, control, {"msg_type": "shutdown_request", "content": {"restart": False}})
+    # Started once it answers on control; nobody hears its "starting" status on iopub yet.
+    case.send(control, [], {"msg_type": "kernel_info_request", "content": {}})
+    case.recv(control, timeout=30)
+    return {name: f"tcp://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+@unittest.skipUnless(HAVE_KERNEL, NO_KERNEL)
+class JupyterKernel(Files):
+    def record(self):
+        """jupyter_client's BlockingKernelClient through two taps: kernel_info, then an execute
+        with stream output; the shell and iopub recordings."""
+        shell_path, iopub_path = os.path.join(self.dir, "shell.jsonl"), os.path.join(self.dir, "iopub.jsonl")
+
+        class Record(ProcessTestCase):
+            timeout = 30.0  # a kernel's start imports IPython: seconds on a loaded machine
+
+            def test_record(self):
+                endpoints = start_kernel(self, "first-key")
+                codec = codecs.jupyter("first-key")
+                shell = self.tap(endpoints["shell"], name="shell", codec=codec, record=shell_path)
+                iopub = self.tap(endpoints["iopub"], name="iopub", codec=codec, record=iopub_path)
+                ports = {name: int(ep.rsplit(":", 1)[1]) for name, ep in endpoints.items()}
+                ports.update(shell=int(shell.endpoint.rsplit(":", 1)[1]), iopub=int(iopub.endpoint.rsplit(":", 1)[1]))
+                context = zmq.Context()
+                self.addCleanup(context.term)
+                self.addCleanup(close_client_loop)
+                client = BlockingKernelClient(context=context)
+                client.load_connection_info({"transport": "tcp", "ip": "127.0.0.1", "key": b"first-key",
+                                             "signature_scheme": "hmac-sha256",
+                                             **{f"{name}_port": port for name, port in ports.items()}})
+                client.start_channels()
+                self.addCleanup(client.stop_channels)
+                welcome = client.get_iopub_msg(timeout=30)  # the subscription is live: nothing is missed
+                self.assertEqual(welcome["msg_type"], "iopub_welcome")
+                client.kernel_info()
+                self.assertEqual(client.get_shell_msg(timeout=30)["msg_type"], "kernel_info_reply")
+                msg_id = client.execute("print(6 * 7)")
+                self.assertEqual(client.get_shell_msg(timeout=30)["content"]["status"], "ok")
+                while True:
+                    message = client.get_iopub_msg(timeout=30)
+                    if message["parent_header"].get("msg_id") == msg_id and message["content"].get(
+                            "execution_state") == "idle":
+                        break
+
+        self.assertEqual(problems(run_case(Record)), [])
+        return shell_path, iopub_path
+
+    def test_a_recorded_session_replays_against_a_fresh_kernel(self):
+        shell_path, iopub_path = self.record()
+        kinds = [json.loads(m.frames[m.frames.index(b"<IDS|MSG>") + 2])["msg_type"]
+                 for m in read_conversation(iopub_path).messages]
+        self.assertEqual(kinds, ["iopub_welcome", "status", "status", "status", "execute_input", "stream", "status"])
+        self.assertEqual([json.loads(m.frames[m.frames.index(b"<IDS|MSG>") + 2])["msg_type"]
+                          for m in read_conversation(shell_path).messages],
+                         ["kernel_info_request", "kernel_info_reply", "execute_request", "execute_reply"])
+
+        class Replay(ProcessTestCase):
+            timeout = 30.0
+
+            def test_replay(self):
+                endpoints = start_kernel(self, "another-key")
+                codec = codecs.jupyter("another-key")
+                shell = self.socket(zmq.DEALER, connect=endpoints["shell"], codec=codec, name="shell")
+                iopub = self.socket(zmq.SUB, connect=endpoints["iopub"], codec=codec, name="iopub")
+                self.assertTrue(iopub.poll(30))  # the welcome: the subscription is live (read by the replay)
+                yield ("replay", shell, shell_path, "client", JUPYTER_CHANGES)
+                yield ("replay", iopub, iopub_path, "client", JUPYTER_CHANGES)
+
+        self.assertEqual(problems(run_case(Replay)), [])
+
+        class Unsigned(ProcessTestCase):
+            def test_replay(self):
+                shell = self.socket(zmq.DEALER, connect=self.endpoint, name="shell")
+                yield ("replay", shell, shell_path)
+
+        self.assertIn("expected a socket with codec=codecs.jupyter(key) to replay",
+                      only_problem(self, run_case(Unsigned), "error"))
 
 
 # -- scaffold ---------------------------------------------------------------------------------------

@@ -273,12 +273,15 @@ class TapRecorder:
     message through the tap into *writer*: what ``self.tap(endpoint, record=PATH)`` adds.
 
     The first line gets the client's socket type from the tap's first connection
-    (``"client": "REQ"``). A frame the tap kept only in part (a message of more than
+    (``"client": "REQ"``). Connections are numbered from 1 in the order their first
+    message passed (the tap also counts those that carried none, a client's tries while
+    the server was not listening yet). A frame the tap kept only in part (a message of more than
     ``TAP_KEEP_BYTES``) cannot be recorded exactly: it raises, and the tap reports it.
     """
 
     def __init__(self, writer: ConversationWriter, tap: Any = None) -> None:
         self.writer, self.tap = writer, tap
+        self._numbers: Dict[int, int] = {}  # the tap's connection numbers -> 1, 2... as messages come
 
     def __repr__(self) -> str:
         return f"the recording to {self.writer.path}"
@@ -291,7 +294,10 @@ class TapRecorder:
         for frame in frames:
             if type(frame) is not bytes:
                 self._refuse(message)
-        writer.add(message.time, message.direction, message.connection, frames, message.identity)
+        conn = self._numbers.get(message.connection)
+        if conn is None:
+            conn = self._numbers[message.connection] = len(self._numbers) + 1
+        writer.add(message.time, message.direction, conn, frames, message.identity)
 
     def _first(self, message: Any) -> None:
         """The first line's client socket type, from the tap's first connection."""
@@ -413,28 +419,67 @@ def _ignore(value: Any, parts: Sequence[str]) -> Any:
     return value
 
 
-def render_message(frames: Sequence[Any], normalise: Sequence[Union[str, Normaliser]] = ()) -> str:
+def render_message(frames: Sequence[Any], normalise: Sequence[Union[str, Normaliser]] = (),
+                   signed: Any = None) -> str:
     """A message as a replay compares and diffs it: one block per frame (a JSON object or
     array indented with sorted keys, text as a JSON string, other bytes in base64), after
     the JSON paths in *normalise* are replaced with ``<IGNORED>`` and its text normalisers
-    (:func:`~zmqprocesstest.normalise_ports`...) are applied to the whole."""
+    (:func:`~zmqprocesstest.normalise_ports`...) are applied to the whole.
+
+    With *signed*, a codec of signed messages (:func:`zmqprocesstest.codecs.jupyter`), a
+    message it can split is shown as its identities and one JSON block ``{"header": ...,
+    "parent_header": ..., "metadata": ..., "content": ...}`` (paths such as
+    ``header.msg_id`` apply to it), and its signature is left out: the codec checks it.
+    """
     paths = [_path_parts(n) for n in normalise if isinstance(n, str)]
     blocks = []
-    for i, frame in enumerate(frames):
+    shown_frames: List[Any] = list(frames)
+    message = _signed_message(signed, frames) if signed is not None else None
+    if message is not None:
+        shown_frames, value = message
+        for parts in paths:
+            value = _ignore(value, parts)
+    for i, frame in enumerate(shown_frames):
         form = encode_frame(frame)
         if isinstance(form, dict) and "json" in form:
-            value = form["json"]
+            value_ = form["json"]
             for parts in paths:
-                value = _ignore(value, parts)
-            shown = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+                value_ = _ignore(value_, parts)
+            shown = json.dumps(value_, indent=2, sort_keys=True, ensure_ascii=False)
         else:
             shown = json.dumps(form, ensure_ascii=False)
         blocks.append(f"frame {i}: {shown}")
+    if message is not None:
+        blocks.append(f"message: {json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)}")
     text = "\n".join(blocks) + "\n"
     for normaliser in normalise:
         if not isinstance(normaliser, str):
             text = normaliser(text)
     return text
+
+
+def _signed_message(codec: Any, frames: Sequence[Any]) -> Optional[Tuple[List[bytes], Dict[str, Any]]]:
+    """``(identities and delimiter, {"header": ..., ...})`` of a signed message, or ``None``
+    if *codec* cannot split *frames* or its parts are not JSON."""
+    try:
+        identities, rest = codec.split(frames)
+        parts = [json.loads(part) for part in rest[1:5]]
+    except ValueError:
+        return None
+    value: Dict[str, Any] = dict(zip(("header", "parent_header", "metadata", "content"), parts))
+    if len(rest) > 5:
+        value["buffers"] = [encode_frame(b) for b in rest[5:]]
+    return list(identities) + [bytes(frames[len(identities)])], value
+
+
+def _resigned(codec: Any, frames: List[bytes]) -> List[bytes]:
+    """*frames* with the signature *codec* gives their header, parent, metadata and content."""
+    try:
+        identities, rest = codec.split(frames)
+    except ValueError:
+        return frames  # not a signed message: as recorded
+    at = len(identities)
+    return frames[:at + 1] + [codec.sign(rest[1:5])] + frames[at + 2:]
 
 
 def _normalisers(normalise: Any) -> List[Union[str, Normaliser]]:
@@ -469,6 +514,10 @@ class _Side:
 
     def __init__(self, socks: List[TestSocket], conns: List[int], side: str, path: str) -> None:
         self.side, self.path = side, path
+        codec = getattr(socks[0], "codec", None)
+        #: The sockets' codec if it signs messages (Jupyter's): it signs what is sent again.
+        self.signed = codec if callable(getattr(codec, "split", None)) and callable(getattr(codec, "sign", None)) \
+            else None
         self.router: Optional[TestSocket] = None
         self.by_conn: Dict[int, TestSocket] = {}
         self.identity: Dict[int, bytes] = {}  # a ROUTER's live peer of each recorded connection
@@ -499,11 +548,14 @@ class _Side:
                 raise AssertionError(f"cannot send message {message.line and 'of line ' + str(message.line)} of "
                                      f"{self.path} to connection {message.conn}: that client has sent nothing yet, "
                                      "so its identity is not known")
-            return self.router, [identity] + frames
+            return self.router, self._sign([identity] + frames)
         sock = self.by_conn[message.conn]
         if sock.socket_type in _STRIP_DELIMITER and len(frames) > 1 and frames[0] == b"":
             frames = frames[1:]  # REQ and REP add and take the delimiter themselves
-        return sock, frames
+        return sock, self._sign(frames)
+
+    def _sign(self, frames: List[bytes]) -> List[bytes]:
+        return frames if self.signed is None else _resigned(self.signed, frames)
 
     def comparable(self, message: Message, sock: TestSocket) -> List[bytes]:
         """*message*'s frames as *sock* receives them."""
@@ -552,6 +604,10 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     if not messages:
         raise AssertionError(f"the recording {full} has no messages: there is nothing to replay")
     players = _Side(list(socks), conns, side, full)
+    if conversation.codec == "jupyter" and players.signed is None:
+        raise BadArgument(f"expected a socket with codec=codecs.jupyter(key) to replay {full}, a recording of "
+                          "signed Jupyter messages: the process under test checks each signature with its own key, "
+                          f"so the replay signs them again; got {socks[0].describe()}")
     shown = os.path.relpath(full) if not os.path.relpath(full).startswith(os.pardir) else full
     lane = socks[0].name
     _timeline.record("note", lane, f"replay {shown}: {len(messages)} messages, the {side} side")
@@ -660,7 +716,7 @@ def _new_peer(players: _Side, messages: List[Message], pending: Dict[int, Deque[
     mapped yet that wait for a message, the one whose next message it matches, else the first."""
     free = sorted((q[0], conn) for conn, q in pending.items() if q and conn not in players.identity)
     for i, conn in free:
-        if render_message(body, rules) == render_message(messages[i].frames, rules):
+        if render_message(body, rules, players.signed) == render_message(messages[i].frames, rules, players.signed):
             return conn
     return free[0][1] if free else None
 
@@ -669,9 +725,11 @@ def _check(players: _Side, messages: List[Message], i: int, frames: List[bytes],
            rules: List[Any], updating: bool, changed: Dict[int, Tuple[bytes, ...]], shown: str) -> None:
     message = messages[i]
     expected = players.comparable(message, sock)
+    if players.signed is not None:
+        players.signed.decode(list(frames))  # a bad signature fails here, naming the message
     if [bytes(f) for f in frames] == expected:
         return
-    want, got = render_message(expected, rules), render_message(frames, rules)
+    want, got = render_message(expected, rules, players.signed), render_message(frames, rules, players.signed)
     if want == got:
         return
     if updating:
