@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -11,7 +12,7 @@ from unittest import mock
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, normalise_timestamps, run_program
+from zmqprocesstest import ProcessTestCase, codecs, normalise_regex, normalise_timestamps, run_program
 from zmqprocesstest.conversations import (TO_CLIENT, TO_SERVER, ConversationError, ConversationWriter, decode_frame,
                                           encode_frame, read_conversation)
 from zmqprocesstest.systemtests import UPDATE_GOLDEN_ENV
@@ -225,12 +226,12 @@ def recording(entries, **meta):
 
 
 class ReplayClientSide(Files):
-    def case(self, proc_class=PongProc):
-        path = os.path.join(self.dir, "rec.jsonl")
+    def case(self, proc_class=PongProc, name="rec.jsonl", socket_name="client"):
+        path = os.path.join(self.dir, name)
 
         class Client(ProcessTestCase):
             def setUp(self):
-                self.req = self.socket(zmq.REQ, connect=self.endpoint, name="client")
+                self.req = self.socket(zmq.REQ, connect=self.endpoint, name=socket_name)
                 self.proc = self.start_process(proc_class, self.endpoint)
                 self.set_stop_message(self.proc, self.req, ["plzdiekthxbye", None])
 
@@ -258,6 +259,19 @@ class ReplayClientSide(Files):
         self.assertIn(f"Rerun with {UPDATE_GOLDEN_ENV}=1", text)
         self.assertIn("replay ", text)  # the timeline shows the replay...
         self.assertIn("client   <- [b'[\"pong\", \"two\"]']", text)  # ...and its messages
+
+    def test_the_howto_shows_the_failure_a_changed_pongproc_gives(self):
+        os.mkdir(os.path.join(self.dir, "conversations"))
+        shutil.copy(os.path.join(EXAMPLES, "howto", "conversations", "pingpong.jsonl"),
+                    os.path.join(self.dir, "conversations"))
+        text = only_problem(self, run_case(self.case(OddPong, "conversations/pingpong.jsonl", "ping")))
+        got = text[text.index("AssertionError: replay of"):text.index("\nTimeline")]
+        got = re.sub(r"ipc://[^)]*", "ipc:///tmp/zpt-.../1", got.replace(self.dir, "..."))
+        with open(os.path.join(EXAMPLES, os.pardir, "howto", "conversations.rst"), encoding="utf-8") as f:
+            page = f.read()
+        block = page[page.index("   AssertionError: replay of"):page.index("\n\nThe timeline below it")]
+        lines = [line[3:] for line in block.splitlines()]
+        self.assertEqual(got.splitlines(), [" ".join(lines[:3])] + lines[3:])
 
     def test_update_mode_rewrites_the_differing_messages_and_says_so(self):
         self.write(pings((1, ["pong", 1]), (2, ["pong", "old"]), (3, ["pong", 3])))
@@ -419,6 +433,269 @@ class ReplayArguments(Files):
                 self.assertIn(expected, only_problem(self, run_case(Bad), "error"))
 
 
+# -- recording through a tap -------------------------------------------------------------------------
+def two_pingers(endpoint, identities=(b"", b"")):
+    """A client under test of two DEALER connections to a ROUTER PongProc (identities if given)."""
+    ctx = zmq.Context()
+    socks = []
+    for identity in identities:
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvtimeo = 5000
+        if identity:
+            sock.routing_id = identity
+        sock.connect(endpoint)
+        socks.append(sock)
+    a, b = socks
+    for sock, n in ((a, 1), (b, 2), (a, 3)):
+        sock.send_multipart([b"", json.dumps(["ping", n]).encode()])
+        assert sock.recv_multipart() == [b"", json.dumps(["pong", n]).encode()], n
+    for sock in socks:
+        sock.close()
+    ctx.term()
+
+
+class TapRecording(Files):
+    def record_ping_session(self, path):
+        class Record(ProcessTestCase):
+            def test_record(self):
+                self.start_process(PongProc, self.endpoint)
+                tap = self.tap(self.endpoint, name="ping", record=path)
+                client = self.start_command([sys.executable, "-m", "pingpong.ping", tap.endpoint, "3"],
+                                            env=dict(os.environ, PYTHONPATH=EXAMPLES))
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Record)), [])
+
+    def test_the_real_ping_session_recorded_through_a_tap_replays_both_ways(self):
+        path = os.path.join(self.dir, "rec.jsonl")
+        self.record_ping_session(path)
+        conversation = read_conversation(path)
+        self.assertEqual(conversation.meta, {"client": "REQ"})
+        self.assertEqual([(m.direction, m.conn, m.frames) for m in conversation.messages], [
+            (direction, 1, (b"", json.dumps([word, n]).encode()))
+            for n in (1, 2, 3) for direction, word in ((TO_SERVER, "ping"), (TO_CLIENT, "pong"))])
+        self.assertEqual(self.read().splitlines()[1],
+                         '{"t": 0.0, "dir": "to_server", "conn": 1, "frames": ["", {"json": ["ping", 1]}]}')
+        cases = ReplayClientSide(), ReplayServerSide()
+        for case in cases:
+            case.dir = self.dir
+        self.assertEqual(problems(run_case(cases[0].case())), [])
+        text = only_problem(self, run_case(cases[0].case(OddPong)))
+        self.assertIn("differs at message 3 of 6 (to_client, connection 1", text)
+
+        class Server(ProcessTestCase):
+            def test_replay(self):
+                rep = self.socket(zmq.REP, bind=self.endpoint, name="server")
+                client = self.start_command([sys.executable, "-m", "pingpong.ping", self.endpoint, "3"],
+                                            env=dict(os.environ, PYTHONPATH=EXAMPLES))
+                yield ("replay", rep, path, "server")
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Server)), [])
+
+    def test_two_dealer_peers_recorded_through_a_tap_replay_with_identities_mapped(self):
+        path = os.path.join(self.dir, "two.jsonl")
+
+        class Record(ProcessTestCase):
+            def test_record(self):
+                self.start_process(PongProc, self.endpoint, zmq.ROUTER)
+                tap = self.tap(self.endpoint, record=path)
+                client = self.start_process(two_pingers, tap.endpoint, (b"alice", b"bob"))
+                yield ("wait_exit", client)
+
+        self.assertEqual(problems(run_case(Record)), [])
+        messages = read_conversation(path).messages
+        self.assertEqual([(m.direction, m.conn, m.peer) for m in messages], [
+            (TO_SERVER, 1, b"alice"), (TO_CLIENT, 1, b"alice"), (TO_SERVER, 2, b"bob"), (TO_CLIENT, 2, b"bob"),
+            (TO_SERVER, 1, b"alice"), (TO_CLIENT, 1, b"alice")])
+
+        class Router(ProcessTestCase):
+            def test_replay(self):
+                router = self.socket(zmq.ROUTER, bind=self.endpoint, name="server")
+                client = self.start_process(two_pingers, self.endpoint)  # new peers, no identities of their own
+                result = yield ("replay", router, path, "server")
+                yield ("wait_exit", client)
+                self.assertEqual(len({frames[0] for frames in result.sent}), 2)
+                self.assertNotIn(b"alice", {frames[0] for frames in result.sent})
+
+        class Dealers(ProcessTestCase):
+            def test_replay(self):
+                self.start_process(PongProc, self.endpoint, zmq.ROUTER)
+                a = self.socket(zmq.DEALER, connect=self.endpoint, name="a")
+                b = self.socket(zmq.DEALER, connect=self.endpoint, name="b")
+                yield ("replay", [a, b], path)
+
+        self.assertEqual(problems(run_case(Router)), [])
+        self.assertEqual(problems(run_case(Dealers)), [])
+
+    def test_a_message_the_tap_kept_only_in_part_is_not_recorded_silently(self):
+        path = os.path.join(self.dir, "big.jsonl")
+
+        class Big(ProcessTestCase):
+            def test_big(self):
+                self.start_process(PongProc, self.endpoint)
+                tap = self.tap(self.endpoint, record=path)
+                req = self.socket(zmq.REQ, connect=tap.endpoint)
+                yield ("send", req, [], ["ping", "x" * 100000])
+                yield ("recv", req)
+
+        text = only_problem(self, run_case(Big))
+        self.assertIn(f"the recording to {path} raised ValueError: expected whole frames to record, got frame 1 of "
+                      "a message to_server on connection 1 kept only in part (100012 bytes; a tap keeps at most "
+                      "65536 bytes of a message)", text)
+
+
+class RecordCommand(Files):
+    def test_it_records_until_ctrl_c_and_says_what_it_wrote(self):
+        path = os.path.join(self.dir, "cli.jsonl")
+
+        class Record(ProcessTestCase):
+            def test_record(self):
+                listen = self.new_endpoint()
+                self.start_process(PongProc, self.endpoint)
+                recorder = self.start_command([sys.executable, "-m", "zmqprocesstest", "record", "--listen", listen,
+                                               "--connect", self.endpoint, "-o", path])
+                yield ("wait_output", recorder, "Ctrl-C to stop", 10)  # once it has started (python, imports)
+                req = self.socket(zmq.REQ, connect=listen)
+                for n in (1, 2):
+                    yield ("send", req, [], ["ping", n])
+                    self.assertEqual((yield ("recv", req)), [["pong", n]])
+                yield ("signal", recorder)
+                yield ("wait_exit", recorder)
+                self.assertIn(f"record: wrote 4 messages (1 connection) to {path}", self.output_of(recorder))
+
+        self.assertEqual(problems(run_case(Record)), [])
+        self.assertEqual(len(read_conversation(path).messages), 4)
+
+    def test_bad_arguments_are_named(self):
+        result = run_program([sys.executable, "-m", "zmqprocesstest", "record", "--listen", "tcp://127.0.0.1:0",
+                              "--connect", "tcp://127.0.0.1:1", "-o", "x.jsonl", "--codec", "jupyter"], cwd=self.dir)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("expected --key KEY with --codec jupyter", result.stderr)
+        result = run_program([sys.executable, "-m", "zmqprocesstest", "record", "--connect", "tcp://127.0.0.1:1"],
+                             cwd=self.dir)
+        self.assertIn("the following arguments are required: --listen, -o/--output", result.stderr)
+
+
+# -- a real Jupyter kernel -----------------------------------------------------------------------------
+try:
+    import ipykernel  # noqa: F401 - only whether it is there
+    from jupyter_client import BlockingKernelClient
+    HAVE_KERNEL = True
+except ImportError:
+    HAVE_KERNEL = False
+NO_KERNEL = "ipykernel and jupyter_client are not installed (pip install ipykernel jupyter_client, or the test extra)"
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+#: What changes from one kernel to the next: ids, sessions, dates, the banner's random tip
+#: (the signatures are the codec's to check).
+JUPYTER_CHANGES = ["header.msg_id", "header.session", "header.date", "metadata.started", "metadata.engine",
+                   "content.banner", normalise_timestamps,
+                   normalise_regex(r"kernel\.[0-9a-f-]{36}\.", "kernel.<ID>.")]  # iopub topics: the kernel's id
+
+
+def close_client_loop():
+    """Close the event loop jupyter_client's blocking calls made for this thread (kept by
+    jupyter_core for the next call: the leak check counts its descriptors)."""
+    import asyncio
+    from jupyter_core import utils
+    loop = utils._loop.get()
+    if loop is not None and not loop.is_closed():
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def start_kernel(case, key):
+    """A kernel on tcp (its five ports reserved together), started, stopped by its shutdown message; its ports."""
+    ports = {name: int(ep.rsplit(":", 1)[1]) for name, ep in zip(CHANNELS, case.endpoints(5))}
+    path = os.path.join(case.tmpdir, "kernel.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"transport": "tcp", "ip": "127.0.0.1", "key": key, "signature_scheme": "hmac-sha256",
+                   "kernel_name": "", **{f"{name}_port": port for name, port in ports.items()}}, f)
+    control = case.socket(zmq.DEALER, connect=f"tcp://127.0.0.1:{ports['control']}", codec=codecs.jupyter(key),
+                          name="control")
+    kernel = case.start_command([sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", path],
+                                name="kernel")  # (frozen modules: the debugger warns on stderr, at its own pace)
+    case.set_stop_message(kernel, control, {"msg_type": "shutdown_request", "content": {"restart": False}})
+    # Started once it answers on control; nobody hears its "starting" status on iopub yet.
+    case.send(control, [], {"msg_type": "kernel_info_request", "content": {}})
+    case.recv(control, timeout=30)
+    return {name: f"tcp://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+@unittest.skipUnless(HAVE_KERNEL, NO_KERNEL)
+class JupyterKernel(Files):
+    def record(self):
+        """jupyter_client's BlockingKernelClient through two taps: kernel_info, then an execute
+        with stream output; the shell and iopub recordings."""
+        shell_path, iopub_path = os.path.join(self.dir, "shell.jsonl"), os.path.join(self.dir, "iopub.jsonl")
+
+        class Record(ProcessTestCase):
+            timeout = 30.0  # a kernel's start imports IPython: seconds on a loaded machine
+
+            def test_record(self):
+                endpoints = start_kernel(self, "first-key")
+                codec = codecs.jupyter("first-key")
+                shell = self.tap(endpoints["shell"], name="shell", codec=codec, record=shell_path)
+                iopub = self.tap(endpoints["iopub"], name="iopub", codec=codec, record=iopub_path)
+                ports = {name: int(ep.rsplit(":", 1)[1]) for name, ep in endpoints.items()}
+                ports.update(shell=int(shell.endpoint.rsplit(":", 1)[1]), iopub=int(iopub.endpoint.rsplit(":", 1)[1]))
+                context = zmq.Context()
+                self.addCleanup(context.term)
+                self.addCleanup(close_client_loop)
+                client = BlockingKernelClient(context=context)
+                client.load_connection_info({"transport": "tcp", "ip": "127.0.0.1", "key": b"first-key",
+                                             "signature_scheme": "hmac-sha256",
+                                             **{f"{name}_port": port for name, port in ports.items()}})
+                client.start_channels()
+                self.addCleanup(client.stop_channels)
+                welcome = client.get_iopub_msg(timeout=30)  # the subscription is live: nothing is missed
+                self.assertEqual(welcome["msg_type"], "iopub_welcome")
+                client.kernel_info()
+                self.assertEqual(client.get_shell_msg(timeout=30)["msg_type"], "kernel_info_reply")
+                msg_id = client.execute("print(6 * 7)")
+                self.assertEqual(client.get_shell_msg(timeout=30)["content"]["status"], "ok")
+                while True:
+                    message = client.get_iopub_msg(timeout=30)
+                    if message["parent_header"].get("msg_id") == msg_id and message["content"].get(
+                            "execution_state") == "idle":
+                        break
+
+        self.assertEqual(problems(run_case(Record)), [])
+        return shell_path, iopub_path
+
+    def test_a_recorded_session_replays_against_a_fresh_kernel(self):
+        shell_path, iopub_path = self.record()
+        kinds = [json.loads(m.frames[m.frames.index(b"<IDS|MSG>") + 2])["msg_type"]
+                 for m in read_conversation(iopub_path).messages]
+        self.assertEqual(kinds, ["iopub_welcome", "status", "status", "status", "execute_input", "stream", "status"])
+        self.assertEqual([json.loads(m.frames[m.frames.index(b"<IDS|MSG>") + 2])["msg_type"]
+                          for m in read_conversation(shell_path).messages],
+                         ["kernel_info_request", "kernel_info_reply", "execute_request", "execute_reply"])
+
+        class Replay(ProcessTestCase):
+            timeout = 30.0
+
+            def test_replay(self):
+                endpoints = start_kernel(self, "another-key")
+                codec = codecs.jupyter("another-key")
+                shell = self.socket(zmq.DEALER, connect=endpoints["shell"], codec=codec, name="shell")
+                iopub = self.socket(zmq.SUB, connect=endpoints["iopub"], codec=codec, name="iopub")
+                self.assertTrue(iopub.poll(30))  # the welcome: the subscription is live (read by the replay)
+                yield ("replay", shell, shell_path, "client", JUPYTER_CHANGES)
+                yield ("replay", iopub, iopub_path, "client", JUPYTER_CHANGES)
+
+        self.assertEqual(problems(run_case(Replay)), [])
+
+        class Unsigned(ProcessTestCase):
+            def test_replay(self):
+                shell = self.socket(zmq.DEALER, connect=self.endpoint, name="shell")
+                yield ("replay", shell, shell_path)
+
+        self.assertIn("expected a socket with codec=codecs.jupyter(key) to replay",
+                      only_problem(self, run_case(Unsigned), "error"))
+
+
 # -- scaffold ---------------------------------------------------------------------------------------
 class Scaffold(Files):
     SESSION = pings((1, ["pong", 1]), (2, ["pong", 2]))
@@ -468,7 +745,7 @@ class TestPingSession(ProcessTestCase):
                    "nose2": ["-m", "nose2", "-v", "-s", ".", "test_ping_session"]}
         for runner, args in runners.items():
             with self.subTest(runner=runner):
-                result = run_program([sys.executable, *args], cwd=self.dir, env=env)
+                result = run_program([sys.executable, *args], cwd=self.dir, env=env, timeout=60)  # a loaded machine
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertRegex(result.stdout + result.stderr, r"test_ping_session.*(ok|PASSED)")
 

@@ -235,6 +235,12 @@ COMMANDS = {
     "pip install -e '.[test,docs]'": (".ci/run", "pip install -q -e '.[test,docs]'"),
     "cd docs/examples && ZMQPROCESSTEST_FULL_TRACEBACK=1 python -m unittest howto.failing_samples":
         ("tests/test_docs.py", "TestCommands"),
+    # howto/conversations.rst
+    "python -m zmqprocesstest scaffold conversations/pingpong.jsonl --process pingpong.pongproc:PongProc -o "
+    "test_pingpong_scaffolded.py": ("tests/test_conversations.py", "test_the_howto_shows_what_scaffold_writes"),
+    "python -m zmqprocesstest record --listen tcp://127.0.0.1:5556 --connect tcp://127.0.0.1:5555 -o "
+    "conversations/pingpong.jsonl":
+        ("tests/test_conversations.py", "test_it_records_until_ctrl_c_and_says_what_it_wrote"),
 }
 
 #: Blocks that are neither code to run nor included: (page, first line) -> the test that checks them.
@@ -255,6 +261,10 @@ CHECKED_BLOCKS = {
     ("howto/flaky.rst",
      "zmqprocesstest: first failure: tests.samples.racy_sample.TestRacy_repeat057.test_first_message"):
         "tests/test_runs.py test_the_command_line_catches_it_and_the_seed_catches_it_again (the message's lines)",
+    ("howto/conversations.rst", "AssertionError: replay of .../conversations/pingpong.jsonl (client side) differs "
+     "at message 3 of 6"): "tests/test_conversations.py test_the_howto_shows_the_failure_a_changed_pongproc_gives",
+    ("howto/conversations.rst", "zmqprocesstest: updated recording .../conversations/pingpong.jsonl (message 3 "
+     "changed)"): "tests/test_conversations.py test_update_mode_rewrites_the_differing_messages_and_says_so",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",

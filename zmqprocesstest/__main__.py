@@ -1,7 +1,8 @@
 """``python -m zmqprocesstest -m EXPR [--repeat N ...] [unittest arguments]``.
 
 ``python -m zmqprocesstest scaffold FILE`` writes a recorded conversation out as a test
-(:mod:`zmqprocesstest._scaffold`).
+(:mod:`zmqprocesstest._scaffold`); ``python -m zmqprocesstest record --listen EP --connect
+EP -o FILE`` records one through a tap until Ctrl-C (:mod:`zmqprocesstest._record`).
 
 Runs unittest (same arguments as ``python -m unittest``) but first removes the tests
 that the mark expression does not select, so they are not run or counted at all.
@@ -16,7 +17,7 @@ import sys
 import unittest
 from typing import Any, List, Optional
 
-from . import _scaffold
+from . import _record, _scaffold
 from .runs import session as runs
 from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
@@ -104,6 +105,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["scaffold"]:  # python -m zmqprocesstest scaffold FILE: a recording as a test
         sys.exit(_scaffold.main(args[1:]))
+    if args[:1] == ["record"]:  # python -m zmqprocesstest record --listen EP --connect EP -o FILE
+        sys.exit(_record.main(args[1:]))
     if "-h" in args or "--help" in args:
         print(_own_help())  # then unittest prints its own help and exits
     expr = None

@@ -40,6 +40,7 @@ __all__ = [
     "PROGRAM_GROUP_WAIT",
     "PROGRAM_TIMEOUT",
     "PYTEST_RUN_OPTIONS",
+    "RECORD_BUFFER_BYTES",
     "REPEAT_ENV",
     "REPEAT_SCOPES",
     "REPEAT_SCOPE_ENV",
@@ -211,6 +212,11 @@ LINK_WAIT = 5.0
 #: bytes and its length, and its bytes are skipped as they pass: a stream of huge
 #: messages through a tap is never buffered.
 TAP_KEEP_BYTES = 1 << 16
+#: Bytes of frames a recording (``self.tap(..., record=)``) keeps in memory before it
+#: writes them out on the tap's thread: writing each message as it passes added half
+#: again to a tap's round trip (benchmarks/conversations.py). Below it, the messages are
+#: written when the tap closes; this bounds the memory of a long recording.
+RECORD_BUFFER_BYTES = 16 << 20
 #: When a watched process exits with an exit code (not killed by a signal) during a wait,
 #: the wait goes on reading the socket until everything that process sent has been read:
 #: until libzmq has read each connection whose peer closed to its end and closed it (then

@@ -30,6 +30,7 @@ from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAUL
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
 from .codecs import Codec
+from .conversations import ConversationWriter, TapRecorder, resolve_path
 from .endpoints import Endpoint, free_tcp_endpoint, reserve_tcp_endpoints
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, Tap, make_link
@@ -789,7 +790,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         return link
 
     @scoped
-    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None) -> Tap:
+    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None,
+            record: Optional[str] = None) -> Tap:
         """A :class:`~zmqprocesstest.Tap` in front of *endpoint*: a fault link that records
         every message through it, both ways, in the test's reports; closed after the test.
 
@@ -799,11 +801,20 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         named *name*, rendered by *codec* (``codec.render(frames)``) if given. Every
         fault event applies to it, as to a fault link. An ipc tap listens in the test's
         private directory.
+
+        With *record* (a path, relative to the test module's directory as golden files
+        are) every message through the tap is also written to that file, a recorded
+        conversation that the ``replay`` event plays back (:doc:`/howto/conversations`).
         """
         res = self._resources()
         link = make_link(endpoint, res.ipc_endpoint, transport, name, cls=Tap, codec=codec)
         res.links.append(link)
         assert isinstance(link, Tap)
+        if record is not None:
+            writer = ConversationWriter(resolve_path(self, record), getattr(codec, "name", None) or "json")
+            res.closers.append(writer.close)  # after the link: it writes until it is closed
+            link.recorders.append(TapRecorder(writer, link))
+            _timeline.record("note", link.name, f"recording to {writer.path}")
         return link
 
     @scoped

@@ -46,7 +46,7 @@ from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tup
 
 import zmq
 
-from ._config import UPDATE_GOLDEN_ENV, env_flag
+from ._config import RECORD_BUFFER_BYTES, TAP_KEEP_BYTES, UPDATE_GOLDEN_ENV, env_flag
 from .loop import BadArgument
 from .report import timeline as _timeline
 from .sockets import TestSocket
@@ -55,8 +55,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["FORMAT_VERSION", "JSON_STYLES", "TO_CLIENT", "TO_SERVER", "Conversation", "ConversationError",
-           "ConversationWriter", "Message", "ReplayResult", "decode_frame", "encode_frame", "read_conversation",
-           "render_message", "replay", "write_conversation"]
+           "ConversationWriter", "Message", "ReplayResult", "TapRecorder", "decode_frame", "encode_frame",
+           "read_conversation", "render_message", "replay", "resolve_path", "write_conversation"]
 
 #: The version of the file format, in its first line (``{"conversation": 1, ...}``).
 FORMAT_VERSION = 1
@@ -179,11 +179,14 @@ def _header(codec: str, meta: Optional[Dict[str, Any]]) -> str:
 
 # -- writing ---------------------------------------------------------------------------------
 class ConversationWriter:
-    """Writes a recording, one line per whole message, as the messages come.
+    """Writes a recording, one line per whole message.
 
-    :meth:`message` may be called from any thread (a tap calls it from its own); each
-    line is flushed as it is written, so a test that dies leaves the messages so far.
-    Use it as a context manager, or :meth:`close` it.
+    :meth:`message` may be called from any thread (a tap calls it from its own, between
+    forwarding one message and the next). It only keeps the message: the lines are
+    written by :meth:`flush`, by :meth:`close`, and by :meth:`message` itself once
+    ``RECORD_BUFFER_BYTES`` of frames are waiting, so recording adds next to nothing to a
+    tap's round trip. Use it as a context manager, or
+    :meth:`close` it.
 
     :param path: the file to write (made, with its directory, or replaced).
     :param codec: the name of the codec the frames are rendered by, for the first line.
@@ -193,41 +196,68 @@ class ConversationWriter:
     def __init__(self, path: str, codec: str = "json", meta: Optional[Dict[str, Any]] = None) -> None:
         #: The file it writes.
         self.path = os.path.abspath(path)
-        #: How many messages it wrote.
+        #: How many messages it was given.
         self.count = 0
+        #: The first line's entries besides the format and the codec; the first line is
+        #: written with the first lines of messages (or on :meth:`close`), so they may be
+        #: added until then.
+        self.meta: Dict[str, Any] = dict(meta or {})
+        self._codec = codec
         self._first: Optional[float] = None
+        self._pending: List[Tuple[float, str, int, Tuple[bytes, ...], Optional[bytes]]] = []
+        self._pending_bytes = 0
+        self._header_written = False
         self._lock = threading.Lock()
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         self._file: Optional[IO[str]] = open(self.path, "w", encoding="utf-8", newline="\n")
-        self._file.write(_header(codec, meta))
-        self._file.flush()
 
     def message(self, direction: str, conn: int, frames: Sequence[Any], peer: Optional[bytes] = None,
                 at: Optional[float] = None) -> None:
-        """Write one whole message: *direction* (:data:`TO_SERVER` or :data:`TO_CLIENT`), the
+        """Add one whole message: *direction* (:data:`TO_SERVER` or :data:`TO_CLIENT`), the
         number of its connection (from 1), its frames, the client's identity if known, and
         when it passed (``time.monotonic()``, default now)."""
         if direction not in _DIRECTIONS:
             raise ValueError(f"expected a direction {TO_SERVER!r} or {TO_CLIENT!r}, got {direction!r}")
         if isinstance(conn, bool) or not isinstance(conn, int) or conn < 1:
             raise ValueError(f"expected a connection number >= 1, got {conn!r}")
-        when = time.monotonic() if at is None else at
+        self.add(time.monotonic() if at is None else at, direction, conn, tuple(bytes(f) for f in frames), peer)
+
+    def add(self, when: float, direction: str, conn: int, frames: Tuple[bytes, ...], peer: Optional[bytes]) -> None:
+        """:meth:`message` without its checks, for a caller that gives what it asks for (a
+        tap's recorder, on the tap's thread)."""
         with self._lock:
             if self._file is None:
                 raise ValueError(f"the recording {self.path} is closed")
             if self._first is None:
                 self._first = when
-            message = Message(0.0, direction, conn, tuple(bytes(f) for f in frames), peer)
-            self._file.write(_line(message, max(0.0, when - self._first)))
-            self._file.flush()
+            self._pending.append((when - self._first, direction, conn, frames, peer))
             self.count += 1
+            self._pending_bytes += sum(map(len, frames))
+            if self._pending_bytes >= RECORD_BUFFER_BYTES:
+                self._write()
 
-    def close(self) -> None:
-        """Close the file (again: nothing)."""
+    def flush(self) -> None:
+        """Write the messages given so far (the file then holds a whole recording)."""
         with self._lock:
             if self._file is not None:
+                self._write()
+
+    def _write(self) -> None:
+        assert self._file is not None
+        if not self._header_written:
+            self._file.write(_header(self._codec, self.meta))
+            self._header_written = True
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        self._file.write("".join(_line(Message(0.0, d, c, f, p), max(0.0, t)) for t, d, c, f, p in pending))
+        self._file.flush()
+
+    def close(self) -> None:
+        """Write what is left and close the file (again: nothing)."""
+        with self._lock:
+            if self._file is not None:
+                self._write()
                 self._file.close()
                 self._file = None
 
@@ -236,6 +266,51 @@ class ConversationWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class TapRecorder:
+    """A tap's recorder (``Tap.recorders``) that writes each whole
+    message through the tap into *writer*: what ``self.tap(endpoint, record=PATH)`` adds.
+
+    The first line gets the client's socket type from the tap's first connection
+    (``"client": "REQ"``). Connections are numbered from 1 in the order their first
+    message passed (the tap also counts those that carried none, a client's tries while
+    the server was not listening yet). A frame the tap kept only in part (a message of more than
+    ``TAP_KEEP_BYTES``) cannot be recorded exactly: it raises, and the tap reports it.
+    """
+
+    def __init__(self, writer: ConversationWriter, tap: Any = None) -> None:
+        self.writer, self.tap = writer, tap
+        self._numbers: Dict[int, int] = {}  # the tap's connection numbers -> 1, 2... as messages come
+
+    def __repr__(self) -> str:
+        return f"the recording to {self.writer.path}"
+
+    def __call__(self, message: Any) -> None:
+        frames = tuple(message.frames)
+        writer = self.writer
+        if writer.count == 0:
+            self._first(message)
+        for frame in frames:
+            if type(frame) is not bytes:
+                self._refuse(message)
+        conn = self._numbers.get(message.connection)
+        if conn is None:
+            conn = self._numbers[message.connection] = len(self._numbers) + 1
+        writer.add(message.time, message.direction, conn, frames, message.identity)
+
+    def _first(self, message: Any) -> None:
+        """The first line's client socket type, from the tap's first connection."""
+        if self.tap is not None and "client" not in self.writer.meta:
+            kind = self.tap.connections.get(message.connection, {}).get("Socket-Type")
+            if kind:
+                self.writer.meta["client"] = bytes(kind).decode("ascii", "replace")
+
+    def _refuse(self, message: Any) -> None:
+        i, frame = next((i, f) for i, f in enumerate(message.frames) if type(f) is not bytes)
+        raise ValueError(f"expected whole frames to record, got frame {i} of a message {message.direction} on "
+                         f"connection {message.connection} kept only in part ({getattr(frame, 'length', '?')} "
+                         f"bytes; a tap keeps at most {TAP_KEEP_BYTES} bytes of a message)")
 
 
 def write_conversation(path: str, conversation: Conversation) -> None:
@@ -344,28 +419,67 @@ def _ignore(value: Any, parts: Sequence[str]) -> Any:
     return value
 
 
-def render_message(frames: Sequence[Any], normalise: Sequence[Union[str, Normaliser]] = ()) -> str:
+def render_message(frames: Sequence[Any], normalise: Sequence[Union[str, Normaliser]] = (),
+                   signed: Any = None) -> str:
     """A message as a replay compares and diffs it: one block per frame (a JSON object or
     array indented with sorted keys, text as a JSON string, other bytes in base64), after
     the JSON paths in *normalise* are replaced with ``<IGNORED>`` and its text normalisers
-    (:func:`~zmqprocesstest.systemtests.normalise_ports`...) are applied to the whole."""
+    (:func:`~zmqprocesstest.normalise_ports`...) are applied to the whole.
+
+    With *signed*, a codec of signed messages (:func:`zmqprocesstest.codecs.jupyter`), a
+    message it can split is shown as its identities and one JSON block ``{"header": ...,
+    "parent_header": ..., "metadata": ..., "content": ...}`` (paths such as
+    ``header.msg_id`` apply to it), and its signature is left out: the codec checks it.
+    """
     paths = [_path_parts(n) for n in normalise if isinstance(n, str)]
     blocks = []
-    for i, frame in enumerate(frames):
+    shown_frames: List[Any] = list(frames)
+    message = _signed_message(signed, frames) if signed is not None else None
+    if message is not None:
+        shown_frames, value = message
+        for parts in paths:
+            value = _ignore(value, parts)
+    for i, frame in enumerate(shown_frames):
         form = encode_frame(frame)
         if isinstance(form, dict) and "json" in form:
-            value = form["json"]
+            value_ = form["json"]
             for parts in paths:
-                value = _ignore(value, parts)
-            shown = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+                value_ = _ignore(value_, parts)
+            shown = json.dumps(value_, indent=2, sort_keys=True, ensure_ascii=False)
         else:
             shown = json.dumps(form, ensure_ascii=False)
         blocks.append(f"frame {i}: {shown}")
+    if message is not None:
+        blocks.append(f"message: {json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)}")
     text = "\n".join(blocks) + "\n"
     for normaliser in normalise:
         if not isinstance(normaliser, str):
             text = normaliser(text)
     return text
+
+
+def _signed_message(codec: Any, frames: Sequence[Any]) -> Optional[Tuple[List[bytes], Dict[str, Any]]]:
+    """``(identities and delimiter, {"header": ..., ...})`` of a signed message, or ``None``
+    if *codec* cannot split *frames* or its parts are not JSON."""
+    try:
+        identities, rest = codec.split(frames)
+        parts = [json.loads(part) for part in rest[1:5]]
+    except ValueError:
+        return None
+    value: Dict[str, Any] = dict(zip(("header", "parent_header", "metadata", "content"), parts))
+    if len(rest) > 5:
+        value["buffers"] = [encode_frame(b) for b in rest[5:]]
+    return list(identities) + [bytes(frames[len(identities)])], value
+
+
+def _resigned(codec: Any, frames: List[bytes]) -> List[bytes]:
+    """*frames* with the signature *codec* gives their header, parent, metadata and content."""
+    try:
+        identities, rest = codec.split(frames)
+    except ValueError:
+        return frames  # not a signed message: as recorded
+    at = len(identities)
+    return frames[:at + 1] + [codec.sign(rest[1:5])] + frames[at + 2:]
 
 
 def _normalisers(normalise: Any) -> List[Union[str, Normaliser]]:
@@ -400,6 +514,10 @@ class _Side:
 
     def __init__(self, socks: List[TestSocket], conns: List[int], side: str, path: str) -> None:
         self.side, self.path = side, path
+        codec = getattr(socks[0], "codec", None)
+        #: The sockets' codec if it signs messages (Jupyter's): it signs what is sent again.
+        self.signed = codec if callable(getattr(codec, "split", None)) and callable(getattr(codec, "sign", None)) \
+            else None
         self.router: Optional[TestSocket] = None
         self.by_conn: Dict[int, TestSocket] = {}
         self.identity: Dict[int, bytes] = {}  # a ROUTER's live peer of each recorded connection
@@ -430,11 +548,14 @@ class _Side:
                 raise AssertionError(f"cannot send message {message.line and 'of line ' + str(message.line)} of "
                                      f"{self.path} to connection {message.conn}: that client has sent nothing yet, "
                                      "so its identity is not known")
-            return self.router, [identity] + frames
+            return self.router, self._sign([identity] + frames)
         sock = self.by_conn[message.conn]
         if sock.socket_type in _STRIP_DELIMITER and len(frames) > 1 and frames[0] == b"":
             frames = frames[1:]  # REQ and REP add and take the delimiter themselves
-        return sock, frames
+        return sock, self._sign(frames)
+
+    def _sign(self, frames: List[bytes]) -> List[bytes]:
+        return frames if self.signed is None else _resigned(self.signed, frames)
 
     def comparable(self, message: Message, sock: TestSocket) -> List[bytes]:
         """*message*'s frames as *sock* receives them."""
@@ -472,7 +593,7 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     if side not in ("client", "server"):
         raise BadArgument(f"expected the side to replay to be 'client' or 'server', got {side!r}")
     rules = _normalisers(normalise)
-    full = _resolve(case, path)
+    full = resolve_path(case, path)
     if not os.path.exists(full):
         raise FileNotFoundError(f"expected a recording at {full}; record one with self.tap(endpoint, record=...) "
                                 "or python -m zmqprocesstest record --listen EP --connect EP -o FILE")
@@ -483,6 +604,10 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     if not messages:
         raise AssertionError(f"the recording {full} has no messages: there is nothing to replay")
     players = _Side(list(socks), conns, side, full)
+    if conversation.codec == "jupyter" and players.signed is None:
+        raise BadArgument(f"expected a socket with codec=codecs.jupyter(key) to replay {full}, a recording of "
+                          "signed Jupyter messages: the process under test checks each signature with its own key, "
+                          f"so the replay signs them again; got {socks[0].describe()}")
     shown = os.path.relpath(full) if not os.path.relpath(full).startswith(os.pardir) else full
     lane = socks[0].name
     _timeline.record("note", lane, f"replay {shown}: {len(messages)} messages, the {side} side")
@@ -514,7 +639,7 @@ def replay(case: Any, socks: Sequence[TestSocket], path: str, side: str = "clien
     return result
 
 
-def _resolve(case: Any, path: str) -> str:
+def resolve_path(case: Any, path: str) -> str:
     """*path*, relative to the directory of *case*'s test module (as golden files are)."""
     if not isinstance(path, (str, os.PathLike)):
         raise BadArgument(f"expected the path of a recording (str), got {path!r}")
@@ -591,7 +716,7 @@ def _new_peer(players: _Side, messages: List[Message], pending: Dict[int, Deque[
     mapped yet that wait for a message, the one whose next message it matches, else the first."""
     free = sorted((q[0], conn) for conn, q in pending.items() if q and conn not in players.identity)
     for i, conn in free:
-        if render_message(body, rules) == render_message(messages[i].frames, rules):
+        if render_message(body, rules, players.signed) == render_message(messages[i].frames, rules, players.signed):
             return conn
     return free[0][1] if free else None
 
@@ -600,9 +725,11 @@ def _check(players: _Side, messages: List[Message], i: int, frames: List[bytes],
            rules: List[Any], updating: bool, changed: Dict[int, Tuple[bytes, ...]], shown: str) -> None:
     message = messages[i]
     expected = players.comparable(message, sock)
+    if players.signed is not None:
+        players.signed.decode(list(frames))  # a bad signature fails here, naming the message
     if [bytes(f) for f in frames] == expected:
         return
-    want, got = render_message(expected, rules), render_message(frames, rules)
+    want, got = render_message(expected, rules, players.signed), render_message(frames, rules, players.signed)
     if want == got:
         return
     if updating:

@@ -471,7 +471,7 @@ class Events(ConnectionEvents):
 
         The first message that differs fails the test with its index, direction and line, and
         a diff of what was recorded against what came. *normalise* takes normalisers of text
-        (:func:`~zmqprocesstest.systemtests.normalise_timestamps`...) and JSON paths to ignore
+        (:func:`~zmqprocesstest.normalise_timestamps`...) and JSON paths to ignore
         (``"header.msg_id"``, ``"items.*.id"``), or a list of them. In update mode
         (``ZMQPROCESSTEST_UPDATE_GOLDEN=1``) the messages that differ are written into the
         recording instead, and the replay says so on stderr. Returns a

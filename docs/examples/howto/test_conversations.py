@@ -15,6 +15,22 @@ PING_ENV = dict(os.environ, PYTHONPATH=EXAMPLES)
 
 
 @process
+class TestRecordThroughATap(ProcessTestCase):
+    """Record the real ping client's session with PongProc."""
+
+    def test_record_the_real_client(self):
+        self.start_process(PongProc, self.endpoint)
+        path = os.path.join(self.tmpdir, "pingpong.jsonl")  # conversations/pingpong.jsonl, to keep it
+        tap = self.tap(self.endpoint, name="ping", record=path)
+        client = self.start_command(PING + [tap.endpoint, "3"], env=PING_ENV)
+        yield ("wait_exit", client)
+        # What it recorded replays against PongProc.
+        req = self.socket(zmq.REQ, connect=self.endpoint, name="replay")
+        result = yield ("replay", req, path)
+        self.assertEqual(len(result.received), 3)
+
+
+@process
 class TestReplayTheClient(ProcessTestCase):
     """Does PongProc still answer the recorded ping session the same?"""
 
