@@ -65,7 +65,7 @@ class TestSendBackLoop(unittest.TestCase):
         text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
         self.assertIn('self.assertEqual(reply, [["pong", 2]])', text)
         self.assertIn("Timeline (", text)
-        self.assertRegex(text, r"req +-> \[b'\[\"ping\", 1\]'\]")
+        self.assertRegex(text, r"req +-> \[\['ping', 1\]\]")
         self.assertRegex(text, r"req +<- \[\['pong', 1\]\]")
         self.assertIn("process 'pongproc'", text)
 

@@ -197,12 +197,12 @@ class TestSocketsUseTheirCodec(Peers):
                                                r"codec 'raw', not JSON, got json_index=0"):
             yield ("recv", b, 0)
 
-    def test_the_default_stays_json_and_its_transcript_as_it_was(self):
+    def test_the_default_stays_json_and_its_transcript_shows_bodies_as_values(self):
         a, b = self.pair(None)
         self.assertIs(a.codec, codecs.json)
         yield ("send", a, [b"h"], ["ping", 1])
         self.assertEqual((yield ("recv", b)), [b"h", ["ping", 1]])
-        self.assertEqual(self.lines(), [("sent", "a", "[b'h', b'[\"ping\", 1]']"),
+        self.assertEqual(self.lines(), [("sent", "a", "[b'h', ['ping', 1]]"),
                                         ("received", "b", "[b'h', ['ping', 1]]")])
 
     def test_not_a_codec_is_refused(self):

@@ -21,7 +21,7 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
         marked = {name for name, value in vars(Events).items() if getattr(value, "__zmqprocesstest_event__", False)}
         self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
                                   "wait_endpoint", "send_raw", "recv_raw", "wait_subscribed", "freeze", "thaw",
-                                  "restart", "until"})
+                                  "restart", "until", "replay"})
         faults = {name for name, _method in faults_of(FaultLink)}  # one event per fault of the link
         self.assertGreaterEqual(faults, {"partition", "heal", "reset", "refuse", "delay", "drop", "loss", "duplicate",
                                          "jitter", "rate", "close_after"})

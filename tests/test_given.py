@@ -183,8 +183,8 @@ class TestGiven(unittest.TestCase):
         self.assertIn("n=300", text)  # Hypothesis's falsifying example, shrunk
         self.assertIn("AssertionError: 300 not less than 300", text)
         transcript = text.split("Timeline (")[1].split("Sequence of the last messages:")[0]
-        self.assertIn('["ping", 300]', transcript)
-        self.assertEqual(transcript.count('"ping"'), 1, f"only the failing example's messages:\n{transcript}")
+        self.assertIn("['ping', 300]", transcript)
+        self.assertEqual(transcript.count("'ping'"), 1, f"only the failing example's messages:\n{transcript}")
         for pid, _, _ in _PongCase.seen:
             self.assertTrue(gone(pid))
 
