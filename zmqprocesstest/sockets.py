@@ -433,10 +433,14 @@ class TestSocket:
         timeout = self.timeout if timeout is None else timeout
         if deadline is None:
             deadline = time.monotonic() + timeout
-        flag, sock = int(flag), self.sock
-        events = int(sock.getsockopt(_EVENTS))
-        if events & flag:
+        events = int(self.sock.getsockopt(_EVENTS))
+        if events & int(flag):
             return events
+        return await self._await_ready(int(flag), operation, timeout, deadline)
+
+    async def _await_ready(self, flag: int, operation: str, timeout: float, deadline: float) -> int:
+        """:meth:`wait_async` once EVENTS has said the socket is not ready yet."""
+        sock = self.sock
         if self._waiter is not None:
             raise RuntimeError(f"{operation} on {self.describe()}: another task awaits this socket already "
                                "(a test socket has one waiter at a time; give each task a socket of its own)")
@@ -489,7 +493,7 @@ class TestSocket:
 
     async def _acall(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
                      *args: Any, **kwargs: Any) -> Any:
-        """The awaitable :meth:`_call`: try at once, else await the socket on the loop, bounded."""
+        """The awaitable :meth:`_call`: at once if the socket is ready, else await it on the loop, bounded."""
         receiving = flag == _POLLIN
         if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
             check_seconds(timeout, f"the timeout of {operation}")
@@ -498,10 +502,11 @@ class TestSocket:
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
         try:
-            try:
-                return method(*args, flags=flags, **kwargs)
-            except zmq.Again:
-                pass
+            if not receiving:  # a send rarely has to wait: try it at once (a receive looks at EVENTS first)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             # A REQ/REP socket in the wrong state for the call: tried again at once, to report it.
             wait_flag = _POLLIN | _POLLOUT if self.socket_type in _STRICT else flag
