@@ -7,6 +7,10 @@ the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends 
 at once instead of after the timeout. A receive is first libzmq's own blocking one,
 bounded by ``RCVTIMEO`` (as cheap as raw pyzmq): for the whole wait if there is no
 process to watch, else for :data:`FIRST_SLICE` (a crash is noticed at most that late).
+
+In a coroutine test its awaitable face, :class:`AsyncTestSocket` (``sock.asyncio``),
+waits on the running event loop instead: libzmq's fd is a reader of the loop, and the
+test's death watch ends the wait (:mod:`zmqprocesstest.coroutines`).
 """
 from __future__ import annotations
 
