@@ -1,15 +1,15 @@
 """Coroutine tests against the fastest bare zmq.asyncio code: round trips and per-test cost.
 
-(a) N ping-pong round trips against one running PongProc (REP on an ipc endpoint),
-    side by side, rounds alternating:
+(a) N ping-pong round trips against a PongProc (REP on an ipc endpoint) started for
+    each measurement, side by side, rounds alternating:
     - the floor: a bare zmq.asyncio REQ socket, plain awaits of send_multipart and
       recv_multipart (+ json), on a fresh event loop;
     - an async generator test's events (``yield ("send", ...)``, ``yield ("recv", ...)``);
     - a coroutine test awaiting a test socket (``await req.asyncio.send_multipart``...);
     - a coroutine test awaiting the user's own zmq.asyncio socket (from the test's
-      ``asyncio_context``) against a PongProc the test started itself, so the death
-      watch (its pidfd, a reader of the loop) is on.
-    Each test times only its loop. On one CPU (taskset-like, ``--cpu``) and unpinned.
+      ``asyncio_context``).
+    The tests start their PongProc themselves, so the death watch (its pidfd, a reader
+    of the loop) is on. Each times only its loop. On one CPU (taskset-like, ``--cpu``) and unpinned.
 (b) Per test: T process tests (start PongProc, one round trip, stop message) as an
     ``async def`` test awaiting its test socket vs. the same as a generator test.
 
@@ -55,7 +55,20 @@ async def bare_loop(sock, n):
 
 
 def run_bare(endpoint, n):
-    """The floor on a fresh loop (as each test gets one): socket, warm-up, n round trips."""
+    """The floor on a fresh loop (as each test gets one), against a PongProc of its own
+    (as each test starts one: a long-running PongProc answers measurably slower):
+    socket, warm-up, n round trips."""
+    proc = PongProc(endpoint)
+    proc.daemon = True
+    proc.start()
+    try:
+        return _run_bare(endpoint, n)
+    finally:
+        proc.kill()
+        proc.join(WAIT)
+
+
+def _run_bare(endpoint, n):
     async def main():
         ctx = zmq.asyncio.Context()
         sock = ctx.socket(zmq.REQ)
@@ -63,7 +76,7 @@ def run_bare(endpoint, n):
         sock.connect(endpoint)
         try:
             await asyncio.wait_for(bare_loop(sock, 1), WAIT)  # connected and warm before the clock starts
-            return await asyncio.wait_for(bare_loop(sock, Bench.n), WAIT + Bench.n * 0.01)
+            return await asyncio.wait_for(bare_loop(sock, n), WAIT + n * 0.01)
         finally:
             sock.close(linger=0)
             ctx.term()
@@ -75,18 +88,18 @@ def run_bare(endpoint, n):
 
 
 class Bench(ProcessTestCase):
-    """The three library loops; each test times only its loop."""
+    """The three library loops, each against a PongProc the test started (watched: its
+    pidfd is a reader of the loop); each test times only its loop."""
 
-    shared_endpoint = None  # set by the script: the running PongProc
     n = 0
     timings = {}
     run_timeout = 120.0
 
     def setUp(self):
-        if self._testMethodName == "test_own":
-            self.proc = self.start_process(PongProc, self.endpoint)
-        else:
-            self.req = self.socket(zmq.REQ, connect=self.shared_endpoint, name="req")
+        self.proc = self.start_process(PongProc, self.endpoint)
+        if self._testMethodName != "test_own":
+            self.req = self.socket(zmq.REQ, connect=self.endpoint, name="req")
+            self.set_stop_message(self.proc, self.req, STOP)
 
     def done(self, name, cpu, start):
         self.timings.setdefault(name, []).append((perf_counter() - start, thread_time() - cpu))
@@ -151,25 +164,17 @@ def bench_roundtrips(n, rounds, tmpdir, cpus=None):
             return bench_roundtrips(n, rounds, tmpdir)
         finally:
             os.sched_setaffinity(0, allowed)
-    endpoint = f"ipc://{tmpdir}/pong-shared"
-    proc = PongProc(endpoint)
-    proc.daemon = True
-    proc.start()
-    try:
-        Bench.shared_endpoint, Bench.n, Bench.timings = endpoint, n, {}
-        run_bare(endpoint, 1)  # warm-up (connect, caches)
-        rows = {name: [] for name in LABELS}  # (wall, main-thread cpu) in us per round trip
-        for r in range(rounds):
-            order = [("bare", lambda: run_bare(endpoint, n))] + [(name, lambda name=name: run_case(name))
-                                                                 for name in ("agen", "coro", "own")]
-            if r % 2:
-                order.reverse()
-            for name, fn in order:
-                wall, cpu = fn()
-                rows[name].append((wall / n * 1e6, cpu / n * 1e6))
-    finally:
-        proc.kill()
-        proc.join(5)
+    Bench.n, Bench.timings = n, {}
+    run_bare(f"ipc://{tmpdir}/pong-warm", 1)  # warm-up (imports, first fork, caches)
+    rows = {name: [] for name in LABELS}  # (wall, main-thread cpu) in us per round trip
+    for r in range(rounds):
+        order = [("bare", lambda r=r: run_bare(f"ipc://{tmpdir}/pong-{r}", n))] + [
+            (name, lambda name=name: run_case(name)) for name in ("agen", "coro", "own")]
+        if r % 2:
+            order.reverse()
+        for name, fn in order:
+            wall, cpu = fn()
+            rows[name].append((wall / n * 1e6, cpu / n * 1e6))
     return rows
 
 

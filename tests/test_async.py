@@ -15,7 +15,7 @@ import warnings
 import zmq
 import zmq.asyncio
 
-from zmqprocesstest import ProcessTestCase, SystemTestCase
+from zmqprocesstest import ProcessTestCase, SystemTestCase, override_event
 
 from .samples import async_sample as samples
 from .support import EXAMPLES, ROOT, only_problem, problems, run_case
@@ -219,6 +219,55 @@ class SocketWaits(unittest.TestCase):
                 with self.assertRaisesRegex(AttributeError, "recv_into has no awaitable form"):
                     sock.recv_into  # noqa: B018 - the attribute is the test
         self.assertEqual(problems(run_case(Refuses)), [])
+
+
+    def test_a_message_nobody_awaits_does_not_spin_the_loop(self):
+        spent = []
+
+        class Idle(ProcessTestCase):
+            async def test_it(self):
+                a = self.socket(zmq.PAIR, bind=self.endpoint)
+                b = self.socket(zmq.PAIR, connect=self.endpoint)
+                b.send(b"first")
+                self.assertEqual(await a.asyncio.recv(), b"first")  # a's fd is a reader of the loop now
+                self.assertFalse(await a.asyncio.poll(0.01))  # libzmq signals the next message on the fd
+                b.send(b"unread")  # its fd becomes readable, and nobody awaits a
+                cpu = time.thread_time()
+                await asyncio.sleep(0.1)
+                spent.append(time.thread_time() - cpu)
+                self.assertEqual(await a.asyncio.recv(timeout=1), b"unread")
+        self.assertEqual(problems(run_case(Idle)), [])
+        self.assertLess(spent[0], 0.01)  # a loop woken again and again for the fd would burn the 0.1 s
+
+    def test_a_socket_the_class_shares_is_awaited_from_each_tests_loop(self):
+        class Shared(ProcessTestCase):
+            @classmethod
+            def setUpClass(cls):
+                super().setUpClass()
+                endpoint = cls.new_endpoint()
+                cls.a = cls.socket(zmq.PAIR, bind=endpoint, name="a")
+                cls.b = cls.socket(zmq.PAIR, connect=endpoint, name="b")
+
+            async def test_1(self):
+                asyncio.get_running_loop().call_later(0.01, self.b.send, b"one")
+                self.assertEqual(await self.a.asyncio.recv(timeout=2), b"one")
+
+            async def test_2(self):
+                asyncio.get_running_loop().call_later(0.01, self.b.send, b"two")
+                self.assertEqual(await self.a.asyncio.recv(timeout=2), b"two")
+        result = run_case(Shared)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(result.testsRun, 2)
+
+    def test_an_overridden_socket_event_is_the_test_cases_own(self):
+        class Overrides(samples.SocketWaits):
+            @override_event
+            def recv(self, sock, *args):
+                return ["mine"]
+
+            async def test_it(self):
+                self.assertEqual((yield ("recv", self.a, -1, 0.01)), ["mine"])
+        self.assertEqual(problems(run_case(Overrides, "test_it")), [])
 
 
 class AsyncioContext(unittest.TestCase):

@@ -445,6 +445,7 @@ def _close_task(task: Any) -> None:
 # -- the async send-back loop ---------------------------------------------------------------------
 #: The built-in events that wait on one test socket, awaited on the loop before they are
 #: handled: event name -> (direction, operation, index of the timeout among the arguments).
+_EVENTS, _EITHER = int(zmq.EVENTS), int(zmq.POLLIN | zmq.POLLOUT)
 _SOCKET_EVENTS: Dict[str, Tuple[int, str, int]] = {
     "recv": (int(zmq.POLLIN), "recv_multipart", 2), "recv_raw": (int(zmq.POLLIN), "recv_multipart", 1),
     "send": (int(zmq.POLLOUT), "send_multipart", 4), "send_raw": (int(zmq.POLLOUT), "send_multipart", 2)}
@@ -480,17 +481,19 @@ def _socket_wait(case: Any, item: Any) -> Optional[Tuple[TestSocket, int, str, O
     if sock.closed or (sock.owner is not case and sock.owner is not None and not isinstance(sock.owner, type)):
         return None
     if sock.socket_type in _STRICT:
-        flag = int(zmq.POLLIN | zmq.POLLOUT)  # a REQ/REP socket in the wrong state: the handler says so at once
+        flag = _EITHER  # a REQ/REP socket in the wrong state: the handler says so at once
     return sock, flag, operation, timeout
 
 
 async def _await_socket(runner: Optional[LoopRunner], wait: Tuple[TestSocket, int, str, Optional[float]],
                         name: str) -> Optional[BaseException]:
-    """Await the socket of a socket event on the loop; the error to throw in at its ``yield``, if any."""
+    """Await the socket of a socket event on the loop (EVENTS said it is not ready); the
+    error to throw in at its ``yield``, if any."""
     sock, flag, operation, timeout = wait
     began = time.monotonic()
     try:
-        await sock.wait_async(flag, operation, timeout)
+        await sock._await_ready(flag, operation, sock.timeout if timeout is None else timeout,
+                                began + (sock.timeout if timeout is None else timeout))
     except asyncio.CancelledError as cancelled:
         died = runner.take_death() if runner is not None else None
         return died if died is not None else cancelled  # at the yield, as at an await
@@ -546,7 +549,7 @@ async def drive_async_events(case: Any, agen: Any, check: Optional[Callable[[Any
             if check is not None:
                 check(item)
             wait = _socket_wait(case, item)
-            if wait is not None:
+            if wait is not None and not int(wait[0].sock.getsockopt(_EVENTS)) & wait[1]:  # it would wait: on the loop
                 error = await _await_socket(runner, wait, item[0])
                 if error is not None:
                     value = None

@@ -7,6 +7,10 @@ the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends 
 at once instead of after the timeout. A receive is first libzmq's own blocking one,
 bounded by ``RCVTIMEO`` (as cheap as raw pyzmq): for the whole wait if there is no
 process to watch, else for :data:`FIRST_SLICE` (a crash is noticed at most that late).
+
+In a coroutine test its awaitable face, :class:`AsyncTestSocket` (``sock.asyncio``),
+waits on the running event loop instead: libzmq's fd is a reader of the loop, and the
+test's death watch ends the wait (:mod:`zmqprocesstest.coroutines`).
 """
 from __future__ import annotations
 
@@ -464,10 +468,14 @@ class TestSocket:
         timeout = self.timeout if timeout is None else timeout
         if deadline is None:
             deadline = time.monotonic() + timeout
-        flag, sock = int(flag), self.sock
-        events = int(sock.getsockopt(_EVENTS))
-        if events & flag:
+        events = int(self.sock.getsockopt(_EVENTS))
+        if events & int(flag):
             return events
+        return await self._await_ready(int(flag), operation, timeout, deadline)
+
+    async def _await_ready(self, flag: int, operation: str, timeout: float, deadline: float) -> int:
+        """:meth:`wait_async` once EVENTS has said the socket is not ready yet."""
+        sock = self.sock
         if self._waiter is not None:
             raise RuntimeError(f"{operation} on {self.describe()}: another task awaits this socket already "
                                "(a test socket has one waiter at a time; give each task a socket of its own)")
@@ -520,7 +528,7 @@ class TestSocket:
 
     async def _acall(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
                      *args: Any, **kwargs: Any) -> Any:
-        """The awaitable :meth:`_call`: try at once, else await the socket on the loop, bounded."""
+        """The awaitable :meth:`_call`: at once if the socket is ready, else await it on the loop, bounded."""
         receiving = flag == _POLLIN
         if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
             check_seconds(timeout, f"the timeout of {operation}")
@@ -529,10 +537,11 @@ class TestSocket:
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
         try:
-            try:
-                return method(*args, flags=flags, **kwargs)
-            except zmq.Again:
-                pass
+            if not receiving:  # a send rarely has to wait: try it at once (a receive looks at EVENTS first)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             # A REQ/REP socket in the wrong state for the call: tried again at once, to report it.
             wait_flag = _POLLIN | _POLLOUT if self.socket_type in _STRICT else flag
