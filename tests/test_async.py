@@ -453,7 +453,8 @@ class ChildRunners(unittest.TestCase):
     def check_pytest_plugin(self, module, *args):
         if importlib.util.find_spec(module) is None:
             self.skipTest(f"{module} is not installed (the test extra installs it: pip install -e '.[test]')")
-        self.assertIn(module, installed_pytest_plugins(), f"{module}'s pytest plugin is not registered: it would not load")
+        self.assertIn(module, installed_pytest_plugins(),
+                      f"{module}'s pytest plugin is not registered: it would not load")
         code, out = self.pytest(*args)
         self.assertEqual(code, 0, out)
         self.assertRegex(out, r"\b4 passed\b")  # run by the library, not taken over nor left out
