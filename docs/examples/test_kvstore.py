@@ -19,7 +19,8 @@ class TestKVStore(ProcessTestCase):
         self.proc = self.start_process(KVService, self.endpoint)
 
     async def asyncSetUp(self):
-        self.client = KVClient(self.endpoint)
+        # The client library takes a zmq.asyncio context: give it the test's own.
+        self.client = KVClient(self.endpoint, context=self.asyncio_context)
         self.addAsyncCleanup(self.client.close)  # awaited on the test's loop, after the test
 
     async def test_put_then_get(self):
