@@ -197,18 +197,20 @@ class DeathWatchThread:
             if armed is None:
                 continue
             now = time.monotonic()
+            # Under the lock, so that nothing of it (a descriptor it opens in /proc) outlives
+            # the block: the test's leak check comes after it.
             with self.lock:
                 if generation != self.generation or not armed.active:
                     continue
                 for fd in ready:
                     if fd in armed.procs and fd not in armed.deaths:
                         armed.deaths[fd] = _Death(now, _by_signal(fd))
-            if armed.deaths:
-                self._step(armed, generation, now)
+                if armed.deaths:
+                    self._step(armed, now)
 
-    def _step(self, armed: _Armed, generation: int, now: float) -> None:
+    def _step(self, armed: _Armed, now: float) -> None:
         """Decide, for the deaths seen, whether the main thread gets the signal now (and
-        when to look again: :attr:`_Armed.next_look`)."""
+        when to look again: :attr:`_Armed.next_look`). Called with the lock held."""
         due = [death for fd, death in list(armed.deaths.items())
                if fd in armed.procs and armed.procs[fd].watched and not armed.procs[fd].exit_allowed]
         armed.next_look = None
@@ -239,13 +241,10 @@ class DeathWatchThread:
         if line is not None and line == armed.deferred_line and not busy:
             armed.next_look = DEATH_RETRY
             return  # still the library's own wait, where the last signal was left to it
-        with self.lock:
-            if generation != self.generation or not armed.active:
-                return
-            armed.signalled_line = line
-            armed.last_signal = now
-            armed.next_look = DEATH_RETRY
-            signal.pthread_kill(armed.target, armed.signum)
+        armed.signalled_line = line
+        armed.last_signal = now
+        armed.next_look = DEATH_RETRY
+        signal.pthread_kill(armed.target, armed.signum)
 
 
 def _by_signal(fd: int) -> bool:
