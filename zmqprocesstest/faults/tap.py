@@ -12,10 +12,11 @@ The tap reads on the link's thread (:mod:`zmqprocesstest.faults._zmtp`'s ``Reade
 the bytes as they start to go out to the peer): what it records is what the peer gets,
 when it is delivered, and before the peer can have it, so a test that has received a
 message finds it in the timeline (a dropped message never shows, a duplicate shows
-twice, a message held by a partition shows when the heal delivers it). Its records go into the
-timeline of the test that made it, in time order with the test's own; they are bounded
-like the rest of the timeline. A mechanism that encrypts the messages (CURVE) hides
-them: the tap records each encrypted frame by its size, and says why once.
+twice, a message held by a partition shows when the heal delivers it). Its records go
+into the timeline of the test that runs (a tap a class shares records into each
+test's), in time order with the test's own; they are bounded like the rest of the
+timeline. A mechanism that encrypts the messages (CURVE) hides them: the tap records
+each encrypted frame by its size, and says why once.
 """
 from __future__ import annotations
 
@@ -105,7 +106,6 @@ class Tap(FaultLink):
         #: in order: append one to keep the conversation (keep it quick: the link waits
         #: for it). What one raises shows in the report and is raised by :meth:`~zmqprocesstest.FaultLink.close`.
         self.recorders: List[Callable[[TapMessage], None]] = []
-        self._timeline = _timeline.current()
         self._peers: Dict[int, Dict[str, bytes]] = {}
         self._failures: List[str] = []
         self._failed = 0
@@ -127,8 +127,9 @@ class Tap(FaultLink):
         running.lane(self.name, "socket", f"tap {self.endpoint} -> {self.target}")
 
     def _record(self, kind: str, data: Any) -> None:
-        if self._timeline is not None:
-            _timeline.record_in(self._timeline, kind, self.name, data)
+        running = _timeline.current()
+        if running is not None:
+            _timeline.record_in(running, kind, self.name, data)
 
     def _render(self, frames: List[Any]) -> Any:
         """What the timeline keeps of a message: the codec's text, or the frames (rendered
@@ -142,7 +143,7 @@ class Tap(FaultLink):
             return frames
 
     def _message(self, index: int, connection: int, frames: List[Any]) -> None:
-        running = self._timeline
+        running = _timeline.current()
         if running is not None:  # timeline.record_in, inline: this runs for every message through the tap
             data = preview(frames) if self.codec is None else self._render(frames)
             with running.lock:
