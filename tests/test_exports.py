@@ -13,7 +13,7 @@ DOCUMENTED = {
     "MarkExpressionError", "MockCall", "MockTimeout", "ExitStatusLost",
     "ProcessDied", "ProcessError", "ProcessMock", "ProcessStopError", "ProcessTestCase", "ProgramResult",
     "ProgramTimeout", "SocketTimeout",
-    "SystemTestCase", "TestSocket", "TestTimeout", "Timeout", "make_sock", "mark", "normalise_path",
+    "SystemTestCase", "Tap", "TestSocket", "TestTimeout", "Timeout", "make_sock", "mark", "normalise_path",
     "normalise_pids", "normalise_ports", "normalise_regex", "normalise_timestamps", "override_event", "process",
     "run_program", "system", "module_scope", "codecs", "Tap",
 }

@@ -151,7 +151,8 @@ class Flow:
         self.src, self.dst = src, dst
         self.counters = counters
         self.tracker = tracker
-        #: Chunks not delivered yet: [due (monotonic), data, messages that end in it].
+        #: Chunks not delivered yet: [due (monotonic), data, messages that end in it, whether
+        #: its :attr:`reader` read it].
         self.queue: Deque[List[Any]] = collections.deque()
         self.held = 0
         self.held_msgs = 0

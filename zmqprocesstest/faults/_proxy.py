@@ -421,6 +421,8 @@ class Proxy:
             elif not n:
                 return
         if not flow.queue and not counters.paused and not counters.paced and not cut:
+            if flow.reader is not None:  # a tap: recorded as it goes out, before its peer can have it
+                flow.reader.feed(data)
             try:
                 sent = flow.dst.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -429,15 +431,14 @@ class Proxy:
                 self._close_conn(end.conn, hard=True)
                 return
             flow.counters.bytes += sent
-            if flow.reader is not None and sent:
-                flow.reader.feed(data if sent == n else data[:sent])
             if sent == n:
                 flow.counters.messages += msgs
                 return
-            flow.queue.append([0.0, bytes(data[sent:]), msgs])
+            flow.queue.append([0.0, bytes(data[sent:]), msgs, True])
             flow.held += n - sent
         else:
-            flow.queue.append([counters.pace.due(time.monotonic(), n) if counters.paced else 0.0, bytes(data), msgs])
+            flow.queue.append([counters.pace.due(time.monotonic(), n) if counters.paced else 0.0, bytes(data), msgs,
+                               False])
             flow.held += n
         flow.held_msgs += msgs
         self._flush(flow)
@@ -457,6 +458,9 @@ class Proxy:
                         later = True
                         break
                 data = entry[1]
+                if not entry[3] and flow.reader is not None:  # a tap: recorded as it starts to go out
+                    entry[3] = True
+                    flow.reader.feed(data)
                 try:
                     sent = sock.send(data)
                 except (BlockingIOError, InterruptedError):
@@ -466,8 +470,6 @@ class Proxy:
                     return
                 counters.bytes += sent
                 flow.held -= sent
-                if flow.reader is not None and sent:
-                    flow.reader.feed(data if sent == len(data) else data[:sent])
                 if sent < len(data):
                     entry[1] = memoryview(data)[sent:]
                     break

@@ -396,7 +396,7 @@ class Reader:
     """The messages of one direction of one connection, read from the bytes the link delivered.
 
     A tap (:class:`~zmqprocesstest.faults.tap.Tap`) feeds it each piece of the stream as
-    it is sent on, after the faults (a dropped message never shows, a duplicate shows
+    it starts to go out, after the faults (a dropped message never shows, a duplicate shows
     twice). It tells *sink* each whole message, with its frames
     (``sink.message(direction, connection, frames)``, *direction* 0 or 1), each READY command's properties
     (``sink.ready(reader, properties)``) and, where the mechanism hides the messages,
@@ -483,7 +483,7 @@ class Reader:
                     return n
                 break
             i = end
-            if flags & _COMMAND or self.kept + size > self.keep:
+            if flags & _COMMAND or self.kept + size > self.keep or self.mode != _FRAMES:
                 self._frame(flags, bytes(buf[start:end]))
                 frames = self.frames
                 continue
@@ -496,12 +496,15 @@ class Reader:
         return i
 
     def _frame(self, flags: int, body: Any) -> None:
-        if flags & _COMMAND:
-            size = len(body) if isinstance(body, bytes) else body.length
+        if self.mode == _SEALED:  # each message frame an encrypted MESSAGE (flagged a command or not)
             name = bytes(body[1:1 + body[0]]) if isinstance(body, bytes) and body else b""
-            if name == b"MESSAGE" or self.mode == _SEALED and name not in _HANDSHAKE:
+            if name not in _HANDSHAKE:
+                size = len(body) if isinstance(body, bytes) else body.length
                 self.sink.sealed(self, size, self.tracker.reason or f"the {self.mechanism} mechanism")
-            elif name in (b"READY", b"INITIATE") and self.mode == _FRAMES and isinstance(body, bytes):
+            return
+        if flags & _COMMAND:
+            name = bytes(body[1:1 + body[0]]) if isinstance(body, bytes) and body else b""
+            if name in (b"READY", b"INITIATE") and isinstance(body, bytes):
                 self.sink.ready(self, _properties(body[1 + len(name):]))
             return
         if isinstance(body, bytes):

@@ -321,7 +321,7 @@ class FaultLink:
         half through goes on whole.
 
         Aimed: *connection* is the number of one connection through the link (1 for
-        the first accepted, in order: :attr:`~zmqprocesstest.faults.Tap.connections` of a
+        the first accepted, in order: :attr:`Tap.connections <zmqprocesstest.Tap.connections>` of a
         tap names them), so a link shared by several workers loses one worker's
         message, not the next sender's. ``match(frames)`` is called on the link's thread
         with each message's frames (a list of bytes) and returns whether to leave it
@@ -435,9 +435,14 @@ class FaultLink:
         return seed
 
     def _control(self, name: str, label: str, *args: Any) -> Any:
-        result = self._proxy.command(name, *args)
-        self._history.append((round(time.monotonic() - self._start, 3), label))
+        # In the timeline before it acts: a heal delivers (and a tap records) what was held, in the command.
         _timeline.record("fault", self.name, label)
+        try:
+            result = self._proxy.command(name, *args)
+        except FaultLinkError as exc:
+            _timeline.record("note", self.name, f"{label}: not applied ({str(exc).splitlines()[0]})")
+            raise
+        self._history.append((round(time.monotonic() - self._start, 3), label))
         return result
 
     def _rewrite(self, name: str, label: str, direction: Any, make: Callable[[Any], Any]) -> None:

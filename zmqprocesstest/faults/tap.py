@@ -9,11 +9,14 @@ failure report, its sequence chart and the HTML report page show both halves of 
 conversation. Every fault of a fault link applies to a tap too.
 
 The tap reads on the link's thread (:mod:`zmqprocesstest.faults._zmtp`'s ``Reader``, fed
-the bytes as they are sent on): what it records is what the peer got, when it got it
-(a dropped message never shows, a duplicate shows twice). Its records go into the
-timeline of the test that made it, in time order with the test's own; they are bounded
-like the rest of the timeline. A mechanism that encrypts the messages (CURVE) hides
-them: the tap records each encrypted frame by its size, and says why once.
+the bytes as they start to go out to the peer): what it records is what the peer gets,
+when it is delivered, and before the peer can have it, so a test that has received a
+message finds it in the timeline (a dropped message never shows, a duplicate shows
+twice, a message held by a partition shows when the heal delivers it). Its records go
+into the timeline of the test that runs (a tap a class shares records into each
+test's), in time order with the test's own; they are bounded like the rest of the
+timeline. A mechanism that encrypts the messages (CURVE) hides them: the tap records
+each encrypted frame by its size, and says why once.
 """
 from __future__ import annotations
 
@@ -49,8 +52,8 @@ class TapMessage(NamedTuple):
     #: The client's ZeroMQ identity (routing id), if its handshake named one.
     identity: Optional[bytes]
     #: Its frames, as :class:`bytes`; a frame beyond :data:`~zmqprocesstest._config.TAP_KEEP_BYTES`
-    #: bytes of its message as a :class:`~zmqprocesstest.report.timeline.FramePreview`
-    #: (its first bytes and its length).
+    #: bytes of its message as a ``FramePreview`` (of
+    #: ``zmqprocesstest.report.timeline``: its first bytes, ``head``, and its ``length``).
     frames: List[Any]
 
 
@@ -75,7 +78,7 @@ class Tap(FaultLink):
     """A :class:`~zmqprocesstest.FaultLink` that records every message through it, both ways.
 
     In a test, made by :meth:`ProcessTestCase.tap <zmqprocesstest.ProcessTestCase.tap>`
-    (closed after the test). The user's own client connects to :attr:`endpoint` instead
+    (closed after the test). The user's own client connects to :attr:`~zmqprocesstest.FaultLink.endpoint` instead
     of *target*; each whole message it sends is recorded in the test's timeline as
     ``sent`` from the tap's lane (*name*), and each it receives as ``received``: the
     failure report, its sequence chart and the HTML report page show them.
@@ -84,13 +87,13 @@ class Tap(FaultLink):
         returns the text to show (called on the link's thread with the frames as
         :class:`bytes`, see :class:`TapMessage`); by default they are shown as the
         test sockets' messages are. What it raises shows in the report and is raised by
-        :meth:`close`; the message is then shown as by default.
+        :meth:`~zmqprocesstest.FaultLink.close`; the message is then shown as by default.
     :param name: the tap's lane and its name in reports (default ``tap`` and the last
-        part of :attr:`endpoint`).
+        part of :attr:`~zmqprocesstest.FaultLink.endpoint`).
 
     The other parameters, and the faults, are the fault link's. A tap reads the NULL and
-    PLAIN mechanisms; with CURVE it records each encrypted frame by its size, and its
-    lane says once that it cannot read them.
+    PLAIN mechanisms; with CURVE it records each encrypted frame by its size (CURVE hides
+    even which frames make up a message), and its lane says once that it cannot read them.
     """
 
     def __init__(self, target: str, transport: Optional[str] = None, endpoint: Optional[str] = None,
@@ -101,9 +104,8 @@ class Tap(FaultLink):
         self.codec = codec
         #: Callables called with each message (a :class:`TapMessage`), on the link's thread,
         #: in order: append one to keep the conversation (keep it quick: the link waits
-        #: for it). What one raises shows in the report and is raised by :meth:`close`.
+        #: for it). What one raises shows in the report and is raised by :meth:`~zmqprocesstest.FaultLink.close`.
         self.recorders: List[Callable[[TapMessage], None]] = []
-        self._timeline = _timeline.current()
         self._peers: Dict[int, Dict[str, bytes]] = {}
         self._failures: List[str] = []
         self._failed = 0
@@ -125,8 +127,9 @@ class Tap(FaultLink):
         running.lane(self.name, "socket", f"tap {self.endpoint} -> {self.target}")
 
     def _record(self, kind: str, data: Any) -> None:
-        if self._timeline is not None:
-            _timeline.record_in(self._timeline, kind, self.name, data)
+        running = _timeline.current()
+        if running is not None:
+            _timeline.record_in(running, kind, self.name, data)
 
     def _render(self, frames: List[Any]) -> Any:
         """What the timeline keeps of a message: the codec's text, or the frames (rendered
@@ -140,7 +143,7 @@ class Tap(FaultLink):
             return frames
 
     def _message(self, index: int, connection: int, frames: List[Any]) -> None:
-        running = self._timeline
+        running = _timeline.current()
         if running is not None:  # timeline.record_in, inline: this runs for every message through the tap
             data = preview(frames) if self.codec is None else self._render(frames)
             with running.lock:
@@ -167,7 +170,7 @@ class Tap(FaultLink):
         if not self._said_sealed:
             self._said_sealed = True
             self._record("note", f"the tap cannot read the messages ({why}): it shows their sizes only")
-        self._record("sent" if index == 0 else "received", Rendered(f"<{size} bytes, not readable>"))
+        self._record("sent" if index == 0 else "received", Rendered(f"<encrypted frame, {size} bytes>"))
 
     def _fail(self, what: str) -> None:
         self._failed += 1

@@ -1,10 +1,12 @@
 """Failure handling: a Lazy Pirate client against a server that is killed, frozen,
-partitioned away and loses a request; a heartbeat that notices a frozen peer."""
+partitioned away and loses a request; a heartbeat that notices a frozen peer; a client
+of the user's own through a tap."""
+import json
 import signal
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, process
+from zmqprocesstest import ProcessTestCase, process, timeline
 from howto.resilience import HeartbeatMonitor, Heartbeater, LazyPirate
 from pingpong.pongproc import PongProc
 
@@ -84,3 +86,31 @@ class TestHeartbeat(ProcessTestCase):
         self.assertEqual(lost[0][0], "lost")
         yield ("thaw", self.peer)
         self.assertEqual((yield ("recv", self.results)), [["alive"]])
+
+
+@process
+class TestThroughATap(ProcessTestCase):
+    """The client under test is the user's own (here a plain zmq REQ socket): a tap in front of
+    PongProc puts its messages in the test's timeline and report, and takes the faults."""
+
+    timeout = 5.0
+
+    def test_own_client(self):
+        self.start_process(PongProc, self.endpoint)
+        tap = self.tap(self.endpoint, name="client")
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        client = ctx.socket(zmq.REQ)  # the user's own socket, not a test socket
+        self.addCleanup(client.close, 0)
+        client.rcvtimeo = 2000
+        client.connect(tap.endpoint)
+        client.send(json.dumps(["ping", 1]).encode())
+        self.assertEqual(json.loads(client.recv()), ["pong", 1])
+        yield ("partition", tap)
+        client.send(json.dumps(["ping", 2]).encode())
+        self.assertEqual(client.poll(200), 0)  # held by the partition
+        yield ("heal", tap)
+        self.assertEqual(json.loads(client.recv()), ["pong", 2])
+        seen = [(kind, text) for _, kind, lane, text in timeline.current().lines() if lane == "client"]
+        self.assertEqual(seen[-3:], [("fault", "heal"), ("sent", "[b'', b'[\"ping\", 2]']"),
+                                     ("received", "[b'', b'[\"pong\", 2]']")])
