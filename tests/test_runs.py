@@ -613,14 +613,31 @@ class TestRepeatScope(unittest.TestCase):
         self.assertEqual(re.findall(r"::(\w+)::test_a", out), ["Alpha", "Alpha_repeat2", "Beta", "Beta_repeat2"],
                          out[-3000:])
 
+    def test_unittest_and_nose2_order_each_module_from_the_environment(self):
+        round_by_round = self.ran("--until-failure")
+        for runner in (["-m", "unittest"], ["-m", "nose2", "-s", "."]):
+            for env in ({"ZMQPROCESSTEST_UNTIL_FAILURE": "1"}, {"ZMQPROCESSTEST_REPEAT_SCOPE": "module"}):
+                with self.subTest(runner=runner, env=env):
+                    code, out = run([sys.executable, *runner, "-v", "tests.samples.rounds_sample"],
+                                    env=dict(env, ZMQPROCESSTEST_REPEAT="2"))
+                    self.assertEqual(code, 0, out[-3000:])
+                    lines = re.findall(r"^(set up \w+|test_\w+) ?(?:\(tests\.samples\.rounds_sample\.(\w+)\.)?",
+                                       out, re.M)
+                    self.assertEqual([f"{name} {cls}".strip() for name, cls in lines], round_by_round)
+
     def test_a_bad_or_impossible_scope_is_refused_clearly(self):
         code, out = run(CLI + ["--repeat-scope", "function", "tests.samples.rounds_sample"])
         self.assertNotEqual(code, 0)
         self.assertIn("expected --repeat-scope to be one of test, class, module, session, got 'function'", out)
-        code, out = run([sys.executable, "-m", "nose2", "-s", ".", "tests.samples.rounds_sample"],
-                        env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "session"})
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "own_loader.py"), "w") as f:
+                f.write("from zmqprocesstest import ProcessTestCase\n\ndef load_tests(loader, tests, pattern):\n"
+                        "    return tests\n\nclass Mine(ProcessTestCase):\n    def test_it(self):\n        pass\n")
+            code, out = run([sys.executable, "-m", "unittest", "own_loader"], cwd=tmp,
+                            env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "session",
+                                 "PYTHONPATH": ROOT})
         self.assertNotEqual(code, 0)
-        self.assertIn("expected ZMQPROCESSTEST_REPEAT_SCOPE=class (or unset) under this runner, got 'session'", out)
+        self.assertIn("expected no load_tests function in own_loader under ZMQPROCESSTEST_REPEAT_SCOPE=session", out)
 
 
 def _stat(pid):
