@@ -575,20 +575,21 @@ class TestRepeatScope(unittest.TestCase):
         lines = re.findall(r"^(set up \w+|test_\w+) ?(?:\(tests\.samples\.rounds_sample\.(\w+)\.)?", out, re.M)
         return [f"{name} {cls}".strip() for name, cls in lines]
 
+    #: What tests/samples/rounds_sample.py runs and sets up round by round, and class by class.
+    ROUND_BY_ROUND = ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha",
+                      "set up Beta", "test_a Beta", "test_b Beta", "test_c Beta",
+                      "set up module", "set up Alpha_repeat2", "test_a Alpha_repeat2", "test_b Alpha_repeat2",
+                      "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2", "test_c Beta_repeat2"]
+    CLASS_BY_CLASS = ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha", "set up Alpha_repeat2",
+                      "test_a Alpha_repeat2", "test_b Alpha_repeat2", "set up Beta", "test_a Beta", "test_b Beta",
+                      "test_c Beta", "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2",
+                      "test_c Beta_repeat2"]
+
     def test_the_command_line_sets_the_scopes_up_afresh_each_round(self):
-        round_by_round = ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha",
-                          "set up Beta", "test_a Beta", "test_b Beta", "test_c Beta",
-                          "set up module", "set up Alpha_repeat2", "test_a Alpha_repeat2", "test_b Alpha_repeat2",
-                          "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2", "test_c Beta_repeat2"]
-        self.assertEqual(self.ran("--repeat-scope", "session"), round_by_round)
-        self.assertEqual(self.ran("--until-failure"), round_by_round)  # the default with until-failure
-        self.assertEqual(self.ran("--repeat-scope", "module"), round_by_round)  # one module
-        self.assertEqual(self.ran("--repeat-scope", "class"),
-                         ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha", "set up Alpha_repeat2",
-                          "test_a Alpha_repeat2", "test_b Alpha_repeat2", "set up Beta", "test_a Beta", "test_b Beta",
-                          "test_c Beta", "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2",
-                          "test_c Beta_repeat2"])
-        self.assertEqual(self.ran(), self.ran("--repeat-scope", "class"))  # the default without it
+        self.assertEqual(self.ran("--repeat-scope", "session"), self.ROUND_BY_ROUND)
+        self.assertEqual(self.ran("--until-failure"), self.ROUND_BY_ROUND)  # the default with until-failure
+        self.assertEqual(self.ran("--repeat-scope", "module"), self.ROUND_BY_ROUND)  # one module
+        self.assertEqual(self.ran(), self.CLASS_BY_CLASS)  # the default without it
         by_test = self.ran("--repeat-scope", "test")
         self.assertEqual([line for line in by_test if line.startswith("test_")],
                          ["test_a Alpha", "test_a Alpha_repeat2", "test_b Alpha", "test_b Alpha_repeat2",
@@ -613,14 +614,30 @@ class TestRepeatScope(unittest.TestCase):
         self.assertEqual(re.findall(r"::(\w+)::test_a", out), ["Alpha", "Alpha_repeat2", "Beta", "Beta_repeat2"],
                          out[-3000:])
 
+    def test_unittest_and_nose2_order_each_module_from_the_environment(self):
+        for runner, env in ((["-m", "unittest"], {"ZMQPROCESSTEST_UNTIL_FAILURE": "1"}),
+                            (["-m", "nose2", "-s", "."], {"ZMQPROCESSTEST_REPEAT_SCOPE": "module"})):
+            with self.subTest(runner=runner, env=env):
+                code, out = run([sys.executable, *runner, "-v", "tests.samples.rounds_sample"],
+                                env=dict(env, ZMQPROCESSTEST_REPEAT="2"))
+                self.assertEqual(code, 0, out[-3000:])
+                lines = re.findall(r"^(set up \w+|test_\w+) ?(?:\(tests\.samples\.rounds_sample\.(\w+)\.)?",
+                                   out, re.M)
+                self.assertEqual([f"{name} {cls}".strip() for name, cls in lines], self.ROUND_BY_ROUND)
+
     def test_a_bad_or_impossible_scope_is_refused_clearly(self):
         code, out = run(CLI + ["--repeat-scope", "function", "tests.samples.rounds_sample"])
         self.assertNotEqual(code, 0)
         self.assertIn("expected --repeat-scope to be one of test, class, module, session, got 'function'", out)
-        code, out = run([sys.executable, "-m", "nose2", "-s", ".", "tests.samples.rounds_sample"],
-                        env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "session"})
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "own_loader.py"), "w") as f:
+                f.write("from zmqprocesstest import ProcessTestCase\n\ndef load_tests(loader, tests, pattern):\n"
+                        "    return tests\n\nclass Mine(ProcessTestCase):\n    def test_it(self):\n        pass\n")
+            code, out = run([sys.executable, "-m", "unittest", "own_loader"], cwd=tmp,
+                            env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "session",
+                                 "PYTHONPATH": ROOT})
         self.assertNotEqual(code, 0)
-        self.assertIn("expected ZMQPROCESSTEST_REPEAT_SCOPE=class (or unset) under this runner, got 'session'", out)
+        self.assertIn("expected no load_tests function in own_loader under ZMQPROCESSTEST_REPEAT_SCOPE=session", out)
 
 
 def _stat(pid):

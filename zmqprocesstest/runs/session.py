@@ -16,10 +16,12 @@ The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
 A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
 endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. The
 repeat scope (``--repeat-scope``, ``ZMQPROCESSTEST_REPEAT_SCOPE``; :meth:`Settings.scope`)
-orders the repeats under the command line and pytest: round by round (``session``, the
-default with until-failure; each round sets the module scopes up afresh under the
-command line), module by module, class by class or test by test. Runners driven by the
-environment run the repeat classes as they collect them (by class).
+orders the repeats: round by round (``session``, the default with until-failure; each
+round sets the module scopes up afresh, but under pytest), module by module, class by
+class or test by test. The command line and the pytest plugin order the whole run;
+under runners driven by the environment (unittest, nose2) a ``load_tests`` function
+added to each module orders its tests, so ``session`` runs round by round module by
+module there.
 """
 from __future__ import annotations
 
@@ -67,11 +69,10 @@ class Settings:
 
     def scope(self) -> str:
         """What one repeat spans: the scope given, else ``session`` (round by round) with
-        until-failure under the command line and pytest, else ``class`` (each class's
-        repeats in a row, as runners that collect the repeat classes run them)."""
+        until-failure, else ``class`` (each class's repeats in a row)."""
         if self.repeat_scope:
             return self.repeat_scope
-        return "session" if self.until_failure and self.driver != "env" else "class"
+        return "session" if self.until_failure else "class"
 
 
 def check_scope(value: Optional[str], what: str) -> Optional[str]:
@@ -172,17 +173,28 @@ def inject_repeats(cls: type) -> None:
     total = SETTINGS.repeat
     if total <= 1 or SETTINGS.driver == "cli" or "_zpt_repeat" in cls.__dict__ or cls.__qualname__ != cls.__name__:
         return
-    if SETTINGS.driver == "env" and SETTINGS.repeat_scope not in (None, "class"):
-        raise ValueError(f"expected {REPEAT_SCOPE_ENV}=class (or unset) under this runner, got "
-                         f"{SETTINGS.repeat_scope!r}: it runs the repeat classes of {cls.__module__} as it collects "
-                         "them, a class's repeats after one another; run python -m zmqprocesstest --repeat-scope "
-                         "or pytest --zpt-repeat-scope for another scope")
     module = sys.modules.get(cls.__module__)
     if module is None or not unittest.defaultTestLoader.getTestCaseNames(cls):
         return
+    if SETTINGS.driver == "env" and SETTINGS.scope() != "class":
+        own = getattr(module, "load_tests", None)
+        if own is None:
+            module.load_tests = _load_tests  # type: ignore[attr-defined]
+        elif own is not _load_tests:
+            raise ValueError(f"expected no load_tests function in {cls.__module__} under {REPEAT_SCOPE_ENV}="
+                             f"{SETTINGS.scope()} (zmqprocesstest orders the repeats with one of its own), got "
+                             f"{own!r}; set {REPEAT_SCOPE_ENV}=class, or run python -m zmqprocesstest or pytest")
     for repeat in range(2, total + 1):
         sub = repeat_class(cls, repeat, total)
         setattr(module, sub.__name__, sub)
+
+
+def _load_tests(loader: unittest.TestLoader, tests: unittest.TestSuite, pattern: Optional[str]) -> unittest.TestSuite:
+    """The ``load_tests`` protocol (unittest, nose2) of a module whose classes are repeated
+    from the environment: its tests in the order of the repeat scope, round by round
+    within the module for ``module`` and ``session`` (a runner that loads one module at a
+    time cannot interleave modules), each round setting the module scope up afresh."""
+    return _ordered(flat(tests), SETTINGS.scope(), loader.suiteClass)
 
 
 # -- one test's run --------------------------------------------------------------------------
@@ -488,13 +500,17 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     if settings.shuffle:
         tests = _order.shuffled(tests, seed(), _module_of, _class_of)
     if settings.repeat > 1:
-        scope = settings.scope()
-        tests = _order.by_repeat(_repeated(tests, settings.repeat), scope, _repeat_number, _module_of,
-                                 _base_class_of, base_id)
-        pieces = _order.rounds(tests, scope, _repeat_number, _module_of)
-        if len(pieces) > 1:
-            return unittest.TestSuite([_Round(piece) for piece in pieces])
+        return _ordered(_repeated(tests, settings.repeat), settings.scope(), unittest.TestSuite)
     return unittest.TestSuite(tests)
+
+
+def _ordered(tests: List[Any], scope: str, suite: Callable[..., unittest.TestSuite]) -> unittest.TestSuite:
+    """*tests* (every repeat) in the order of *scope*; rounds of their own for ``module`` and ``session``."""
+    tests = _order.by_repeat(tests, scope, _repeat_number, _module_of, _base_class_of, base_id)
+    pieces = _order.rounds(tests, scope, _repeat_number, _module_of)
+    if len(pieces) > 1:
+        return suite([_Round(piece) for piece in pieces])
+    return suite(tests)
 
 
 class _Round(unittest.TestSuite):
