@@ -163,6 +163,11 @@ class TestPeers(unittest.TestCase):
                              ["req"])
         self.assertEqual(line.peers(["req"]), {"req": "(a or b)"})
 
+    def test_a_taps_messages_go_to_the_process_behind_it(self):
+        line = timeline_with({"client": ("socket", "tap ipc:///t/9 -> ipc:///t/1"), "broker": ("process", "")},
+                             {"broker": ["ipc:///t/1"]}, ["client"])
+        self.assertEqual(line.peers(["client"]), {"client": "broker"})
+
     def test_the_diagram_labels_an_unknown_peer_honestly(self):
         line = timeline_with({"req": ("socket", ""), "p": ("process", "")}, {"req": ["connect ipc://q"]}, ["req"])
         svg = sequence_svg(line.lines(), line.lanes, "t", line.peers(["req"]))

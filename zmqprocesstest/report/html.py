@@ -289,7 +289,8 @@ def _unseen_note(timeline: Timeline, peers: Dict[str, str]) -> List[str]:
     return ['<p class="note">Messages between the processes under test are not drawn: the picture sees '
             "only the test's own sockets and its fault links. To see the messages between two of them, "
             "put a fault link between them (<code>link = self.fault_link(endpoint)</code>, and give the "
-            "connecting process <code>link.endpoint</code>) or a tap on one of their endpoints.</p>"]
+            "connecting process <code>link.endpoint</code>), or a tap (<code>self.tap(endpoint)</code>, the same "
+            "way), which also draws each message through it.</p>"]
 
 
 def _plural(count: int, one: str, many: str = "") -> str:
