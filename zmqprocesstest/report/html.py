@@ -3,8 +3,10 @@
 With ``ZMQPROCESSTEST_REPORT_DIR=DIR`` (``python -m zmqprocesstest --report-dir DIR``)
 each failing test, or every test with ``ZMQPROCESSTEST_REPORT_ALL=1``
 (``--report-all``), is written to ``DIR/tests/<test id>.html``: the message sequence
-diagram of its timeline (:mod:`zmqprocesstest.report._svg`), the timeline as text and the
-traceback. No JavaScript, nothing fetched: the pages are CI artifacts opened offline.
+diagram of its timeline (:mod:`zmqprocesstest.report._svg`) with a rule where the test
+failed and its teardown folded apart, the timeline as text (folded), the traceback up
+to the exception, and the processes' state at the failure. No JavaScript, nothing
+fetched: the pages are CI artifacts opened offline.
 
 Where the status and duration come from, under any runner: the test case itself. Its
 ``run()`` hands the runner's result object a thin wrapper (:class:`_Watcher`) that notes
