@@ -1,12 +1,14 @@
 """The one seam for the operating system: every Linux specific of the library is here.
 
 ``/proc`` (process states, children, groups and sessions, file descriptors, the system
-call a thread is in, command lines), ``pidfd_open``, exit statuses read through a pidfd
-(``waitid`` and ``PIDFD_GET_INFO``), ``tgkill``, the child subreaper (``prctl``), the
-pipe size (``fcntl``) and sockets whose peer has closed (``POLLRDHUP``). The platform is decided once, at import
-(:data:`LINUX`); where a feature is missing, the functions here answer "nothing" or
-``None`` (empty lists, no pidfd, ``False`` from :func:`set_child_subreaper`) and their
-callers fall back or skip, so no other module has to ask which platform it runs on.
+call a thread is in, command lines, the endpoints a process listens on),
+``pidfd_open``, exit statuses read through a pidfd (``waitid`` and
+``PIDFD_GET_INFO``), ``tgkill``, the child subreaper (``prctl``), the pipe size
+(``fcntl``) and sockets whose peer has closed (``POLLRDHUP``). The platform is decided
+once, at import (:data:`LINUX`); where a feature is missing, the functions here answer
+"nothing" or ``None`` (empty lists, no pidfd, ``False`` from
+:func:`set_child_subreaper`) and their callers fall back or skip, so no other module
+has to ask which platform it runs on.
 :data:`HAS_SIGALRM` says whether the hard timeout can use ``SIGALRM`` at all.
 
 It imports only the standard library and no other module of the package, so the

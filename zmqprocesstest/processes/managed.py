@@ -117,7 +117,7 @@ class ManagedProcess:
         #: Name used in messages and reports (unique among the processes of a test).
         self.name = name
         #: The endpoints it is known to use: those given at its start, and those it was
-        #: seen listening on (:meth:`note_listening`); a report draws the messages of a
+        #: seen listening on before it was stopped; a report draws the messages of a
         #: test socket that uses one of them to its lane.
         self.endpoints: List[str] = []
         #: Its captured output (``None`` if not captured).

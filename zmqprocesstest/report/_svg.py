@@ -117,14 +117,16 @@ def sequence_svg(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]], title: 
            f'<text x="{_LEFT - 12}" y="{_TOP - 12}" text-anchor="end" fill="#555555">time (s)</text>']
     for name in order:
         kind, detail = lanes.get(name, (kinds[name], ""))
+        below = kinds[name]  # the lane's kind, under its name
         if kinds[name] == "peers":
+            kind = below = "peer"
             detail = ("the peer of a socket whose endpoint no process under test or fault link is known to use"
                       if name == UNKNOWN_PEER else "one of these processes, which use the socket's endpoint")
         out.append(f'<g><title>{_esc(f"{kind} {name}" + (f": {detail}" if detail else ""))}</title>'
                    f'<rect x="{x[name] - _LANE // 2 + 6}" y="8" width="{_LANE - 12}" height="30" rx="4" '
                    f'fill="{_LANE_FILL.get(kinds[name], "#f2f2f2")}" stroke="#888888"/>'
                    f'<text x="{x[name]}" y="20" text-anchor="middle" font-weight="bold">{_esc(name, 22)}</text>'
-                   f'<text x="{x[name]}" y="32" text-anchor="middle" fill="#555555">{_esc(kinds[name])}</text></g>')
+                   f'<text x="{x[name]}" y="32" text-anchor="middle" fill="#555555">{_esc(below)}</text></g>')
         out.append(f'<line x1="{x[name]}" y1="38" x2="{x[name]}" y2="{bottom}" stroke="#bbbbbb" '
                    'stroke-dasharray="4,3"/>')
     for i, (at, kind, source, text) in enumerate(shown):

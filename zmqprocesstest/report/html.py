@@ -3,8 +3,10 @@
 With ``ZMQPROCESSTEST_REPORT_DIR=DIR`` (``python -m zmqprocesstest --report-dir DIR``)
 each failing test, or every test with ``ZMQPROCESSTEST_REPORT_ALL=1``
 (``--report-all``), is written to ``DIR/tests/<test id>.html``: the message sequence
-diagram of its timeline (:mod:`zmqprocesstest.report._svg`), the timeline as text and the
-traceback. No JavaScript, nothing fetched: the pages are CI artifacts opened offline.
+diagram of its timeline (:mod:`zmqprocesstest.report._svg`) with a rule where the test
+failed and its teardown folded apart, the timeline as text (folded), the traceback up
+to the exception, and the processes' state at the failure. No JavaScript, nothing
+fetched: the pages are CI artifacts opened offline.
 
 Where the status and duration come from, under any runner: the test case itself. Its
 ``run()`` hands the runner's result object a thin wrapper (:class:`_Watcher`) that notes
@@ -289,7 +291,8 @@ def _unseen_note(timeline: Timeline, peers: Dict[str, str]) -> List[str]:
     return ['<p class="note">Messages between the processes under test are not drawn: the picture sees '
             "only the test's own sockets and its fault links. To see the messages between two of them, "
             "put a fault link between them (<code>link = self.fault_link(endpoint)</code>, and give the "
-            "connecting process <code>link.endpoint</code>) or a tap on one of their endpoints.</p>"]
+            "connecting process <code>link.endpoint</code>), or a tap (<code>self.tap(endpoint)</code>, the same "
+            "way), which also draws each message through it.</p>"]
 
 
 def _plural(count: int, one: str, many: str = "") -> str:

@@ -338,7 +338,10 @@ class Timeline:
         processes = [n for n, (k, _) in self.lanes.items() if k == "process"]
         found: Dict[str, str] = {}
         for sock in sockets:
-            ends = [_address(e) for e in self.endpoints.get(sock, ())]
+            detail = self.lanes.get(sock, ("", ""))[1]
+            given = self.endpoints.get(sock) or ([detail.split(" -> ", 1)[1]] if detail.startswith("tap ")
+                                                 and " -> " in detail else [])  # a tap: its target's
+            ends = [_address(e) for e in given]
             through = [n for n, at in links if any(_same(_address(at), e) for e in ends)]
             if through:
                 found[sock] = through[0]
