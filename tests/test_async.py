@@ -112,7 +112,7 @@ class Runs(unittest.TestCase):
     def test_smoke_passes_under_unittest(self):
         result = run_case(samples.Smoke)
         self.assertEqual(problems(result), [])
-        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(result.testsRun, 5)
         self.assertEqual(problems(run_case(samples.SystemSmoke)), [])
 
     def test_an_async_test_never_passes_without_running(self):
@@ -213,7 +213,9 @@ class SocketWaits(unittest.TestCase):
                 self.assertIs(sock, sock.test_socket.asyncio)
                 self.assertEqual(sock.name, "PAIR")  # the test socket's attributes
                 with self.assertRaisesRegex(TypeError, "it unpickles received data"):
-                    await sock.recv_pyobj()
+                    sock.recv_pyobj()
+                with self.assertRaisesRegex(TypeError, "send_pyobj on socket 'PAIR' .* is refused"):
+                    sock.send_pyobj([1])
                 with self.assertRaisesRegex(AttributeError, "recv_into has no awaitable form"):
                     sock.recv_into  # noqa: B018 - the attribute is the test
         self.assertEqual(problems(run_case(Refuses)), [])
@@ -440,23 +442,24 @@ class ChildRunners(unittest.TestCase):
             self.skipTest("nose2 is not installed")
         code, out = self.run_child([sys.executable, "-m", "nose2", "-s", ".", "-t", ".", "-v"])
         self.assertEqual(code, 0, out)
-        self.assertIn("Ran 4 tests", out)
+        self.assertIn("Ran 6 tests", out)
 
     def test_pytest(self):
         if importlib.util.find_spec("pytest") is None:
             self.skipTest("pytest is not installed")
         code, out = self.pytest()
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
+        self.assertRegex(out, r"\b6 passed\b")
         self.assertNotIn("warning", out.lower())
 
     def check_pytest_plugin(self, module, *args):
         if importlib.util.find_spec(module) is None:
             self.skipTest(f"{module} is not installed (the test extra installs it: pip install -e '.[test]')")
-        self.assertIn(module, pytest_plugins(), f"{module}'s pytest plugin is not registered: it would not load")
+        self.assertIn(module, installed_pytest_plugins(),
+                      f"{module}'s pytest plugin is not registered: it would not load")
         code, out = self.pytest(*args)
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")  # run by the library, not taken over nor left out
+        self.assertRegex(out, r"\b6 passed\b")
         self.assertNotIn("warning", out.lower())
 
     def test_pytest_asyncio_auto_mode_does_not_take_over(self):
@@ -469,7 +472,7 @@ class ChildRunners(unittest.TestCase):
         self.check_pytest_plugin("anyio")
 
 
-def pytest_plugins():
+def installed_pytest_plugins():
     """The modules of the pytest plugins installed (entry points of group pytest11)."""
     from importlib import metadata
     found = metadata.entry_points()

@@ -227,12 +227,13 @@ class TestSocketsUseTheirCodec(Peers):
 
 class TestEveryFrameInTheChart(Peers):
     def test_the_payload_frame_of_a_long_message_is_in_the_chart(self):
-        a, b = self.pair(codecs.raw)
-        a.codec = codecs.json  # the frames themselves in the chart, not a rendering
-        a._render = None
+        a, b = self.pair(None)  # the default codec: the chart shows the frames themselves
         yield ("send_raw", a, [b"", b"MDPW01", b"\x02", b"client", b"", b"PAYLOAD"])
         yield ("recv_raw", b)
-        self.assertIn("b'PAYLOAD'", timeline.current().chart())  # the 6th frame (cut at the 4th before)
+        chart = timeline.current().chart().splitlines()
+        self.assertEqual(len(chart), 3)
+        for row in chart[1:]:  # the 6th frame, sent and received (cut at the 4th before)
+            self.assertIn("b'client', b'', b'PAYLOAD']", row)
 
 
 class TestIgnore(Peers):
@@ -298,7 +299,9 @@ class TestJupyterKernel(ProcessTestCase):
         self.codec = codecs.jupyter(self.KEY)
         self.shell = self.socket(zmq.DEALER, connect=endpoints["shell"], codec=self.codec, name="shell")
         self.iopub = self.socket(zmq.SUB, connect=endpoints["iopub"], codec=self.codec, name="iopub")
-        self.iopub_endpoint = endpoints["iopub"]
+        # Subscribed before the kernel starts, as iopub is: it hears the same messages.
+        self.wrong = self.socket(zmq.SUB, connect=endpoints["iopub"], codec=codecs.jupyter("not the key"),
+                                 name="wrong")
         control = self.socket(zmq.DEALER, connect=endpoints["control"], codec=self.codec, name="control")
         self.kernel = self.start_command([sys.executable, "-m", "ipykernel_launcher", "-f", path], name="kernel")
         self.set_stop_message(self.kernel, control, {"msg_type": "shutdown_request", "content": {"restart": False}})
@@ -335,12 +338,11 @@ class TestJupyterKernel(ProcessTestCase):
             self.assertIn(label, svg)
 
     def test_a_wrong_signature_fails_saying_so(self):
-        wrong = self.socket(zmq.SUB, connect=self.iopub_endpoint, codec=codecs.jupyter("not the key"), name="wrong")
         yield ("send", self.shell, [], {"msg_type": "kernel_info_request", "content": {}})
         yield ("recv", self.shell)
         with self.assertRaisesRegex(CodecError, r"on socket 'wrong' .*\(codec 'jupyter'\): bad signature on the "
                                                 r"Jupyter message '\w+' \(msg_id '[^']+'\): expected the hmac-sha256"):
-            yield ("recv", wrong)
+            yield ("recv", self.wrong)
 
 
 class TestFailureReport(unittest.TestCase):

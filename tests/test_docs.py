@@ -203,6 +203,10 @@ COMMANDS = {
         ("tests/test_runs.py", "test_pytest_catches_it_from_the_environment_and_its_options"),
     "python -m pytest --zpt-repeat 300 --zpt-until-failure tests/samples/racy_sample.py":
         ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure"'),
+    "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.samples.broker_race_sample":
+        ("tests/test_runs.py", '"--until-failure", "--stress", "--seed", "2", "tests.samples.broker_race_sample"'),
+    "python -m pytest --zpt-repeat 300 --zpt-until-failure --zpt-stress tests/samples/broker_race_sample.py":
+        ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure", "--zpt-stress", "--zpt-seed", "2",'),
     "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.samples.racy_sample":
         ("tests/test_runs.py", '"--until-failure", "--stress", "tests.samples.racy_sample"'),
     "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.samples.racy_fixed_sample":

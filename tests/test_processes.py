@@ -569,8 +569,8 @@ class TestOutputWaits(unittest.TestCase):
             def test_it(self):
                 proc = self.start_command([sys.executable, "-c", _LOUD])
                 yield ("wait_exit", proc, 30.0)  # all of it written before the first wait
-                seen["ready"] = yield ("wait_output", proc, "READY")
-                seen["done"] = yield ("wait_output", proc, "DONE")
+                seen["ready"] = (yield ("wait_output", proc, "READY"))[0]
+                seen["done"] = (yield ("wait_output", proc, "DONE"))[0]
                 output = self.managed(proc).output
                 seen["text"] = self.output_of(proc)
                 seen["in memory"] = len(output.data)

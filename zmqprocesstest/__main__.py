@@ -83,17 +83,11 @@ class _MarkFilteringProgram(unittest.TestProgram):
         problems = self.result.errors + self.result.failures
         if settings.until_failure and problems:
             test = problems[0][0]
-            one = (runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings)
-                   + [runs.base_id(test)])
             runs.note_failure(test.id(), runs.base_id(test), runs.repeat_of(type(test))[0])
-            print(runs.reproduce_message(runs.cli_command(self.argv_seen, settings), one), file=sys.stderr)
+            run = runs.cli_command([sys.executable] + self.argv_seen[1:], settings)  # this interpreter
+            print(runs.reproduce_message(run), file=sys.stderr)
         if leave:
             sys.exit(not self.result.wasSuccessful())
-
-
-def _flags(settings: runs.Settings) -> List[str]:
-    flags = [f"--repeat {settings.repeat}", "--until-failure"]
-    return flags + ["--stress"] * settings.stress
 
 
 def _own_help() -> str:

@@ -66,6 +66,7 @@ __all__ = [
     "TIMEOUT_SCALE_ENV",
     "Timeout",
     "UNTIL_FAILURE_ENV",
+    "UNTIL_INTERVAL",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
     "check_seconds",
@@ -126,9 +127,11 @@ STRESS_MAX_START_DELAY = 0.02
 #: Stress: seconds between two held processes let go one after the other (in the order
 #: made from the seed), so the first is ahead of the second by about a fork.
 STRESS_START_GAP = 0.003
-#: Stress: the longest a start is held waiting for the test's next event, in seconds: a
-#: test that waits in a way of its own (not an event or a test socket) is not stalled.
-STRESS_HOLD_BOUND = 0.05
+#: Stress: the longest a start is held waiting for the test's next event after the last
+#: start, in seconds: a test that waits in a way of its own (not an event or a test
+#: socket) is not stalled for long, and starts slowed down by the CPU burners (tens of
+#: milliseconds on a small machine) are still held together.
+STRESS_HOLD_BOUND = 0.1
 #: Stress: the longest pause (SIGSTOP ... SIGCONT) of a process under test's group, in
 #: seconds: a scheduling hiccup, short beside any test's timeouts.
 STRESS_MAX_PAUSE = 0.02
@@ -258,6 +261,11 @@ SETTLE_BEFORE_SIGNAL = 0.5
 #: to end by itself before it fails the test: Python waits for every such thread at
 #: interpreter exit, so one left running would hang the runner there.
 THREAD_END_GRACE = 1.0
+
+#: The ``until`` event's pace: it repeats its event at most this often (seconds), watching
+#: the processes' exits in between, so a condition polled through the process under test
+#: (a broker asked whether a worker has registered) does not flood it.
+UNTIL_INTERVAL = 0.01
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

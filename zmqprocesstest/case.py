@@ -75,11 +75,19 @@ __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 # made, and unittest's ``tearDown`` and cleanups end the last one, so a failing example
 # (the one Hypothesis replays last) is reported with its own timeline and processes.
 #
+# A ``@given`` coroutine test (``async def``, or an async generator test) runs each
+# example on the test's event loop, and each example gets a new loop as a test does. An
+# example that passes ends itself (:func:`end_example`: ``asyncTearDown``, ``tearDown``,
+# its resources, its loop closed), so what it left behind (a task still pending) fails
+# that example, which Hypothesis then shrinks and replays, and not the next one.
+#
 # Hypothesis is never imported here: a test is recognised by its ``hypothesis`` attribute,
 # and only when the user's code has imported Hypothesis already.
 
 #: The attribute of a test case counting the examples its @given test ran.
 _COUNT = "_zpt_examples"
+#: The attribute of a test case set while its last example has ended itself (coroutine tests).
+_ENDED = "_zpt_example_ended"
 
 
 def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any]]]:
@@ -88,8 +96,8 @@ def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any
         return None  # nobody imported Hypothesis: no test can be wrapped by it
     handle = getattr(func, "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
-    if inner is not None and inspect.isgeneratorfunction(inner):
-        return inner
+    if inner is not None and (inspect.isgeneratorfunction(inner) or is_coroutine_test(inner)):
+        return inner  # a generator test, or a coroutine test (async def, async generator)
     return None
 
 
@@ -97,12 +105,43 @@ def next_example(case: Any) -> None:
     """Before an example of a ``@given`` test: fresh resources, unless it is the test's first."""
     count = case.__dict__.get(_COUNT, 0)
     setattr(case, _COUNT, count + 1)
-    if count:
+    if count and case.__dict__.get(_ENDED):
+        setattr(case, _ENDED, False)  # the previous example ended itself (end_example)
+        case._set_up()
+    elif count:
+        runner = case._zpt_aio  # a coroutine test's: each example gets a new loop, as a test does
+        if runner is not None and not runner.closed:
+            runner.run(case.asyncTearDown())
         case.tearDown()
         res, case._zpt = case._zpt, None
         if res is not None:
             res.close("Releasing the resources of the previous example failed:\n")
+        if runner is not None:
+            case._zpt_aio = None
+            try:
+                runner.close()
+            except AssertionError as exc:
+                raise AssertionError(f"The previous example's event loop was left with:{str(exc).split(':', 1)[1]}"
+                                     ) from None
         case._set_up()
+
+
+def end_example(case: Any) -> None:
+    """After an example of a ``@given`` coroutine test that passed: end it as a test ends
+    (``asyncTearDown``, ``tearDown``, its resources released, its loop closed), so what it
+    left behind (a task still pending...) fails this example, not the next one. unittest's
+    tear-down then has nothing left to do for the last example."""
+    setattr(case, _ENDED, True)
+    runner = case._zpt_aio
+    if runner is not None and not runner.closed:
+        runner.run(case.asyncTearDown())
+    case.tearDown()
+    res, case._zpt = case._zpt, None
+    if res is not None:
+        res.close("Releasing the resources of the example failed:\n")
+    if runner is not None:
+        case._zpt_aio = None
+        runner.close()
 
 
 def wrap_examples(func: Any) -> Any:
@@ -113,11 +152,21 @@ def wrap_examples(func: Any) -> Any:
     """
     genfunc = given_generator(func)
     assert genfunc is not None
+    agen = inspect.isasyncgenfunction(genfunc)
 
-    @functools.wraps(genfunc)
-    def example(self: Any, *args: Any, **kwargs: Any) -> None:
-        next_example(self)
-        self.run_events(genfunc(self, *args, **kwargs))
+    if is_coroutine_test(genfunc):
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self._zpt_run_coroutine_test(genfunc(self, *args, **kwargs), agen)
+            end_example(self)
+
+        setattr(func, ASYNC_ATTR, True)  # its test gets an event loop
+    else:
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self.run_events(genfunc(self, *args, **kwargs))
 
     func.hypothesis.inner_test = example
     func.__zmqprocesstest_generator__ = True
@@ -395,6 +444,25 @@ def _watch_changed(owner: Any) -> None:
         runner.sync_watch()
 
 
+class ExitAllowed:
+    """What :meth:`ProcessTestCase.allow_exit` returns: the exit is allowed at once; as a
+    context manager, until the end of the block (a process still running then is watched
+    again)."""
+
+    def __init__(self, owner: Any, proc: ManagedProcess) -> None:
+        self._owner = owner
+        self.process = proc
+
+    def __enter__(self) -> "ExitAllowed":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        proc = self.process
+        if not proc.closed and proc.alive():
+            proc.watched = True
+            self._owner._resources().refresh()
+
+
 def _check_guardian() -> None:
     """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
     problem = _guardian.check()
@@ -619,8 +687,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         is released, so no two picks can return the same port, and each is left in
         ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
         program's bind to port 0, while the process under test, binding with
-        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do :mod:`asyncio` and
-        :mod:`socketserver`), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do ``asyncio`` and
+        ``socketserver``), binds them at once. A program that binds without
         ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
         of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
         collide at all.
@@ -691,6 +759,12 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         interpreter, the module of ``-m`` or the script's name), made unique in the test
         as :meth:`start_process` does. The endpoints in *argv* tell the reports which
         test sockets talk to it.
+
+        *env* **replaces** the environment, as :class:`subprocess.Popen`'s does: the
+        command gets only what it holds (plus the guardian's marker and
+        ``PYTHONUNBUFFERED``), not ``PATH`` or ``HOME``. To add to the test process's
+        environment, pass ``env=dict(os.environ, NAME="value")``; ``None`` (the default)
+        passes it on whole.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
@@ -774,7 +848,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     @scoped
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any,
                          header: Union[Sequence[Any], Callable[[], Sequence[Any]]] = ()) -> None:
-        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
+        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first
+        (``header + codec.encode(body)`` for a socket with another codec).
 
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
         the stop message or event set before. *header* may be a function called at stop
@@ -822,6 +897,24 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
+
+    @scoped
+    def allow_exit(self, proc: Any) -> "ExitAllowed":
+        """Let *proc* exit from now on without failing the test: it is no longer
+        :term:`watched`, so its exit ends neither a test socket's wait nor a blocking
+        call of the test's own (a raw ``recv()``, a client library's call, ``time.sleep``)
+        with :class:`~zmqprocesstest.ProcessDied`. ``wait_exit`` still checks its exit
+        code, the report still shows it, and it is still stopped after the test.
+
+        For a process the test stops by a message of its own, or one that is expected
+        to exit by itself. As a context manager it allows the exit only within the block
+        (``with self.allow_exit(server): client.shutdown()``): a process still running at
+        its end is watched again (:doc:`/howto/failure_handling`).
+        """
+        managed = self.managed(proc)
+        managed.watched = False
+        self._resources().refresh()
+        return ExitAllowed(self, managed)
 
     @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
@@ -894,6 +987,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
+        if self.__dict__.get(_ENDED):
+            return  # the last example of a @given coroutine test ended itself
         self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
         if runner is not None and not runner.closed:

@@ -199,7 +199,7 @@ class LoopRunner:
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, TestTimeout):  # it fired in a plain callback, which the loop guards
+        if isinstance(exc, (TestTimeout, ProcessDied)):  # it fired in a plain callback, which the loop guards
             self.interrupt(exc)
             return
         self.problems.append(self._describe(context))
@@ -448,7 +448,15 @@ def _close_task(task: Any) -> None:
 _SOCKET_EVENTS: Dict[str, Tuple[int, str, int]] = {
     "recv": (int(zmq.POLLIN), "recv_multipart", 2), "recv_raw": (int(zmq.POLLIN), "recv_multipart", 1),
     "send": (int(zmq.POLLOUT), "send_multipart", 4), "send_raw": (int(zmq.POLLOUT), "send_multipart", 2)}
-_BUILTIN: Dict[str, Any] = {}  # event name -> the built-in handler function (filled on first use)
+
+
+def _socket_events(cls: type) -> Dict[str, Tuple[int, str, int]]:
+    """The socket events of *cls* whose handler is the built-in one (not overridden), kept on the class."""
+    from .events import Events
+    found = {name: spec for name, spec in _SOCKET_EVENTS.items()
+             if next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__) is vars(Events)[name]}
+    cls._zpt_socket_events = found  # type: ignore[attr-defined]
+    return found
 
 
 def _socket_wait(case: Any, item: Any) -> Optional[Tuple[TestSocket, int, str, Optional[float]]]:
@@ -456,16 +464,13 @@ def _socket_wait(case: Any, item: Any) -> Optional[Tuple[TestSocket, int, str, O
     the socket, direction, operation and timeout to await before it is handled, else ``None``
     (the handler runs at once, and reports what is wrong)."""
     name = item[0] if type(item) is tuple and len(item) > 1 else None
-    if type(name) is not str or name not in _SOCKET_EVENTS:
-        return None
-    spec = _SOCKET_EVENTS[name]
-    if not _BUILTIN:
-        from .events import Events
-        _BUILTIN.update((event, getattr(Events, event)) for event in _SOCKET_EVENTS)
     cls = type(case)
-    found = next((klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__), None)
-    sock = item[1]
-    if found is not _BUILTIN[name] or not isinstance(sock, TestSocket):
+    events = cls.__dict__.get("_zpt_socket_events")
+    if events is None:
+        events = _socket_events(cls)
+    spec = events.get(name) if type(name) is str else None
+    sock = item[1] if spec is not None else None
+    if spec is None or not isinstance(sock, TestSocket):
         return None
     flag, operation, index = spec
     timeout = item[index] if len(item) > index else None

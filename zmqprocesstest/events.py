@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Uni
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, default_timeout, scaled
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, UNTIL_INTERVAL, Timeout, default_timeout, scaled
 from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
@@ -32,7 +32,7 @@ from .resources import owner_name
 from .scopes import MODULE_SCOPES
 from .codecs import CodecError, JsonCodec
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
-from .timeout import quiet
+from .timeout import TestTimeout, quiet
 from . import conversations as _conversations
 from .conversations import ReplayResult
 from .report import timeline as _timeline
@@ -484,6 +484,60 @@ class Events(ConnectionEvents):
         return _conversations.replay(self, socks, path, side, normalise, seconds_arg("timeout", timeout))
 
     @event
+    def until(self, event: Any, predicate: Optional[Callable[[Any], Any]] = None, timeout: Optional[float] = None,
+              interval: float = UNTIL_INTERVAL) -> Any:
+        """Event: repeat *event* until its result is truthy (or ``predicate(result)`` is);
+        return that result.
+
+        *event* is any event tuple, ``("recv_raw", sock)`` or one of your own. It is
+        handled again every *interval* seconds (the processes watched in between), until
+        *timeout* (default the test's :attr:`~ProcessTestCase.timeout`) has passed:
+        ``yield ("until", ("recv_raw", sub), lambda msg: msg[0] != b"HEARTBEAT", 5)``
+        skips heartbeats; ``yield ("until", ("worker_registered", broker))``, with an
+        event of your own, waits until a broker has registered a worker.
+
+        A :class:`~zmqprocesstest.Timeout` of one try (a receive that got nothing) counts
+        as a result that is not there yet; any other error (a death, a bad argument)
+        ends the event at once. A try that has begun is not cut short: the event ends at
+        most one try's own wait past *timeout*. The event must be safe to repeat (a
+        receive, or an event of your own that does a whole request and reply).
+
+        :raises Timeout: no try gave a truthy result within *timeout*, naming the event,
+            the number of tries and the last result (or the last try's timeout).
+        """
+        if type(event) is not tuple or not event or not isinstance(event[0], str):
+            raise BadArgument(f"expected event to be an event tuple ('name', *args), got {event!r}")
+        if predicate is not None and not callable(predicate):
+            raise BadArgument(f"expected predicate to be a function of the result, or None, got {predicate!r}")
+        seconds_arg("interval", interval, allow_none=False)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
+        deadline, tries, last = time.monotonic() + limit, 0, "nothing (no try ended)"
+        watch: Watch = self._resources()  # type: ignore[attr-defined]
+        while True:
+            tries += 1
+            try:
+                result = dispatch(self, event)
+            except TestTimeout:
+                raise
+            except Timeout as exc:
+                last = f"its try timed out: {exc}".splitlines()[0]
+            else:
+                if (predicate(result) if predicate is not None else result):
+                    return result
+                last = short_frames(result) if isinstance(result, list) else f"{result!r:.200}"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                test = f" by {getattr(predicate, '__qualname__', repr(predicate))}" if predicate is not None else ""
+                raise Timeout(f"expected a truthy result{test} of {event!r} within {limit:g} s; {tries} tries, "
+                              f"the last gave {last}")
+            watch.check()
+            pace = select.poll()  # the pace, woken by a death (poll, not select: any descriptor number)
+            for fd in watch.fds():
+                pace.register(fd, select.POLLIN)
+            pace.poll(math.ceil(min(interval, remaining) * 1000))
+            watch.check()
+
+    @event
     def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:
         """Event: wait for *proc* to exit and assert its exit *code* (``None``: any).
 
@@ -522,6 +576,8 @@ class Events(ConnectionEvents):
         once if *proc* exits without printing a match, and says so when only output
         consumed already matches. Output that is not UTF-8 is decoded with
         ``surrogateescape``: ``match[0].encode("utf-8", "surrogateescape")`` gives its bytes.
+        A match holds the text it searched (``match.string``, the output after the
+        previous match) for as long as it is kept.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:

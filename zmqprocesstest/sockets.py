@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import time
+from asyncio import AbstractEventLoop
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import zmq
@@ -175,7 +176,9 @@ class TestSocket:
         self._items: Optional[List[Tuple[Any, int]]] = None
         self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
         self._asyncio: Optional[AsyncTestSocket] = None
-        self._awaited_on: Any = None  # the loop whose reader waits on this socket now
+        self._reader_loop: Any = None  # the event loop that has the socket's fd as a reader
+        self._waiter: Any = None  # the future of the wait_async in progress
+        self._fd = -1  # libzmq's fd of the socket, once it is a loop's reader
         #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
         self.allow_remote = False
         if codec is not None and not all(callable(getattr(codec, op, None)) for op in ("encode", "decode", "render")):
@@ -275,6 +278,7 @@ class TestSocket:
 
     def close(self, linger: Optional[int] = 0) -> None:
         """Close with ``linger=0`` by default, so a test never hangs on close."""
+        self._drop_reader()
         self.sock.close(linger=linger)
 
     @property
@@ -464,36 +468,55 @@ class TestSocket:
         events = int(sock.getsockopt(_EVENTS))
         if events & flag:
             return events
-        if self._awaited_on is not None:
+        if self._waiter is not None:
             raise RuntimeError(f"{operation} on {self.describe()}: another task awaits this socket already "
                                "(a test socket has one waiter at a time; give each task a socket of its own)")
         loop = asyncio.get_running_loop()
-        fd = int(sock.getsockopt(zmq.FD))
-        # libzmq's fd is edge-triggered: it says the events *may* have changed; EVENTS
-        # says what they are, read after each wake (and once the reader is in place).
-        waiter: List[Any] = [loop.create_future()]
-        loop.add_reader(fd, _wake, waiter)
-        self._awaited_on = loop
+        if self._reader_loop is not loop:
+            self._add_reader(loop)
+        # libzmq's fd is edge-triggered: readable when the events *may* have changed;
+        # EVENTS says what they are (and resets it), read after each wake.
         try:
             while True:
-                events = int(sock.getsockopt(_EVENTS))
-                if events & flag:
-                    return events
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if self.watch is not None:
                         self.watch.check()  # a death explains the silence better than a timeout
                     raise SocketTimeout(self, operation, timeout, deadline - timeout)
+                waiter = self._waiter = loop.create_future()
                 timer = loop.call_later(remaining, _wake, waiter)
                 try:
-                    await waiter[0]
+                    await waiter
                 finally:
                     timer.cancel()
-                waiter[0] = loop.create_future()
+                events = int(sock.getsockopt(_EVENTS))
+                if events & flag:
+                    return events
         finally:
-            self._awaited_on = None
-            if not loop.is_closed():
-                loop.remove_reader(fd)
+            self._waiter = None
+
+    def _add_reader(self, loop: AbstractEventLoop) -> None:
+        """Make the socket's fd a reader of *loop*, for good: adding and removing it for
+        every wait would cost a round trip more than a tenth. It is removed when the
+        socket is closed, or another loop waits on it."""
+        self._drop_reader()
+        self._fd = int(self.sock.getsockopt(zmq.FD))
+        loop.add_reader(self._fd, self._on_fd)
+        self._reader_loop = loop
+
+    def _drop_reader(self) -> None:
+        loop, self._reader_loop = self._reader_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)  # (the selector ignores an fd closed already)
+
+    def _on_fd(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            _wake(waiter)
+        elif self.sock.closed:  # closed under the test socket (its sock.close())
+            self._drop_reader()
+        else:
+            self.sock.getsockopt(_EVENTS)  # nobody waits: reset the fd, or the loop would wake for it again
 
     async def _acall(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
                      *args: Any, **kwargs: Any) -> Any:
@@ -501,7 +524,7 @@ class TestSocket:
         receiving = flag == _POLLIN
         if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
             check_seconds(timeout, f"the timeout of {operation}")
-        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send", self.name)  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
@@ -592,9 +615,9 @@ class TestSocket:
         return True
 
 
-def _wake(waiter: List[Any]) -> None:
-    if not waiter[0].done():
-        waiter[0].set_result(None)
+def _wake(waiter: Any) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class AsyncTestSocket:
@@ -683,8 +706,15 @@ class AsyncTestSocket:
             return False
         return True
 
-    send_pyobj = TestSocket.send_pyobj  # refused, as on the test socket
-    recv_pyobj = TestSocket.recv_pyobj
+    def send_pyobj(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        """Refused, as on the test socket: the peer would have to unpickle it."""
+        raise TypeError(f"send_pyobj on {self.test_socket.describe()} is refused: it pickles, and a test socket "
+                        "never pickles or unpickles; use send_json")
+
+    def recv_pyobj(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, as on the test socket: unpickling received data can run arbitrary code."""
+        raise TypeError(f"recv_pyobj on {self.test_socket.describe()} is refused: it unpickles received data, "
+                        "which can run arbitrary code; use recv_json")
 
 
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,

@@ -10,6 +10,8 @@ import time
 
 import zmq
 import zmq.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zmqprocesstest import ProcessTestCase, SystemTestCase
 
@@ -66,6 +68,24 @@ class Smoke(ProcessTestCase):
         await sock.send_multipart([b'["ping", 3]'])
         reply = await asyncio.wait_for(sock.recv_multipart(), 5)
         self.assertEqual(reply, [b'["pong", 3]'])
+
+
+    async def test_awaited_test_socket_and_asyncio_context(self):
+        await self.req.asyncio.send_json(["ping", 4])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", 4])
+        sock = self.asyncio_context.socket(zmq.REQ)
+        self.addCleanup(sock.close, 0)
+        sock.connect(self.endpoint)
+        await sock.send_multipart([b'["ping", 5]'])
+        self.assertEqual(await sock.recv_multipart(), [b'["pong", 5]'])
+
+    @settings(max_examples=3, deadline=None, database=None)
+    @given(n=st.integers(0, 100))
+    async def test_given(self, n):
+        yield ("send", self.req, [], ["ping", n])
+        self.assertEqual((yield ("recv", self.req)), [["pong", n]])
+        await self.req.asyncio.send_json(["ping", n + 1])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", n + 1])
 
 
 class SystemSmoke(SystemTestCase):
@@ -205,13 +225,16 @@ else:
                 TIMES["ended"] = time.monotonic()
 
         async def test_reply_before_a_clean_exit(self):
-            self.start_process(reply_then_exit, self.endpoint)
+            proc = self.start_process(reply_then_exit, self.endpoint)
             ctx = zmq.asyncio.Context()
             self.addCleanup(ctx.destroy, 0)
             sock = ctx.socket(zmq.REQ)
             sock.connect(self.endpoint)
             await sock.send(b"last request")
             TIMES["reply"] = await sock.recv()
+            # Its exit is the test's to wait for: a test that ended first would have the
+            # process stopped (SIGINT) in the middle of its ctx.term(), a failed stop.
+            self.wait_exit(proc)
 
         async def test_killed_in_sleep(self):
             proc = self.start_process(CrashingProc, self.endpoint)
@@ -381,7 +404,6 @@ if not os.environ.get("ASYNC_SAMPLE_SMOKE"):
             req = self.socket(zmq.REQ, connect=self.endpoint, name="last")
             await req.asyncio.send(b"last request")
             TIMES["reply"] = await req.asyncio.recv()
-            req.close()
             self.wait_exit(proc)
 
     class AsyncioContext(ProcessTestCase):

@@ -5,7 +5,9 @@ A ROUTER broker and DEALER workers that register with ``["ready", name]``. The w
 prints "ready" right after ``send()``, which only queues the message: when the worker
 connects before the broker has bound (the broker makes its context and sockets first), libzmq
 tries again after its reconnect interval (100 ms), and the registration arrives that
-much later. The test waits for the ready line, then asks the broker whom it knows.
+much later; and even when the broker has bound, the new connection's handshake may still
+be under way when the test, having read the ready line, asks on its older connection. The
+test waits for the ready line, then asks the broker whom it knows.
 
 It passes most single runs: the broker is started first and usually binds before the
 worker connects. The passing classes come first in the module (and sort first), the

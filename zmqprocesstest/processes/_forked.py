@@ -58,8 +58,11 @@ def _in_forked_child(_: object) -> None:
     go_r, go_w = _pending.go
     os.close(started_r)
     os.close(go_w)
-    for fd in _perturb.held_fds:  # the words of starts held by the stress are not this child's
-        os.close(fd)
+    for fd in list(_perturb.held_fds):  # the words of starts held by the stress are not this child's
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # given (and closed) by the runner's clock thread as it forked
     os.write(started_w, b"!")  # signals sent from now on are not lost in the fork
     os.close(started_w)
     # Wait for the runner's word that the guardian covers this session. End-of-file

@@ -143,6 +143,8 @@ class ManagedProcess:
         #: The test that froze it, shared, and left it frozen: thawed at that test's end
         #: (the next test's timeline says so).
         self.thawed_after: Optional[str] = None
+        #: Whether a pause of ``--stress`` has its group stopped right now.
+        self.stress_paused = False
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
         self.closed = False
@@ -250,6 +252,8 @@ class ManagedProcess:
         except ExitStatusLost:
             return f"process {self.name!r} (pid {self.pid}, exited, its exit status taken by another reaper)"
         state = "frozen" if code is None and self.stopped() else describe_exit(code)
+        if state == "frozen" and not self.frozen and self.stress_paused:
+            state = "paused by --stress for a moment"
         return f"process {self.name!r} (pid {self.pid}, {state})"
 
     def stopped(self) -> bool:

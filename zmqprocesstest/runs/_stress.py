@@ -151,13 +151,25 @@ _unsaid: List[Callable[[], None]] = []  # every word not given yet
 _running: List[Any] = []  # the processes that may be paused
 _paused: Dict[int, Any] = {}  # id -> process, paused now
 _pausing = [False]  # the pause chances are on the clock
+_last_hold = [0.0]  # when the last start was held
 
 
 def _hold(name: str, give: Callable[[], None]) -> None:
     with _lock:
         _held.append((name, give))
         _unsaid.append(give)
-    _clock.at(STRESS_HOLD_BOUND, lambda: _let_go(f"{STRESS_HOLD_BOUND * 1000:.0f} ms without an event"))
+        _last_hold[0] = time.monotonic()
+    _clock.at(STRESS_HOLD_BOUND, _bound)
+
+
+def _bound() -> None:
+    """No event for the bound since the last start held: let the held processes go."""
+    with _lock:
+        wait = _last_hold[0] + STRESS_HOLD_BOUND - time.monotonic()
+    if wait > 0:
+        _clock.at(wait, _bound)  # another start since: processes started together stay together
+    else:
+        _let_go(f"{STRESS_HOLD_BOUND * 1000:.0f} ms without an event")
 
 
 def _let_go(why: str) -> None:
@@ -225,6 +237,7 @@ def _pause_chance() -> None:
             with _perturb.signals:
                 if not pick.frozen and _signal_group(pick, signal.SIGSTOP):
                     _paused[id(pick)] = pick
+                    pick.stress_paused = True
                     _timeline.record("stress", pick.name, f"paused {seconds * 1000:.1f} ms (SIGSTOP, then SIGCONT, "
                                      "of its group)")
                     _clock.at(seconds, lambda: _resume(pick))
@@ -243,6 +256,7 @@ def _resume(proc: Any) -> None:
     with _lock:
         if _paused.pop(id(proc), None) is None:
             return
+        proc.stress_paused = False
         with _perturb.signals:
             if not proc.frozen:  # frozen by the test meanwhile: it stays frozen
                 _signal_group(proc, signal.SIGCONT)

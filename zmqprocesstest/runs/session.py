@@ -14,8 +14,12 @@ The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
 * ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest.runs._stress`.
 
 A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
-endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. A
-module's scope (``setUpModule``) is set up once per module, as in any run.
+endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. The
+repeat scope (``--repeat-scope``, ``ZMQPROCESSTEST_REPEAT_SCOPE``; :meth:`Settings.scope`)
+orders the repeats under the command line and pytest: round by round (``session``, the
+default with until-failure; each round sets the module scopes up afresh under the
+command line), module by module, class by class or test by test. Runners driven by the
+environment run the repeat classes as they collect them (by class).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import shlex
 import sys
 import time
 import unittest
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _order, _stress
 from .._config import (REPEAT_ENV, REPEAT_SCOPE_ENV, REPEAT_SCOPES, SEED_ENV, SHUFFLE_ENV, STRESS_ENV,
@@ -242,27 +246,115 @@ def first_failure() -> Optional[str]:
 
 
 def reproduce_message(command: Optional[List[str]] = None, rerun_one: Optional[List[str]] = None) -> str:
-    """How to reproduce the run's first failure: test, repeat, seed, command lines."""
+    """How to reproduce the run's first failure: test, repeat, seed, and two command
+    lines in one form, under every runner: the run again, and this test alone. Each
+    starts with the current interpreter (:data:`sys.executable`) and the runner, and
+    ends with the seed where there is one (*command* and *rerun_one*: the lines of a
+    runner that makes its own; by default they are made from the run's command line)."""
     test_id, key = _first_failure[0]
     base, repeat = key.rsplit("|", 1)
     settings = SETTINGS
+    seeded = settings.seed is not None and (settings.stress or settings.shuffle)
+    seed_text = (f"seed {settings.seed}{' (stress)' if settings.stress else ''}"
+                 f"{' (shuffled)' if settings.shuffle else ''}") if seeded else "no seed (neither stress nor shuffle)"
     lines = [f"zmqprocesstest: first failure: {test_id}",
-             f"  test {base}, repeat {repeat} of {settings.repeat}, "
-             f"seed {settings.seed if settings.seed is not None else '-'}"
-             f"{' (stress)' if settings.stress else ''}{' (shuffled)' if settings.shuffle else ''}"]
-    if command is None:
-        names = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
-        env = [f"{name}={shlex.quote(os.environ[name])}" for name in names if os.environ.get(name)]
-        command = env + _argv()
-    lines.append("  reproduce the run: " + " ".join(command))
-    if rerun_one:
-        lines.append("  or this test alone: " + " ".join(rerun_one))
+             f"  test {base}, repeat {repeat} of {settings.repeat}, {seed_text}",
+             "  reproduce the run: " + " ".join(command if command is not None else _run_line(settings)),
+             "  or this test alone: " + " ".join(rerun_one if rerun_one is not None else _alone_line(base, settings))]
     return "\n".join(lines)
 
 
+#: The run's variables as the environment gave them, before an option or the seed's
+#: choice exported any (the reproduce lines repeat these, and add the rest as they must).
+_GIVEN_ENV = {name: os.environ[name] for name in (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV,
+                                                    SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD") if os.environ.get(name)}
+
+
 def _argv() -> List[str]:
+    """The run's command line, the interpreter as :data:`sys.executable` names it."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
-    return [shlex.quote(arg) for arg in argv]
+    return [sys.executable] + argv[1:]
+
+
+def _runner(argv: List[str]) -> str:
+    """``"pytest"``, ``"nose2"``, ``"zmqprocesstest"`` or ``"unittest"`` (any other runner
+    of unittest-style tests: a test runs alone under unittest)."""
+    if SETTINGS.driver == "pytest":
+        return "pytest"
+    if SETTINGS.driver == "cli":
+        return "zmqprocesstest"
+    for at, arg in enumerate(argv[1:], 1):
+        if arg == "-m" and at + 1 < len(argv):
+            return "nose2" if argv[at + 1].startswith("nose2") else "unittest"
+        if not arg.startswith("-"):
+            return "nose2" if os.path.basename(arg).startswith("nose2") else "unittest"
+    return "unittest"
+
+
+def _env_words(names: Sequence[str], extra: Dict[str, str]) -> List[str]:
+    env = {name: value for name, value in _GIVEN_ENV.items() if name in names}
+    env.update(extra)
+    return [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+def _run_line(settings: Settings) -> List[str]:
+    argv = _argv()
+    runner = _runner(argv)
+    extra: Dict[str, str] = {}
+    seeded = settings.seed is not None and (settings.stress or settings.shuffle)
+    if runner == "pytest":
+        words = _without_option(argv, "--zpt-seed") + (["--zpt-seed", str(settings.seed)] if seeded else [])
+    elif runner == "zmqprocesstest":
+        words = _without_option(argv, "--seed") + (["--seed", str(settings.seed)] if seeded else [])
+    else:  # the environment drives it
+        if seeded:
+            extra[SEED_ENV] = str(settings.seed)
+        words = argv
+    names = (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
+    return _env_words(names, extra) + [shlex.quote(word) for word in words]
+
+
+def _alone_line(base: str, settings: Settings) -> List[str]:
+    """This test alone, repeated and stressed as the run was. Under pytest, pytest (a
+    test of a class selected with ``-k``, so its repeats, classes of their own, run
+    too); under any other runner ``python -m zmqprocesstest``, which repeats a test
+    named on its command line (``python -m unittest`` and nose2 would run it once)."""
+    argv = _argv()
+    exe = shlex.quote(sys.executable)
+    seeded = settings.seed is not None and settings.stress
+    if _runner(argv) == "pytest":
+        words = [exe, "-m", "pytest", "--zpt-repeat", str(settings.repeat), "--zpt-until-failure"]
+        words += ["--zpt-stress"] * settings.stress + (["--zpt-seed", str(settings.seed)] if seeded else [])
+        path, _, rest = base.partition("::")
+        if settings.repeat > 1 and "::" in rest:  # Class::test: the repeats are Class_repeat2... (-k selects all)
+            cls, _, test = rest.rpartition("::")
+            return words + [shlex.quote(path), "-k", shlex.quote(f"{cls.split('::')[-1]} and {test}")]
+        return words + [shlex.quote(base)]
+    words = [exe, "-m", "zmqprocesstest", "--repeat", str(settings.repeat), "--until-failure"]
+    words += ["--stress"] * settings.stress + (["--seed", str(settings.seed)] if seeded else [])
+    return _top_path(argv) + words + [shlex.quote(base)]
+
+
+def _without_option(argv: List[str], name: str) -> List[str]:
+    out, at = [], 0
+    while at < len(argv):
+        if argv[at] == name:
+            at += 2
+            continue
+        if not argv[at].startswith(name + "="):
+            out.append(argv[at])
+        at += 1
+    return out
+
+
+def _top_path(argv: List[str]) -> List[str]:
+    """``PYTHONPATH=DIR`` where the run discovered tests from a top-level directory other
+    than the current one (a test's id is importable from there)."""
+    found = dict(zip(argv, argv[1:] + [""]))
+    top = found.get("-t") or found.get("--top-level-directory") or found.get("-s") or found.get("--start-directory")
+    if not top or os.path.abspath(top) == os.getcwd():
+        return []
+    return [f"PYTHONPATH={shlex.quote(top)}"]
 
 
 # -- the command line ------------------------------------------------------------------------

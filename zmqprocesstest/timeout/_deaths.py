@@ -46,8 +46,8 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 from .._compat import PerProcess
-from .._config import DEATH_BUSY, DEATH_LOOK, DEATH_RETRY, EXIT_DRAIN, EXIT_GRACE, WAIT_SLICE, scaled
-from ..processes import ProcessDied, blocking_call, exit_status
+from .._config import DEATH_BUSY, DEATH_LOOK, DEATH_RETRY, EXIT_DRAIN, EXIT_GRACE, scaled
+from ..processes import blocking_call, exit_status
 from ._watchdog_thread import spare_rt_signal
 
 __unittest = True
@@ -62,6 +62,7 @@ _PATHS = sysconfig.get_paths()
 _PASSED_OVER = tuple(sorted({os.path.abspath(_PATHS[key]) + os.sep for key in
                              ("stdlib", "platstdlib", "purelib", "platlib") if key in _PATHS}))
 _QUIET = [0]
+_READABLE = select.POLLIN | select.POLLHUP
 
 
 @contextmanager
@@ -103,11 +104,12 @@ class _Death:
 class _Armed:
     """One armed block: the test, its watched processes (each by a pidfd of our own), the signal."""
 
-    def __init__(self, case: Any, signum: int) -> None:
+    def __init__(self, case: Any) -> None:
         self.case = case
-        self.signum = signum
-        self.target = threading.main_thread().ident or 0
-        self.pid = os.getpid()
+        self.signum = 0  # chosen when the first process is watched
+        main = threading.main_thread()
+        self.target = main.ident or 0
+        self.tid = main.native_id or os.getpid()
         self.active = True  # False once the block ends: the handler is inert
         self.procs: Dict[int, Any] = {}  # our pidfd -> ManagedProcess
         self.deaths: Dict[int, _Death] = {}
@@ -117,9 +119,8 @@ class _Armed:
         self.signalled_line: Optional[str] = None
         self.deferred_line: Optional[str] = None  # where the library took the last signal
         self.last_signal = -DEATH_RETRY
-        self.raised = False
-        #: Seconds until the thread looks again at the deaths it has seen.
-        self.next_look = WAIT_SLICE
+        #: Seconds until the thread looks again at the deaths it has seen (``None``: none is due).
+        self.next_look: Optional[float] = None
 
 
 class DeathWatchThread:
@@ -178,12 +179,15 @@ class DeathWatchThread:
             with self.lock:
                 armed, generation = self.armed, self.generation
                 polled = [] if armed is None else [fd for fd in armed.procs if fd not in armed.deaths]
-                pending = armed is not None and bool(armed.deaths) and not armed.raised
-            timeout = self._next_look(armed) if pending else None
+                timeout = armed.next_look if armed is not None and armed.deaths else None
+            poller = select.poll()  # not select(): a descriptor past 1024 is fine
+            for fd in [self.wake_r] + polled:
+                poller.register(fd, _READABLE)
             try:
-                ready = select.select([self.wake_r] + polled, [], [], timeout)[0]
-            except (OSError, ValueError):
-                ready = []  # a pidfd closed meanwhile: the generation has changed
+                ready = [fd for fd, events in poller.poll(None if timeout is None else timeout * 1000)
+                         if events & _READABLE]  # (POLLNVAL: closed meanwhile, the generation has changed)
+            except InterruptedError:
+                ready = []
             if self.wake_r in ready:
                 try:
                     while os.read(self.wake_r, 4096):
@@ -199,20 +203,17 @@ class DeathWatchThread:
                 for fd in ready:
                     if fd in armed.procs and fd not in armed.deaths:
                         armed.deaths[fd] = _Death(now, _by_signal(fd))
-            if armed.deaths and not armed.raised:
+            if armed.deaths:
                 self._step(armed, generation, now)
-
-    def _next_look(self, armed: Optional[_Armed]) -> float:
-        return armed.next_look if armed is not None else WAIT_SLICE
 
     def _step(self, armed: _Armed, generation: int, now: float) -> None:
         """Decide, for the deaths seen, whether the main thread gets the signal now (and
         when to look again: :attr:`_Armed.next_look`)."""
         due = [death for fd, death in list(armed.deaths.items())
                if fd in armed.procs and armed.procs[fd].watched and not armed.procs[fd].exit_allowed]
-        armed.next_look = WAIT_SLICE
+        armed.next_look = None
         if not due:
-            return  # asked for, or reported already: the next refresh drops it
+            return  # asked for, or reported already (the next refresh drops it): nothing to look at
         for death in due:
             if death.ready_at is None:  # an exit with a code: what it sent is read first
                 drained = _drained(armed.case)
@@ -229,7 +230,7 @@ class DeathWatchThread:
         if _QUIET[0] or since_signal < DEATH_RETRY:
             armed.next_look = DEATH_RETRY if _QUIET[0] else DEATH_RETRY - since_signal
             return
-        line = blocking_call(armed.pid)
+        line = blocking_call(armed.tid)  # /proc/TID/task/TID/syscall: the main thread's
         blocked = line is None or (line != "running" and line == armed.last_line)  # None: no /proc to look at
         armed.last_line = line
         busy = now - min(death.seen for death in due) >= scaled(DEATH_BUSY)
@@ -272,7 +273,7 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
     """The death signal's handler, in the main thread: raise the death where the test is blocked."""
     __tracebackhide__ = True  # read by pytest: hide this frame
     armed = _ARMED[0]
-    if armed is None or not armed.active or armed.raised:
+    if armed is None or not armed.active:
         return
     if _QUIET[0] or in_library(frame):
         armed.deferred_line = armed.signalled_line
@@ -280,11 +281,7 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
     res = getattr(armed.case, "_zpt", None)
     if res is None:
         return
-    try:
-        res.check(blocked=True)
-    except ProcessDied:
-        armed.raised = True
-        raise
+    res.check(blocked=True)  # raises the death (once: the process is then no longer watched)
     armed.deferred_line = armed.signalled_line  # nothing due: reported or allowed meanwhile
 
 
@@ -292,6 +289,10 @@ def _activate(armed: _Armed) -> bool:
     """Install the handler (main thread) before the first process is watched."""
     if armed.installed:
         return True
+    signum = spare_rt_signal()
+    if signum is None:
+        return False  # every real-time signal is taken: nothing can interrupt the test
+    armed.signum = signum
     try:
         armed.previous_handler = signal.getsignal(armed.signum)
         signal.signal(armed.signum, _on_signal)
@@ -314,11 +315,7 @@ def death_interrupts(case: Any) -> Iterator[None]:
             or not hasattr(signal, "pthread_kill")):
         yield  # no signal can reach another thread; a nested block keeps the outer one's
         return
-    signum = spare_rt_signal()
-    if signum is None:
-        yield
-        return
-    armed = _Armed(case, signum)
+    armed = _Armed(case)
     _ARMED[0] = armed
     try:
         res = getattr(case, "_zpt", None)
@@ -340,9 +337,8 @@ def death_interrupts(case: Any) -> Iterator[None]:
 def deaths_changed(res: Any) -> None:
     """The processes *res* watches changed (``Resources.refresh``): watch those now."""
     armed = _ARMED[0]
-    current: Any = getattr(armed.case, "_zpt", None) if armed is not None else None
-    if armed is None or not armed.active or current is not res:
-        return
+    if armed is None or not armed.active or getattr(res, "owner", None) is not armed.case:
+        return  # (a class's resources: the test's own include the processes it shares)
     watched: List[Any] = list(res.watched())
     procs = [proc for proc in watched if proc.watched and proc.fd is not None]
     if not procs and not armed.procs:

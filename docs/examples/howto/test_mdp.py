@@ -3,7 +3,7 @@ import multiprocessing
 
 import zmq
 
-from zmqprocesstest import ProcessTestCase, process
+from zmqprocesstest import ProcessTestCase, process, timeline
 from howto.mdp import MdpWorkerCodec, echo_worker
 
 
@@ -24,3 +24,8 @@ class TestMdpWorker(ProcessTestCase):
         heartbeat = [b"", b"MDPW01", b"\x04"]
         _, reply = yield ("recv", self.broker, -1, None, None, lambda frames: frames[1:] == heartbeat)
         self.assertEqual(reply, {"command": "REPLY", "client": b"c1", "body": [b"hello", b"2"]})
+        shown = [(kind, text) for _, kind, _, text in timeline.current().lines() if kind in ("sent", "received")]
+        self.assertEqual(shown, [("received", "MDP READY b'echo'"),  # every frame, as the reports show them
+                                 ("sent", "MDP REQUEST client=b'c1' body=[b'hello', b'2']"),
+                                 ("received", "MDP HEARTBEAT"),
+                                 ("received", "MDP REPLY client=b'c1' body=[b'hello', b'2']")])
