@@ -695,6 +695,15 @@ class JupyterKernel(Files):
         self.assertIn("expected a socket with codec=codecs.jupyter(key) to replay",
                       only_problem(self, run_case(Unsigned), "error"))
 
+    def test_the_howto_shows_the_kernel_replay(self):
+        with open(os.path.join(EXAMPLES, os.pardir, "howto", "conversations.rst"), encoding="utf-8") as f:
+            page = f.read()
+        block = page[page.index("   JUPYTER_CHANGES = "):page.index("\n\nThe banner ends")]
+        with open(__file__, encoding="utf-8") as f:
+            here = f.read()
+        for line in block.splitlines():
+            self.assertIn(line.strip(), here)
+
 
 # -- scaffold ---------------------------------------------------------------------------------------
 class Scaffold(Files):

@@ -265,6 +265,9 @@ CHECKED_BLOCKS = {
      "at message 3 of 6"): "tests/test_conversations.py test_the_howto_shows_the_failure_a_changed_pongproc_gives",
     ("howto/conversations.rst", "zmqprocesstest: updated recording .../conversations/pingpong.jsonl (message 3 "
      "changed)"): "tests/test_conversations.py test_update_mode_rewrites_the_differing_messages_and_says_so",
+    ("howto/conversations.rst", 'JUPYTER_CHANGES = ["header.msg_id", "header.session", "header.date", '
+     '"metadata.started", "metadata.engine",'):
+        "tests/test_conversations.py test_the_howto_shows_the_kernel_replay (its lines are the test's)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",

@@ -41,6 +41,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -212,6 +213,7 @@ class ConversationWriter:
         if directory:
             os.makedirs(directory, exist_ok=True)
         self._file: Optional[IO[str]] = open(self.path, "w", encoding="utf-8", newline="\n")
+        _OPEN[self.path] = self
 
     def message(self, direction: str, conn: int, frames: Sequence[Any], peer: Optional[bytes] = None,
                 at: Optional[float] = None) -> None:
@@ -260,12 +262,19 @@ class ConversationWriter:
                 self._write()
                 self._file.close()
                 self._file = None
+                if _OPEN.get(self.path) is self:
+                    del _OPEN[self.path]
 
     def __enter__(self) -> "ConversationWriter":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+#: The writers not closed yet, by path: reading a recording writes out what its writer
+#: holds first (a test that replays what its tap has just recorded).
+_OPEN: "weakref.WeakValueDictionary[str, ConversationWriter]" = weakref.WeakValueDictionary()
 
 
 class TapRecorder:
@@ -325,12 +334,16 @@ def write_conversation(path: str, conversation: Conversation) -> None:
 def read_conversation(path: str) -> Conversation:
     """Read the recording at *path*.
 
-    Blank lines are passed over; every other line must be what the format says.
+    Blank lines are passed over; every other line must be what the format says. A
+    recording still being written (a tap's ``record=``) is read as far as it goes.
 
     :raises ConversationError: a line is not what was expected there (the message says
         which line, what was expected and what came).
     :raises OSError: the file cannot be read.
     """
+    writer = _OPEN.get(os.path.abspath(path))
+    if writer is not None:
+        writer.flush()  # still recording: what it holds so far
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     messages: List[Message] = []
