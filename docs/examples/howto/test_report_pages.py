@@ -123,6 +123,7 @@ class TestReportPages(SystemTestCase):
         texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
         self.assertIn("client", texts)  # the tap's lane
         self.assertTrue(any("'op': 'get'" in (t or "") for t in texts), texts)  # its messages in the picture
+        self.assertNotIn("(process not known)", texts)  # drawn to the server behind the tap
         self.golden_page(case, "passed", "", "client_tap_page.html")
 
 
