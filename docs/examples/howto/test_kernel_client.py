@@ -95,8 +95,10 @@ class TestBlockingKernelClient(ProcessTestCase):
         self.assertEqual(self.client.get_shell_msg(timeout=30)["content"]["status"], "ok")
 
         # What went through the taps, by msg_type: shell both ways, iopub for this execute.
-        self.assertEqual([self.recorded("shell")["msg_type"] for _ in range(4)],
-                         ["kernel_info_request", "kernel_info_reply", "execute_request", "execute_reply"])
+        shell = [self.seen["shell"].get(timeout=30) for _ in range(4)]  # TapMessage: direction, frames...
+        self.assertEqual([(m.direction, self.codec.decode(m.frames)[-1]["msg_type"]) for m in shell],
+                         [("to_server", "kernel_info_request"), ("to_client", "kernel_info_reply"),
+                          ("to_server", "execute_request"), ("to_client", "execute_reply")])
         states = []
         while states[-1:] != ["status idle"]:
             message = self.recorded("iopub", lambda m: m["parent_header"].get("msg_id") == msg_id)
@@ -106,3 +108,7 @@ class TestBlockingKernelClient(ProcessTestCase):
         # The reports show them by msg_type, on the taps' lanes:
         shown = [text for _, kind, source, text in timeline.current().lines() if source == "iopub"]
         self.assertRegex(shown[-1], r"^status \w+ \(re \w+\) execution_state='idle'$")
+
+        # Signed with another key, a message fails to decode, saying so:
+        with self.assertRaisesRegex(codecs.CodecError, r"^bad signature on the Jupyter message 'execute_reply'"):
+            codecs.jupyter("not-the-key").decode(shell[3].frames)
