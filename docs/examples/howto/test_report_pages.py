@@ -19,7 +19,7 @@ from unittest import mock
 from zmqprocesstest import SystemTestCase, normalise_path, normalise_pids, normalise_regex, process
 from zmqprocesstest.report_html import finish_dir, page_html
 from zmqprocesstest.timeline import Timeline
-from howto import failing_samples, test_failure_handling
+from howto import failing_samples, test_client, test_failure_handling
 
 EXAMPLES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CLEARED = ("ZMQPROCESSTEST_FULL_TRACEBACK", "ZMQPROCESSTEST_TIMEOUT_SCALE", "ZMQPROCESSTEST_MARKS",
@@ -45,6 +45,7 @@ class TestReportPages(SystemTestCase):
         normalise_regex(r"\+\s*\d+\.\d+(s?)", r"+<TIME>\1"),            # timeline and axis times
         normalise_regex(r"duration \d+\.\d+ s", "duration <TIME> s"),
         normalise_regex(r"(?m)^ *[~^]+ *\n", ""),                       # Python >= 3.11 markers
+        normalise_regex(r"connection \d+: ", "connection <N>: "),        # a tap's: 2 if the first try came early
     ]
 
     def run_sample(self, case_class, method, report_all=False):
@@ -113,6 +114,17 @@ class TestReportPages(SystemTestCase):
         self.assertIn('class="passed"', index)
         self.assertIn("fault: drop 1 to_server", page)
         self.golden_page(case, "passed", "", "lazy_pirate_drop_page.html")
+
+    def test_client_tap_page(self):
+        case, page, index = self.run_sample(test_client.TestThroughATap, "test_the_clients_messages_in_the_reports",
+                                            report_all=True)
+        self.assertIn('class="passed"', index)
+        svg = svg_of(page)
+        texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+        self.assertIn("client", texts)  # the tap's lane
+        self.assertTrue(any("'op': 'get'" in (t or "") for t in texts), texts)  # its messages in the picture
+        self.assertNotIn("(process not known)", texts)  # drawn to the server behind the tap
+        self.golden_page(case, "passed", "", "client_tap_page.html")
 
 
 def page_traceback(page):
