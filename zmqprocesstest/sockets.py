@@ -253,6 +253,8 @@ class TestSocket:
         """Close with ``linger=0`` by default, so a test never hangs on close."""
         self._drop_reader()
         self.sock.close(linger=linger)
+        if self._waiter is not None:  # a task awaits it: told at once, not at its timeout
+            _wake(self._waiter)
 
     @property
     def closed(self) -> bool:
@@ -466,6 +468,8 @@ class TestSocket:
                     await waiter
                 finally:
                     timer.cancel()
+                if sock.closed:
+                    raise ValueError(f"{self.describe()} was closed while {operation} awaited it")
                 events = int(sock.getsockopt(_EVENTS))
                 if events & flag:
                     return events
