@@ -515,11 +515,13 @@ class TestSocket:
                     return method(*args, flags=flags, **kwargs)
                 except zmq.Again:
                     pass
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            limit = self.timeout if timeout is None else timeout
+            deadline = time.monotonic() + limit
             # A REQ/REP socket in the wrong state for the call: tried again at once, to report it.
             wait_flag = _POLLIN | _POLLOUT if self.socket_type in _STRICT else flag
             while True:
-                await self.wait_async(wait_flag, operation, timeout, deadline)
+                if not int(self.sock.getsockopt(_EVENTS)) & wait_flag:
+                    await self._await_ready(wait_flag, operation, limit, deadline)
                 try:
                     return method(*args, flags=flags, **kwargs)
                 except zmq.Again:
