@@ -259,6 +259,18 @@ class SocketWaits(unittest.TestCase):
         self.assertEqual(problems(result), [])
         self.assertEqual(result.testsRun, 2)
 
+    def test_closing_a_socket_a_task_awaits_is_told_at_once(self):
+        class Closes(ProcessTestCase):
+            async def test_it(self):
+                a = self.socket(zmq.PAIR, bind=self.endpoint, name="a")
+                asyncio.get_running_loop().call_later(0.05, a.close)
+                await a.asyncio.recv(timeout=10)  # CLOSED UNDER IT
+        started = time.monotonic()
+        text = only_problem(self, run_case(Closes), "error")
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertIn("ValueError: socket 'a' (PAIR, bind ipc://", text)
+        self.assertIn("was closed while recv awaited it", text)
+
     def test_an_overridden_socket_event_is_the_test_cases_own(self):
         class Overrides(samples.SocketWaits):
             @override_event

@@ -983,7 +983,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio = LoopRunner(self)
             self.addCleanup(self._zpt_close_loop)
         super()._callSetUp()  # type: ignore[misc]
-        if self._zpt_aio is not None:
+        if self._zpt_aio is not None and cls.asyncSetUp is not ProcessTestCase.asyncSetUp:  # (the base's does nothing)
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
@@ -991,7 +991,7 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             return  # the last example of a @given coroutine test ended itself
         self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
-        if runner is not None and not runner.closed:
+        if runner is not None and not runner.closed and type(self).asyncTearDown is not ProcessTestCase.asyncTearDown:
             with hard_timeout(run_limit(self), f"{self.id()} (asyncTearDown)"):
                 runner.run(self.asyncTearDown())
         super()._callTearDown()

@@ -284,6 +284,8 @@ class TestSocket:
         """Close with ``linger=0`` by default, so a test never hangs on close."""
         self._drop_reader()
         self.sock.close(linger=linger)
+        if self._waiter is not None:  # a task awaits it: told at once, not at its timeout
+            _wake(self._waiter)
 
     @property
     def closed(self) -> bool:
@@ -497,6 +499,8 @@ class TestSocket:
                     await waiter
                 finally:
                     timer.cancel()
+                if sock.closed:
+                    raise ValueError(f"{self.describe()} was closed while {operation} awaited it")
                 events = int(sock.getsockopt(_EVENTS))
                 if events & flag:
                     return events
@@ -542,11 +546,13 @@ class TestSocket:
                     return method(*args, flags=flags, **kwargs)
                 except zmq.Again:
                     pass
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            limit = self.timeout if timeout is None else timeout
+            deadline = time.monotonic() + limit
             # A REQ/REP socket in the wrong state for the call: tried again at once, to report it.
             wait_flag = _POLLIN | _POLLOUT if self.socket_type in _STRICT else flag
             while True:
-                await self.wait_async(wait_flag, operation, timeout, deadline)
+                if not int(self.sock.getsockopt(_EVENTS)) & wait_flag:
+                    await self._await_ready(wait_flag, operation, limit, deadline)
                 try:
                     return method(*args, flags=flags, **kwargs)
                 except zmq.Again:
