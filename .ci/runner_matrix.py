@@ -152,6 +152,9 @@ RUNNER_SENSITIVE = {
         "a coroutine test's hard timeout reaches the event loop running in the runner's main thread",
     "tests.test_async.Deaths":
         "a death during an await is seen through a pidfd reader on the test's loop in the runner's process",
+    "tests.test_async_example.DeathDuringAClientCall":
+        "a service's death during a client library's await on its own zmq.asyncio socket, seen through the "
+        "pidfd reader on the test's loop in the runner's process",
     "tests.test_faults.TestFaultLinkOfATest":
         "the link's thread is found among the runner process's threads (failed once run first in a fresh "
         "nose2 mp worker)",
@@ -191,6 +194,12 @@ def suite_runners(name):
     return found
 
 
+#: pytest's summary line, with -q or without: "3 passed, 1 skipped in 1.21s", or between
+#: "=" rules, with "(0:01:02)" after the seconds when a run took a minute or more.
+PYTEST_SUMMARY = re.compile(r"^=*\s*(?:\d+ [a-z]+(?: [a-z]+)?, )*\d+ [a-z]+(?: [a-z]+)? in [\d.]+s(?: \([\d:]+\))?"
+                            r"\s*=*$", re.M)
+
+
 def parse(output):
     """(run, passed, failed, skipped) from unittest-style or pytest-style summaries."""
     ran = None
@@ -204,8 +213,11 @@ def parse(output):
         failed = counts.get("failures", 0) + counts.get("errors", 0) + counts.get("unexpected successes", 0)
         skipped = counts.get("skipped", 0)
         return total, total - failed - skipped - counts.get("expected failures", 0), failed, skipped
+    # pytest's own summary line, the last one printed: not the output's last line, which
+    # may be what a plugin writes to stderr after it (a warning at exit).
+    lines = PYTEST_SUMMARY.findall(output)
     summary = re.findall(r"(?<!subtests )(\d+) (passed|failed|skipped|error|errors|deselected)",
-                         output.splitlines()[-1] if output else "")
+                         lines[-1] if lines else "")
     if summary:
         counts = {}
         for value, key in summary:

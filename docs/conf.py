@@ -22,8 +22,9 @@ extensions = [
     "zpt_sphinx",
 ]
 
-# examples/ holds the code the pages include; it is not a source of pages.
-exclude_patterns = ["_build", "_ext", "examples", "Thumbs.db", ".DS_Store"]
+# examples/ holds the code the pages include, includes/ the reST they include (the events
+# table, generated and committed): neither is a source of pages.
+exclude_patterns = ["_build", "_ext", "examples", "includes", "Thumbs.db", ".DS_Store"]
 
 root_doc = "index"
 language = "en"

@@ -10,8 +10,12 @@ import sys
 import tempfile
 import time
 import unittest
+import warnings
 
-from zmqprocesstest import ProcessTestCase, SystemTestCase
+import zmq
+import zmq.asyncio
+
+from zmqprocesstest import ProcessTestCase, SystemTestCase, override_event
 
 from .samples import async_sample as samples
 from .support import EXAMPLES, ROOT, only_problem, problems, run_case
@@ -108,7 +112,7 @@ class Runs(unittest.TestCase):
     def test_smoke_passes_under_unittest(self):
         result = run_case(samples.Smoke)
         self.assertEqual(problems(result), [])
-        self.assertEqual(result.testsRun, 3)
+        self.assertEqual(result.testsRun, 5)
         self.assertEqual(problems(run_case(samples.SystemSmoke)), [])
 
     def test_an_async_test_never_passes_without_running(self):
@@ -142,6 +146,148 @@ class AsyncGenerators(unittest.TestCase):
         self.assertEqual(last_line(text, "EventError"), f'line {line_of("# BAD EVENT")}, in test_fails_at_yield')
         tb = text.split("Traceback (most recent call last):")[1].split("EventError")[0]
         self.assertNotIn("zmqprocesstest/", tb)
+
+
+class SocketWaits(unittest.TestCase):
+    """Test sockets awaited on the loop: the loop's other tasks run while a coroutine test waits."""
+
+    def test_an_awaited_recv_lets_a_background_task_run(self):
+        samples.TIMES.clear()
+        self.assertEqual(problems(run_case(samples.SocketWaits, "test_await_recv")), [])
+        self.assertEqual(samples.TIMES["reply"], {"n": 1})
+
+    def test_a_yielded_recv_lets_a_background_task_run(self):
+        samples.TIMES.clear()
+        self.assertEqual(problems(run_case(samples.SocketWaits, "test_yield_recv")), [])
+        self.assertEqual(samples.TIMES["reply"], [["x", 2]])
+
+    def test_an_async_event_of_the_test_case_is_awaited(self):
+        samples.TIMES.clear()
+        self.assertEqual(problems(run_case(samples.SocketWaits, "test_own_async_event")), [])
+        self.assertEqual(samples.TIMES["reply"], ["pong", 5])
+        self.assertGreater(samples.TIMES["ticks"], 1)  # the ticker ran during the request
+
+    def test_sends_receives_and_polls_are_in_the_timeline(self):
+        class Fails(samples.SocketWaits):
+            async def test_send_and_poll(self):
+                await self.b.asyncio.send_json(["to", "a"])
+                await self.a.asyncio.recv_json()
+                self.fail("after the messages")
+        text = only_problem(self, run_case(Fails, "test_send_and_poll"))
+        timeline = text.split("Timeline (")[1]
+        self.assertIn('b -> [b\'["to", "a"]\']', timeline)
+        self.assertIn('a <- [b\'["to", "a"]\']', timeline)
+        self.assertEqual(problems(run_case(samples.SocketWaits, "test_send_and_poll")), [])
+
+    def test_an_awaited_timeout_is_a_socket_timeout_at_the_await(self):
+        started = time.monotonic()
+        text = only_problem(self, run_case(samples.SocketWaits, "test_await_times_out"))
+        self.assertLess(time.monotonic() - started, 2.0)
+        self.assertIn("SocketTimeout: recv_multipart on socket 'a' (PAIR, bind ipc://", text)
+        self.assertIn("timed out after 0.2 s; last received on it: nothing", text)
+        self.assertEqual(last_line(text, "zmqprocesstest.SocketTimeout"),
+                         f'line {line_of("# AWAIT TIMES OUT")}, in test_await_times_out')
+        self.assertRegex(text.split("Timeline (")[1], r"a TIMED OUT: recv_multipart after 0.2 s")
+
+    def test_a_yielded_timeout_names_its_event_at_the_yield(self):
+        text = only_problem(self, run_case(samples.SocketWaits, "test_yield_times_out"))
+        self.assertIn("(event 'recv') timed out after 0.2 s", text)
+        self.assertEqual(last_line(text, "zmqprocesstest.SocketTimeout"),
+                         f'line {line_of("# YIELD TIMES OUT")}, in test_yield_times_out')
+
+    def test_a_req_socket_in_the_wrong_state_is_told_at_once(self):
+        started = time.monotonic()
+        text = only_problem(self, run_case(samples.SocketWaits, "test_a_wrong_state_is_told_at_once"), "error")
+        self.assertLess(time.monotonic() - started, 2.0)
+        self.assertIn("cannot recv on socket", text)
+        self.assertIn("REQ must alternate send, recv", text)
+
+    def test_two_tasks_awaiting_one_socket_is_a_clear_error(self):
+        text = only_problem(self, run_case(samples.SocketWaits, "test_two_waiters_on_one_socket"), "error")
+        self.assertIn("another task awaits this socket already", text)
+
+    def test_the_awaitable_face_refuses_pickles_and_unknown_waits(self):
+        class Refuses(ProcessTestCase):
+            async def test_it(self):
+                sock = self.socket(zmq.PAIR, bind=self.endpoint).asyncio
+                self.assertIs(sock, sock.test_socket.asyncio)
+                self.assertEqual(sock.name, "PAIR")  # the test socket's attributes
+                with self.assertRaisesRegex(TypeError, "it unpickles received data"):
+                    sock.recv_pyobj()
+                with self.assertRaisesRegex(TypeError, "send_pyobj on socket 'PAIR' .* is refused"):
+                    sock.send_pyobj([1])
+                with self.assertRaisesRegex(AttributeError, "recv_into has no awaitable form"):
+                    sock.recv_into  # noqa: B018 - the attribute is the test
+        self.assertEqual(problems(run_case(Refuses)), [])
+
+
+    def test_a_message_nobody_awaits_does_not_spin_the_loop(self):
+        spent = []
+
+        class Idle(ProcessTestCase):
+            async def test_it(self):
+                a = self.socket(zmq.PAIR, bind=self.endpoint)
+                b = self.socket(zmq.PAIR, connect=self.endpoint)
+                b.send(b"first")
+                self.assertEqual(await a.asyncio.recv(), b"first")  # a's fd is a reader of the loop now
+                self.assertFalse(await a.asyncio.poll(0.01))  # libzmq signals the next message on the fd
+                b.send(b"unread")  # its fd becomes readable, and nobody awaits a
+                cpu = time.thread_time()
+                await asyncio.sleep(0.1)
+                spent.append(time.thread_time() - cpu)
+                self.assertEqual(await a.asyncio.recv(timeout=1), b"unread")
+        self.assertEqual(problems(run_case(Idle)), [])
+        self.assertLess(spent[0], 0.01)  # a loop woken again and again for the fd would burn the 0.1 s
+
+    def test_a_socket_the_class_shares_is_awaited_from_each_tests_loop(self):
+        class Shared(ProcessTestCase):
+            @classmethod
+            def setUpClass(cls):
+                super().setUpClass()
+                endpoint = cls.new_endpoint()
+                cls.a = cls.socket(zmq.PAIR, bind=endpoint, name="a")
+                cls.b = cls.socket(zmq.PAIR, connect=endpoint, name="b")
+
+            async def test_1(self):
+                asyncio.get_running_loop().call_later(0.01, self.b.send, b"one")
+                self.assertEqual(await self.a.asyncio.recv(timeout=2), b"one")
+
+            async def test_2(self):
+                asyncio.get_running_loop().call_later(0.01, self.b.send, b"two")
+                self.assertEqual(await self.a.asyncio.recv(timeout=2), b"two")
+        result = run_case(Shared)
+        self.assertEqual(problems(result), [])
+        self.assertEqual(result.testsRun, 2)
+
+    def test_an_overridden_socket_event_is_the_test_cases_own(self):
+        class Overrides(samples.SocketWaits):
+            @override_event
+            def recv(self, sock, *args):
+                return ["mine"]
+
+            async def test_it(self):
+                self.assertEqual((yield ("recv", self.a, -1, 0.01)), ["mine"])
+        self.assertEqual(problems(run_case(Overrides, "test_it")), [])
+
+
+class AsyncioContext(unittest.TestCase):
+    def test_the_tests_asyncio_context_shadows_its_context(self):
+        samples.TIMES.clear()
+        self.assertEqual(problems(run_case(samples.AsyncioContext, "test_own_sockets")), [])
+        self.assertEqual(samples.TIMES["reply"], [b'["pong", 8]'])
+        self.assertIsInstance(samples.TIMES["ctx"], zmq.asyncio.Context)
+
+    def test_a_socket_left_open_is_closed_and_fails_the_test_without_a_resource_warning(self):
+        samples.TIMES.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(samples.AsyncioContext, "test_left_open")
+            self.assertTrue(samples.TIMES["sock"].closed)
+            samples.TIMES.clear()
+            gc.collect()
+        text = only_problem(self, result)
+        self.assertIn("1 socket(s) made with asyncio_context.socket() were left open; closed them", text)
+        self.assertEqual([w for w in caught if issubclass(w.category, ResourceWarning)], [])
 
 
 class Refused(unittest.TestCase):
@@ -288,6 +434,28 @@ class Deaths(unittest.TestCase):
             self.assertEqual(problems(run_case(samples.Deaths, "test_reply_before_a_clean_exit")), [])
             self.assertEqual(samples.TIMES["reply"], b"last words")
 
+    def test_a_kill_ends_an_await_on_a_test_socket_at_once(self):
+        samples.TIMES.clear()
+        text = only_problem(self, run_case(samples.SocketDeaths, "test_killed_in_await"))
+        self.assertLess(samples.TIMES["ended"] - samples.TIMES["killed"], 0.5, text)
+        self.assertIn("'CrashingProc' died while the test was waiting", text)
+        self.assertEqual(last_line(text, "ProcessDied"),
+                         f'line {line_of("# TEST SOCKET DIES HERE")}, in test_killed_in_await')
+
+    def test_a_kill_during_a_yielded_recv_is_thrown_in_at_the_yield(self):
+        samples.TIMES.clear()
+        text = only_problem(self, run_case(samples.SocketDeaths, "test_killed_at_yield"))
+        self.assertLess(samples.TIMES["ended"] - samples.TIMES["killed"], 0.5, text)
+        self.assertEqual(samples.TIMES["caught"], "ProcessDied")  # the test could catch it, as in a generator test
+        self.assertEqual(last_line(text, "ProcessDied"),
+                         f'line {line_of("# YIELD DIES HERE")}, in test_killed_at_yield')
+
+    def test_a_reply_just_before_a_clean_exit_reaches_an_awaited_test_socket(self):
+        for _ in range(5):
+            samples.TIMES.clear()
+            self.assertEqual(problems(run_case(samples.SocketCleanExit, "test_reply_before_a_clean_exit")), [])
+            self.assertEqual(samples.TIMES["reply"], b"last words")
+
     def test_a_process_the_class_shares_is_watched_too(self):
         started = time.monotonic()
         text = only_problem(self, run_case(samples.SharedDeath))
@@ -312,7 +480,7 @@ class ChildRunners(unittest.TestCase):
         shutil.copy(SAMPLE, os.path.join(work, "test_async_sample.py"))
         env = dict(os.environ, ASYNC_SAMPLE_SMOKE="1",
                    PYTHONPATH=os.pathsep.join(p for p in (ROOT, EXAMPLES, os.environ.get("PYTHONPATH")) if p))
-        for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"):
+        for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             env.pop(name, None)
         proc = subprocess.run(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, timeout=120, text=True)
@@ -323,23 +491,42 @@ class ChildRunners(unittest.TestCase):
             self.skipTest("nose2 is not installed")
         code, out = self.run_child([sys.executable, "-m", "nose2", "-s", ".", "-t", ".", "-v"])
         self.assertEqual(code, 0, out)
-        self.assertIn("Ran 4 tests", out)
+        self.assertIn("Ran 6 tests", out)
 
     def test_pytest(self):
         if importlib.util.find_spec("pytest") is None:
             self.skipTest("pytest is not installed")
         code, out = self.pytest()
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
+        self.assertRegex(out, r"\b6 passed\b")
+        self.assertNotIn("warning", out.lower())
+
+    def check_pytest_plugin(self, module, *args):
+        if importlib.util.find_spec(module) is None:
+            self.skipTest(f"{module} is not installed (the test extra installs it: pip install -e '.[test]')")
+        self.assertIn(module, installed_pytest_plugins(),
+                      f"{module}'s pytest plugin is not registered: it would not load")
+        code, out = self.pytest(*args)
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"\b6 passed\b")
         self.assertNotIn("warning", out.lower())
 
     def test_pytest_asyncio_auto_mode_does_not_take_over(self):
-        if importlib.util.find_spec("pytest_asyncio") is None:
-            self.skipTest("pytest-asyncio is not installed")
-        code, out = self.pytest("-o", "asyncio_mode=auto")
-        self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"\b4 passed\b")
-        self.assertNotIn("warning", out.lower())
+        self.check_pytest_plugin("pytest_asyncio", "-o", "asyncio_mode=auto")
+
+    def test_pytest_asyncio_strict_mode(self):
+        self.check_pytest_plugin("pytest_asyncio", "-o", "asyncio_mode=strict")
+
+    def test_anyio_plugin(self):
+        self.check_pytest_plugin("anyio")
+
+
+def installed_pytest_plugins():
+    """The modules of the pytest plugins installed (entry points of group pytest11)."""
+    from importlib import metadata
+    found = metadata.entry_points()
+    points = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", ())
+    return {point.value.split(":")[0].split(".")[0] for point in points}
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class TestSendBackLoop(unittest.TestCase):
         text = only_problem(self, run_case(samples.Failures, "test_wrong_reply"))
         self.assertIn('self.assertEqual(reply, [["pong", 2]])', text)
         self.assertIn("Timeline (", text)
-        self.assertRegex(text, r"req +-> \[b'\[\"ping\", 1\]'\]")
+        self.assertRegex(text, r"req +-> \[\['ping', 1\]\]")
         self.assertRegex(text, r"req +<- \[\['pong', 1\]\]")
         self.assertIn("process 'pongproc'", text)
 
@@ -392,3 +392,63 @@ class BadTimeouts(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, r"expected a positive number of seconds \(or None for no limit\), "
                                                r"got '1'"):
             hard_timeout("1", "x")
+
+
+class TmpdirAndEndpoints(ProcessTestCase):
+    """``self.tmpdir`` and ``self.endpoints(n)``: a multi-port program's endpoints and files."""
+
+    def test_tmpdir_is_private_the_same_all_test_long_and_holds_the_ipc_endpoints(self):
+        folder = self.tmpdir
+        self.assertEqual(os.stat(folder).st_mode & 0o777, 0o700)
+        self.assertIs(self.tmpdir, folder)
+        self.assertTrue(self.new_endpoint("ipc").startswith(f"ipc://{folder}/"))
+        with open(os.path.join(folder, "kernel.json"), "w") as f:
+            f.write("{}")
+
+    def test_tmpdir_is_removed_after_the_test(self):
+        seen = []
+
+        class Writes(ProcessTestCase):
+            def test_it(self):
+                seen.append(self.tmpdir)
+                with open(os.path.join(self.tmpdir, "connection.json"), "w") as f:
+                    f.write("{}")
+
+        result = run_case(Writes)
+        self.assertEqual(problems(result), [])
+        self.assertFalse(os.path.exists(seen[0]))
+
+    def test_tcp_endpoints_are_distinct_loopback_ports_that_a_zmq_bind_takes_at_once(self):
+        endpoints = self.endpoints(5)
+        self.assertEqual(len(set(endpoints)), 5)
+        for endpoint in endpoints:
+            self.assertRegex(endpoint, r"^tcp://127\.0\.0\.1:\d+$")
+        ports = {int(e.rsplit(":", 1)[1]) for e in endpoints}
+        # Nobody else's bind to port 0 is handed one of them ...
+        others = []
+        try:
+            for _ in range(2000):
+                other = socket.socket()
+                others.append(other)
+                other.bind(("127.0.0.1", 0))
+                self.assertNotIn(other.getsockname()[1], ports)
+        finally:
+            for other in others:
+                other.close()
+        # ... while the process under test binds each of them at once, as libzmq does.
+        for endpoint in endpoints:
+            self.socket(zmq.ROUTER, bind=endpoint)
+
+    def test_ipc_endpoints_are_in_the_private_directory(self):
+        endpoints = self.endpoints(3, transport="ipc")
+        self.assertEqual(len(set(endpoints)), 3)
+        for endpoint in endpoints:
+            self.assertTrue(endpoint.startswith(f"ipc://{self.tmpdir}/"))
+            self.socket(zmq.PULL, bind=endpoint)
+
+    def test_bad_arguments_say_what_was_expected(self):
+        for bad in (0, -1, 2.0, True, "3"):
+            with self.subTest(n=bad), self.assertRaisesRegex(ValueError, "expected n to be a positive number"):
+                self.endpoints(bad)
+        with self.assertRaisesRegex(ValueError, "expected transport 'ipc' or 'tcp', got 'udp'"):
+            self.endpoints(2, transport="udp")

@@ -9,10 +9,13 @@
   cannot turn an exit 3 into a pass, or a clean stop into "survived SIGKILL".
 """
 import contextlib
+import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 from unittest import mock
@@ -21,9 +24,9 @@ import zmq
 
 from zmqprocesstest import ProcessDied, ProcessTestCase
 from zmqprocesstest._config import EXIT_DRAIN, scaled
-from zmqprocesstest.processes._os import HAS_PIDFD_EXIT_INFO, HAS_PIDFD_STATUS, peer_closed_sockets
+from zmqprocesstest.processes._os import HAS_PIDFD_EXIT_INFO, HAS_PIDFD_STATUS, child_pids, peer_closed_sockets
 
-from .support import only_problem, problems, run_case
+from .support import ROOT, only_problem, problems, run_case
 
 #: Processes that reply and exit, per socket type and transport (half exit cleanly, half
 #: with os._exit). The suite runs 30 of each under three runners in CI; the stress proof
@@ -342,3 +345,117 @@ class TestStatusesOnAnOlderKernel(TestStatusesNobodyCanSteal):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBlockedCalls(unittest.TestCase):
+    """A watched process's death ends a blocking call of the test's own with ProcessDied at its line."""
+
+    def marks(self):
+        from .samples import blocked_sample
+        with open(blocked_sample.__file__) as f:
+            return {line.split("# DIES HERE: ")[1].strip(): number
+                    for number, line in enumerate(f, 1) if "# DIES HERE: " in line}
+
+    def assert_died_at(self, text, mark, how="blocked in a call of its own (interrupted there)"):
+        line = self.marks()[mark]
+        self.assertRegex(text, rf'blocked_sample\.py", line {line}\b', text)
+        self.assertIn(f"died while the test was {how}", text)
+        self.assertNotIn("TestTimeout", text)
+
+    def test_each_blocking_call_ends_within_a_second_of_the_death_at_its_line(self):
+        from .samples.blocked_sample import LATENCIES, BlockedClient
+        before = set(child_pids())
+        LATENCIES.clear()
+        started = time.monotonic()
+        result = run_case(BlockedClient)
+        took = time.monotonic() - started
+        failed = {test.id().rsplit(".", 1)[1]: text for test, text in result.failures}
+        self.assertEqual((result.testsRun, len(result.errors)), (7, 0), problems(result))
+        self.assertEqual(sorted(failed), sorted(LATENCIES), problems(result))
+        self.assertNotIn("test_a_server_stopped_on_purpose_by_a_raw_message", failed)
+        for name, mark in [("test_a_server_that_dies_during_get", "get"), ("test_a_server_killed_during_get", "kill"),
+                           ("test_a_server_that_dies_during_get_in_a_generator_test", "generator"),
+                           ("test_time_sleep", "sleep"), ("test_queue_get", "queue"), ("test_select", "select")]:
+            with self.subTest(name):
+                self.assert_died_at(failed[name], mark)
+                self.assertIn("ProcessDied", failed[name])
+                self.assertLess(LATENCIES[name], 1.0)
+        self.assertLess(took, 20, "a test waited for run_timeout")
+        print(f"\n  death to ProcessDied, ms: {sorted(round(s * 1000, 1) for s in LATENCIES.values())}",
+              file=sys.stderr)
+        self.assertEqual(set(child_pids()) - before, set(), "a process was left running")
+
+    def test_deaths_the_test_asked_for_interrupt_nothing(self):
+        from .samples.blocked_sample import AskedDeaths, NotAsked
+        result = run_case(AskedDeaths)
+        self.assertEqual((result.testsRun, problems(result)), (4, []))
+        # The same blocking call, the exit not allowed: interrupted there.
+        result = run_case(NotAsked, "test_allow_exit")
+        self.assert_died_at(only_problem(self, result), "not asked")
+
+    def test_allow_exit_as_a_context_manager_watches_a_running_process_again(self):
+        from .samples.blocked_sample import WatchedAgain
+        self.assert_died_at(only_problem(self, run_case(WatchedAgain)), "watched again")
+
+    def test_a_process_the_class_shares_is_watched_too(self):
+        from .samples.blocked_sample import SharedServer
+        result = run_case(SharedServer)
+        self.assertEqual(len(result.failures), 1, problems(result))
+        text = result.failures[0][1]
+        self.assert_died_at(text, "shared")
+        self.assertRegex(text, r"ProcessDied: shared '[^']+' died while the test was blocked")
+
+    def test_the_librarys_own_wait_reports_the_death_itself_once(self):
+        from .samples.blocked_sample import LibraryWaits
+        self.assert_died_at(only_problem(self, run_case(LibraryWaits)), "socket", "waiting")
+
+    def test_a_coroutine_test_blocked_in_plain_code_or_awaiting_fails_once_at_its_line(self):
+        from .samples.blocked_sample import CoroutineBlocked
+        result = run_case(CoroutineBlocked)
+        failed = {test.id().rsplit(".", 1)[1]: text for test, text in result.failures}
+        self.assertEqual((result.testsRun, len(failed), len(result.errors)), (2, 2, 0), problems(result))
+        self.assert_died_at(failed["test_blocked_in_plain_code"], "coroutine blocked")
+        self.assert_died_at(failed["test_awaiting"], "coroutine awaiting", "waiting")  # the loop's own watch
+        for text in failed.values():
+            self.assertEqual(text.count("ProcessDied:"), 1, text)
+
+    def test_a_reply_sent_just_before_the_exit_is_the_tests_under_load(self):
+        from .samples.blocked_sample import ReplyThenExit
+        with burners():
+            result = run_case(ReplyThenExit)
+        self.assertEqual((result.testsRun, problems(result)), (1, []))
+
+    def test_under_unittest_nose2_and_pytest(self):
+        from .samples import blocked_sample
+        py = sys.executable
+        runners = [("unittest", None, [py, "-m", "unittest", "test_blocked_sample"]),
+                   ("pytest", "pytest", [py, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                                         "test_blocked_sample.py::BlockedClient"]),
+                   ("nose2", "nose2", [py, "-m", "nose2", "-s", ".", "-t", ".", "test_blocked_sample.BlockedClient"])]
+        for label, module, command in runners:
+            with self.subTest(label):
+                if module is not None and importlib.util.find_spec(module) is None:
+                    self.skipTest(f"{module} is not installed")
+                work = tempfile.mkdtemp(prefix="blocked-runner-")
+                self.addCleanup(shutil.rmtree, work, True)
+                shutil.copy(blocked_sample.__file__, os.path.join(work, "test_blocked_sample.py"))
+                out = os.path.join(work, "latencies")
+                env = dict(os.environ, BLOCKED_SAMPLE_OUT=out,
+                           PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+                for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "CI", "BUILD_NUMBER"):
+                    env.pop(name, None)
+                if label == "unittest":
+                    command = command[:-1] + ["test_blocked_sample.BlockedClient"]
+                run = subprocess.run(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, timeout=120)
+                text = run.stdout.decode(errors="replace")
+                self.assertNotEqual(run.returncode, 0, text)
+                self.assertNotIn("TestTimeout", text)
+                with open(out) as f:
+                    latencies = {name: float(seconds) for name, seconds in (line.split() for line in f)}
+                self.assertEqual(len(latencies), 6, text)
+                self.assertLess(max(latencies.values()), 1.0, latencies)
+                line = self.marks()["get"]
+                self.assertRegex(text, rf'test_blocked_sample\.py"?[,:] line {line}\b|test_blocked_sample\.py:{line}\b',
+                                 text)
+                self.assertGreaterEqual(text.count("blocked in a call of its own"), 6, text)

@@ -51,7 +51,33 @@ class TestEventsTable(unittest.TestCase):
     def test_the_pages_use_the_generated_table(self):
         for page in ("reference.rst", "tutorial.rst"):
             with open(os.path.join(DOCS, page), encoding="utf-8") as f:
-                self.assertIn(".. zpt-events::", f.read(), page)
+                self.assertIn(".. include:: includes/events.rst", f.read(), page)
+
+    def test_the_committed_table_is_what_the_code_makes(self):
+        self.assertEqual(zpt_model.EVENTS_INCLUDE, os.path.join(DOCS, "includes", "events.rst"))
+        with open(zpt_model.EVENTS_INCLUDE, encoding="utf-8") as f:
+            committed = f.read()
+        self.assertEqual(committed, zpt_model.events_include(),
+                         "docs/includes/events.rst differs from the library's events: "
+                         "run python docs/_ext/zpt_model.py (and commit the file)")
+
+    def test_the_table_says_how_an_async_def_test_uses_each_event(self):
+        rows = {row.name: row for row in zpt_model.library_events()}
+        self.assertEqual(rows["send"].call_form, "self.send(sock, header, body[, extra_frames, timeout])")
+        self.assertEqual(rows["log"].call_form, "self.log([substr, level, timeout])")
+        table = zpt_model.events_include()
+        for row in rows.values():
+            self.assertIn(f"``{row.yield_form}``", table)
+            self.assertIn(f"``{row.call_form}``", table)
+
+    def test_the_regenerating_command_writes_and_checks_the_table(self):
+        script = os.path.join(DOCS, "_ext", "zpt_model.py")
+        check = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("is up to date", check.stdout)
+        bad = subprocess.run([sys.executable, script, "--bogus"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("usage: python docs/_ext/zpt_model.py [--check]; got ['--bogus']", bad.stdout)
 
     def test_the_stop_timeline_follows_the_stop_steps(self):
         from zmqprocesstest.stopping import DEFAULT_STOP_TIMEOUTS, STOP_STEPS
@@ -177,6 +203,10 @@ COMMANDS = {
         ("tests/test_runs.py", "test_pytest_catches_it_from_the_environment_and_its_options"),
     "python -m pytest --zpt-repeat 300 --zpt-until-failure tests/samples/racy_sample.py":
         ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure"'),
+    "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.samples.broker_race_sample":
+        ("tests/test_runs.py", '"--until-failure", "--stress", "--seed", "2", "tests.samples.broker_race_sample"'),
+    "python -m pytest --zpt-repeat 300 --zpt-until-failure --zpt-stress tests/samples/broker_race_sample.py":
+        ("tests/test_runs.py", '"--zpt-repeat", "300", "--zpt-until-failure", "--zpt-stress", "--zpt-seed", "2",'),
     "python -m zmqprocesstest --repeat 300 --until-failure --stress tests.samples.racy_sample":
         ("tests/test_runs.py", '"--until-failure", "--stress", "tests.samples.racy_sample"'),
     "ZMQPROCESSTEST_CHECK_LEAKS=1 python -m zmqprocesstest --repeat 300 --stress tests.samples.racy_fixed_sample":
@@ -205,6 +235,12 @@ COMMANDS = {
     "pip install -e '.[test,docs]'": (".ci/run", "pip install -q -e '.[test,docs]'"),
     "cd docs/examples && ZMQPROCESSTEST_FULL_TRACEBACK=1 python -m unittest howto.failing_samples":
         ("tests/test_docs.py", "TestCommands"),
+    # howto/conversations.rst
+    "python -m zmqprocesstest scaffold conversations/pingpong.jsonl --process pingpong.pongproc:PongProc -o "
+    "test_pingpong_scaffolded.py": ("tests/test_conversations.py", "test_the_howto_shows_what_scaffold_writes"),
+    "python -m zmqprocesstest record --listen tcp://127.0.0.1:5556 --connect tcp://127.0.0.1:5555 -o "
+    "conversations/pingpong.jsonl":
+        ("tests/test_conversations.py", "test_it_records_until_ctrl_c_and_says_what_it_wrote"),
 }
 
 #: Blocks that are neither code to run nor included: (page, first line) -> the test that checks them.
@@ -225,6 +261,13 @@ CHECKED_BLOCKS = {
     ("howto/flaky.rst",
      "zmqprocesstest: first failure: tests.samples.racy_sample.TestRacy_repeat057.test_first_message"):
         "tests/test_runs.py test_the_command_line_catches_it_and_the_seed_catches_it_again (the message's lines)",
+    ("howto/conversations.rst", "AssertionError: replay of .../conversations/pingpong.jsonl (client side) differs "
+     "at message 3 of 6"): "tests/test_conversations.py test_the_howto_shows_the_failure_a_changed_pongproc_gives",
+    ("howto/conversations.rst", "zmqprocesstest: updated recording .../conversations/pingpong.jsonl (message 3 "
+     "changed)"): "tests/test_conversations.py test_update_mode_rewrites_the_differing_messages_and_says_so",
+    ("howto/conversations.rst", 'JUPYTER_CHANGES = ["header.msg_id", "header.session", "header.date", '
+     '"metadata.started", "metadata.engine",'):
+        "tests/test_conversations.py test_the_howto_shows_the_kernel_replay (its lines are the test's)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",

@@ -183,6 +183,29 @@ class TestDocstringExamples(unittest.TestCase):
         self.addCleanup(sys.modules.pop, "app", None)
         self.assertEqual(in_a_test(code, {"unittest": unittest, "app": manager}), ([], [True]))
 
+    def example_codecs_module(self, code):
+        seen = []
+
+        def endpoint(case, namespace):
+            namespace.update(endpoint=case.endpoint, key="k")
+            case.addCleanup(lambda: seen.extend(sock.codec for sock in case._resources().sockets))
+
+        self.assertEqual(in_a_test(code, {"zmq": zmq}, endpoint), ([], [True]))
+        self.assertEqual([codec.name for codec in seen], ["jupyter"])
+
+    def example_sockets_AsyncTestSocket(self, code):
+        namespace = {"zmq": zmq}
+        exec(compile(code, "<docstring example>", "exec"), namespace)
+
+        class Pings(ProcessTestCase):
+            def setUp(self):
+                self.start_process(PongProc, self.endpoint)
+
+            test_ping = namespace["test_ping"]  # a coroutine test, converted when the class is made
+
+        result = run_case(Pings)
+        self.assertEqual((result.testsRun, problems(result)), (1, []))
+
     def example_sockets_make_sock(self, code):
         ctx = zmq.Context()
         namespace = {"make_sock": make_sock, "ctx": ctx, "zmq": zmq}

@@ -1,4 +1,5 @@
 """Tests of events.py: which methods are events, argument messages, recv_nothing's ignore."""
+import os
 import re
 import time
 import unittest
@@ -20,7 +21,7 @@ class TestWhichMethodsAreEvents(unittest.TestCase):
         marked = {name for name, value in vars(Events).items() if getattr(value, "__zmqprocesstest_event__", False)}
         self.assertEqual(marked, {"send", "recv", "recv_nothing", "log", "signal", "wait_exit", "wait_output",
                                   "wait_endpoint", "send_raw", "recv_raw", "wait_subscribed", "freeze", "thaw",
-                                  "restart"})
+                                  "restart", "until", "replay"})
         faults = {name for name, _method in faults_of(FaultLink)}  # one event per fault of the link
         self.assertGreaterEqual(faults, {"partition", "heal", "reset", "refuse", "delay", "drop", "loss", "duplicate",
                                          "jitter", "rate", "close_after"})
@@ -208,7 +209,7 @@ class TestArgumentMessages(unittest.TestCase):
 
         text = only_problem(self, run_case(WrongOrder), "error")
         self.assertIn("expected json_index to be a frame index (int) or None, got 5.0; event 'recv' takes "
-                      "('recv', sock, json_index=-1, timeout=None, frames=None)", text)
+                      "('recv', sock, json_index=-1, timeout=None, frames=None, ignore=None)", text)
         self.assertIn('yield ("recv", self.req, 5.0)', text)
 
     def test_signal_accepts_signal_enum_members(self):
@@ -347,3 +348,99 @@ class TestRawFramesAndTheSlowJoiner(unittest.TestCase):
         text = only_problem(self, run_case(NeverJoins))
         self.assertRegex(text, r"expected a message on socket 'SUB' .* within 0.2 s while repeating "
                                r"\('send_raw', .*\) \(\d+ times\); none came")
+
+
+def _exit_with(code):
+    os._exit(code)
+
+
+class TestUntil(unittest.TestCase):
+    """``until`` repeats an event, paced and bounded, until its result is truthy."""
+
+    def test_it_returns_the_first_result_its_predicate_accepts(self):
+        seen = {}
+
+        class Heartbeats(ProcessTestCase):
+            def test_it(self):
+                pull = self.socket(zmq.PULL, bind=self.endpoint)
+                push = self.socket(zmq.PUSH, connect=self.endpoint)
+                for frame in (b"HEARTBEAT", b"HEARTBEAT", b"READY"):
+                    yield ("send_raw", push, [frame])
+                seen["got"] = yield ("until", ("recv_raw", pull), lambda msg: msg[0] != b"HEARTBEAT")
+
+        self.assertEqual(problems(run_case(Heartbeats)), [])
+        self.assertEqual(seen["got"], [b"READY"])
+
+    def test_without_a_predicate_the_result_itself_must_be_truthy_and_tries_are_paced(self):
+        seen = {}
+
+        class Counting(ProcessTestCase):
+            count = 0
+
+            def counter(self):
+                self.count += 1
+                seen.setdefault("at", []).append(time.monotonic())
+                return self.count >= 4 and self.count
+
+            def test_it(self):
+                seen["got"] = yield ("until", ("counter",), None, 5, 0.02)
+
+        self.assertEqual(problems(run_case(Counting)), [])
+        self.assertEqual(seen["got"], 4)
+        gaps = [b - a for a, b in zip(seen["at"], seen["at"][1:])]
+        self.assertGreaterEqual(min(gaps), 0.015, gaps)
+
+    def test_its_timeout_names_the_event_the_tries_and_the_last_result(self):
+        class Never(ProcessTestCase):
+            def never(self):
+                return []
+
+            def test_it(self):
+                yield ("until", ("never",), None, 0.1)
+
+        started = time.monotonic()
+        text = only_problem(self, run_case(Never))
+        self.assertLess(time.monotonic() - started, 1.0)
+        match = re.search(r"Timeout: expected a truthy result of \('never',\) within 0.1 s; (\d+) tries, the last "
+                          r"gave \[\]", text)
+        self.assertIsNotNone(match, text)
+        self.assertLessEqual(int(match.group(1)), 12)  # paced: at most one try per 10 ms
+        self.assertRegex(text, r'yield \("until"')
+
+    def test_a_try_that_times_out_is_not_there_yet(self):
+        class Quiet(ProcessTestCase):
+            def test_it(self):
+                pull = self.socket(zmq.PULL, bind=self.endpoint)
+                yield ("until", ("recv_raw", pull, 0.01), len, 0.1)
+
+        text = only_problem(self, run_case(Quiet))
+        self.assertRegex(text, r"within 0.1 s; \d+ tries, the last gave its try timed out: recv_multipart on "
+                               r"socket 'PULL'")
+
+    def test_a_death_ends_it_at_once(self):
+        class Dies(ProcessTestCase):
+            def nothing(self):
+                return None
+
+            def test_it(self):
+                self.start_process(_exit_with, 3)
+                yield ("until", ("nothing",), None, 10)
+
+        started = time.monotonic()
+        text = only_problem(self, run_case(Dies))
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertIn("ProcessDied", text)
+        self.assertIn("exit code 3", text)
+
+    def test_bad_arguments_say_what_was_expected(self):
+        class Bad(ProcessTestCase):
+            def test_event(self):
+                yield ("until", "recv_raw")
+
+            def test_predicate(self):
+                yield ("until", ("recv_raw",), 3)
+
+        result = run_case(Bad)
+        texts = " ".join(text for _test, text in result.errors)
+        self.assertIn("expected event to be an event tuple ('name', *args), got 'recv_raw'", texts)
+        self.assertIn("expected predicate to be a function of the result, or None, got 3", texts)

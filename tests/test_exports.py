@@ -15,7 +15,7 @@ DOCUMENTED = {
     "ProgramTimeout", "SocketTimeout",
     "SystemTestCase", "Tap", "TestSocket", "TestTimeout", "Timeout", "make_sock", "mark", "normalise_path",
     "normalise_pids", "normalise_ports", "normalise_regex", "normalise_timestamps", "override_event", "process",
-    "run_program", "system", "module_scope",
+    "run_program", "system", "module_scope", "codecs",
 }
 TIMEOUTS = ("SocketTimeout", "ConnectionTimeout", "TestTimeout", "MockTimeout", "ProgramTimeout")
 

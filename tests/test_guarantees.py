@@ -346,7 +346,7 @@ class TestDaemonizingProcess(unittest.TestCase):
         class Daemonizes(ProcessTestCase):
             def test_it(self):
                 command = self.start_command([sys.executable, "-c", script])
-                seen["daemon"] = int((yield ("wait_output", command, r"daemon \d+")).split()[1])
+                seen["daemon"] = int((yield ("wait_output", command, r"daemon (\d+)"))[1])
 
         text = only_problem(self, run_case(Daemonizes))
         self.assertFalse(alive(seen["daemon"]))

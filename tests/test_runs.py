@@ -17,11 +17,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import types
 import unittest
 from unittest import mock
 
 from zmqprocesstest import _perturb, mark
+from zmqprocesstest._config import (STRESS_HOLD_BOUND, STRESS_MAX_PAUSE, STRESS_MAX_START_DELAY, STRESS_PAUSE_GAP,
+                                    STRESS_START_GAP)
 from zmqprocesstest.runs import _order, _pytest_runs, _stress, session as runs
 
 from .support import ROOT, gone
@@ -104,6 +108,42 @@ class TestHuntingTheRace(unittest.TestCase):
         self.assertEqual(code, 0, out[-3000:])
         self.assertIn("Ran 300 tests", out)
         self.assertRegex(out, r"zmqprocesstest: seed \d+ \(chosen")
+
+    # Issue 31, the broker race (about 25 s; benchmarks/hunt.py measures the medians over
+    # 20 hunts): the stress reaches it, a module hunt reaches its racy class in its first
+    # rounds, and the fixed version passes stressed repeats.
+    RACY = "tests.samples.broker_race_sample.TestWorkerRegistration"
+
+    def failures(self, *options):
+        code, out = run(CLI + ["--repeat", "40", *options, self.RACY])
+        self.assertIn("Ran 40 tests", out, out[-3000:])
+        found = re.search(r"FAILED \((?:failures=(\d+))?", out)
+        return int(found.group(1) or 0) if found else 0
+
+    def test_the_stress_makes_the_race_fail_more_often(self):
+        quiet, stressed = self.failures(), self.failures("--stress", "--seed", "1")
+        self.assertGreater(stressed, quiet, f"of 40 repeats: {quiet} failed quiet, {stressed} under --stress")
+
+    def test_a_module_hunt_reaches_its_racy_class_in_the_first_rounds(self):
+        hunt = ["--until-failure", "--stress", "--seed", "2", "tests.samples.broker_race_sample"]
+        code, out = run(CLI + ["--repeat", "300", *hunt])
+        found = re.search(r"first failure: \S+\n  test (\S+), repeat (\d+) of 300", out)
+        self.assertIsNotNone(found, out[-3000:])
+        self.assertEqual(found.group(1), self.RACY + ".test_the_broker_knows_a_ready_worker")
+        self.assertLessEqual(int(found.group(2)), 5, out[-3000:])  # round 1 runs every test once
+        code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                         "--zpt-repeat", "300", "--zpt-until-failure", "--zpt-stress", "--zpt-seed", "2",
+                         "tests/samples/broker_race_sample.py"])
+        found = re.search(r"first failure: \S+\n  test (\S+), repeat (\d+) of 300", out)
+        self.assertIsNotNone(found, out[-3000:])
+        self.assertEqual(found.group(1), "tests/samples/broker_race_sample.py::TestWorkerRegistration::"
+                                         "test_the_broker_knows_a_ready_worker")
+        self.assertLessEqual(int(found.group(2)), 5, out[-3000:])
+
+    def test_the_fixed_version_passes_stressed_repeats(self):
+        code, out = run(CLI + ["--repeat", "100", "--stress", "tests.samples.broker_race_fixed_sample"], timeout=120)
+        self.assertEqual(code, 0, out[-3000:])
+        self.assertIn("Ran 100 tests", out)
 
 
 def stand_ins(ids):
@@ -508,3 +548,288 @@ class TestBurners(unittest.TestCase):
 
     def test_killed_with_a_sigkilled_runner(self):
         self.check("kill")
+
+
+# -- issue 31: repeat scopes, and stress that reaches the processes under test -----------------
+class TestRepeatScope(unittest.TestCase):
+    """``--repeat-scope``: the order of the repeats, and the scopes set up afresh each round."""
+
+    # module, class, test: two modules, three classes
+    TESTS = [("m1", "m1.A", "m1.A.t1"), ("m1", "m1.A", "m1.A.t2"), ("m1", "m1.B", "m1.B.t3"), ("m2", "m2.C", "m2.C.t4")]
+
+    def order(self, scope):
+        items = [(*test, r) for r in (1, 2) for test in self.TESTS]  # as collected: round by round
+        ordered = _order.by_repeat(items, scope, lambda i: i[3], lambda i: i[0], lambda i: i[1], lambda i: i[2])
+        return [f"{i[2].rsplit('.', 1)[1]}/{i[3]}" for i in ordered]
+
+    def test_each_scope_orders_the_repeats(self):
+        self.assertEqual(self.order("session"), ["t1/1", "t2/1", "t3/1", "t4/1", "t1/2", "t2/2", "t3/2", "t4/2"])
+        self.assertEqual(self.order("module"), ["t1/1", "t2/1", "t3/1", "t1/2", "t2/2", "t3/2", "t4/1", "t4/2"])
+        self.assertEqual(self.order("class"), ["t1/1", "t2/1", "t1/2", "t2/2", "t3/1", "t3/2", "t4/1", "t4/2"])
+        self.assertEqual(self.order("test"), ["t1/1", "t1/2", "t2/1", "t2/2", "t3/1", "t3/2", "t4/1", "t4/2"])
+
+    def ran(self, *options):
+        """What the command line ran and set up, in order: "set up ..." and "test (Class)" lines."""
+        code, out = run(CLI + ["--repeat", "2", *options, "-v", "tests.samples.rounds_sample"])
+        self.assertEqual(code, 0, out[-3000:])
+        lines = re.findall(r"^(set up \w+|test_\w+) ?(?:\(tests\.samples\.rounds_sample\.(\w+)\.)?", out, re.M)
+        return [f"{name} {cls}".strip() for name, cls in lines]
+
+    #: What tests/samples/rounds_sample.py runs and sets up round by round, and class by class.
+    ROUND_BY_ROUND = ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha",
+                      "set up Beta", "test_a Beta", "test_b Beta", "test_c Beta",
+                      "set up module", "set up Alpha_repeat2", "test_a Alpha_repeat2", "test_b Alpha_repeat2",
+                      "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2", "test_c Beta_repeat2"]
+    CLASS_BY_CLASS = ["set up module", "set up Alpha", "test_a Alpha", "test_b Alpha", "set up Alpha_repeat2",
+                      "test_a Alpha_repeat2", "test_b Alpha_repeat2", "set up Beta", "test_a Beta", "test_b Beta",
+                      "test_c Beta", "set up Beta_repeat2", "test_a Beta_repeat2", "test_b Beta_repeat2",
+                      "test_c Beta_repeat2"]
+
+    def test_the_command_line_sets_the_scopes_up_afresh_each_round(self):
+        self.assertEqual(self.ran("--repeat-scope", "session"), self.ROUND_BY_ROUND)
+        self.assertEqual(self.ran("--until-failure"), self.ROUND_BY_ROUND)  # the default with until-failure
+        self.assertEqual(self.ran("--repeat-scope", "module"), self.ROUND_BY_ROUND)  # one module
+        self.assertEqual(self.ran(), self.CLASS_BY_CLASS)  # the default without it
+        by_test = self.ran("--repeat-scope", "test")
+        self.assertEqual([line for line in by_test if line.startswith("test_")],
+                         ["test_a Alpha", "test_a Alpha_repeat2", "test_b Alpha", "test_b Alpha_repeat2",
+                          "test_a Beta", "test_a Beta_repeat2", "test_b Beta", "test_b Beta_repeat2",
+                          "test_c Beta", "test_c Beta_repeat2"])
+
+    def test_pytest_orders_the_repeats_by_scope(self):
+        def collected(*options):
+            code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--co", "--rootdir",
+                             ROOT, "--zpt-repeat", "2", *options, "tests/samples/rounds_sample.py"])
+            self.assertEqual(code, 0, out[-3000:])
+            return re.findall(r"::(\w+)::(test_\w+)", out)
+        rounds = collected("--zpt-until-failure")
+        self.assertEqual([cls for cls, _ in rounds], ["Alpha"] * 2 + ["Beta"] * 3 + ["Alpha_repeat2"] * 2
+                         + ["Beta_repeat2"] * 3, rounds)
+        by_test = collected("--zpt-repeat-scope", "test")
+        self.assertEqual(by_test[:4], [("Alpha", "test_a"), ("Alpha_repeat2", "test_a"), ("Alpha", "test_b"),
+                                       ("Alpha_repeat2", "test_b")])
+        code, out = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--co",
+                         "tests/samples/rounds_sample.py"],
+                        env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "class"})
+        self.assertEqual(re.findall(r"::(\w+)::test_a", out), ["Alpha", "Alpha_repeat2", "Beta", "Beta_repeat2"],
+                         out[-3000:])
+
+    def test_unittest_and_nose2_order_each_module_from_the_environment(self):
+        for runner, env in ((["-m", "unittest"], {"ZMQPROCESSTEST_UNTIL_FAILURE": "1"}),
+                            (["-m", "nose2", "-s", "."], {"ZMQPROCESSTEST_REPEAT_SCOPE": "module"})):
+            with self.subTest(runner=runner, env=env):
+                code, out = run([sys.executable, *runner, "-v", "tests.samples.rounds_sample"],
+                                env=dict(env, ZMQPROCESSTEST_REPEAT="2"))
+                self.assertEqual(code, 0, out[-3000:])
+                lines = re.findall(r"^(set up \w+|test_\w+) ?(?:\(tests\.samples\.rounds_sample\.(\w+)\.)?",
+                                   out, re.M)
+                self.assertEqual([f"{name} {cls}".strip() for name, cls in lines], self.ROUND_BY_ROUND)
+
+    def test_a_bad_or_impossible_scope_is_refused_clearly(self):
+        code, out = run(CLI + ["--repeat-scope", "function", "tests.samples.rounds_sample"])
+        self.assertNotEqual(code, 0)
+        self.assertIn("expected --repeat-scope to be one of test, class, module, session, got 'function'", out)
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "own_loader.py"), "w") as f:
+                f.write("from zmqprocesstest import ProcessTestCase\n\ndef load_tests(loader, tests, pattern):\n"
+                        "    return tests\n\nclass Mine(ProcessTestCase):\n    def test_it(self):\n        pass\n")
+            code, out = run([sys.executable, "-m", "unittest", "own_loader"], cwd=tmp,
+                            env={"ZMQPROCESSTEST_REPEAT": "2", "ZMQPROCESSTEST_REPEAT_SCOPE": "session",
+                                 "PYTHONPATH": ROOT})
+        self.assertNotEqual(code, 0)
+        self.assertIn("expected no load_tests function in own_loader under ZMQPROCESSTEST_REPEAT_SCOPE=session", out)
+
+
+def _stat(pid):
+    """The state letter of *pid* (``""`` if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _settles(pid, states, timeout=2.0):
+    """Whether *pid*'s state comes to one of *states* within *timeout* (a bounded poll:
+    the kernel stops and resumes a process a moment after the signal)."""
+    deadline = time.monotonic() + timeout
+    while _stat(pid) not in states:
+        if time.monotonic() > deadline:
+            return False
+        select.select([], [], [], 0.001)
+    return True
+
+
+def _spinner():
+    """A child in a session of its own that stays busy, and its stand-in record."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    record = types.SimpleNamespace(pid=proc.pid, pgid=proc.pid, pidfd=os.pidfd_open(proc.pid), frozen=False,
+                                   closed=False, name="spinner")
+    return proc, record
+
+
+class TestStressReachesTheProcesses(unittest.TestCase):
+    """--stress holds, delays and shuffles the starts of the processes under test and pauses
+    them, from the seed; none is left held or stopped."""
+
+    def setUp(self):
+        self.addCleanup(_stress.deactivate)
+
+    def let_go(self, seed, repeat, names="abc"):
+        """The order in which held starts are let go at an event, and the seconds each took."""
+        _stress.activate(seed, burn=False)
+        _stress.begin("t.T.test_x", repeat)
+        given, done = [], threading.Event()
+        for name in names:
+            def give(name=name):
+                given.append((name, time.monotonic()))
+                if len(given) == len(names):
+                    done.set()
+            _perturb.hold(name, give)
+        self.assertEqual(given, [])  # held: none runs its code before the test's next event
+        began = time.monotonic()
+        _perturb.hook("event", "")
+        self.assertTrue(done.wait(5.0), given)
+        _stress.deactivate()
+        return [name for name, _ in given], [at - began for _, at in given]
+
+    def test_starts_held_together_go_at_the_next_event_in_an_order_made_from_the_seed(self):
+        order, after = self.let_go(5, 3)
+        self.assertEqual(sorted(order), ["a", "b", "c"])
+        self.assertEqual(self.let_go(5, 3)[0], order)
+        self.assertTrue(all(0 <= s <= 2 * STRESS_START_GAP + STRESS_MAX_START_DELAY + 0.5 for s in after), after)
+        orders = {tuple(self.let_go(seed, 1)[0]) for seed in range(12)}
+        self.assertGreater(len(orders), 2, orders)  # the seed shuffles them
+
+    def test_a_held_start_goes_by_itself_after_its_bound(self):
+        _stress.activate(1, burn=False)
+        given = threading.Event()
+        began = time.monotonic()
+        _perturb.hold("alone", given.set)
+        self.assertTrue(given.wait(STRESS_HOLD_BOUND + STRESS_MAX_START_DELAY + 2.0))
+        self.assertGreaterEqual(time.monotonic() - began, STRESS_HOLD_BOUND * 0.9)
+
+    def test_the_processes_under_test_run_once_let_go_and_the_timeline_says_so(self):
+        from zmqprocesstest import ProcessTestCase
+        from zmqprocesstest.report.timeline import current
+        from .support import run_case
+        seen = {}
+
+        class Held(ProcessTestCase):
+            def test_it(self):
+                forked = self.start_process(print, "forked ran")
+                command = self.start_command([sys.executable, "-c", "import os; print('pid', os.getpid())"])
+                self.assertRegex(_cmdline(command.pid), r"^/bin/sh")  # held: its program not run yet
+                yield ("wait_output", forked, "forked ran")
+                pid = yield ("wait_output", command, r"pid \d+")
+                self.assertEqual(pid, f"pid {command.pid}")  # the same process, its program exec'd
+                seen["stress"] = [e[3] for e in current().entries if e[1] == "stress"]
+                with self.assertRaises(FileNotFoundError):  # not there: fails at once, as without stress
+                    self.start_command(["zmqprocesstest-no-such-program"])
+
+        _stress.activate(7, burn=False)
+        with mock.patch.object(_stress, "STRESS_HOLD_BOUND", 30.0):  # held until the event, however slow the starts
+            result = run_case(Held)
+        self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+        held = [text for text in seen["stress"] if text.startswith("start held until the test's next event")]
+        self.assertEqual(len(held), 2, seen)
+        self.assertTrue(any("1st of 2 started together" in text for text in held), held)
+        self.assertEqual(_perturb.held_fds, [])
+
+    def watch_signals(self):
+        """(calls, stopped, resumed): the group signals of the pauses, as they come."""
+        calls, stopped, resumed = [], threading.Event(), threading.Event()
+        real = _stress._signal_group
+
+        def signal_group(proc, sig):
+            ok = real(proc, sig)
+            calls.append((sig, time.monotonic()))
+            (stopped if sig == signal.SIGSTOP else resumed).set()
+            return ok
+        patcher = mock.patch.object(_stress, "_signal_group", signal_group)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return calls, stopped, resumed
+
+    def spinner(self):
+        proc, record = _spinner()
+
+        def end():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5.0)
+            os.close(record.pidfd)
+        self.addCleanup(end)
+        return proc, record
+
+    def test_a_pause_stops_a_group_briefly_and_ends_with_its_owner(self):
+        calls, stopped, resumed = self.watch_signals()
+        proc, record = self.spinner()
+        _stress.activate(2, burn=False)
+        _perturb.started(record)
+        self.assertTrue(stopped.wait(5.0), "no pause within 5 s")
+        self.assertTrue(_settles(proc.pid, "Tt"), _stat(proc.pid))
+        self.assertTrue(resumed.wait(STRESS_MAX_PAUSE + 2.0))
+        self.assertLessEqual(calls[1][1] - calls[0][1], STRESS_MAX_PAUSE + 0.5)
+        self.assertTrue(_settles(proc.pid, "RS"), _stat(proc.pid))
+        stopped.clear()
+        self.assertTrue(stopped.wait(5.0), "no second pause within 5 s")
+        _perturb.ended([record])  # its owner releases it: the pause ends now, and no other begins
+        self.assertTrue(_settles(proc.pid, "RS", timeout=STRESS_MAX_PAUSE / 2), _stat(proc.pid))
+        stopped.clear()
+        self.assertFalse(stopped.wait(3 * STRESS_PAUSE_GAP))
+
+    def test_a_pause_never_resumes_a_process_the_test_froze(self):
+        calls, stopped, resumed = self.watch_signals()
+        proc, record = self.spinner()
+        _stress.activate(3, burn=False)
+        _perturb.started(record)
+        self.assertTrue(stopped.wait(5.0), "no pause within 5 s")
+        with _perturb.signals:
+            record.frozen = True  # what the freeze event does, under the same lock
+        _perturb.ended([record])
+        self.assertTrue(_settles(proc.pid, "Tt"))
+        self.assertNotIn(signal.SIGCONT, [sig for sig, _ in calls])
+        os.killpg(proc.pid, signal.SIGCONT)
+
+    def test_a_runner_killed_during_a_pause_leaves_nothing_stopped_behind(self):
+        code, out = run([sys.executable, "-c", _KILLED_IN_A_PAUSE], timeout=60)
+        pids = [int(pid) for pid in re.findall(r"^paused (\d+)$", out, re.M)]
+        self.assertEqual(len(pids), 1, out[-3000:])
+        exited(pids[0], 5.0)
+        try:  # orphaned while this runner is a child subreaper, it is this runner's child now
+            os.waitpid(pids[0], os.WNOHANG)
+        except ChildProcessError:
+            pass
+        self.assertTrue(gone(pids[0], 0.0), f"process {pids[0]} left behind ({_stat(pids[0])}) after the runner died")
+
+
+def _cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+_KILLED_IN_A_PAUSE = r"""
+import os, select, signal, sys, time, unittest
+from zmqprocesstest import ProcessTestCase
+from zmqprocesstest.runs import _stress
+
+def spin():
+    while True:
+        pass
+
+class Paused(ProcessTestCase):
+    def test_it(self):
+        proc = self.start_process(spin)  # it runs its code once let go (no event: after the bound)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "Tt":
+                    print("paused", proc.pid, flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+            select.select([], [], [], 0.0005)
+
+_stress.activate(4, burn=False)
+result = unittest.TestResult()
+unittest.defaultTestLoader.loadTestsFromTestCase(Paused).run(result)
+print(result.failures, result.errors)
+"""

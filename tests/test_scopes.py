@@ -78,9 +78,9 @@ class TestClassScope(unittest.TestCase):
                 self.fail("show the transcript")
 
         failures = texts(run_suite(Transcribed).failures)
-        self.assertIn("""ctl -> [b'["ping", "a"]']""", failures["test_a"])
+        self.assertIn("ctl -> [['ping', 'a']]", failures["test_a"])
         self.assertNotIn('"b"', failures["test_a"])
-        self.assertIn("""ctl -> [b'["ping", "b"]']""", failures["test_b"])
+        self.assertIn("ctl -> [['ping', 'b']]", failures["test_b"])
         self.assertNotIn('"a"', failures["test_b"])
         self.assertIn("Processes shared by the class or module:\n  process 'pongproc'", failures["test_b"])
 

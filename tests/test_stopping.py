@@ -124,7 +124,7 @@ class TestStopEvent(unittest.TestCase):
         self.assertIn("polite stop: stop event ('send_shutdown'", text)
         self.assertIn("-> failed: ConnectionError: signing key missing", text)
         self.assertIn("Timeline (", text)
-        self.assertRegex(text, r"req +-> \[b'\[\"ping\", 1\]'\]")
+        self.assertRegex(text, r"req +-> \[\['ping', 1\]\]")
 
     def test_a_stop_message_that_gets_no_reaction_shows_what_was_sent(self):
         class Ignored(ProcessTestCase):

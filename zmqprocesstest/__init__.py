@@ -1,6 +1,7 @@
 """zmqprocesstest: process and system testing of PyZMQ applications inside unittest."""
 from importlib import metadata as _metadata
 
+from . import codecs
 from ._config import Timeout
 from .case import ProcessTestCase, TestTimeout, module_scope
 from .events import ConnectionTimeout, EventError
@@ -51,6 +52,7 @@ __all__ = [
     "TestSocket",
     "TestTimeout",
     "Timeout",
+    "codecs",
     "make_sock",
     "module_scope",
     "mark",

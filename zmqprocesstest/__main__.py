@@ -1,5 +1,9 @@
 """``python -m zmqprocesstest -m EXPR [--repeat N ...] [unittest arguments]``.
 
+``python -m zmqprocesstest scaffold FILE`` writes a recorded conversation out as a test
+(:mod:`zmqprocesstest._scaffold`); ``python -m zmqprocesstest record --listen EP --connect
+EP -o FILE`` records one through a tap until Ctrl-C (:mod:`zmqprocesstest._record`).
+
 Runs unittest (same arguments as ``python -m unittest``) but first removes the tests
 that the mark expression does not select, so they are not run or counted at all.
 Without ``-m`` the expression comes from ``ZMQPROCESSTEST_MARKS`` or ``setup.cfg``.
@@ -13,6 +17,7 @@ import sys
 import unittest
 from typing import Any, List, Optional
 
+from . import _record, _scaffold
 from .runs import session as runs
 from ._config import REPORT_ALL_ENV, REPORT_DIR_ENV
 from .marks import MARKS_ENV, deselection_reason, parse_expression, selection_expression
@@ -64,7 +69,7 @@ class _MarkFilteringProgram(unittest.TestProgram):
     def runTests(self) -> None:
         settings, leave = self.settings, self.exit
         if settings.list_only:
-            for test in self.test:  # a flat suite (runs.arrange): test cases only
+            for test in runs.flat(self.test):  # runs.arrange: test cases, or rounds of them
                 if isinstance(test, unittest.TestCase):
                     print(test.id())
             sys.exit(0)
@@ -78,17 +83,11 @@ class _MarkFilteringProgram(unittest.TestProgram):
         problems = self.result.errors + self.result.failures
         if settings.until_failure and problems:
             test = problems[0][0]
-            one = (runs.cli_command(["python", "-m", "zmqprocesstest"], settings) + _flags(settings)
-                   + [runs.base_id(test)])
             runs.note_failure(test.id(), runs.base_id(test), runs.repeat_of(type(test))[0])
-            print(runs.reproduce_message(runs.cli_command(self.argv_seen, settings), one), file=sys.stderr)
+            run = runs.cli_command([sys.executable] + self.argv_seen[1:], settings)  # this interpreter
+            print(runs.reproduce_message(run), file=sys.stderr)
         if leave:
             sys.exit(not self.result.wasSuccessful())
-
-
-def _flags(settings: runs.Settings) -> List[str]:
-    flags = [f"--repeat {settings.repeat}", "--until-failure"]
-    return flags + ["--stress"] * settings.stress
 
 
 def _own_help() -> str:
@@ -104,6 +103,10 @@ def _own_help() -> str:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["scaffold"]:  # python -m zmqprocesstest scaffold FILE: a recording as a test
+        sys.exit(_scaffold.main(args[1:]))
+    if args[:1] == ["record"]:  # python -m zmqprocesstest record --listen EP --connect EP -o FILE
+        sys.exit(_record.main(args[1:]))
     if "-h" in args or "--help" in args:
         print(_own_help())  # then unittest prints its own help and exits
     expr = None

@@ -19,6 +19,9 @@ __all__ = [
     "CHECK_LEAKS_ENV",
     "CONTEXT_TERM_TIMEOUT",
     "COROUTINE_ORIGIN_DEPTH",
+    "DEATH_BUSY",
+    "DEATH_LOOK",
+    "DEATH_RETRY",
     "DEFAULT_RUN_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "EXIT_DRAIN",
@@ -37,7 +40,10 @@ __all__ = [
     "PROGRAM_GROUP_WAIT",
     "PROGRAM_TIMEOUT",
     "PYTEST_RUN_OPTIONS",
+    "RECORD_BUFFER_BYTES",
     "REPEAT_ENV",
+    "REPEAT_SCOPES",
+    "REPEAT_SCOPE_ENV",
     "REPORT_ALL_ENV",
     "REPORT_DIR_ENV",
     "REPORT_SETTLE",
@@ -50,11 +56,17 @@ __all__ = [
     "SHUFFLE_ENV",
     "STOP_SEND_TIMEOUT",
     "STRESS_ENV",
+    "STRESS_HOLD_BOUND",
+    "STRESS_MAX_PAUSE",
+    "STRESS_MAX_START_DELAY",
+    "STRESS_PAUSE_GAP",
+    "STRESS_START_GAP",
     "TAP_KEEP_BYTES",
     "THREAD_END_GRACE",
     "TIMEOUT_SCALE_ENV",
     "Timeout",
     "UNTIL_FAILURE_ENV",
+    "UNTIL_INTERVAL",
     "UPDATE_GOLDEN_ENV",
     "WAIT_SLICE",
     "check_seconds",
@@ -99,10 +111,33 @@ REPORT_DIR_ENV = "ZMQPROCESSTEST_REPORT_DIR"
 REPORT_ALL_ENV = "ZMQPROCESSTEST_REPORT_ALL"
 #: Run each test class this many times (see :mod:`zmqprocesstest.runs`).
 REPEAT_ENV = "ZMQPROCESSTEST_REPEAT"
+#: What one repeat spans (:data:`REPEAT_SCOPES`): the whole selection round by round
+#: (``session``, the default with until-failure), each module, class or test N times in a row.
+REPEAT_SCOPE_ENV = "ZMQPROCESSTEST_REPEAT_SCOPE"
+#: The values of ``--repeat-scope`` (pytest-repeat's, with ``test`` for its ``function``).
+REPEAT_SCOPES = ("test", "class", "module", "session")
 #: Flag: stop the run at the first failure and print how to reproduce it.
 UNTIL_FAILURE_ENV = "ZMQPROCESSTEST_UNTIL_FAILURE"
 #: Flag: perturb timing (CPU burners, delays), reproducibly from the seed.
 STRESS_ENV = "ZMQPROCESSTEST_STRESS"
+#: Stress: the longest delay before a process under test runs its own code, in seconds
+#: (drawn half of the time, small ones more likely): longer than a fork and an
+#: interpreter's first steps, so two processes started together swap places now and then.
+STRESS_MAX_START_DELAY = 0.02
+#: Stress: seconds between two held processes let go one after the other (in the order
+#: made from the seed), so the first is ahead of the second by about a fork.
+STRESS_START_GAP = 0.003
+#: Stress: the longest a start is held waiting for the test's next event after the last
+#: start, in seconds: a test that waits in a way of its own (not an event or a test
+#: socket) is not stalled for long, and starts slowed down by the CPU burners (tens of
+#: milliseconds on a small machine) are still held together.
+STRESS_HOLD_BOUND = 0.1
+#: Stress: the longest pause (SIGSTOP ... SIGCONT) of a process under test's group, in
+#: seconds: a scheduling hiccup, short beside any test's timeouts.
+STRESS_MAX_PAUSE = 0.02
+#: Stress: the longest time between two chances of a pause, in seconds (each chance
+#: pauses one running process under test half of the time).
+STRESS_PAUSE_GAP = 0.05
 #: The run's seed (an integer) for stress and shuffle; chosen and printed when unset.
 SEED_ENV = "ZMQPROCESSTEST_SEED"
 #: Flag: run the tests in an order made from the seed (pytest plugin and the CLI).
@@ -111,11 +146,14 @@ SHUFFLE_ENV = "ZMQPROCESSTEST_SHUFFLE"
 #: ``TEST_SHARD_INDEX`` (0-based) and ``TEST_TOTAL_SHARDS``, as Bazel sets them.
 SHARD_ENV = "ZMQPROCESSTEST_SHARD"
 #: The variables that ask for the runs wing (:mod:`zmqprocesstest.runs`) under any runner.
-RUN_ENVS = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS")
+RUN_ENVS = (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SHUFFLE_ENV, SHARD_ENV, "TEST_SHARD_INDEX",
+            "TEST_TOTAL_SHARDS")
 #: The pytest plugin's options of the runs wing: option -> (attribute of the run's
 #: settings, how pytest parses it, help).
 PYTEST_RUN_OPTIONS = {
     "--zpt-repeat": ("repeat", int, "run each unittest-style test class N times (ZMQPROCESSTEST_REPEAT)"),
+    "--zpt-repeat-scope": ("repeat_scope", str, "what one repeat spans: test, class, module or session (the "
+                           "default with until-failure: round by round; ZMQPROCESSTEST_REPEAT_SCOPE)"),
     "--zpt-until-failure": ("until_failure", None, "stop at the first failure (-x) and print how to reproduce it"),
     "--zpt-stress": ("stress", None, "perturb timing from the seed (ZMQPROCESSTEST_STRESS)"),
     "--zpt-seed": ("seed", int, "seed of stress and shuffle (ZMQPROCESSTEST_SEED)"),
@@ -174,6 +212,11 @@ LINK_WAIT = 5.0
 #: bytes and its length, and its bytes are skipped as they pass: a stream of huge
 #: messages through a tap is never buffered.
 TAP_KEEP_BYTES = 1 << 16
+#: Bytes of frames a recording (``self.tap(..., record=)``) keeps in memory before it
+#: writes them out on the tap's thread: writing each message as it passes added half
+#: again to a tap's round trip (benchmarks/conversations.py). Below it, the messages are
+#: written when the tap closes; this bounds the memory of a long recording.
+RECORD_BUFFER_BYTES = 16 << 20
 #: When a watched process exits with an exit code (not killed by a signal) during a wait,
 #: the wait goes on reading the socket until everything that process sent has been read:
 #: until libzmq has read each connection whose peer closed to its end and closed it (then
@@ -188,6 +231,16 @@ EXIT_GRACE = 0.02
 #: their end: how many turns of the loop it leaves a task whose await has just completed
 #: (its reply delivered, the task not yet resumed) before it ends the test's await.
 ASYNC_DEATH_TURNS = 10
+#: A watched process's death interrupts the test's thread where it blocks (a call of its
+#: own): once it is blocked in the very same system call at two looks this far apart (not
+#: woken by a last reply the process sent), it gets the signal.
+DEATH_LOOK = 0.002
+#: When the test's thread was in the library's own code at that signal (whose waits report
+#: the death themselves), the death watch looks again this often.
+DEATH_RETRY = 0.01
+#: A test's thread never seen blocked after a death (a busy loop) is interrupted this long
+#: after the death all the same (scaled).
+DEATH_BUSY = 1.0
 #: A guardian that reads none of the runner's commands for this long is treated as gone
 #: (stopped?): the command is dropped with a warning rather than block the test.
 GUARDIAN_WRITE_TIMEOUT = 5.0
@@ -208,6 +261,11 @@ SETTLE_BEFORE_SIGNAL = 0.5
 #: to end by itself before it fails the test: Python waits for every such thread at
 #: interpreter exit, so one left running would hang the runner there.
 THREAD_END_GRACE = 1.0
+
+#: The ``until`` event's pace: it repeats its event at most this often (seconds), watching
+#: the processes' exits in between, so a condition polled through the process under test
+#: (a broker asked whether a worker has registered) does not flood it.
+UNTIL_INTERVAL = 0.01
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

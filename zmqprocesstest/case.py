@@ -29,7 +29,9 @@ from ._compat import add_note
 from ._config import (BODY_LOG_ENV, CHECK_LEAKS_ENV, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT, OUTPUT_SETTLE,
                       check_seconds, default_timeout, env_flag, run_limit, runs_requested, scaled)
 from ._outcome import run_test
-from .endpoints import Endpoint, free_tcp_endpoint
+from .codecs import Codec
+from .conversations import ConversationWriter, TapRecorder, resolve_path
+from .endpoints import Endpoint, free_tcp_endpoint, reserve_tcp_endpoints
 from .events import Events, send_stop_message
 from .faults import FaultEvents, FaultLink, Tap, make_link
 from .coroutines import ASYNC_ATTR, LoopRunner, coroutine_test, drive_async_events, is_coroutine_test
@@ -40,8 +42,9 @@ from .processes.stopping import DEFAULT_STOP_STEPS, DEFAULT_STOP_TIMEOUTS, Polit
 from .resources import Resources, check_leaks, leak_snapshot, owner_name
 from .scopes import (BOUNDED, MODULE_SCOPES, check_module_scope_releaser, kill_shared, release_bounded,
                      release_limit, scoped, shared_of, shared_resources)
+from .report import timeline as _timeline
 from .sockets import TestSocket, make_sock
-from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, hard_timeout
+from .timeout import HardTimeout, TestTimeout, ThreadWatch, bound_exit, death_interrupts, hard_timeout, quiet
 
 __unittest = True
 __tracebackhide__ = True
@@ -72,11 +75,19 @@ __all__ = ["ProcessTestCase", "TestTimeout", "module_scope"]
 # made, and unittest's ``tearDown`` and cleanups end the last one, so a failing example
 # (the one Hypothesis replays last) is reported with its own timeline and processes.
 #
+# A ``@given`` coroutine test (``async def``, or an async generator test) runs each
+# example on the test's event loop, and each example gets a new loop as a test does. An
+# example that passes ends itself (:func:`end_example`: ``asyncTearDown``, ``tearDown``,
+# its resources, its loop closed), so what it left behind (a task still pending) fails
+# that example, which Hypothesis then shrinks and replays, and not the next one.
+#
 # Hypothesis is never imported here: a test is recognised by its ``hypothesis`` attribute,
 # and only when the user's code has imported Hypothesis already.
 
 #: The attribute of a test case counting the examples its @given test ran.
 _COUNT = "_zpt_examples"
+#: The attribute of a test case set while its last example has ended itself (coroutine tests).
+_ENDED = "_zpt_example_ended"
 
 
 def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any]]]:
@@ -85,8 +96,8 @@ def given_generator(func: Any) -> Optional[Callable[..., Generator[Any, Any, Any
         return None  # nobody imported Hypothesis: no test can be wrapped by it
     handle = getattr(func, "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
-    if inner is not None and inspect.isgeneratorfunction(inner):
-        return inner
+    if inner is not None and (inspect.isgeneratorfunction(inner) or is_coroutine_test(inner)):
+        return inner  # a generator test, or a coroutine test (async def, async generator)
     return None
 
 
@@ -94,12 +105,43 @@ def next_example(case: Any) -> None:
     """Before an example of a ``@given`` test: fresh resources, unless it is the test's first."""
     count = case.__dict__.get(_COUNT, 0)
     setattr(case, _COUNT, count + 1)
-    if count:
+    if count and case.__dict__.get(_ENDED):
+        setattr(case, _ENDED, False)  # the previous example ended itself (end_example)
+        case._set_up()
+    elif count:
+        runner = case._zpt_aio  # a coroutine test's: each example gets a new loop, as a test does
+        if runner is not None and not runner.closed:
+            runner.run(case.asyncTearDown())
         case.tearDown()
         res, case._zpt = case._zpt, None
         if res is not None:
             res.close("Releasing the resources of the previous example failed:\n")
+        if runner is not None:
+            case._zpt_aio = None
+            try:
+                runner.close()
+            except AssertionError as exc:
+                raise AssertionError(f"The previous example's event loop was left with:{str(exc).split(':', 1)[1]}"
+                                     ) from None
         case._set_up()
+
+
+def end_example(case: Any) -> None:
+    """After an example of a ``@given`` coroutine test that passed: end it as a test ends
+    (``asyncTearDown``, ``tearDown``, its resources released, its loop closed), so what it
+    left behind (a task still pending...) fails this example, not the next one. unittest's
+    tear-down then has nothing left to do for the last example."""
+    setattr(case, _ENDED, True)
+    runner = case._zpt_aio
+    if runner is not None and not runner.closed:
+        runner.run(case.asyncTearDown())
+    case.tearDown()
+    res, case._zpt = case._zpt, None
+    if res is not None:
+        res.close("Releasing the resources of the example failed:\n")
+    if runner is not None:
+        case._zpt_aio = None
+        runner.close()
 
 
 def wrap_examples(func: Any) -> Any:
@@ -110,11 +152,21 @@ def wrap_examples(func: Any) -> Any:
     """
     genfunc = given_generator(func)
     assert genfunc is not None
+    agen = inspect.isasyncgenfunction(genfunc)
 
-    @functools.wraps(genfunc)
-    def example(self: Any, *args: Any, **kwargs: Any) -> None:
-        next_example(self)
-        self.run_events(genfunc(self, *args, **kwargs))
+    if is_coroutine_test(genfunc):
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self._zpt_run_coroutine_test(genfunc(self, *args, **kwargs), agen)
+            end_example(self)
+
+        setattr(func, ASYNC_ATTR, True)  # its test gets an event loop
+    else:
+        @functools.wraps(genfunc)
+        def example(self: Any, *args: Any, **kwargs: Any) -> None:
+            next_example(self)
+            self.run_events(genfunc(self, *args, **kwargs))
 
     func.hypothesis.inner_test = example
     func.__zmqprocesstest_generator__ = True
@@ -392,6 +444,25 @@ def _watch_changed(owner: Any) -> None:
         runner.sync_watch()
 
 
+class ExitAllowed:
+    """What :meth:`ProcessTestCase.allow_exit` returns: the exit is allowed at once; as a
+    context manager, until the end of the block (a process still running then is watched
+    again)."""
+
+    def __init__(self, owner: Any, proc: ManagedProcess) -> None:
+        self._owner = owner
+        self.process = proc
+
+    def __enter__(self) -> "ExitAllowed":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        proc = self.process
+        if not proc.closed and proc.alive():
+            proc.watched = True
+            self._owner._resources().refresh()
+
+
 def _check_guardian() -> None:
     """After a test: a guardian that died is replaced; fail if what it guards is unguarded."""
     problem = _guardian.check()
@@ -553,20 +624,36 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         res.contexts.append(zmq.Context())
         return res.contexts[0]
 
+    @property
+    def asyncio_context(self) -> "zmq.asyncio.Context":
+        """This test's :attr:`context` as a :class:`zmq.asyncio.Context`: a shadow of it
+        (the same libzmq context), for your own ``zmq.asyncio`` sockets and a client
+        library that needs such a context. Its sockets are the test's: one left open is
+        closed after the test, which then fails saying so, as for ``context.socket()``."""
+        res = self._resources()
+        if not res.shadows:
+            import zmq.asyncio  # imported on first use: plain tests never need it
+
+            res.shadows.append(zmq.asyncio.Context(self._context()))
+        return res.shadows[0]
+
     @scoped
     def socket(self, sock_type: int, bind: Union[Endpoint, Sequence[Endpoint], None] = None,
                connect: Union[Endpoint, Sequence[Endpoint], None] = None,
                subscribe: Union[bytes, str, Sequence[Union[bytes, str]], None] = None,
                timeout: Optional[float] = None, name: Optional[str] = None,
-               context: Optional[zmq.Context] = None, **options: Any) -> TestSocket:
+               context: Optional[zmq.Context] = None, codec: Optional[Codec] = None, **options: Any) -> TestSocket:
         """Make a :class:`TestSocket` that is closed after the test (see :func:`make_sock`).
 
         The socket's timeout defaults to :attr:`timeout` (scaled); a socket from another
-        *context* is closed too, and that context terminated.
+        *context* is closed too, and that context terminated. *codec* is how the
+        ``send`` and ``recv`` events encode and decode its messages, and how the reports
+        show them (:mod:`zmqprocesstest.codecs`; default JSON).
         """
         res = self._resources()
         sock = make_sock(context or self._context(), sock_type, bind=bind, connect=connect, subscribe=subscribe,
-                         timeout=default_timeout(self) if timeout is None else timeout, name=name, **options)
+                         timeout=default_timeout(self) if timeout is None else timeout, name=name, codec=codec,
+                         **options)
         return res.add_socket(sock, context)
 
     @property
@@ -592,6 +679,48 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
 
     @scoped
+    def endpoints(self, n: int, transport: str = "tcp") -> List[str]:
+        """*n* new endpoints nobody else uses, reserved together: for a program that
+        binds several (a Jupyter kernel's five ports).
+
+        ``tcp``: *n* distinct ports on 127.0.0.1. They are bound all at once before any
+        is released, so no two picks can return the same port, and each is left in
+        ``TIME_WAIT``, so for about a minute the kernel hands none of them to another
+        program's bind to port 0, while the process under test, binding with
+        ``SO_REUSEADDR`` (libzmq does on every tcp bind, as do ``asyncio`` and
+        ``socketserver``), binds them at once. A program that binds without
+        ``SO_REUSEADDR`` gets "Address already in use" on them: give it ``ipc``, or ports
+        of :meth:`new_endpoint`. ``ipc``: *n* paths in :attr:`tmpdir`, which cannot
+        collide at all.
+
+        :raises ValueError: *n* is not a positive int, or *transport* is neither.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected n to be a positive number of endpoints (int), got {n!r}")
+        if transport == "ipc":
+            res = self._resources()
+            return [res.ipc_endpoint() for _ in range(n)]
+        if transport == "tcp":
+            return reserve_tcp_endpoints(n)
+        raise ValueError(f"expected transport 'ipc' or 'tcp', got {transport!r}")
+
+    @property
+    def tmpdir(self) -> str:
+        """This test's private directory (mode 0700): made on first use, removed with
+        everything in it after the test (also if the runner dies: the guardian removes
+        it). The test's ``ipc://`` endpoints live there too, and a process's output past
+        what memory keeps; pick names of your own (a connection file, a config)."""
+        return self._tmpdir()
+
+    @scoped
+    def _tmpdir(self) -> str:
+        folder = self._resources().private_dir()
+        if folder is None:
+            raise RuntimeError(f"expected the private directory during {owner_name(self)}, but its resources are "
+                               "released already")
+        return folder
+
+    @scoped
     def start_process(self, target: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Start *target* (a :class:`multiprocessing.Process` class or subclass, or a function).
 
@@ -600,12 +729,20 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         target=serve, args=(endpoint,), name="server")`` runs ``serve(endpoint)`` in a
         process named ``server``. The process is stopped after the test. Returns the
         :class:`multiprocessing.Process`.
+
+        ``name=`` names the process in every report (the timeline's lanes, the HTML
+        page, :class:`~zmqprocesstest.ProcessDied`), and is passed on only to a target
+        that takes a ``name`` argument. Without it the process is named by its class
+        (a name the class gives it, else the class's ``__name__``) or its function's
+        ``__name__``; a name another process of the test has gets ``#2``, ``#3``...
+        The endpoints among the arguments tell the reports which test sockets talk to it.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)  # validated before a process starts
         res = self._resources()
         res.before_start()
         obj = res.add_process(ForkedProcess.start(
-            target, args, kwargs, capture=self.capture_output, start_method=self.start_method), plan).obj
+            target, args, kwargs, capture=self.capture_output, start_method=self.start_method,
+            taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
@@ -617,12 +754,23 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         It runs in its own session; stdout and stderr are captured through a pipe that
         never fills up (``PYTHONUNBUFFERED=1`` is set unless *env* says otherwise).
         Returns the :class:`subprocess.Popen`.
+
+        *name* names it in every report; by default its program's name (for a Python
+        interpreter, the module of ``-m`` or the script's name), made unique in the test
+        as :meth:`start_process` does. The endpoints in *argv* tell the reports which
+        test sockets talk to it.
+
+        *env* **replaces** the environment, as :class:`subprocess.Popen`'s does: the
+        command gets only what it holds (plus the guardian's marker and
+        ``PYTHONUNBUFFERED``), not ``PATH`` or ``HOME``. To add to the test process's
+        environment, pass ``env=dict(os.environ, NAME="value")``; ``None`` (the default)
+        passes it on whole.
         """
         plan = plan_for(self.stop_steps, self.stop_timeouts)
         res = self._resources()
         res.before_start()
-        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output),
-                              plan).obj
+        obj = res.add_process(CommandProcess.start(argv, name=name, env=env, cwd=cwd, capture=self.capture_output,
+                                                   taken=res.process_names()), plan).obj
         _watch_changed(self)
         return obj
 
@@ -642,7 +790,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         return link
 
     @scoped
-    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None) -> Tap:
+    def tap(self, endpoint: str, name: str = "client", codec: Any = None, transport: Optional[str] = None,
+            record: Optional[str] = None) -> Tap:
         """A :class:`~zmqprocesstest.Tap` in front of *endpoint*: a fault link that records
         every message through it, both ways, in the test's reports; closed after the test.
 
@@ -652,11 +801,20 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
         named *name*, rendered by *codec* (``codec.render(frames)``) if given. Every
         fault event applies to it, as to a fault link. An ipc tap listens in the test's
         private directory.
+
+        With *record* (a path, relative to the test module's directory as golden files
+        are) every message through the tap is also written to that file, a recorded
+        conversation that the ``replay`` event plays back (:doc:`/howto/conversations`).
         """
         res = self._resources()
         link = make_link(endpoint, res.ipc_endpoint, transport, name, cls=Tap, codec=codec)
         res.links.append(link)
         assert isinstance(link, Tap)
+        if record is not None:
+            writer = ConversationWriter(resolve_path(self, record), getattr(codec, "name", None) or "json")
+            res.closers.append(writer.close)  # after the link: it writes until it is closed
+            link.recorders.append(TapRecorder(writer, link))
+            _timeline.record("note", link.name, f"recording to {writer.path}")
         return link
 
     @scoped
@@ -690,7 +848,8 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     @scoped
     def set_stop_message(self, proc: Any, sock: TestSocket, body: Any,
                          header: Union[Sequence[Any], Callable[[], Sequence[Any]]] = ()) -> None:
-        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first.
+        """Stop *proc* after the test by sending ``header + [json(body)]`` on *sock* first
+        (``header + codec.encode(body)`` for a socket with another codec).
 
         The JSON shorthand of :meth:`set_stop_event` with a ``send`` event; it replaces
         the stop message or event set before. *header* may be a function called at stop
@@ -733,10 +892,29 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def stop_process(self, proc: Any) -> None:
         """Stop *proc* now with the stop protocol; fail if it did not stop politely."""
         managed = self.managed(proc)
-        problems = managed.stop()
-        self._resources().refresh()
+        with quiet():  # a death the test asked for
+            problems = managed.stop()
+            self._resources().refresh()
         if problems:
             raise ProcessStopError("\n".join(problems) + "\n  " + managed.report())
+
+    @scoped
+    def allow_exit(self, proc: Any) -> "ExitAllowed":
+        """Let *proc* exit from now on without failing the test: it is no longer
+        :term:`watched`, so its exit ends neither a test socket's wait nor a blocking
+        call of the test's own (a raw ``recv()``, a client library's call, ``time.sleep``)
+        with :class:`~zmqprocesstest.ProcessDied`. ``wait_exit`` still checks its exit
+        code, the report still shows it, and it is still stopped after the test.
+
+        For a process the test stops by a message of its own, or one that is expected
+        to exit by itself. As a context manager it allows the exit only within the block
+        (``with self.allow_exit(server): client.shutdown()``): a process still running at
+        its end is watched again (:doc:`/howto/failure_handling`).
+        """
+        managed = self.managed(proc)
+        managed.watched = False
+        self._resources().refresh()
+        return ExitAllowed(self, managed)
 
     @scoped
     def process_mock(self, name: str = "process", timeout: Optional[float] = None) -> ProcessMock:
@@ -809,6 +987,9 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             self._zpt_aio.run(self.asyncSetUp())
 
     def _callTearDown(self) -> None:
+        if self.__dict__.get(_ENDED):
+            return  # the last example of a @given coroutine test ended itself
+        self._mark_teardown("tearDown and cleanups")
         runner = self._zpt_aio
         if runner is not None and not runner.closed:
             with hard_timeout(run_limit(self), f"{self.id()} (asyncTearDown)"):
@@ -842,14 +1023,24 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
     def _reported(self, call: Callable[[], Any]) -> Any:
         """Run *call* (setUp or the test); add the failure report to what it raises."""
         try:
-            return call()
+            with death_interrupts(self):  # a death ends a blocking call of the test's own, at its line
+                return call()
         except (KeyboardInterrupt, unittest.SkipTest):
             raise
         except BaseException as exc:
             trim_traceback(exc)  # it ends at the user's line, wherever the library raised it
             res = self._zpt
             if res is not None and (res.timeline.entries or res.processes or res.links):
-                note = res.report(shown=getattr(exc, "process", None))  # as things were at the failure
+                res.note_listening()  # who bound what, while the processes still run
+                told, state = res.report_parts(shown=getattr(exc, "process", None))  # as things were at the failure
+                note = told + "\n" + state if state else told
+                try:  # the HTML page draws it instead, and shows the state on its own
+                    exc._zpt_report = (note, state)  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+                if _timeline.current() is res.timeline:
+                    _timeline.record("failed", "test", _timeline.failure_line(exc))
+                self._mark_teardown("the processes are stopped after the failure")
                 # Stop the processes now, so a stop that needs escalation is told in this
                 # failure's report rather than as a second failure of the same test.
                 problems = res.stop_processes()
@@ -859,6 +1050,13 @@ class ProcessTestCase(Events, FaultEvents, BoundedPhases, unittest.TestCase, met
             if sys.version_info < (3, 11):  # a bare raise there re-raises the untrimmed traceback
                 raise exc
             raise
+
+    def _mark_teardown(self, what: str) -> None:
+        """Note in the test's timeline, once, where its teardown begins (reports fold what follows)."""
+        res = self._zpt
+        if res is not None and _timeline.current() is res.timeline \
+                and not any(entry[1] == "teardown" for entry in res.timeline.entries):
+            _timeline.record("teardown", "test", what)
 
     def run(self, result: Optional[unittest.TestResult] = None) -> Optional[unittest.TestResult]:
         try:

@@ -30,18 +30,22 @@ import contextvars
 import functools
 import gc
 import inspect
+import math
 import os
 import sys
+import time
 import traceback
 import types
 import warnings
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import zmq
+
 from ._config import ASYNC_CANCEL_WAIT, ASYNC_DEATH_TURNS, COROUTINE_ORIGIN_DEPTH, EXIT_GRACE, WAIT_SLICE, scaled
 from .loop import _PACKAGE_DIR, answer, trim_traceback
 from .processes import ProcessDied
-from .sockets import DRAIN_LOOK
+from .sockets import _STRICT, DRAIN_LOOK, SocketTimeout, TestSocket
 from .timeout import TestTimeout, TimeoutIgnored
 
 __unittest = True
@@ -106,10 +110,8 @@ def _suspended_frames(task: Any, agen: Any = None) -> List[types.FrameType]:
         if frame is not None:
             frames.append(frame)
         nxt = getattr(item, "cr_await", None) or getattr(item, "gi_yieldfrom", None) or getattr(item, "ag_await", None)
-        if nxt is None and agen is not None and type(item).__name__ == "async_generator_asend":
-            nxt, agen = agen, None
-        if nxt is None and agen is not None and getattr(item, "cr_code", None) is drive_async_events.__code__:
-            nxt, agen = agen, None  # between events: the test's body is where it yielded
+        if agen is not None and getattr(item, "cr_code", None) is drive_async_events.__code__:
+            nxt, agen = agen, None  # the test's body: where it yielded, or where it awaits between events
         item = nxt
     return frames
 
@@ -197,7 +199,7 @@ class LoopRunner:
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, TestTimeout):  # it fired in a plain callback, which the loop guards
+        if isinstance(exc, (TestTimeout, ProcessDied)):  # it fired in a plain callback, which the loop guards
             self.interrupt(exc)
             return
         self.problems.append(self._describe(context))
@@ -290,6 +292,18 @@ class LoopRunner:
             self.interrupt(died)
             return
         self.sync_watch()  # a stopped process: watch the others
+
+    def take_death(self) -> Optional[ProcessDied]:
+        """The death that cancelled the running phase's task, taken back: the task goes on,
+        to raise it where the test is (an async generator test's ``yield``); or ``None``."""
+        exc = self._interrupt
+        if not isinstance(exc, ProcessDied):
+            return None
+        self._interrupt = None
+        main = self._main
+        if main is not None and hasattr(main, "uncancel"):  # Python 3.11+: no cancellation pending
+            main.uncancel()
+        return exc
 
     def interrupt(self, exc: BaseException) -> None:
         """End the running phase with *exc*, raised at the ``await`` where its task is suspended."""
@@ -428,11 +442,96 @@ def _close_task(task: Any) -> None:
         _UNSTOPPABLE_TASKS.append(task)
 
 
+# -- the async send-back loop ---------------------------------------------------------------------
+#: The built-in events that wait on one test socket, awaited on the loop before they are
+#: handled: event name -> (direction, operation, index of the timeout among the arguments).
+_EVENTS, _EITHER = int(zmq.EVENTS), int(zmq.POLLIN | zmq.POLLOUT)
+_SOCKET_EVENTS: Dict[str, Tuple[int, str, int]] = {
+    "recv": (int(zmq.POLLIN), "recv_multipart", 2), "recv_raw": (int(zmq.POLLIN), "recv_multipart", 1),
+    "send": (int(zmq.POLLOUT), "send_multipart", 4), "send_raw": (int(zmq.POLLOUT), "send_multipart", 2)}
+
+
+def _socket_events(cls: type) -> Dict[str, Tuple[int, str, int]]:
+    """The socket events of *cls* whose handler is the built-in one (not overridden), kept on the class."""
+    from .events import Events
+    found = {name: spec for name, spec in _SOCKET_EVENTS.items()
+             if next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__) is vars(Events)[name]}
+    cls._zpt_socket_events = found  # type: ignore[attr-defined]
+    return found
+
+
+def _socket_wait(case: Any, item: Any) -> Optional[Tuple[TestSocket, int, str, Optional[float]]]:
+    """For a built-in socket event (not one the test case overrides) with valid arguments:
+    the socket, direction, operation and timeout to await before it is handled, else ``None``
+    (the handler runs at once, and reports what is wrong)."""
+    name = item[0] if type(item) is tuple and len(item) > 1 else None
+    cls = type(case)
+    events = cls.__dict__.get("_zpt_socket_events")
+    if events is None:
+        events = _socket_events(cls)
+    spec = events.get(name) if type(name) is str else None
+    sock = item[1] if spec is not None else None
+    if spec is None or not isinstance(sock, TestSocket):
+        return None
+    flag, operation, index = spec
+    timeout = item[index] if len(item) > index else None
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 <= timeout < math.inf):
+        return None
+    if sock.closed or (sock.owner is not case and sock.owner is not None and not isinstance(sock.owner, type)):
+        return None
+    if sock.socket_type in _STRICT:
+        flag = _EITHER  # a REQ/REP socket in the wrong state: the handler says so at once
+    return sock, flag, operation, timeout
+
+
+async def _await_socket(runner: Optional[LoopRunner], wait: Tuple[TestSocket, int, str, Optional[float]],
+                        name: str) -> Optional[BaseException]:
+    """Await the socket of a socket event on the loop (EVENTS said it is not ready); the
+    error to throw in at its ``yield``, if any."""
+    sock, flag, operation, timeout = wait
+    began = time.monotonic()
+    try:
+        await sock._await_ready(flag, operation, sock.timeout if timeout is None else timeout,
+                                began + (sock.timeout if timeout is None else timeout))
+    except asyncio.CancelledError as cancelled:
+        died = runner.take_death() if runner is not None else None
+        return died if died is not None else cancelled  # at the yield, as at an await
+    except RuntimeError:
+        return None  # another task awaits the socket: the handler waits as in a plain test
+    except (KeyboardInterrupt, SystemExit, TestTimeout):
+        raise
+    except BaseException as exc:
+        if isinstance(exc, SocketTimeout):
+            exc.event, exc.event_began = name, began
+        return trim_traceback(exc)
+    return None
+
+
+async def _await_event(runner: Optional[LoopRunner], name: str, awaitable: Any) -> Tuple[Any, Optional[BaseException]]:
+    """Await what an ``async def`` event of the test case returned: its result or its error."""
+    began = time.monotonic()
+    try:
+        return await awaitable, None
+    except asyncio.CancelledError as cancelled:
+        died = runner.take_death() if runner is not None else None
+        return None, died if died is not None else cancelled
+    except (KeyboardInterrupt, SystemExit, TestTimeout):
+        raise
+    except BaseException as exc:
+        if isinstance(exc, SocketTimeout) and exc.event is None:
+            exc.event, exc.event_began = name, began
+        return None, trim_traceback(exc)
+
+
 async def drive_async_events(case: Any, agen: Any, check: Optional[Callable[[Any], None]]) -> None:
     """Drive an async generator test: dispatch each yielded event, send results back.
 
     Exactly the send-back loop of :func:`~zmqprocesstest.loop.run_events`, with ``asend``
-    and ``athrow``: an error of an event is thrown in at the ``yield``.
+    and ``athrow``: an error of an event is thrown in at the ``yield``. Two waits do not
+    block the loop: a built-in socket event (``send``, ``send_raw``, ``recv``,
+    ``recv_raw``) awaits its socket before it is handled, and an ``async def`` event of
+    the test case is awaited.
     """
     value: Any = None
     error: Optional[BaseException] = None
@@ -449,7 +548,15 @@ async def drive_async_events(case: Any, agen: Any, check: Optional[Callable[[Any
                 error = None
             if check is not None:
                 check(item)
+            wait = _socket_wait(case, item)
+            if wait is not None and not int(wait[0].sock.getsockopt(_EVENTS)) & wait[1]:  # it would wait: on the loop
+                error = await _await_socket(runner, wait, item[0])
+                if error is not None:
+                    value = None
+                    continue
             value, error = answer(case, item)
+            if error is None and inspect.iscoroutine(value):  # an async def event of the test case
+                value, error = await _await_event(runner, item[0], value)
     except BaseException:
         try:
             await agen.aclose()

@@ -18,7 +18,8 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["IPC_PATH_MAX", "NETWORK_TRANSPORTS", "Endpoint", "EndpointParts", "as_endpoint", "check_loopback",
-           "endpoint_list", "free_tcp_endpoint", "listening", "parse_endpoint", "private_dir", "socket_address"]
+           "endpoint_list", "free_tcp_endpoint", "listening", "parse_endpoint", "private_dir", "reserve_tcp_endpoints",
+           "socket_address"]
 
 #: ``'tcp://host:port'``/``'ipc://path'``, or, like the seed article, ``(host, port)``.
 Endpoint = Union[str, Tuple[str, int]]
@@ -164,6 +165,38 @@ def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
         probe.bind((host, 0))
         port = probe.getsockname()[1]
     return f"tcp://{host}:{port}"
+
+
+def reserve_tcp_endpoints(count: int, host: str = "127.0.0.1") -> List[str]:
+    """*count* distinct ``tcp://host:PORT`` endpoints, reserved together.
+
+    Every port is bound at once before any is released, so no two picks can return the
+    same port (picked one at a time, a port released by the first pick may be handed out
+    again by the next). Each is then left in ``TIME_WAIT`` (a connection accepted on it
+    and closed from its side): the kernel does not hand such a port to another
+    program's ``bind`` to port 0 for about a minute, while a listener that sets
+    ``SO_REUSEADDR``, as libzmq does on every tcp bind, binds it at once. What is left
+    is a program that asks for one of these very ports by number.
+    """
+    listeners: List[_socket.socket] = []
+    try:
+        for _ in range(count):
+            listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            listeners.append(listener)
+            # Inherited by the accepted connection: a listener with SO_REUSEADDR may bind
+            # the port while that connection is in TIME_WAIT, anyone else may not.
+            listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            listener.bind((host, 0))
+            listener.listen(1)
+        ports = [listener.getsockname()[1] for listener in listeners]
+        for listener in listeners:
+            with _socket.create_connection(listener.getsockname()):
+                accepted, _address = listener.accept()
+                accepted.close()  # the side that closes first keeps the port in TIME_WAIT
+    finally:
+        for listener in listeners:
+            listener.close()
+    return [f"tcp://{host}:{port}" for port in ports]
 
 
 def listening(endpoint: str) -> bool:

@@ -24,13 +24,17 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Uni
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, Timeout, default_timeout, scaled
+from ._config import OUTPUT_SETTLE, STOP_SEND_TIMEOUT, UNTIL_INTERVAL, Timeout, default_timeout, scaled
 from .processes.managed import ProcessError, ProcessStopError
 from .endpoints import listening
 from .loop import BadArgument, EventError, dispatch, event
 from .resources import owner_name
 from .scopes import MODULE_SCOPES
+from .codecs import CodecError, JsonCodec
 from .sockets import SocketTimeout, TestSocket, Watch, decode_json
+from .timeout import TestTimeout, quiet
+from . import conversations as _conversations
+from .conversations import ReplayResult
 from .report import timeline as _timeline
 from .report.timeline import PREVIEW_BYTES, short_frames
 
@@ -40,6 +44,12 @@ __tracebackhide__ = True
 __all__ = ["ConnectionEvents", "ConnectionTimeout", "EventError", "Events", "check_socket", "event", "event_name",
            "frames_arg", "int_arg", "seconds_arg"]
 
+#: What ``ignore=`` takes: a topic prefix, a list of them, or a function of the frames.
+Ignore = Union[bytes, str, Sequence[Union[bytes, str]], Callable[[List[bytes]], bool], None]
+
+#: Signals whose default action is not to end a process: sending one asks for no exit.
+_NOT_ENDING = frozenset(int(getattr(_signal, name)) for name in (
+    "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCHLD", "SIGURG", "SIGWINCH") if hasattr(_signal, name))
 _LEVELS = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"}
 _LISTEN_RETRY = 0.005  # nothing to poll for a listener that is not there yet: look again this often
 
@@ -211,47 +221,72 @@ class Events(ConnectionEvents):
     @event
     def send(self, sock: TestSocket, header: Sequence[Any], body: Any, extra_frames: Sequence[Any] = (),
              timeout: Optional[float] = None) -> None:
-        """Event: send ``header + [json(body)] + extra_frames`` on *sock*.
+        """Event: send ``header + codec.encode(body) + extra_frames`` on *sock*: with the
+        default codec, ``header + [json(body)] + extra_frames``.
 
-        Header and extra frames are bytes (str is UTF-8 encoded)."""
+        Header and extra frames are bytes (str is UTF-8 encoded). The socket's codec
+        (``self.socket(..., codec=...)``, see :mod:`zmqprocesstest.codecs`) encodes *body*.
+        """
         check_socket(self, sock)
         frames = [] if type(header) is list and not header else frames_arg("header", header)
-        try:
-            frames.append(json.dumps(body).encode("utf-8"))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
+        codec = sock.codec
+        at = -1
+        if type(codec) is JsonCodec:  # the default, as cheap as before codecs
+            try:
+                frames.append(json.dumps(body).encode("utf-8"))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"expected a JSON-serialisable body, got {body!r} ({exc})") from None
+            at = len(frames) - 1
+        else:
+            frames.extend(codec.encode(body))
         if extra_frames:
             frames.extend(frames_arg("extra_frames", extra_frames))
         sock.send_multipart(frames, timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
+        if at >= 0 and sock.recorded:  # the timeline shows the body as the test gave it, as recv shows what it got
+            _timeline.revise("sent", sock.name, at, body, len(frames[at]) <= PREVIEW_BYTES)
 
     @event
     def recv(self, sock: TestSocket, json_index: Optional[int] = -1, timeout: Optional[float] = None,
-             frames: Optional[int] = None) -> List[Any]:
-        """Event: receive a multipart message with frame *json_index* JSON-decoded.
+             frames: Optional[int] = None, ignore: Ignore = None) -> List[Any]:
+        """Event: receive a multipart message with frame *json_index* JSON-decoded, or
+        as the socket's codec decodes it (see :mod:`zmqprocesstest.codecs`).
 
-        ``json_index=None`` returns the raw bytes. *frames*, if given, is the number of
-        frames the message must have.
+        ``json_index=None`` returns the raw bytes (with any codec). Another
+        *json_index* than the last frame is for the default JSON codec only. *frames*,
+        if given, is the number of frames the message must have. *ignore* passes over
+        messages that don't count, as :meth:`recv_nothing`'s does (it sees the raw
+        frames); *timeout* bounds the whole wait, the messages passed over included.
         """
         check_socket(self, sock)
         if type(json_index) is not int:
             int_arg("json_index", json_index, "a frame index (int)")
         if frames is not None and (type(frames) is not int or frames < 0):
             raise BadArgument(f"expected frames to be a number of frames or None, got {frames!r}")
-        msg = sock.recv_multipart(timeout=timeout if timeout is None else seconds_arg("timeout", timeout))
+        codec = sock.codec
+        plain = type(codec) is JsonCodec
+        if not plain and json_index is not None and json_index != -1:
+            raise BadArgument(f"expected json_index -1 or None: {sock.describe()} decodes with its codec "
+                              f"{getattr(codec, 'name', codec)!r}, not JSON, got json_index={json_index!r}")
+        limit = timeout if timeout is None else seconds_arg("timeout", timeout)
+        msg = sock.recv_multipart(timeout=limit) if ignore is None else _recv_unignored(sock, limit, ignore)
         if frames is not None and len(msg) != frames:
             raise AssertionError(f"expected {frames} frame(s) on {sock.describe()}, got {len(msg)}: "
-                                 f"{short_frames(msg)}")
-        if json_index is not None:
-            raw = msg[json_index] if -len(msg) <= json_index < len(msg) else b""
-            msg[json_index] = decode_json(sock, msg, json_index)
-            if sock.recorded:  # the timeline shows the message as the test got it
-                _timeline.revise("received", sock.name, json_index, msg[json_index], len(raw) <= PREVIEW_BYTES)
+                                 f"{sock.show(msg)}")
+        if json_index is None:
+            return msg
+        if not plain:
+            try:
+                return list(codec.decode(msg))
+            except CodecError as exc:
+                raise CodecError(f"on {sock.describe()} (codec {getattr(codec, 'name', codec)!r}): {exc}") from None
+        raw = msg[json_index] if -len(msg) <= json_index < len(msg) else b""
+        msg[json_index] = decode_json(sock, msg, json_index)
+        if sock.recorded:  # the timeline shows the message as the test got it
+            _timeline.revise("received", sock.name, json_index, msg[json_index], len(raw) <= PREVIEW_BYTES)
         return msg
 
     @event
-    def recv_nothing(self, sock: TestSocket, seconds: float = 0.1,
-                     ignore: Union[bytes, str, Sequence[Union[bytes, str]], Callable[[List[bytes]], bool], None] = None
-                     ) -> None:
+    def recv_nothing(self, sock: TestSocket, seconds: float = 0.1, ignore: Ignore = None) -> None:
         """Event: assert that no message arrives on *sock* within *seconds*.
 
         *ignore* passes over messages that don't count (heartbeats on a SUB socket): a
@@ -266,7 +301,7 @@ class Events(ConnectionEvents):
             msg = sock.recv_multipart(timeout=0)
             if not skip(msg):
                 raise AssertionError(f"expected no message on {sock.describe()} within {seconds:g} s, "
-                                     f"got {short_frames(msg)}")
+                                     f"got {sock.show(msg)}")
 
     @event
     def log(self, substr: str = "", level: Optional[str] = None, timeout: Optional[float] = None) -> str:
@@ -315,9 +350,21 @@ class Events(ConnectionEvents):
         It goes to the main thread of each process, once. Send it once the process
         serves (after its first reply, say): a Python process that is still starting can
         miss a SIGINT that arrives just before it blocks (see :doc:`/design`).
+
+        An exit of *proc* from then on was asked for: it does not interrupt a blocking
+        call of the test's own (:doc:`/howto/failures`), except after a signal whose
+        default action is not to end a process (``SIGCONT``, ``SIGSTOP``, ``SIGCHLD``...).
+        A test socket's wait still reports it, and ``wait_exit`` checks its exit code.
         """
         int_arg("sig", sig, "a signal number such as signal.SIGINT", allow_none=False)
-        self.managed(proc).send_signal(sig, group=group)  # type: ignore[attr-defined]
+        managed = self.managed(proc)  # type: ignore[attr-defined]
+        before = managed.exit_allowed
+        managed.exit_allowed = before or sig not in _NOT_ENDING  # before it is sent: it may end it at once
+        try:
+            managed.send_signal(sig, group=group)
+        except BaseException:
+            managed.exit_allowed = before
+            raise
 
     @event
     def freeze(self, proc: Any) -> None:
@@ -343,8 +390,9 @@ class Events(ConnectionEvents):
         the polite step; the new process runs all the same.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
-        new, problems = managed.restart()
-        self._resources().replace(managed, new)  # type: ignore[attr-defined]
+        with quiet():  # the death of the old process was asked for
+            new, problems = managed.restart()
+            self._resources().replace(managed, new)  # type: ignore[attr-defined]
         if problems:
             raise ProcessStopError("restarting: " + "\n".join(problems) + "\n  " + managed.report())
         return new.obj
@@ -356,10 +404,17 @@ class Events(ConnectionEvents):
         sock.send_multipart(frames_arg("frames", frames), timeout=seconds_arg("timeout", timeout))
 
     @event
-    def recv_raw(self, sock: TestSocket, timeout: Optional[float] = None) -> List[Any]:
-        """Event: receive a multipart message as raw frames (bytes), without the JSON codec."""
+    def recv_raw(self, sock: TestSocket, timeout: Optional[float] = None, ignore: Ignore = None) -> List[Any]:
+        """Event: receive a multipart message as raw frames (bytes), without the socket's codec.
+
+        *ignore* passes over messages that don't count (heartbeats), as
+        :meth:`recv_nothing`'s does; *timeout* bounds the whole wait, the messages
+        passed over included.
+        """
         check_socket(self, sock)
-        return sock.recv_multipart(timeout=seconds_arg("timeout", timeout))
+        if ignore is None:
+            return sock.recv_multipart(timeout=seconds_arg("timeout", timeout))
+        return _recv_unignored(sock, seconds_arg("timeout", timeout), ignore)
 
     @event
     def wait_subscribed(self, sock: TestSocket, trigger: Any, timeout: Optional[float] = None,
@@ -398,6 +453,91 @@ class Events(ConnectionEvents):
                                      f"{trigger!r} ({count} times); none came (is it subscribed to that topic?)")
 
     @event
+    def replay(self, sock: Union[TestSocket, Sequence[TestSocket]], path: str, side: str = "client",
+               normalise: Any = (), timeout: Optional[float] = None) -> ReplayResult:
+        """Event: play one side of a recorded conversation (:mod:`zmqprocesstest.conversations`)
+        against the process under test, and check what it answers.
+
+        ``yield ("replay", sock, PATH)`` plays the client side: it sends each message the
+        recorded client sent, in order, and receives each message the server sent, comparing
+        it with the recording. ``yield ("replay", sock, PATH, "server")`` plays the server side
+        over a bound socket against a client under test. Each receive waits at most *timeout*
+        seconds (default: the socket's). A recording of several connections needs a socket
+        for each (a list, in the order the connections first appear), or one ROUTER socket
+        for the server side: the clients' identities are mapped to the recorded connections
+        as they first speak. A REQ or REP socket adds and takes the empty delimiter itself; a
+        SUB socket takes the recorded subscriptions. *PATH* is relative to the test module's
+        directory, as golden files are.
+
+        The first message that differs fails the test with its index, direction and line, and
+        a diff of what was recorded against what came. *normalise* takes normalisers of text
+        (:func:`~zmqprocesstest.normalise_timestamps`...) and JSON paths to ignore
+        (``"header.msg_id"``, ``"items.*.id"``), or a list of them. In update mode
+        (``ZMQPROCESSTEST_UPDATE_GOLDEN=1``) the messages that differ are written into the
+        recording instead, and the replay says so on stderr. Returns a
+        :class:`~zmqprocesstest.conversations.ReplayResult`.
+        """
+        given = [sock] if isinstance(sock, TestSocket) or not isinstance(sock, (list, tuple)) else list(sock)
+        if not given:
+            raise BadArgument("expected a test socket (or a list of them) to replay over, got an empty list")
+        socks = [check_socket(self, each) for each in given]
+        return _conversations.replay(self, socks, path, side, normalise, seconds_arg("timeout", timeout))
+
+    @event
+    def until(self, event: Any, predicate: Optional[Callable[[Any], Any]] = None, timeout: Optional[float] = None,
+              interval: float = UNTIL_INTERVAL) -> Any:
+        """Event: repeat *event* until its result is truthy (or ``predicate(result)`` is);
+        return that result.
+
+        *event* is any event tuple, ``("recv_raw", sock)`` or one of your own. It is
+        handled again every *interval* seconds (the processes watched in between), until
+        *timeout* (default the test's :attr:`~ProcessTestCase.timeout`) has passed:
+        ``yield ("until", ("recv_raw", sub), lambda msg: msg[0] != b"HEARTBEAT", 5)``
+        skips heartbeats; ``yield ("until", ("worker_registered", broker))``, with an
+        event of your own, waits until a broker has registered a worker.
+
+        A :class:`~zmqprocesstest.Timeout` of one try (a receive that got nothing) counts
+        as a result that is not there yet; any other error (a death, a bad argument)
+        ends the event at once. A try that has begun is not cut short: the event ends at
+        most one try's own wait past *timeout*. The event must be safe to repeat (a
+        receive, or an event of your own that does a whole request and reply).
+
+        :raises Timeout: no try gave a truthy result within *timeout*, naming the event,
+            the number of tries and the last result (or the last try's timeout).
+        """
+        if type(event) is not tuple or not event or not isinstance(event[0], str):
+            raise BadArgument(f"expected event to be an event tuple ('name', *args), got {event!r}")
+        if predicate is not None and not callable(predicate):
+            raise BadArgument(f"expected predicate to be a function of the result, or None, got {predicate!r}")
+        seconds_arg("interval", interval, allow_none=False)
+        limit = default_timeout(self) if timeout is None else seconds_arg("timeout", timeout)
+        deadline, tries, last = time.monotonic() + limit, 0, "nothing (no try ended)"
+        watch: Watch = self._resources()  # type: ignore[attr-defined]
+        while True:
+            tries += 1
+            try:
+                result = dispatch(self, event)
+            except TestTimeout:
+                raise
+            except Timeout as exc:
+                last = f"its try timed out: {exc}".splitlines()[0]
+            else:
+                if (predicate(result) if predicate is not None else result):
+                    return result
+                last = short_frames(result) if isinstance(result, list) else f"{result!r:.200}"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                test = f" by {getattr(predicate, '__qualname__', repr(predicate))}" if predicate is not None else ""
+                raise Timeout(f"expected a truthy result{test} of {event!r} within {limit:g} s; {tries} tries, "
+                              f"the last gave {last}")
+            watch.check()
+            pace = select.poll()  # the pace, woken by a death (poll, not select: any descriptor number)
+            for fd in watch.fds():
+                pace.register(fd, select.POLLIN)
+            pace.poll(math.ceil(min(interval, remaining) * 1000))
+            watch.check()
+
+    @event
     def wait_exit(self, proc: Any, timeout: Optional[float] = None, code: Optional[int] = 0) -> Optional[int]:
         """Event: wait for *proc* to exit and assert its exit *code* (``None``: any).
 
@@ -420,9 +560,10 @@ class Events(ConnectionEvents):
 
     @event
     def wait_output(self, proc: Any, pattern: Union[str, "re.Pattern[str]"], timeout: Optional[float] = None,
-                    from_start: bool = False) -> str:
+                    from_start: bool = False) -> "re.Match[str]":
         """Event: wait until *proc*'s output after the previous match (all of it with
-        *from_start*) matches the regex *pattern*; return the matched text.
+        *from_start*) matches the regex *pattern*; return the :class:`re.Match`
+        (``match[0]`` is the matched text, ``match[1]``, ``match["name"]`` its groups).
 
         The output is what *proc* wrote to stdout and stderr since it started, all of it
         (past 4 MiB it is kept in a file), searched as :func:`re.search` does. A match
@@ -433,7 +574,10 @@ class Events(ConnectionEvents):
         ``from_start=True`` the search covers all of the output again, and the next
         wait starts after this match only if it ends after the previous one. Fails at
         once if *proc* exits without printing a match, and says so when only output
-        consumed already matches.
+        consumed already matches. Output that is not UTF-8 is decoded with
+        ``surrogateescape``: ``match[0].encode("utf-8", "surrogateescape")`` gives its bytes.
+        A match holds the text it searched (``match.string``, the output after the
+        previous match) for as long as it is kept.
         """
         managed = self.managed(proc)  # type: ignore[attr-defined]
         if managed.output is None:
@@ -452,7 +596,7 @@ class Events(ConnectionEvents):
                           "all of it)")
             raise ProcessError(f"expected output of {managed.name!r} to match {regex.pattern!r}; {state}\n"
                                f"  {managed.report()}")
-        return match.group(0).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return match
 
     @event
     def wait_endpoint(self, endpoint: str, timeout: Optional[float] = None) -> None:
@@ -481,6 +625,28 @@ def _wait_listening(endpoint: str, timeout: float, watch: Watch) -> bool:
             return False
         select.select(watch.fds(), [], [], min(remaining, _LISTEN_RETRY))
     return True
+
+
+def _recv_unignored(sock: TestSocket, timeout: Optional[float], ignore: Any) -> List[Any]:
+    """The first message on *sock* that *ignore* does not pass over, all of them within
+    *timeout* (default the socket's). Those passed over are in the timeline, and a
+    timeout says how many there were."""
+    skip = _ignore_rule(ignore)
+    limit = sock.timeout if timeout is None else timeout
+    began = time.monotonic()
+    deadline, passed = began + limit, 0
+    while True:
+        try:
+            msg = sock.recv_multipart(timeout=max(0.0, deadline - time.monotonic()))
+        except SocketTimeout as exc:
+            exc.timeout, exc.began = limit, began
+            if passed:  # in the message itself (SocketTimeout's own notes), under every runner
+                exc._notes.append(f"  ({passed} message(s) passed over by ignore= meanwhile; they are in the "
+                                  "timeline)")
+            raise
+        if not skip(msg):
+            return msg
+        passed += 1
 
 
 def _ignore_rule(ignore: Any) -> Callable[[List[bytes]], bool]:

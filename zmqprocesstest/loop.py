@@ -26,6 +26,7 @@ import time
 import types
 from typing import Any, Callable, FrozenSet, Generator, List, Optional, Tuple, TypeVar
 
+from . import _perturb
 from ._config import FULL_TRACEBACK_ENV, env_flag
 from .timeout import TestTimeout
 from .sockets import SocketTimeout
@@ -264,6 +265,8 @@ def answer(case: Any, item: Any) -> Tuple[Any, Optional[BaseException]]:
     throw in at the yield (trimmed; a socket timeout names the event it ran out in).
     What the test may not catch (Ctrl-C, exit, the hard timeout) is raised here."""
     started = time.monotonic()
+    if _perturb.hook is not None:
+        _perturb.hook("event", "")  # stress: the processes started since the last event go now
     try:
         handler, args = _handler_for(case, item)
         return _call(item[0], handler, args), None

@@ -25,15 +25,16 @@ import zmq
 from . import _perturb
 from .processes import _guardian, _reaper
 from ._compat import PerProcess
-from .processes._os import child_pids, open_fds, orphan_pids, peer_closed_sockets
+from .processes._os import child_pids, group_members, listening_endpoints, open_fds, orphan_pids, peer_closed_sockets
 from ._config import CONTEXT_TERM_TIMEOUT, EXIT_DRAIN, EXIT_GRACE, scaled
 from .processes._output import drainer_fds
 from .processes.managed import ExitStatusLost, ManagedProcess, ProcessDied, ProcessStopError
 from .sockets import TestSocket
 from .processes.stopping import StopPlan
 from .endpoints import private_dir
+from .timeout import death_watch_fds, deaths_changed, quiet
 from .report import timeline as _timeline
-from .report.timeline import Timeline
+from .report.timeline import UNKNOWN_PEER, Timeline
 
 __unittest = True
 __tracebackhide__ = True
@@ -68,6 +69,9 @@ class Resources:
         self.owner = owner
         self.parents = list(parents)
         self.contexts: List[zmq.Context] = []
+        #: Shadows of a context (the test's ``asyncio_context``): their sockets are closed
+        #: before the contexts are terminated.
+        self.shadows: List[zmq.Context] = []
         self.sockets: List[TestSocket] = []
         self.processes: List[ManagedProcess] = []
         self.closers: List[Callable[[], None]] = []
@@ -89,6 +93,9 @@ class Resources:
         self.timeline = Timeline(transcript_length)
         self._previous_timeline = _timeline.activate(self.timeline)
         self.timeline.full_at = getattr(owner, "_zpt_page", None)  # its HTML page, if one is written
+        for parent in self.parents:  # the shared sockets and processes are lanes of its pictures too
+            for name, (kind, detail) in parent.timeline.lanes.items():
+                self.timeline.lane(name, kind, detail, parent.timeline.endpoints.get(name))
         #: Shared processes this owner froze (thawed at its end, see :meth:`froze`).
         self.frozen_shared: List[ManagedProcess] = []
         self._fds: Tuple[int, ...] = ()
@@ -112,7 +119,7 @@ class Resources:
             self.contexts.append(context)
         sock.watch = self
         sock.owner = self.owner
-        self.timeline.lane(sock.name, "socket", ", ".join(sock.endpoints))
+        self.timeline.lane(sock.name, "socket", ", ".join(sock.endpoints), sock.endpoints)
         self.sockets.append(sock)
         return sock
 
@@ -121,7 +128,7 @@ class Resources:
         orphans, and (before its first) note the children it has, so that a daemon left
         by any process started from now on is found (even one that daemonizes at once)."""
         if _perturb.hook is not None:
-            _perturb.hook("start")
+            _perturb.hook("start", "")
         self._note_children()
 
     def _note_children(self) -> None:
@@ -136,7 +143,9 @@ class Resources:
         if plan is not None:
             proc.stop_plan = plan
         self.processes.append(proc)
-        self.timeline.lane(proc.name, "process")
+        if _perturb.started is not None:
+            _perturb.started(proc)  # stress: paused now and then
+        self.timeline.lane(proc.name, "process", "", proc.endpoints)
         if proc.output is not None:
             proc.output.pid = proc.pid
             proc.output.spill_dir = self.spill_dir  # all its output, past what memory keeps
@@ -211,13 +220,17 @@ class Resources:
                     fds.append(fd)
         self._fds = tuple(fds)
         self.poll_slice = 0.02 if blind else None
+        deaths_changed(self)  # a blocking call of the test's own is interrupted by these
 
     def fds(self) -> Tuple[int, ...]:
         return self._fds
 
-    def check(self) -> None:
+    def check(self, blocked: bool = False) -> None:
+        """Raise :class:`ProcessDied` for a watched process that has exited (once: it is
+        then no longer watched). *blocked*: the test was blocked in a call of its own
+        (the death watch's signal), where an exit the test asked for does not count."""
         for proc in self.watched():
-            if not proc.watched:
+            if not proc.watched or (blocked and proc.exit_allowed):
                 continue
             try:
                 if proc.exitcode() is None:
@@ -230,7 +243,8 @@ class Resources:
             shared = "" if proc in self.processes else "shared "
             if shared:
                 proc.died_during = f"during {owner_name(self.owner)}"
-            died = ProcessDied(f"{shared}{proc.name!r} died while the test was waiting: {state}")
+            doing = "blocked in a call of its own (interrupted there)" if blocked else "waiting"
+            died = ProcessDied(f"{shared}{proc.name!r} died while the test was {doing}: {state}")
             died.process = proc
             raise died
 
@@ -253,20 +267,38 @@ class Resources:
         return None if pending is None else not pending
 
     # -- after the test -----------------------------------------------------------------------
+    def note_listening(self) -> None:
+        """While they run: where a test socket's peer is not known yet, note the
+        endpoints each process (and its group) listens on, so the reports draw the
+        socket's messages to the process that bound its endpoint."""
+        timeline = self.timeline
+        sockets = [name for name, (kind, _) in timeline.lanes.items() if kind == "socket"]
+        if UNKNOWN_PEER not in timeline.peers(sockets).values():
+            return
+        for proc in [p for res in [self] + self.parents for p in res.processes]:
+            if proc.closed or not proc.alive():
+                continue
+            for pid in (group_members(proc.pgid) if proc.pgid is not None else []) or [proc.pid]:
+                proc.endpoints.extend(e for e in listening_endpoints(pid) if e not in proc.endpoints)
+
     def stop_processes(self) -> List[str]:
         """Stop every process (last started first), then what they left running outside
         their groups; return the problems found."""
+        self.note_listening()
         problems: List[str] = []
-        for proc in reversed(self.processes):
-            problems.extend(proc.stop(close=False))
-        problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
-        for proc in self.processes:
-            proc.close()
-        self.refresh()
+        with quiet():  # the deaths it causes interrupt nothing
+            for proc in reversed(self.processes):
+                problems.extend(proc.stop(close=False))
+            problems.extend(self._end_orphans())  # before closing: a daemon may hold an output pipe
+            for proc in self.processes:
+                proc.close()
+            self.refresh()
         return problems
 
     def release(self) -> List[str]:
         """Stop, close and remove everything; return the problems found (stop failures...)."""
+        if _perturb.ended is not None:
+            _perturb.ended(self.processes)  # stress: held starts go, pauses end, none begins
         self._thaw_shared()
         problems = self.stop_processes()
         for sock in self.sockets:
@@ -280,6 +312,7 @@ class Resources:
         # The first context terminates on its thread while the closers run and the
         # directory goes (the rest, rarely any, one after the other: one that hangs
         # must not hold up the next).
+        problems.extend(_close_shadows(self.shadows))
         ending = _begin_terminate(self.contexts[0]) if self.contexts else None
         for close in reversed(self.closers):
             close()
@@ -352,15 +385,23 @@ class Resources:
         self.links.clear()
         self.monitors.clear()
         self.contexts.clear()
+        self.shadows.clear()
         self.parents.clear()
         self.owner = None
 
     def report(self, shown: Optional[ManagedProcess] = None) -> str:
         """Timeline and processes; the output of *shown* is in the message already."""
+        told, state = self.report_parts(shown)
+        return told + "\n" + state if state else told
+
+    def report_parts(self, shown: Optional[ManagedProcess] = None) -> Tuple[str, str]:
+        """The :meth:`report` in two: what happened (the timeline, the chart of the last
+        messages), and the state of the processes and fault links."""
         parts = [self.timeline.header(), self.timeline.format()]
         chart = self.timeline.chart()
         if chart:
             parts.extend(["Sequence of the last messages:", chart])
+        told, parts = "\n".join(parts), []
         shared = [p for r in self.parents for p in r.processes]
         for title, procs in (("Processes under test:", self.processes),
                              ("Processes shared by the class or module:", shared)):
@@ -368,7 +409,12 @@ class Resources:
                 parts.append(title)
                 parts.extend("  " + (p.describe() + " (output above)" if p is shown else p.report()) for p in procs)
         parts.extend(link.report() for link in self.links)
-        return "\n".join(parts)
+        return told, "\n".join(parts)
+
+    def process_names(self) -> Set[str]:
+        """The names of the processes this owner and its parents started (each lane of a
+        report is one process: a new one gets a name none of them has)."""
+        return {proc.name for res in [self] + self.parents for proc in res.processes}
 
     def check_shared(self) -> None:
         """Before a test: fail at once if a shared process has died (naming when)."""
@@ -443,6 +489,18 @@ def _terminate(ctx: zmq.Context, timeout: float) -> List[str]:
     return _begin_terminate(ctx)(timeout)
 
 
+def _close_shadows(shadows: List[zmq.Context]) -> List[str]:
+    """Close the sockets left open on *shadows* (a shadow is never terminated itself: the
+    context it shadows is)."""
+    left = [s for ctx in shadows for s in list(getattr(ctx, "_sockets", ())) if not s.closed]
+    for sock in left:
+        sock.close(linger=0)
+    shadows.clear()
+    if not left:
+        return []
+    return [f"{len(left)} socket(s) made with asyncio_context.socket() were left open; closed them"]
+
+
 def _begin_terminate(ctx: zmq.Context) -> Callable[[float], List[str]]:
     """Start closing what is left of *ctx* and terminating it; the function returned
     waits for the end, bounded by the seconds it is given, and returns the problems."""
@@ -484,7 +542,7 @@ def check_leaks(test_id: str, before: Tuple[Dict[int, str], Set[int]], shared_zm
     # The guardian's and the library's threads' descriptors may have been made during
     # the test: they stay for the run, not a leak.
     helpers, helper_fds = _reaper.multiprocessing_helpers()
-    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds
+    guardian = _guardian.guardian_fds() | drainer_fds() | helper_fds | death_watch_fds()
     new_fds = {fd: target for fd, target in open_fds().items()
                if fd not in fds_before and fd not in guardian
                and not (shared_zmq and target.startswith(("socket:", "anon_inode:")))}

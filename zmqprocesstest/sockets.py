@@ -7,20 +7,27 @@ the processes under test (see :mod:`zmqprocesstest.processes`), so a crash ends 
 at once instead of after the timeout. A receive is first libzmq's own blocking one,
 bounded by ``RCVTIMEO`` (as cheap as raw pyzmq): for the whole wait if there is no
 process to watch, else for :data:`FIRST_SLICE` (a crash is noticed at most that late).
+
+In a coroutine test its awaitable face, :class:`AsyncTestSocket` (``sock.asyncio``),
+waits on the running event loop instead: libzmq's fd is a reader of the loop, and the
+test's death watch ends the wait (:mod:`zmqprocesstest.coroutines`).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import math
 import time
+from asyncio import AbstractEventLoop
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import zmq
 from zmq import zmq_poll
 
-from . import _perturb
+from . import _perturb, codecs as _codecs
 from ._config import DEFAULT_TIMEOUT, WAIT_SLICE, Timeout, check_seconds, scaled
+from .codecs import Codec
 from .endpoints import Endpoint, check_loopback, endpoint_list
 from .report import timeline as _timeline
 from .report.timeline import short, short_frames, type_name
@@ -35,11 +42,12 @@ FIRST_SLICE = 0.005
 #: checked again whether libzmq has read the dead process's connections to their end.
 DRAIN_LOOK = 0.001
 
-__all__ = ["SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
+__all__ = ["AsyncTestSocket", "SocketTimeout", "TestSocket", "Watch", "decode_json", "make_sock"]
 
 _SEND_ONLY = frozenset({int(zmq.PUB), int(zmq.PUSH)})
 _STRICT = frozenset({int(zmq.REQ), int(zmq.REP)})
 _POLLIN, _POLLOUT, _NOBLOCK, _RCVTIMEO = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.NOBLOCK), int(zmq.RCVTIMEO)
+_EVENTS = int(zmq.EVENTS)
 _RECV_ONLY = frozenset({int(zmq.SUB), int(zmq.PULL)})
 
 
@@ -83,7 +91,7 @@ class SocketTimeout(Timeout):
         if isinstance(sock, str):
             return sock  # unpickled: the message as it was
         during = f" (event {self.event!r})" if self.event else ""
-        last = short_frames(sock.last_received) if sock.last_received is not None else "nothing"
+        last = sock.show(sock.last_received) if sock.last_received is not None else "nothing"
         after = f"{self.timeout:g} s"
         if self.event_began is not None and self.began - self.event_began > self.timeout * 0.1 + 0.005:
             # The event waited before this wait began (its own overall deadline): what it
@@ -140,13 +148,16 @@ class TestSocket:
     :param sock: the pyzmq socket to wrap.
     :param timeout: default timeout in seconds for send and recv.
     :param name: a short name for reports (default: the socket type).
+    :param codec: how the ``send`` and ``recv`` events encode and decode its messages,
+        and how the reports show them (default :data:`zmqprocesstest.codecs.json`).
     """
 
     __test__ = False  # not a test class, whatever its name
     #: Called with ``(direction, frames)`` for each message ("sent"/"received").
     recorders: Sequence[Callable[[str, Any], None]] = ()
 
-    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None) -> None:
+    def __init__(self, sock: zmq.Socket, timeout: Optional[float] = None, name: Optional[str] = None,
+                 codec: Optional[Codec] = None) -> None:
         #: The wrapped :class:`zmq.Socket`.
         self.sock = sock
         #: Default send/recv timeout in seconds.
@@ -168,8 +179,36 @@ class TestSocket:
         self._poll_key: Any = None
         self._items: Optional[List[Tuple[Any, int]]] = None
         self._rcvtimeo: Optional[int] = None  # what RCVTIMEO was last set to
+        self._asyncio: Optional[AsyncTestSocket] = None
+        self._reader_loop: Any = None  # the event loop that has the socket's fd as a reader
+        self._waiter: Any = None  # the future of the wait_async in progress
+        self._fd = -1  # libzmq's fd of the socket, once it is a loop's reader
         #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
         self.allow_remote = False
+        if codec is not None and not all(callable(getattr(codec, op, None)) for op in ("encode", "decode", "render")):
+            raise TypeError(f"expected a codec (an object with encode, decode and render methods, see "
+                            f"zmqprocesstest.codecs), got {codec!r}")
+        #: The codec of the ``send`` and ``recv`` events and of the reports.
+        self.codec: Codec = _codecs.json if codec is None else codec
+        # How the timeline records a message: the json codec keeps a bounded copy of the
+        # frames (rendered for a report only), any other its rendering (made now: the
+        # frames are not kept).
+        self._render = None if isinstance(self.codec, _codecs.JsonCodec) else self.codec.render
+
+    def show(self, frames: Any) -> str:
+        """A message of this socket as the reports show it (its codec's rendering)."""
+        if self._render is None:
+            return short_frames(frames)
+        return self.rendered(frames)
+
+    def rendered(self, frames: Any) -> str:
+        """The codec's rendering of *frames*, bounded, never raising."""
+        try:
+            text = str(self.codec.render(frames))
+        except Exception as exc:  # a codec's own render failed: the frames, and why
+            text = f"{short_frames(frames)} (codec {getattr(self.codec, 'name', '?')} could not render it: {exc!r})"
+        cut = _codecs.RENDER_CHARS
+        return text if len(text) <= cut else text[:cut - 3] + "..."
 
     # -- description ----------------------------------------------------------------
     def describe(self) -> str:
@@ -200,7 +239,10 @@ class TestSocket:
         """Into the running test's timeline, and to each recorder (a history, see
         :meth:`zmqprocesstest.history.History.record`)."""
         if self.recorded:
-            _timeline.record(direction, self.name, frames)
+            if self._render is not None and _timeline.current() is not None:
+                _timeline.record(direction, self.name, _timeline.Rendered(self.rendered(frames)))
+            else:
+                _timeline.record(direction, self.name, frames)
         for recorder in self.recorders:
             recorder(direction, frames)
 
@@ -229,7 +271,7 @@ class TestSocket:
         return port
 
     def connect(self, endpoint: str) -> None:
-        if _perturb.hook is not None: _perturb.hook("connect")  # noqa: E701 - stress (zmqprocesstest.runs._stress)
+        if _perturb.hook is not None: _perturb.hook("connect", self.name)  # noqa: E701 - stress (zmqprocesstest.runs._stress)
         self.sock.connect(endpoint)
         self.endpoints.append("connect " + endpoint)
 
@@ -240,6 +282,7 @@ class TestSocket:
 
     def close(self, linger: Optional[int] = 0) -> None:
         """Close with ``linger=0`` by default, so a test never hangs on close."""
+        self._drop_reader()
         self.sock.close(linger=linger)
 
     @property
@@ -334,7 +377,7 @@ class TestSocket:
         receiving = flag == _POLLIN
         if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
             check_seconds(timeout, f"the timeout of {operation}")  # (a plain float passes the line above)
-        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send")  # noqa: E701 - stress
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send", self.name)  # noqa: E701 - stress
         if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
             self.check_usable(receiving)
         flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
@@ -390,6 +433,129 @@ class TestSocket:
             except zmq.Again:
                 if remaining <= 0.0005:
                     raise
+
+    # -- waiting on an event loop (coroutine tests) ------------------------------------
+    @property
+    def asyncio(self) -> "AsyncTestSocket":
+        """This socket's awaitable methods, for a coroutine test: ``await sock.asyncio.recv_json()``.
+
+        The same methods, timeouts, timeline and errors as the socket's own, but a wait
+        is an ``await`` on the running event loop (the socket's file descriptor is a
+        reader of the loop), so the loop's other tasks and callbacks run meanwhile, and
+        a watched process's death ends it at once (:doc:`/howto/asyncio`). It can stand
+        in for a ``zmq.asyncio`` socket in code that awaits ``send_multipart`` and
+        ``recv_multipart``.
+        """
+        view = self._asyncio
+        if view is None:
+            view = self._asyncio = AsyncTestSocket(self)
+        return view
+
+    async def wait_async(self, flag: int, operation: str, timeout: Optional[float] = None,
+                         deadline: Optional[float] = None) -> int:
+        """Await, on the running event loop, until the socket can send (``POLLOUT``) or recv (``POLLIN``).
+
+        The awaitable :meth:`wait`: returns the socket's poll events; *deadline*
+        (``time.monotonic()``) overrides *timeout*, which is then only reported.
+
+        :raises SocketTimeout: nothing happened within *timeout*.
+        :raises ProcessDied: a watched process has died (looked at when the wait times out;
+            while it waits, the death watch of a coroutine test ends it at once).
+        :raises RuntimeError: another task awaits this socket already.
+        """
+        if deadline is None and timeout is not None:
+            check_seconds(timeout, f"the timeout of {operation}")
+        timeout = self.timeout if timeout is None else timeout
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        events = int(self.sock.getsockopt(_EVENTS))
+        if events & int(flag):
+            return events
+        return await self._await_ready(int(flag), operation, timeout, deadline)
+
+    async def _await_ready(self, flag: int, operation: str, timeout: float, deadline: float) -> int:
+        """:meth:`wait_async` once EVENTS has said the socket is not ready yet."""
+        sock = self.sock
+        if self._waiter is not None:
+            raise RuntimeError(f"{operation} on {self.describe()}: another task awaits this socket already "
+                               "(a test socket has one waiter at a time; give each task a socket of its own)")
+        loop = asyncio.get_running_loop()
+        if self._reader_loop is not loop:
+            self._add_reader(loop)
+        # libzmq's fd is edge-triggered: readable when the events *may* have changed;
+        # EVENTS says what they are (and resets it), read after each wake.
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if self.watch is not None:
+                        self.watch.check()  # a death explains the silence better than a timeout
+                    raise SocketTimeout(self, operation, timeout, deadline - timeout)
+                waiter = self._waiter = loop.create_future()
+                timer = loop.call_later(remaining, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                events = int(sock.getsockopt(_EVENTS))
+                if events & flag:
+                    return events
+        finally:
+            self._waiter = None
+
+    def _add_reader(self, loop: AbstractEventLoop) -> None:
+        """Make the socket's fd a reader of *loop*, for good: adding and removing it for
+        every wait would cost a round trip more than a tenth. It is removed when the
+        socket is closed, or another loop waits on it."""
+        self._drop_reader()
+        self._fd = int(self.sock.getsockopt(zmq.FD))
+        loop.add_reader(self._fd, self._on_fd)
+        self._reader_loop = loop
+
+    def _drop_reader(self) -> None:
+        loop, self._reader_loop = self._reader_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)  # (the selector ignores an fd closed already)
+
+    def _on_fd(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            _wake(waiter)
+        elif self.sock.closed:  # closed under the test socket (its sock.close())
+            self._drop_reader()
+        else:
+            self.sock.getsockopt(_EVENTS)  # nobody waits: reset the fd, or the loop would wake for it again
+
+    async def _acall(self, method: Callable[..., Any], flag: int, operation: str, timeout: Optional[float],
+                     *args: Any, **kwargs: Any) -> Any:
+        """The awaitable :meth:`_call`: at once if the socket is ready, else await it on the loop, bounded."""
+        receiving = flag == _POLLIN
+        if timeout is not None and (type(timeout) is not float or not 0 <= timeout < math.inf):
+            check_seconds(timeout, f"the timeout of {operation}")
+        if _perturb.hook is not None: _perturb.hook("recv" if receiving else "send", self.name)  # noqa: E701 - stress
+        if self.sock.closed or self.socket_type in (_SEND_ONLY if receiving else _RECV_ONLY):
+            self.check_usable(receiving)
+        flags = (int(kwargs.pop("flags", 0)) | _NOBLOCK) if kwargs else _NOBLOCK
+        try:
+            if not receiving:  # a send rarely has to wait: try it at once (a receive looks at EVENTS first)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            # A REQ/REP socket in the wrong state for the call: tried again at once, to report it.
+            wait_flag = _POLLIN | _POLLOUT if self.socket_type in _STRICT else flag
+            while True:
+                await self.wait_async(wait_flag, operation, timeout, deadline)
+                try:
+                    return method(*args, flags=flags, **kwargs)
+                except zmq.Again:
+                    pass
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EFSM:
+                raise
+            raise zmq.ZMQError(exc.errno, f"cannot {operation} on {self.describe()} now: {exc.strerror} "
+                               "(REQ must alternate send, recv; REP recv, send)") from None
 
     # -- sending --------------------------------------------------------------------
     def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
@@ -458,10 +624,113 @@ class TestSocket:
         return True
 
 
+def _wake(waiter: Any) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class AsyncTestSocket:
+    """The awaitable face of a :class:`TestSocket` (its :attr:`~TestSocket.asyncio`), for coroutine tests.
+
+    Its ``send*``, ``recv*`` and :meth:`poll` are coroutine functions with the test
+    socket's signatures, timeouts, errors and timeline entries; a wait awaits the socket
+    on the running event loop instead of blocking it. Every other attribute is the test
+    socket's (``name``, ``describe()``, ``bind``...)::
+
+        async def test_ping(self):
+            req = self.socket(zmq.REQ, connect=self.endpoint).asyncio
+            await req.send_json(["ping", 1])
+            self.assertEqual(await req.recv_json(), ["pong", 1])
+    """
+
+    __test__ = False
+    __slots__ = ("test_socket",)
+
+    def __init__(self, test_socket: TestSocket) -> None:
+        #: The :class:`TestSocket` it waits on.
+        self.test_socket = test_socket
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith(("send", "recv")):
+            raise AttributeError(f"{attr} has no awaitable form on {self.test_socket.describe()}; await "
+                                 "send/send_multipart/send_string/send_json or recv/recv_multipart/recv_string/"
+                                 f"recv_json, or call test_socket.{attr}(...) (bounded, but it blocks the loop)")
+        return getattr(self.test_socket, attr)
+
+    def __repr__(self) -> str:
+        return f"<AsyncTestSocket of {self.test_socket!r}>"
+
+    async def send_multipart(self, frames: Sequence[Any], timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send a multipart message, awaiting at most *timeout* seconds."""
+        tsock = self.test_socket
+        await tsock._acall(tsock.sock.send_multipart, _POLLOUT, "send_multipart", timeout, frames, **kwargs)
+        tsock._record("sent", frames)
+
+    async def send(self, data: Any, timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send one frame (pass ``flags=zmq.SNDMORE`` for more to follow)."""
+        tsock = self.test_socket
+        await tsock._acall(tsock.sock.send, _POLLOUT, "send", timeout, data, **kwargs)
+        tsock._record("sent", [data])
+
+    async def send_string(self, text: str, timeout: Optional[float] = None, encoding: str = "utf-8",
+                          **kwargs: Any) -> None:
+        """Send a str as one frame."""
+        await self.send(text.encode(encoding), timeout=timeout, **kwargs)
+
+    async def send_json(self, obj: Any, timeout: Optional[float] = None, **kwargs: Any) -> None:
+        """Send *obj* JSON-encoded as one frame."""
+        await self.send(json.dumps(obj).encode("utf-8"), timeout=timeout, **kwargs)
+
+    async def recv_multipart(self, timeout: Optional[float] = None, **kwargs: Any) -> List[Any]:
+        """Receive a multipart message, awaiting at most *timeout* seconds."""
+        tsock = self.test_socket
+        frames = await tsock._acall(tsock.sock.recv_multipart, _POLLIN, "recv_multipart", timeout, **kwargs)
+        tsock.last_received = frames
+        tsock._record("received", frames)
+        return frames
+
+    async def recv(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+        """Receive one frame."""
+        tsock = self.test_socket
+        frame = await tsock._acall(tsock.sock.recv, _POLLIN, "recv", timeout, **kwargs)
+        tsock.last_received = [frame]
+        tsock._record("received", [frame])
+        return frame
+
+    async def recv_string(self, timeout: Optional[float] = None, encoding: str = "utf-8", **kwargs: Any) -> str:
+        """Receive one frame and decode it as text."""
+        frame: bytes = await self.recv(timeout=timeout, **kwargs)
+        return frame.decode(encoding)
+
+    async def recv_json(self, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+        """Receive one frame and decode it as JSON (a clear ``ValueError`` if it is not)."""
+        frame = await self.recv(timeout=timeout, **kwargs)
+        return decode_json(self.test_socket, [frame], 0)
+
+    async def poll(self, timeout: Optional[float] = None, flags: int = zmq.POLLIN) -> bool:
+        """``True`` if the socket becomes ready within *timeout* seconds (no error)."""
+        try:
+            await self.test_socket.wait_async(flags, "poll", timeout)
+        except SocketTimeout:
+            return False
+        return True
+
+    def send_pyobj(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        """Refused, as on the test socket: the peer would have to unpickle it."""
+        raise TypeError(f"send_pyobj on {self.test_socket.describe()} is refused: it pickles, and a test socket "
+                        "never pickles or unpickles; use send_json")
+
+    def recv_pyobj(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, as on the test socket: unpickling received data can run arbitrary code."""
+        raise TypeError(f"recv_pyobj on {self.test_socket.describe()} is refused: it unpickles received data, "
+                        "which can run arbitrary code; use recv_json")
+
+
 def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterable[Endpoint], None] = None,
               connect: Union[Endpoint, Iterable[Endpoint], None] = None,
               subscribe: Union[bytes, str, Iterable[Union[bytes, str]], None] = None, timeout: Optional[float] = None,
-              name: Optional[str] = None, allow_remote: bool = False, **options: Any) -> TestSocket:
+              name: Optional[str] = None, allow_remote: bool = False, codec: Optional[Codec] = None,
+              **options: Any) -> TestSocket:
     """Make a :class:`TestSocket`, bind and/or connect it, and subscribe a SUB socket.
 
     The socket gets ``LINGER=0`` (closing never hangs) and, when it connects, a 2 ms
@@ -471,8 +740,9 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
     ``udp``), here and later with :meth:`TestSocket.bind` or
     :meth:`TestSocket.bind_to_random_port`, must be on loopback unless *allow_remote* is
     true. A SUB socket subscribes to everything unless *subscribe*
-    says otherwise. Extra keyword arguments are socket options by name
-    (``sndhwm=10``).
+    says otherwise. *codec* is how the ``send`` and ``recv`` events encode and decode
+    its messages and how the reports show them (see :mod:`zmqprocesstest.codecs`;
+    default JSON). Extra keyword arguments are socket options by name (``sndhwm=10``).
 
     Example::
 
@@ -483,7 +753,7 @@ def make_sock(context: zmq.Context, sock_type: int, bind: Union[Endpoint, Iterab
         sock.setsockopt(zmq.LINGER, 0)
         for option, value in options.items():
             sock.setsockopt(getattr(zmq, option.upper()), value)
-        tsock = TestSocket(sock, timeout=timeout, name=name)
+        tsock = TestSocket(sock, timeout=timeout, name=name, codec=codec)
         if connect is not None:
             sock.setsockopt(zmq.RECONNECT_IVL, 2)  # no backoff: a late bind is found in 2 ms
         if subscribe is not None and sock_type != zmq.SUB:

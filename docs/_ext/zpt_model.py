@@ -3,6 +3,11 @@
 Standard library only, and no Sphinx: ``zpt_sphinx`` turns these into pages, and
 ``tests/test_docs.py`` reads the same functions (and the built pages) to check them.
 
+The events table is committed, as ``docs/includes/events.rst`` (the pages include it), so
+that it reads in the sources too; ``python docs/_ext/zpt_model.py`` writes it again from
+the code (``--check``: only say whether it is up to date), and ``tests/test_docs.py``
+fails while it differs from what the code makes.
+
 * :func:`library_events` finds every event the library defines by the ``@event``
   marker (:data:`zmqprocesstest.loop.EVENT_ATTR`), on any class of any public module,
   so an event added to the library appears in the table without an edit here.
@@ -12,6 +17,7 @@ Standard library only, and no Sphinx: ``zpt_sphinx`` turns these into pages, and
 """
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 import signal
@@ -25,6 +31,7 @@ class EventRow(NamedTuple):
 
     name: str
     yield_form: str        #: ``("send", sock, header, body[, extra_frames, timeout])``
+    call_form: str         #: ``self.send(sock, header, body[, extra_frames, timeout])``
     summary: str           #: the first sentence of the docstring, reST
     owner: str             #: the class that defines it, ``module.Class``
     on_test_case: bool     #: whether ProcessTestCase has it (then the reference documents it)
@@ -37,17 +44,36 @@ def _import_public_modules() -> None:
             importlib.import_module(f"zmqprocesstest.{info.name}")
 
 
-def _yield_form(name: str, func: Any) -> str:
-    required, optional = [], []
+def _arguments(func: Any) -> Tuple[List[str], List[str]]:
+    """The event's positional parameters (not self): the required ones, then the optional ones."""
+    required: List[str] = []
+    optional: List[str] = []
     for param in list(inspect.signature(func).parameters.values())[1:]:  # not self
         if param.kind is param.VAR_POSITIONAL:
             optional.append(f"*{param.name}")
         elif param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
             (required if param.default is param.empty and not optional else optional).append(param.name)
-    inner = ", ".join([f'"{name}"'] + required)
+    return required, optional
+
+
+def _form(head: List[str], optional: List[str]) -> str:
+    inner = ", ".join(head)
     if optional:
-        inner += "[, " + ", ".join(optional) + "]"
-    return f"({inner})"
+        inner += ("[, " if head else "[") + ", ".join(optional) + "]"
+    return inner
+
+
+def _yield_form(name: str, func: Any) -> str:
+    """What a generator test (or an async generator test) yields: ``("recv", sock[, timeout])``."""
+    required, optional = _arguments(func)
+    quoted = '"' + name + '"'
+    return "(" + _form([quoted] + required, optional) + ")"
+
+
+def _call_form(name: str, func: Any) -> str:
+    """The same event called from an ``async def`` test: ``self.recv(sock[, timeout])``."""
+    required, optional = _arguments(func)
+    return f"self.{name}({_form(required, optional)})"
 
 
 def _summary(func: Any) -> str:
@@ -80,21 +106,36 @@ def library_events() -> List[EventRow]:
                 if not getattr(func, EVENT_ATTR, False) or name in found:
                     continue
                 line = inspect.getsourcelines(func)[1]
-                row = EventRow(name, _yield_form(name, func), _summary(func), f"{mod_name}.{cls.__qualname__}",
-                               getattr(ProcessTestCase, name, None) is func)
+                row = EventRow(name, _yield_form(name, func), _call_form(name, func), _summary(func),
+                               f"{mod_name}.{cls.__qualname__}", getattr(ProcessTestCase, name, None) is func)
                 found[name] = ((f"{mod_name}.{cls.__qualname__}", line), row)
     return [row for _key, row in sorted(found.values(), key=lambda item: item[0])]
 
 
 def events_table_rst(rows: List[EventRow]) -> List[str]:
-    """The reST lines of the events table (a list-table), one row per event."""
-    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 45 55", "   :class: zpt-events", "",
-             "   * - Yield", "     - Does"]
+    """The reST lines of the events table (a list-table), one row per event: what a
+    generator or async generator test yields, the call an ``async def`` test makes
+    instead, and what the event does."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 35 30 35", "   :class: zpt-events", "",
+             "   * - Yield (generator and async generator tests)", "     - Call (``async def`` tests)",
+             "     - Does"]
     for row in rows:
         target = (f":meth:`{row.name} <zmqprocesstest.ProcessTestCase.{row.name}>`" if row.on_test_case
                   else f"``{row.name}`` (``{row.owner}``)")
-        lines += [f"   * - ``{row.yield_form}``", "", f"       {target}", f"     - {row.summary}"]
+        lines += [f"   * - ``{row.yield_form}``", "", f"       {target}", f"     - ``{row.call_form}``",
+                  f"     - {row.summary}"]
     return lines
+
+
+#: The committed events table, which the pages include.
+EVENTS_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "includes", "events.rst")
+
+
+def events_include() -> str:
+    """The text of :data:`EVENTS_INCLUDE`, as the code makes it now."""
+    header = [".. Generated from the library's @event methods by `python docs/_ext/zpt_model.py`:",
+              "   do not edit. tests/test_docs.py fails while this file differs from what the code makes.", ""]
+    return "\n".join(header + events_table_rst(library_events())) + "\n"
 
 
 # -- diagrams -------------------------------------------------------------------------------------
@@ -298,3 +339,32 @@ DIAGRAMS = {
     "guardian": guardian_svg,
     "faultlink": faultlink_svg,
 }
+
+
+def main(argv: List[str]) -> int:
+    """Write the events table to :data:`EVENTS_INCLUDE` (``--check``: say whether it is up to date)."""
+    if argv not in ([], ["--check"]):
+        print(f"usage: python docs/_ext/zpt_model.py [--check]; got {argv}")
+        return 2
+    made = events_include()
+    try:
+        with open(EVENTS_INCLUDE, encoding="utf-8") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = None
+    if current == made:
+        print(f"{EVENTS_INCLUDE} is up to date")
+        return 0
+    if argv:
+        print(f"{EVENTS_INCLUDE} differs from the code: run python docs/_ext/zpt_model.py")
+        return 1
+    os.makedirs(os.path.dirname(EVENTS_INCLUDE), exist_ok=True)
+    with open(EVENTS_INCLUDE, "w", encoding="utf-8") as f:
+        f.write(made)
+    print(f"wrote {EVENTS_INCLUDE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    sys.exit(main(sys.argv[1:]))

@@ -1,28 +1,32 @@
 """Sphinx directives for pages made from the code (see ``zpt_model``).
 
-``.. zpt-events::``
-   The table of every event the library defines, built at docs build time.
 ``.. zpt-diagram:: NAME``
    An SVG diagram drawn by ``zpt_model.DIAGRAMS[NAME]``, inlined into the HTML page
    (no image file, no JavaScript); other builders get the diagram's title as text.
+
+The events table is not built here: it is committed (``docs/includes/events.rst``, which
+the pages include) so that it reads in the sources too. A build whose copy differs from
+what the code makes warns (an error with ``-W``), naming the command that writes it.
 """
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
-from docutils.statemachine import StringList
+from sphinx.util import logging
 
 import zpt_model
 
+logger = logging.getLogger(__name__)
 
-class EventsTable(Directive):
-    """The events table, one row per ``@event`` method of the library."""
 
-    has_content = False
-
-    def run(self):
-        container = nodes.container(classes=["zpt-events"])
-        lines = zpt_model.events_table_rst(zpt_model.library_events())
-        self.state.nested_parse(StringList(lines, source="zpt-events"), self.content_offset, container)
-        return [container]
+def check_events_table(app):
+    """Warn if the committed events table is not what the code makes."""
+    try:
+        with open(zpt_model.EVENTS_INCLUDE, encoding="utf-8") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = None
+    if current != zpt_model.events_include():
+        logger.warning(f"{zpt_model.EVENTS_INCLUDE} differs from the library's events: "
+                       "run python docs/_ext/zpt_model.py")
 
 
 class Diagram(Directive):
@@ -46,6 +50,6 @@ class Diagram(Directive):
 
 
 def setup(app):
-    app.add_directive("zpt-events", EventsTable)
+    app.connect("builder-inited", check_events_table)
     app.add_directive("zpt-diagram", Diagram)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -10,6 +10,8 @@ import time
 
 import zmq
 import zmq.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zmqprocesstest import ProcessTestCase, SystemTestCase
 
@@ -66,6 +68,24 @@ class Smoke(ProcessTestCase):
         await sock.send_multipart([b'["ping", 3]'])
         reply = await asyncio.wait_for(sock.recv_multipart(), 5)
         self.assertEqual(reply, [b'["pong", 3]'])
+
+
+    async def test_awaited_test_socket_and_asyncio_context(self):
+        await self.req.asyncio.send_json(["ping", 4])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", 4])
+        sock = self.asyncio_context.socket(zmq.REQ)
+        self.addCleanup(sock.close, 0)
+        sock.connect(self.endpoint)
+        await sock.send_multipart([b'["ping", 5]'])
+        self.assertEqual(await sock.recv_multipart(), [b'["pong", 5]'])
+
+    @settings(max_examples=3, deadline=None, database=None)
+    @given(n=st.integers(0, 100))
+    async def test_given(self, n):
+        yield ("send", self.req, [], ["ping", n])
+        self.assertEqual((yield ("recv", self.req)), [["pong", n]])
+        await self.req.asyncio.send_json(["ping", n + 1])
+        self.assertEqual(await self.req.asyncio.recv_json(), ["pong", n + 1])
 
 
 class SystemSmoke(SystemTestCase):
@@ -205,13 +225,16 @@ else:
                 TIMES["ended"] = time.monotonic()
 
         async def test_reply_before_a_clean_exit(self):
-            self.start_process(reply_then_exit, self.endpoint)
+            proc = self.start_process(reply_then_exit, self.endpoint)
             ctx = zmq.asyncio.Context()
             self.addCleanup(ctx.destroy, 0)
             sock = ctx.socket(zmq.REQ)
             sock.connect(self.endpoint)
             await sock.send(b"last request")
             TIMES["reply"] = await sock.recv()
+            # Its exit is the test's to wait for: a test that ended first would have the
+            # process stopped (SIGINT) in the middle of its ctx.term(), a failed stop.
+            self.wait_exit(proc)
 
         async def test_killed_in_sleep(self):
             proc = self.start_process(CrashingProc, self.endpoint)
@@ -264,3 +287,141 @@ else:
             task = asyncio.ensure_future(boom())
             await asyncio.sleep(0.01)
             KEPT.append(task)  # still referenced when the test ends: its loop cannot tell yet
+
+
+if not os.environ.get("ASYNC_SAMPLE_SMOKE"):
+    class SocketWaits(ProcessTestCase):
+        """Test sockets awaited on the loop: a background task runs while the test waits."""
+
+        def setUp(self):
+            self.a = self.socket(zmq.PAIR, bind=self.endpoint, name="a", timeout=2.0)
+            self.b = self.socket(zmq.PAIR, connect=self.endpoint, name="b")
+
+        def later(self, frames):
+            """A background task that sends on b after a while: it runs only if the loop does."""
+            async def send_later():
+                await asyncio.sleep(0.05)
+                self.b.send_multipart(frames)
+            return asyncio.ensure_future(send_later())
+
+        async def test_await_recv(self):
+            task = self.later([b'{"n": 1}'])
+            TIMES["reply"] = await self.a.asyncio.recv_json()
+            await task
+
+        async def test_yield_recv(self):
+            task = self.later([b'["x", 2]'])
+            TIMES["reply"] = yield ("recv", self.a)
+            await task
+
+        async def test_await_times_out(self):
+            await self.a.asyncio.recv_multipart(timeout=0.2)  # AWAIT TIMES OUT
+
+        async def test_yield_times_out(self):
+            yield ("recv", self.a, -1, 0.2)  # YIELD TIMES OUT
+
+        async def test_send_and_poll(self):
+            await self.b.asyncio.send_multipart([b"one", b"two"])
+            await self.b.asyncio.send_string("three")
+            await self.b.asyncio.send_json({"four": 4})
+            self.assertTrue(await self.a.asyncio.poll(2))
+            self.assertEqual(await self.a.asyncio.recv_multipart(), [b"one", b"two"])
+            self.assertEqual(await self.a.asyncio.recv_string(), "three")
+            self.assertEqual((yield ("recv", self.a)), [{"four": 4}])
+            self.assertFalse(await self.a.asyncio.poll(0.01))
+
+        async def test_a_wrong_state_is_told_at_once(self):
+            req = self.socket(zmq.REQ, connect=self.new_endpoint())
+            await req.asyncio.recv(timeout=5)  # WRONG STATE
+
+        async def test_two_waiters_on_one_socket(self):
+            first = asyncio.ensure_future(self.a.asyncio.recv(timeout=1))
+            await asyncio.sleep(0)
+            try:
+                await self.a.asyncio.recv(timeout=1)
+            finally:
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+
+        async def request(self, sock, n):
+            """An event of the test's own, awaited: the loop runs while it waits."""
+            await sock.asyncio.send_json(["ping", n])
+            return await sock.asyncio.recv_json()
+
+        async def test_own_async_event(self):
+            self.start_process(PongProc, self.endpoint_pong)
+            req = self.socket(zmq.REQ, connect=self.endpoint_pong, name="req")
+            ticks = []
+
+            async def tick():
+                while True:
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.001)
+            ticker = asyncio.ensure_future(tick())
+            TIMES["reply"] = yield ("request", req, 5)
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            TIMES["ticks"] = len(ticks)
+
+        @property
+        def endpoint_pong(self):
+            if not hasattr(self, "_pong"):
+                self._pong = self.new_endpoint()
+            return self._pong
+
+    class SocketDeaths(ProcessTestCase):
+        run_timeout = 20.0
+
+        def setUp(self):
+            self.idle = self.socket(zmq.PULL, bind=self.new_endpoint(), name="idle", timeout=15)
+            self.proc = self.start_process(CrashingProc, self.endpoint)
+
+        def kill_soon(self):
+            def kill():
+                TIMES["killed"] = time.monotonic()
+                os.kill(self.proc.pid, signal.SIGKILL)
+            asyncio.get_running_loop().call_later(0.2, kill)
+
+        async def test_killed_in_await(self):
+            self.kill_soon()
+            try:
+                await self.idle.asyncio.recv()  # TEST SOCKET DIES HERE
+            finally:
+                TIMES["ended"] = time.monotonic()
+
+        async def test_killed_at_yield(self):
+            self.kill_soon()
+            try:
+                yield ("recv", self.idle)  # YIELD DIES HERE
+            except Exception as exc:  # thrown in at the yield, as in a generator test
+                TIMES["ended"] = time.monotonic()
+                TIMES["caught"] = type(exc).__name__
+                raise
+
+    class SocketCleanExit(ProcessTestCase):
+        async def test_reply_before_a_clean_exit(self):
+            proc = self.start_process(reply_then_exit, self.endpoint)
+            req = self.socket(zmq.REQ, connect=self.endpoint, name="last")
+            await req.asyncio.send(b"last request")
+            TIMES["reply"] = await req.asyncio.recv()
+            self.wait_exit(proc)
+
+    class AsyncioContext(ProcessTestCase):
+        def setUp(self):
+            self.proc = self.start_process(PongProc, self.endpoint)
+
+        async def test_own_sockets(self):
+            ctx = self.asyncio_context
+            TIMES["ctx"] = ctx
+            sock = ctx.socket(zmq.REQ)
+            sock.connect(self.endpoint)
+            await sock.send_multipart([b'["ping", 8]'])
+            TIMES["reply"] = await sock.recv_multipart()
+            sock.close()
+            self.assertIs(self.asyncio_context, ctx)
+
+        async def test_left_open(self):
+            sock = self.asyncio_context.socket(zmq.REQ)
+            sock.connect(self.endpoint)
+            await sock.send_multipart([b'["ping", 9]'])
+            TIMES["sock"] = sock

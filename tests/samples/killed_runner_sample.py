@@ -66,13 +66,13 @@ class Blocks(ProcessTestCase):
     def test_blocks_until_killed(self):
         forked = self.start_process(child_with_grandchild, self.endpoint)
         command = self.start_command([sys.executable, "-c", DAEMONIZING])
-        daemon = yield ("wait_output", command, r"daemon \d+")
+        daemon = (yield ("wait_output", command, r"daemon (\d+)"))[1]
         group = members(forked.pid)
         deadline = time.monotonic() + 10
         while len(group) < 2 and time.monotonic() < deadline:  # its own child may take a moment
             select.select([], [], [], 0.01)  # nothing to poll for a process appearing
             group = members(forked.pid)
-        print(json.dumps({"forked": forked.pid, "command": command.pid, "daemon": int(daemon.split()[1]),
+        print(json.dumps({"forked": forked.pid, "command": command.pid, "daemon": int(daemon),
                           "group": group, "tmpdir": os.path.dirname(self.endpoint[len("ipc://"):]),
                           "runner": os.getpid()}), flush=True)
         select.select([], [], [], 100)  # wait to be killed

@@ -124,7 +124,8 @@ class Tap(FaultLink):
         return _Sink(self)
 
     def _lane(self, running: Any) -> None:
-        running.lane(self.name, "socket", f"tap {self.endpoint} -> {self.target}")
+        # Its target's endpoint: the pictures draw its messages to the process bound there.
+        running.lane(self.name, "socket", f"tap {self.endpoint} -> {self.target}", [self.target])
 
     def _record(self, kind: str, data: Any) -> None:
         running = _timeline.current()

@@ -19,8 +19,9 @@ below; only the core (the test case and its resources) reaches into them directl
 """
 from ._forked import ForkedProcess
 from ._guardian import forget_group, watch_group
-from ._os import HAS_SIGALRM, open_fd_numbers, open_fds
+from ._os import HAS_SIGALRM, blocking_call, exit_status, open_fd_numbers, open_fds
 from .managed import CommandProcess, ExitStatusLost, ManagedProcess, ProcessDied, ProcessError, ProcessStopError, launch
 
 __all__ = ["CommandProcess", "ExitStatusLost", "ForkedProcess", "HAS_SIGALRM", "ManagedProcess", "ProcessDied",
-           "ProcessError", "ProcessStopError", "forget_group", "launch", "open_fd_numbers", "open_fds", "watch_group"]
+           "ProcessError", "ProcessStopError", "blocking_call", "exit_status", "forget_group", "launch",
+           "open_fd_numbers", "open_fds", "watch_group"]

@@ -13,6 +13,8 @@ and exits at once if the runner is gone by then. A runner killed at any moment a
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import multiprocessing
 import multiprocessing.util
 import os
@@ -20,12 +22,13 @@ import select
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Collection, Dict, Optional, Sequence
 
 from . import _guardian, _reaper
+from .. import _perturb
 from .._config import SESSION_TIMEOUT, scaled
 from ._output import Output
-from .managed import ManagedProcess, default_signals
+from .managed import ManagedProcess, default_signals, endpoints_in, unique_name, word
 
 __unittest = True
 __tracebackhide__ = True
@@ -55,6 +58,11 @@ def _in_forked_child(_: object) -> None:
     go_r, go_w = _pending.go
     os.close(started_r)
     os.close(go_w)
+    for fd in list(_perturb.held_fds):  # the words of starts held by the stress are not this child's
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # given (and closed) by the runner's clock thread as it forked
     os.write(started_w, b"!")  # signals sent from now on are not lost in the fork
     os.close(started_w)
     # Wait for the runner's word that the guardian covers this session. End-of-file
@@ -99,6 +107,29 @@ def _reset_logging() -> None:
     logging.disable(logging.NOTSET)
 
 
+def _takes_name(target: Any) -> bool:
+    """Whether *target* (a class or function) takes a ``name`` keyword argument."""
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: passed on, as before
+        return True
+    return any(p.name == "name" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.kind == p.VAR_KEYWORD
+               for p in parameters)
+
+
+def _own_name(proc: Any, target: Any, kwargs: Dict[str, Any]) -> str:
+    """The name of a process nobody named: the one its class gave it, else its target's
+    ``__name__`` (not multiprocessing's ``ForkProcess-7``)."""
+    default = f"{type(proc).__name__}-{':'.join(str(i) for i in getattr(proc, '_identity', ()))}"
+    if proc.name != default:
+        return str(proc.name)
+    if isinstance(target, type) and target.__module__.startswith("multiprocessing"):
+        target = kwargs.get("target", target)  # Process(target=serve): serve's name
+    while isinstance(target, functools.partial):
+        target = target.func
+    return str(getattr(target, "__name__", None) or proc.name)
+
+
 class _Hook:
     """Anchor for multiprocessing's after-fork registry (it holds weak references)."""
 
@@ -114,7 +145,8 @@ class ForkedProcess(ManagedProcess):
 
     @classmethod
     def start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str] = None,
-              capture: bool = True, start_method: Optional[str] = "fork") -> "ForkedProcess":
+              capture: bool = True, start_method: Optional[str] = "fork",
+              taken: Collection[str] = ()) -> "ForkedProcess":
         """Start a :class:`multiprocessing.Process` subclass, or a function in one.
 
         With the fork start method (the default here, whatever multiprocessing's default
@@ -124,13 +156,26 @@ class ForkedProcess(ManagedProcess):
         :class:`~zmqprocesstest.ProcessMock` patched in the test is inherited. A class
         made for an explicit context (``get_context("spawn").Process``) keeps its own
         method.
+
+        Its name (in every report) is *name*, else the ``name`` keyword argument (passed
+        on to *target* only if it takes one, as :class:`multiprocessing.Process` does),
+        else the name the process object was given by its class, else *target*'s own
+        name (a function's or class's ``__name__``); made unique among the names *taken*
+        (``worker#2``...).
         """
+        if "name" in kwargs and name is None:
+            name = kwargs["name"]
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"expected the process's name to be a non-empty str, got {name!r}")
+            if not _takes_name(target):
+                kwargs = {k: v for k, v in kwargs.items() if k != "name"}
         with _reaper.other_reapers_held():  # until it has a pidfd
-            return cls._start(target, args, kwargs, name=name, capture=capture, start_method=start_method)
+            return cls._start(target, args, kwargs, name=name, capture=capture, start_method=start_method,
+                              taken=taken)
 
     @classmethod
     def _start(cls, target: Any, args: Sequence[Any], kwargs: Dict[str, Any], *, name: Optional[str],
-               capture: bool, start_method: Optional[str]) -> "ForkedProcess":
+               capture: bool, start_method: Optional[str], taken: Collection[str] = ()) -> "ForkedProcess":
         if isinstance(target, type) and issubclass(target, multiprocessing.process.BaseProcess):
             make: Callable[[], Any] = lambda: target(*args, **kwargs)  # noqa: E731
         elif callable(target):
@@ -153,10 +198,14 @@ class ForkedProcess(ManagedProcess):
         me = multiprocessing.current_process()
         daemonic = me.daemon
         pgid = None
+        held = False
         try:
             if daemonic:
                 me.daemon = False
             proc = make()
+            name = unique_name(name or _own_name(proc, target, kwargs), taken)
+            if proc.name != name:
+                proc.name = name  # the child's multiprocessing.current_process().name too
             if context is not None and getattr(proc, "_start_method", None) is None:
                 proc._Popen = context.Process._Popen  # type: ignore[attr-defined]
                 if hasattr(context.Process, "_after_fork"):  # type: ignore[attr-defined]  # 3.10+ only
@@ -176,7 +225,11 @@ class ForkedProcess(ManagedProcess):
                 # registered first, it is covered before it runs a line of its own.
                 pgid = proc.pid
                 _guardian.watch_group(pgid)
-                os.write(go_w, b"!")
+                if _perturb.hold is not None:  # stress: it may run its own code later
+                    _perturb.hold(name or proc.name, word(go_w, b"!"))
+                    held = True
+                else:
+                    os.write(go_w, b"!")
         except BaseException:
             if output is not None:
                 output.discard()
@@ -186,14 +239,16 @@ class ForkedProcess(ManagedProcess):
             if daemonic:
                 me.daemon = True
             _pending.active, _pending.output, _pending.started, _pending.go = False, None, None, None
-            for fd in (started_w, go_r, go_w):  # a child still waiting reads end-of-file and exits
+            for fd in (started_w, go_r, -1 if held else go_w):  # a child still waiting reads end-of-file and exits
                 if fd != -1:
                     os.close(fd)
         if output is not None:
-            output.start(name or proc.name)
-        managed = cls(proc, name or proc.name, output, pgid=pgid)
+            output.start(name)
+        managed = cls(proc, name, output, pgid=pgid)
+        managed.endpoints = endpoints_in(list(args) + list(kwargs.values()))
         managed._started_fd = started_r
-        managed.relaunch = lambda: cls.start(target, args, kwargs, name=name, capture=capture,
+        kept = name
+        managed.relaunch = lambda: cls.start(target, args, kwargs, name=kept, capture=capture,
                                              start_method=start_method)
         return managed
 

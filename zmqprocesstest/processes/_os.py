@@ -1,17 +1,20 @@
 """The one seam for the operating system: every Linux specific of the library is here.
 
 ``/proc`` (process states, children, groups and sessions, file descriptors, the system
-call a thread is in, command lines), ``pidfd_open``, exit statuses read through a pidfd
-(``waitid`` and ``PIDFD_GET_INFO``), ``tgkill``, the child subreaper (``prctl``), the
-pipe size (``fcntl``) and sockets whose peer has closed (``POLLRDHUP``). The platform is decided once, at import
-(:data:`LINUX`); where a feature is missing, the functions here answer "nothing" or
-``None`` (empty lists, no pidfd, ``False`` from :func:`set_child_subreaper`) and their
-callers fall back or skip, so no other module has to ask which platform it runs on.
+call a thread is in, command lines, the endpoints a process listens on),
+``pidfd_open``, exit statuses read through a pidfd (``waitid`` and
+``PIDFD_GET_INFO``), ``tgkill``, the child subreaper (``prctl``), the pipe size
+(``fcntl``) and sockets whose peer has closed (``POLLRDHUP``). The platform is decided
+once, at import (:data:`LINUX`); where a feature is missing, the functions here answer
+"nothing" or ``None`` (empty lists, no pidfd, ``False`` from
+:func:`set_child_subreaper`) and their callers fall back or skip, so no other module
+has to ask which platform it runs on.
 :data:`HAS_SIGALRM` says whether the hard timeout can use ``SIGALRM`` at all.
 
 It imports only the standard library and no other module of the package, so the
 guardian process (``_guardian_process.py``, run with ``python -I -S``) uses it too.
 """
+import ipaddress
 import os
 import select
 import signal
@@ -22,7 +25,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 __all__ = ["EXITED", "HAS_PIDFD", "HAS_PIDFD_EXIT_INFO", "HAS_PIDFD_STATUS", "HAS_SIGALRM", "LINUX", "Stat", "alive",
            "all_pids", "blocking_call", "child_pids", "command_line", "enlarge_pipe", "environ", "exit_status",
-           "group_members", "open_fd_numbers", "open_fds", "open_pidfd", "orphan_pids", "peer_closed_sockets",
+           "group_members", "listening_endpoints", "open_fd_numbers", "open_fds", "open_pidfd", "orphan_pids",
+           "peer_closed_sockets",
            "pidfd_exit_info", "pidfd_signal", "proc_stat", "processes_where", "set_child_subreaper",
            "signal_main_thread", "thread_state", "wait_gone"]
 
@@ -330,6 +334,54 @@ def group_members(pgid: int) -> List[int]:
             members.append(pid)
             todo.extend(child_pids(pid))
     return members
+
+
+def listening_endpoints(pid: int) -> List[str]:
+    """The endpoints process *pid* listens on: ``ipc://PATH`` for its listening Unix
+    sockets with a path, ``tcp://HOST:PORT`` for its listening TCP sockets (empty where
+    ``/proc`` is missing or the process is gone). Read from ``/proc/PID/fd`` (its socket
+    inodes) and its network namespace's ``/proc/PID/net/{unix,tcp,tcp6}``."""
+    try:
+        inodes = set()
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return []
+    found: List[str] = []
+    try:
+        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="replace") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split(None, 7)
+                # Flags 0x10000 (__SO_ACCEPTCON): listening; a path, not an abstract name (@...)
+                if len(fields) == 8 and fields[6] in inodes and int(fields[3], 16) & 0x10000 \
+                        and fields[7].startswith("/"):
+                    found.append("ipc://" + fields[7].rstrip("\n"))
+        for table, v6 in (("tcp", False), ("tcp6", True)):
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii", errors="replace") as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                        host, port = fields[1].split(":")
+                        found.append(f"tcp://{_proc_host(host, v6)}:{int(port, 16)}")
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _proc_host(hexed: str, v6: bool) -> str:
+    """An address of ``/proc/net/tcp[6]`` (little-endian 32-bit words) as text."""
+    raw = b"".join(struct.pack("<I", int(hexed[i:i + 8], 16)) for i in range(0, len(hexed), 8))
+    address = ipaddress.ip_address(raw) if not v6 else ipaddress.IPv6Address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 _tgkill: Any = None

@@ -22,15 +22,19 @@ crash ends a wait at once.
 from __future__ import annotations
 
 import os
+import re
 import select
+import shutil
 import signal
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import subprocess
+import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import _guardian
+from .. import _perturb
 from ..report import timeline as _timeline
 from ._os import EXITED, exit_status, group_members, open_pidfd, proc_stat, signal_main_thread, thread_state
 from ._leftovers import LIVE
@@ -51,7 +55,10 @@ __all__ = [
     "ProcessError",
     "ProcessStopError",
     "default_signals",
+    "endpoints_in",
     "launch",
+    "program_name",
+    "unique_name",
 ]
 
 
@@ -107,8 +114,12 @@ class ManagedProcess:
     def __init__(self, obj: Any, name: str, output: Optional[Output], *, pgid: Optional[int] = None) -> None:
         #: The :class:`multiprocessing.Process` or :class:`subprocess.Popen`.
         self.obj = obj
-        #: Name used in messages.
+        #: Name used in messages and reports (unique among the processes of a test).
         self.name = name
+        #: The endpoints it is known to use: those given at its start, and those it was
+        #: seen listening on before it was stopped; a report draws the messages of a
+        #: test socket that uses one of them to its lane.
+        self.endpoints: List[str] = []
         #: Its captured output (``None`` if not captured).
         self.output = output
         #: Process id.
@@ -122,6 +133,9 @@ class ManagedProcess:
         self.stop_result: Optional[StopResult] = None
         #: Watched processes end socket waits when they die; an expected exit unwatches.
         self.watched = True
+        #: Its exit was asked for (a ``signal`` event): it does not interrupt a blocking
+        #: call of the test's own (a test socket's wait still reports it).
+        self.exit_allowed = False
         #: Starts the same process again (same arguments), for ``restart``; set by ``start``.
         self.relaunch: Optional[Callable[[], "ManagedProcess"]] = None
         #: Whether it (its process group) is frozen with SIGSTOP (the ``freeze`` event).
@@ -129,6 +143,8 @@ class ManagedProcess:
         #: The test that froze it, shared, and left it frozen: thawed at that test's end
         #: (the next test's timeline says so).
         self.thawed_after: Optional[str] = None
+        #: Whether a pause of ``--stress`` has its group stopped right now.
+        self.stress_paused = False
         #: For a shared process that died: the test during which it died (or when).
         self.died_during: Optional[str] = None
         self.closed = False
@@ -236,6 +252,8 @@ class ManagedProcess:
         except ExitStatusLost:
             return f"process {self.name!r} (pid {self.pid}, exited, its exit status taken by another reaper)"
         state = "frozen" if code is None and self.stopped() else describe_exit(code)
+        if state == "frozen" and not self.frozen and self.stress_paused:
+            state = "paused by --stress for a moment"
         return f"process {self.name!r} (pid {self.pid}, {state})"
 
     def stopped(self) -> bool:
@@ -304,14 +322,16 @@ class ManagedProcess:
         """Stop the whole process group with SIGSTOP (a hang, as far as its peers can tell)."""
         if self.exitcode() is not None:
             raise ProcessDied(f"cannot freeze {self.describe()}: it is not running")
-        self.signal_quietly(signal.SIGSTOP)
-        self.frozen = True
+        with _perturb.signals:  # a stress pause of it never resumes it now
+            self.signal_quietly(signal.SIGSTOP)
+            self.frozen = True
         _timeline.record("fault", self.name, "freeze (SIGSTOP)")
 
     def thaw(self) -> None:
         """Let a frozen process group go on (SIGCONT)."""
-        self.signal_quietly(signal.SIGCONT)
-        self.frozen = False
+        with _perturb.signals:
+            self.signal_quietly(signal.SIGCONT)
+            self.frozen = False
         _timeline.record("fault", self.name, "thaw (SIGCONT)")
 
     def restart(self) -> Tuple["ManagedProcess", List[str]]:
@@ -434,6 +454,51 @@ class ManagedProcess:
         self._release()
 
 
+_ENDPOINT = re.compile(r"\b(?:tcp|ipc|ws|wss|udp)://[^\s,;'\"]+")
+
+
+def endpoints_in(values: Iterable[Any]) -> List[str]:
+    """The endpoints written in *values* (a process's start arguments: strings, and the
+    strings in lists, tuples and dict values one level down), in order, each once."""
+    found: List[str] = []
+    for value in values:
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+        for item in inner:
+            if isinstance(item, str):
+                found.extend(e for e in _ENDPOINT.findall(item) if e not in found)
+    return found
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """*name*, or ``name#2``, ``name#3``... the first that is not in *taken*."""
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name}#{number}" in taken:
+        number += 1
+    return f"{name}#{number}"
+
+
+def program_name(argv: Sequence[str]) -> str:
+    """The name a command line is known by: its program's (``pongproc`` for ``pongproc
+    --fast``), or for a Python interpreter its module or script (``python -m pongproc``,
+    ``python3 pongproc.py``: ``pongproc``)."""
+    program = os.path.basename(str(argv[0]))
+    if re.fullmatch(r"python[0-9.]*|pypy[0-9.]*", program) or os.path.realpath(str(argv[0])) == \
+            os.path.realpath(sys.executable):
+        rest = [str(arg) for arg in argv[1:]]
+        for at, arg in enumerate(rest):
+            if arg == "-m" and at + 1 < len(rest):
+                return rest[at + 1]
+            if arg.startswith("-m") and len(arg) > 2:
+                return arg[2:]
+            if arg == "-c":
+                return program
+            if not arg.startswith("-"):
+                return re.sub(r"\.pyw?$", "", os.path.basename(arg)) or program
+    return program
+
+
 # -- forked multiprocessing processes --------------------------------------------------------
 _SIGINT, _SIG_DFL, _SIG_SETMASK = int(signal.SIGINT), int(signal.SIG_DFL), int(signal.SIG_SETMASK)
 _DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
@@ -476,33 +541,88 @@ def launch(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None, cwd: Op
                             preexec_fn=default_signals, **popen)
 
 
+def word(fd: int, data: bytes) -> Callable[[], None]:
+    """The function that writes *data* to *fd* and closes it, once, from any thread: the
+    runner's word to a held process under test. Until then *fd* is in
+    :data:`zmqprocesstest._perturb.held_fds` (closed in the processes forked meanwhile)."""
+    lock, given = threading.Lock(), []  # type: threading.Lock, List[bool]
+    _perturb.held_fds.append(fd)
+
+    def give() -> None:
+        with lock:
+            if given:
+                return
+            given.append(True)
+            _perturb.held_fds.remove(fd)
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass  # it is gone already (stopped, or its runner's start failed)
+            finally:
+                os.close(fd)
+    return give
+
+
+#: A command held by the stress: ``/bin/sh`` waits for the runner's word on its stdin,
+#: then execs the command with stdin from ``/dev/null`` (as unheld); end-of-file (the
+#: runner is gone) exits with the status of a forked process orphaned at its start.
+_HELD = ["/bin/sh", "-c", 'read -r _ || exit 70; exec "$@" </dev/null', "sh"]
+
+
+def _runnable(argv: Sequence[str], env: Optional[Dict[str, str]], cwd: Optional[str]) -> bool:
+    """Whether *argv*'s program is there to exec: only such a command is held by the stress
+    (one that is not fails to start at once, as without it)."""
+    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
+        return False
+    program = argv[0]
+    if "/" in program:
+        return os.access(os.path.join(cwd or "", program), os.X_OK)
+    return shutil.which(program, path=(env if env is not None else os.environ).get("PATH")) is not None
+
+
 class CommandProcess(ManagedProcess):
     """A command line (any program) under test, as a :class:`subprocess.Popen`."""
 
     @classmethod
     def start(cls, argv: Sequence[str], *, name: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None, capture: bool = True) -> "CommandProcess":
+              cwd: Optional[str] = None, capture: bool = True, taken: Collection[str] = ()) -> "CommandProcess":
         """Start *argv* with :func:`launch`, stdout and stderr drained from one pipe.
 
-        How it is stopped is up to its owner (:attr:`ManagedProcess.stop_plan`).
+        It is named *name*, by default its program's name (:func:`program_name`), made
+        unique among the names *taken* (``name#2``...). How it is stopped is up to its
+        owner (:attr:`ManagedProcess.stop_plan`).
         """
+        if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
+            launch(argv)  # its clear TypeError
+        name = unique_name(name or program_name(argv), taken)
         with other_reapers_held():  # until it has a pidfd
             return cls._start(argv, name=name, env=env, cwd=cwd, capture=capture)
 
     @classmethod
-    def _start(cls, argv: Sequence[str], *, name: Optional[str], env: Optional[Dict[str, str]], cwd: Optional[str],
+    def _start(cls, argv: Sequence[str], *, name: str, env: Optional[Dict[str, str]], cwd: Optional[str],
                capture: bool) -> "CommandProcess":
         output = Output() if capture else None
+        held = _perturb.hold is not None and _runnable(argv, env, cwd)
+        go_r, go_w = os.pipe() if held else (-1, -1)
         try:
-            popen = launch(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+            popen = launch(_HELD + list(argv) if held else argv, env=env, cwd=cwd,
+                           stdin=go_r if held else subprocess.DEVNULL,
                            stdout=output.write_fd if output else None, stderr=subprocess.STDOUT if output else None)
         except BaseException:
             if output is not None:
                 output.discard()
+            if held:
+                os.close(go_w)
             raise
+        finally:
+            if held:
+                os.close(go_r)
+        if held and _perturb.hold is not None:
+            _perturb.hold(name or os.path.basename(argv[0]), word(go_w, b"!\n"))
         if output is not None:
-            output.start(name or os.path.basename(argv[0]))
-        managed = cls(popen, name or os.path.basename(argv[0]), output)
+            output.start(name)
+        managed = cls(popen, name, output)
+        managed.endpoints = endpoints_in(argv)
         managed.relaunch = lambda: cls.start(argv, name=name, env=env, cwd=cwd, capture=capture)
         return managed
 

@@ -3,8 +3,10 @@
 With ``ZMQPROCESSTEST_REPORT_DIR=DIR`` (``python -m zmqprocesstest --report-dir DIR``)
 each failing test, or every test with ``ZMQPROCESSTEST_REPORT_ALL=1``
 (``--report-all``), is written to ``DIR/tests/<test id>.html``: the message sequence
-diagram of its timeline (:mod:`zmqprocesstest.report._svg`), the timeline as text and the
-traceback. No JavaScript, nothing fetched: the pages are CI artifacts opened offline.
+diagram of its timeline (:mod:`zmqprocesstest.report._svg`) with a rule where the test
+failed and its teardown folded apart, the timeline as text (folded), the traceback up
+to the exception, and the processes' state at the failure. No JavaScript, nothing
+fetched: the pages are CI artifacts opened offline.
 
 Where the status and duration come from, under any runner: the test case itself. Its
 ``run()`` hands the runner's result object a thin wrapper (:class:`_Watcher`) that notes
@@ -29,14 +31,16 @@ import warnings
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .._config import REPORT_ALL_ENV, REPORT_DIR_ENV, env_flag
-from ._svg import sequence_svg
-from .timeline import Timeline
+from ._svg import sequence_svg, split_teardown
+from .timeline import MESSAGE_KINDS, Timeline
 
 __all__ = ["finish_dir", "page_html", "rebuild_index", "report_dir", "watch"]
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}
-pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
-table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}
+pre{background:#f6f6f6;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}
+h1{overflow-wrap:anywhere}.note{color:#555;max-width:60em}details{margin:.6em 0}summary{cursor:pointer;color:#555}
+table{border-collapse:collapse}
+td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left;overflow-wrap:anywhere}
 .passed{color:#1f8f4f}.failed,.error,.unexpected-success{color:#c0392b;font-weight:bold}
 .skipped,.expected-failure{color:#777}.diagram{overflow-x:auto;border:1px solid #ddd}"""
 
@@ -68,7 +72,7 @@ class _Watcher:
     def __init__(self, result: Any, directory: str, page: str) -> None:
         self._result, self._directory, self._page = result, directory, page
         self._began = time.monotonic()
-        self._status, self._details = "passed", ""
+        self._status, self._details, self._state = "passed", "", ""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._result, name)
@@ -76,11 +80,21 @@ class _Watcher:
     def _note(self, status: str, test: Any, err: Any = None) -> None:
         if _RANK[status] >= _RANK[self._status]:
             self._status = status
+        report = None
+        if isinstance(err, tuple) and len(err) == 3:
+            report = getattr(err[1], "_zpt_report", None)  # (the text report, the state in it)
         if err is not None and not isinstance(err, str):
             try:
                 err = self._result._exc_info_to_string(err, test)
             except Exception:  # not unittest's own result class (pytest's, nose2's...)
                 err = "".join(traceback.format_exception(*err)) if isinstance(err, tuple) else str(err)
+        if isinstance(report, tuple) and len(report) == 2 and isinstance(err, str):
+            # The page draws the timeline and shows the state on its own: the traceback
+            # stops at the exception.
+            note, state = report
+            err = err.replace("\n" + note, "", 1) if "\n" + note in err else err
+            if state and not self._state:
+                self._state = state
         if err:
             self._details += err if not self._details else "\n" + err
 
@@ -116,7 +130,7 @@ class _Watcher:
         if self._status in _FAILED or env_flag(REPORT_ALL_ENV):
             page = os.path.join("tests", self._page)
             timeline = getattr(test, "_timeline", None)
-            text = page_html(test.id(), self._status, duration, timeline, self._details)
+            text = page_html(test.id(), self._status, duration, timeline, self._details, self._state)
             try:
                 _write(os.path.join(self._directory, page), text)
             except OSError as exc:
@@ -229,24 +243,61 @@ def _at_exit() -> None:
             print(f"zmqprocesstest: could not write {directory}/index.html: {exc}", file=sys.stderr)
 
 
-def page_html(test_id: str, status: str, duration: float, timeline: Optional[Timeline], details: str) -> str:
-    """One test's page: status, diagram, timeline and traceback (*details*), self-contained."""
+def page_html(test_id: str, status: str, duration: float, timeline: Optional[Timeline], details: str,
+              state: str = "") -> str:
+    """One test's page, self-contained: status; the message sequence with a rule where
+    the test failed and its teardown folded; the timeline as text, folded; the
+    traceback (*details*, which stops at the exception); and *state*, the processes and
+    fault links as the failure found them."""
     rows = timeline.lines() if timeline is not None else []
-    lanes = timeline.lanes if timeline is not None else {}
     parts = [f"<h1>{html.escape(test_id)}</h1>",
              f'<p>Status: <span class="{status}">{status}</span> &middot; duration {duration:.3f} s'
              f' &middot; <a href="../index.html">all tests</a></p>']
-    if rows:
-        dropped = " (older entries were dropped)" if timeline is not None and timeline.full() else ""
-        parts += ["<h2>Message sequence</h2>", '<div class="diagram">',
-                  sequence_svg(rows, lanes, test_id), "</div>",
-                  f"<h2>Timeline ({len(rows)} entries{dropped}, seconds from the test's start)</h2>",
-                  "<pre>" + html.escape(timeline.format(rows)) + "</pre>"]  # type: ignore[union-attr]
+    if timeline is not None and rows:
+        lanes = timeline.lanes
+        sockets = [name for name, (kind, _) in lanes.items() if kind == "socket"]
+        sockets += [source for _, kind, source, _ in rows if kind in MESSAGE_KINDS and source not in sockets]
+        peers = timeline.peers(sockets)
+        before, after = split_teardown(rows)
+        dropped = " Older entries were dropped: the timeline keeps the last ones." if timeline.full() else ""
+        parts += ["<h2>Message sequence</h2>",
+                  '<p class="note">One row per entry, in the order they happened; times are seconds from '
+                  "the test's start. An output line's time is when the test process read it from the "
+                  "process's pipe, not when the process wrote it: it can come after messages the process "
+                  f"sent later.{dropped}</p>"]
+        parts += _unseen_note(timeline, peers)
+        parts += ['<div class="diagram">', sequence_svg(rows, lanes, test_id, peers, drawn=before), "</div>"]
+        if after:
+            parts += [f'<details class="teardown"><summary>Teardown: {_plural(len(after), "row")} (tearDown, '
+                      "cleanups, stopping the processes)</summary>", '<div class="diagram">',
+                      sequence_svg(rows, lanes, test_id, peers, drawn=after, light=True), "</div></details>"]
+        parts += [f"<details><summary>The timeline as text ({_plural(len(rows), 'entry', 'entries')})"
+                  "</summary>", "<pre>" + html.escape(timeline.format(rows)) + "</pre></details>"]
     else:
         parts.append("<p>No timeline: the test made no sockets, processes or fault links.</p>")
     if details:
         parts += ["<h2>Traceback</h2>", "<pre>" + html.escape(details) + "</pre>"]
+    if state:
+        parts += ["<h2>Processes and fault links at the failure</h2>", "<pre>" + html.escape(state) + "</pre>"]
     return _document(test_id, "\n".join(parts))
+
+
+def _unseen_note(timeline: Timeline, peers: Dict[str, str]) -> List[str]:
+    """Where two processes under test may talk to each other, what the picture cannot
+    show and how to see it."""
+    processes = [name for name, (kind, _) in timeline.lanes.items() if kind == "process"]
+    if len(processes) < 2:
+        return []
+    return ['<p class="note">Messages between the processes under test are not drawn: the picture sees '
+            "only the test's own sockets and its fault links. To see the messages between two of them, "
+            "put a fault link between them (<code>link = self.fault_link(endpoint)</code>, and give the "
+            "connecting process <code>link.endpoint</code>), or a tap (<code>self.tap(endpoint)</code>, the same "
+            "way), which also draws each message through it.</p>"]
+
+
+def _plural(count: int, one: str, many: str = "") -> str:
+    """``1 test``, ``2 tests``."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
 
 
 def _document(title: str, body: str) -> str:
@@ -279,8 +330,8 @@ def rebuild_index(directory: str) -> str:
         rows.append(f'<tr><td>{html.escape(entry["id"])}</td><td class="{html.escape(entry["status"])}">'
                     f'{html.escape(entry["status"])}</td><td>{entry["duration"]:.3f} s</td><td>{link}</td></tr>')
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tests"
-    body = (f"<h1>zmqprocesstest report</h1><p>{len(entries)} tests: {html.escape(summary)}. Failures first; "
-            "each page shows the test's message sequence, timeline and traceback.</p>\n"
+    body = (f"<h1>zmqprocesstest report</h1><p>{_plural(len(entries), 'test')}: {html.escape(summary)}. "
+            "Failures first; each page shows the test's message sequence, timeline and traceback.</p>\n"
             "<table><tr><th>test</th><th>status</th><th>duration</th><th></th></tr>\n" + "\n".join(rows)
             + "</table>")
     path = os.path.join(directory, "index.html")

@@ -38,9 +38,13 @@ __unittest = True
 __tracebackhide__ = True
 
 __all__ = ["MESSAGE_KINDS", "PREVIEW_BYTES", "PREVIEW_FRAMES", "TIMELINE_LENGTH", "FramePreview", "MessagePreview",
-           "RENDERED_CHARS", "Rendered", "Timeline", "activate", "current", "preview", "record", "record_in", "revise",
+           "RENDERED_CHARS", "Rendered", "UNKNOWN_PEER", "Timeline", "activate", "current", "failure_line", "preview",
+           "record", "record_in", "render", "revise",
            "short", "short_frames", "type_name"]
 
+#: The lane of the messages of a test socket whose peer the timeline cannot tell (it
+#: connected to or bound an endpoint no process under test or fault link is known to use).
+UNKNOWN_PEER = "(process not known)"
 #: How many entries a test's timeline keeps (the oldest are dropped beyond it).
 TIMELINE_LENGTH = 2000
 #: The kinds of the entries that are messages (their data is the frames).
@@ -55,6 +59,26 @@ RENDERED_CHARS = 240
 Entry = Tuple[float, str, str, Any]
 
 _CURRENT: Optional["Timeline"] = None
+_ANY_HOST = frozenset({"*", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"})
+
+
+def _address(endpoint: str) -> Tuple[str, str, str]:
+    """``(transport, address, port)`` of an endpoint (a ``"bind "``/``"connect "`` prefix dropped)."""
+    endpoint = endpoint.split(" ", 1)[1] if endpoint.startswith(("bind ", "connect ")) else endpoint
+    transport, _, rest = endpoint.partition("://")
+    if transport != "tcp":
+        return transport, rest, ""
+    host, _, port = rest.rpartition(":")
+    return transport, host.strip("[]"), port
+
+
+def _same(a: Tuple[str, str, str], b: Tuple[str, str, str]) -> bool:
+    """Whether two endpoints reach the same listener (a tcp wildcard or loopback host matches loopback)."""
+    if a[0] != b[0] or not a[1]:
+        return False
+    if a[0] != "tcp":
+        return a[1] == b[1]
+    return a[2] == b[2] and a[2] != "" and (a[1] == b[1] or (a[1] in _ANY_HOST and b[1] in _ANY_HOST))
 
 
 def type_name(sock_type: int) -> str:
@@ -98,8 +122,9 @@ class MessagePreview:
 
 
 class Rendered(str):
-    """A message as a codec rendered it (a tap's, :class:`~zmqprocesstest.faults.Tap`): the
-    reports show this text as it is, where they render other messages' frames."""
+    """A message as a codec rendered it (a test socket's or a tap's, see
+    :mod:`zmqprocesstest.codecs`), already bounded: the reports show this text as it is,
+    in place of the frames."""
 
     __slots__ = ()
 
@@ -113,6 +138,8 @@ def _preview_frame(frame: Any) -> Any:
         frame = frame.buffer  # a view: no copy of the whole frame
     if isinstance(frame, (bytes, bytearray, memoryview)):
         return FramePreview(bytes(frame[:PREVIEW_BYTES]), len(frame))
+    if isinstance(frame, Rendered):
+        return frame
     text = repr(frame)
     return FramePreview(text[:PREVIEW_BYTES], len(text), text=True)
 
@@ -135,7 +162,8 @@ def preview(frames: Any) -> Any:
 
 
 def short(frame: Any, limit: int = 60) -> str:
-    """A readable, bounded rendering of one frame (huge frames are cut)."""
+    """A readable, bounded rendering of one frame (huge frames are cut); a codec's
+    rendering of a message (:class:`Rendered`) as it is."""
     if isinstance(frame, FramePreview):
         if frame.text:
             return frame.head[:limit] + f"... ({frame.length} chars)" if frame.length > limit else frame.head
@@ -149,6 +177,8 @@ def short(frame: Any, limit: int = 60) -> str:
         if len(frame) > limit:
             text += f"... ({len(frame)} bytes)"
         return text
+    if isinstance(frame, Rendered):
+        return str(frame)
     text = repr(frame)
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text)} chars)"
@@ -167,6 +197,25 @@ def short_frames(frames: Union[Sequence[Any], MessagePreview], limit: int = 60, 
     if len(frames) > most:
         shown.append(f"... {len(frames) - most} more frames")
     return "[" + ", ".join(shown) + "]"
+
+
+def render(data: Any, limit: int = 60, most: int = 8) -> str:
+    """How every report shows a recorded message (*data*, kept by :func:`preview`), sent
+    or received alike: its frames as the test handed them over or got them (a frame
+    an event encoded or decoded, the JSON body of ``send`` and ``recv``, is shown as the
+    value, see :func:`revise`), each shortened (:func:`short_frames`)."""
+    if type(data) is Rendered:  # a codec's rendering: as it is, to its own bound
+        return data[:max(limit, RENDERED_CHARS)]
+    if isinstance(data, (list, tuple, MessagePreview)):
+        return short_frames(data, limit, most)
+    return short(data, limit)
+
+
+def failure_line(exc: BaseException) -> str:
+    """The first line of a failure, as the "test failed here" rule shows it:
+    ``AssertionError: Lists differ: [['pong', 1]] != [['pong', 2]]``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def current() -> Optional["Timeline"]:
@@ -209,9 +258,11 @@ def record_in(timeline: "Timeline", kind: str, source: str, data: Any) -> None:
 
 def revise(kind: str, source: str, index: int, value: Any, small: bool) -> None:
     """Replace frame *index* of the last *kind* message of *source* with *value* (the
-    ``recv`` event's JSON frame, decoded since the message was recorded), so the
-    report shows the message as the test got it. A *small* value (decoded from a frame
-    of at most :data:`PREVIEW_BYTES` bytes) is kept as it is, another as a preview."""
+    ``recv`` event's JSON frame, decoded since the message was recorded; the ``send``
+    event's, as the test gave it before it was encoded), so the report shows the
+    message as the test got it or gave it, in both directions alike (:func:`render`).
+    A *small* value (decoded from a frame of at most :data:`PREVIEW_BYTES` bytes) is
+    kept as it is, another as a preview."""
     timeline = _CURRENT
     if timeline is None:
         return
@@ -262,14 +313,44 @@ class Timeline:
         self.shown = maxlen
         #: Lanes for pictures: name -> (``"socket"``, ``"process"`` or ``"link"``, detail).
         self.lanes: Dict[str, Tuple[str, str]] = {}
+        #: The endpoints each socket or process lane is known to use (a socket's
+        #: ``"bind ..."``/``"connect ..."`` entries, kept up to date; the endpoints a
+        #: process was given at its start or was seen listening on): see :meth:`peers`.
+        self.endpoints: Dict[str, List[str]] = {}
         #: Where the full timeline is (an HTML page), once known: the report points to it.
         self.full_at: Optional[str] = None
         #: Held while an entry is added (:func:`record`, :func:`record_in`: from several threads).
         self.lock = threading.Lock()
 
-    def lane(self, name: str, kind: str, detail: str = "") -> None:
-        """Declare a lane (a test socket, process or fault link) for the pictures."""
+    def lane(self, name: str, kind: str, detail: str = "", endpoints: Optional[List[str]] = None) -> None:
+        """Declare a lane (a test socket, process or fault link) for the pictures, with
+        the *endpoints* it uses (a list the caller may go on extending)."""
         self.lanes.setdefault(name, (kind, detail))
+        if endpoints is not None:
+            self.endpoints.setdefault(name, endpoints)
+
+    def peers(self, sockets: Sequence[str]) -> Dict[str, str]:
+        """The lane each of *sockets* exchanges its messages with: the fault link or the
+        process under test whose endpoint it connected to or bound, where the timeline
+        knows it (:attr:`endpoints`); several candidates make one lane naming them all
+        (``"(a or b)"``), none the lane :data:`UNKNOWN_PEER`."""
+        links = [(n, d.split(" -> ")[0]) for n, (k, d) in self.lanes.items() if k == "link"]
+        processes = [n for n, (k, _) in self.lanes.items() if k == "process"]
+        found: Dict[str, str] = {}
+        for sock in sockets:
+            detail = self.lanes.get(sock, ("", ""))[1]
+            given = self.endpoints.get(sock) or ([detail.split(" -> ", 1)[1]] if detail.startswith("tap ")
+                                                 and " -> " in detail else [])  # a tap: its target's
+            ends = [_address(e) for e in given]
+            through = [n for n, at in links if any(_same(_address(at), e) for e in ends)]
+            if through:
+                found[sock] = through[0]
+                continue
+            matches = [p for p in processes
+                       if any(_same(_address(mine), e) for mine in self.endpoints.get(p, ()) for e in ends)]
+            found[sock] = matches[0] if len(matches) == 1 else \
+                "(" + " or ".join(matches) + ")" if matches else UNKNOWN_PEER
+        return found
 
     def full(self) -> bool:
         """Whether older entries may have been dropped (the deque is full)."""
@@ -282,9 +363,7 @@ class Timeline:
         for when, kind, source, data in list(self.entries):
             at = when - self.start
             if kind in MESSAGE_KINDS:
-                text = data[:RENDERED_CHARS] if type(data) is Rendered else \
-                    short_frames(data) if isinstance(data, (list, tuple, MessagePreview)) else short(data)
-                rows.append((at, kind, source, text))
+                rows.append((at, kind, source, render(data)))
             elif kind == "output":
                 raw = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
                 rows.extend((at, kind, source, line) for line in raw.splitlines() if line.strip())
@@ -312,7 +391,7 @@ class Timeline:
 
     def chart(self, most: int = 8, width: int = 10) -> str:
         """A compact text sequence chart of the last *most* messages: a column per test
-        socket, messages as arrows to or from their peers (the processes under test)."""
+        socket, then one per peer (:meth:`peers`), messages as arrows between them."""
         messages = [e for e in list(self.entries) if e[1] in MESSAGE_KINDS][-most:]
         if not messages:
             return ""
@@ -320,17 +399,19 @@ class Timeline:
         for _, _, source, _ in messages:
             if source not in names:
                 names.append(source)
-        cols = [name[:width - 1] for name in names] + ["peers"]
+        peer = self.peers(names)
+        columns = names + [p for p in dict.fromkeys(peer[n] for n in names) if p not in names]
+        width = min(max(width, max(len(name) for name in columns) + 2), 24)  # a column fits its name
+        cols = [name[:width - 1] for name in columns]
         lines = [("  " + " " * 11 + "".join(f"{c:<{width}}" for c in cols)).rstrip()]
         for when, kind, source, frames in messages:
-            at = names.index(source)
-            cells = ["|" + " " * (width - 1) for _ in cols]
-            span = (len(cols) - 1 - at) * width - 1
-            arrow = "-" * (span - 1) + ">" if kind == "sent" else "<" + "-" * (span - 1)
-            row = "".join(cells[:at]) + "|" + arrow + "|"
-            text = frames[:60] if type(frames) is Rendered else \
-                short_frames(frames, limit=30, most=4) if isinstance(frames, (list, tuple, MessagePreview)) \
-                else short(frames, 30)
+            a, b = sorted((columns.index(source), columns.index(peer[source])))
+            span = (b - a) * width - 1
+            rightwards = (kind == "sent") == (columns.index(source) < columns.index(peer[source]))
+            arrow = "-" * (span - 1) + ">" if rightwards else "<" + "-" * (span - 1)
+            row = "|" + " " * (width - 1)
+            row = row * a + "|" + arrow + "|" + (" " * (width - 1) + "|") * (len(columns) - 1 - b)
+            text = render(frames, limit=30, most=PREVIEW_FRAMES)
             lines.append(f"  +{when - self.start:8.3f}s {row}  {text}")
         return "\n".join(lines)
 
@@ -338,4 +419,5 @@ class Timeline:
 #: How each kind is marked in the text timeline.
 _MARKS = {"sent": "->", "received": "<-", "output": "|", "start": "started", "exit": "exited:",
           "stop": "stop step", "signal": "signal", "fault": "fault:", "timeout": "TIMED OUT:",
-          "subscribe": "subscribed", "note": "**"}  # a note: a state machine's step, a monitor event
+          "subscribe": "subscribed", "note": "**",  # a note: a state machine's step, a monitor event
+          "failed": "TEST FAILED HERE:", "teardown": "---- teardown:"}

@@ -13,7 +13,7 @@ import os
 import random
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
-__all__ = ["confirm_sharding", "load_durations", "parse_shard", "shard", "shard_from_env", "shuffled"]
+__all__ = ["by_repeat", "confirm_sharding", "load_durations", "parse_shard", "shard", "shard_from_env", "shuffled"]
 
 T = TypeVar("T")
 Key = Callable[[T], str]
@@ -52,6 +52,50 @@ def _shuffle(rng: random.Random, keys: Mapping[str, object]) -> List[str]:
     order = sorted(keys)
     rng.shuffle(order)
     return order
+
+
+def by_repeat(items: Sequence[T], scope: str, repeat_of: Callable[[T], int], module_of: Key,
+              class_of: Key, test_of: Key) -> List[T]:
+    """*items* (every repeat of every test, in any order) in the order *scope* asks for.
+
+    ``session``: round by round (every test's repeat 1, then every test's repeat 2...);
+    ``module``: each module's tests round by round before the next module; ``class``:
+    the same for each class; ``test``: each test's repeats in a row. Modules, classes
+    and tests keep the order of their first appearance in *items*. *class_of* and
+    *test_of* name a test the same in every repeat (without the repeat).
+    """
+    first: Dict[Tuple[str, str], int] = {}
+    for at, item in enumerate(items):
+        for key in (("m", module_of(item)), ("c", class_of(item)), ("t", test_of(item))):
+            first.setdefault(key, at)
+
+    def where(item: T) -> Tuple[int, ...]:
+        test = first["t", test_of(item)]
+        if scope == "test":
+            return (test, repeat_of(item))
+        if scope == "session":
+            return (repeat_of(item), test)
+        group = first[("m", module_of(item)) if scope == "module" else ("c", class_of(item))]
+        return (group, repeat_of(item), test)
+
+    return sorted(items, key=where)
+
+
+def rounds(items: Sequence[T], scope: str, repeat_of: Callable[[T], int], module_of: Key) -> List[List[T]]:
+    """*items*, ordered by :func:`by_repeat` for *scope*, cut where a round of a module
+    (``module``) or of the whole selection (``session``) ends: the runner sets the
+    module and class scopes up afresh for each round. Other scopes: one piece."""
+    if scope not in ("module", "session"):
+        return [list(items)]
+    pieces: List[List[T]] = []
+    last: Optional[Tuple[str, int]] = None
+    for item in items:
+        key = ("", repeat_of(item)) if scope == "session" else (module_of(item), repeat_of(item))
+        if key != last:
+            pieces.append([])
+            last = key
+        pieces[-1].append(item)
+    return pieces
 
 
 def parse_shard(text: str, what: str = "--shard") -> Tuple[int, int]:

@@ -3,7 +3,8 @@
 Hook functions only, called by :mod:`zmqprocesstest._pytest_plugin` when an option
 (:data:`~zmqprocesstest._config.PYTEST_RUN_OPTIONS`) or the environment asks for the runs
 wing; nothing here imports pytest. Repeats come from the metaclass as under any runner (each repeat is a
-class of its own in its module, so pytest collects it); until-failure is pytest's own
+class of its own in its module, so pytest collects it), put in the order of the repeat scope here
+(:meth:`~zmqprocesstest.runs.session.Settings.scope`); until-failure is pytest's own
 ``-x``, plus how to reproduce the failure at the end of the terminal summary.
 """
 import json
@@ -29,6 +30,8 @@ def configure(config: Any) -> None:
             value = _order.parse_shard(value, "--zpt-shard")
         elif attr == "repeat" and value < 1:
             raise ValueError(f"expected --zpt-repeat N with N >= 1, got {value}")
+        elif attr == "repeat_scope":
+            value = runs.check_scope(value, "--zpt-repeat-scope")
         setattr(settings, attr, value)
     if settings.repeat > 1:
         os.environ[runs.REPEAT_ENV] = str(settings.repeat)  # for workers (pytest-xdist)
@@ -40,7 +43,8 @@ def configure(config: Any) -> None:
 
 def report_header() -> List[str]:
     settings = runs.SETTINGS
-    parts = [f"repeat {settings.repeat}"] * (settings.repeat > 1) + ["until failure"] * settings.until_failure
+    parts = [f"repeat {settings.repeat} ({settings.scope()} scope)"] * (settings.repeat > 1)
+    parts += ["until failure"] * settings.until_failure
     parts += ["stress"] * settings.stress + ["shuffle"] * settings.shuffle
     if settings.shard:
         parts.append(f"shard {settings.shard[0] + 1}/{settings.shard[1]}")
@@ -66,6 +70,22 @@ def arrange(config: Any, items: List[Any]) -> None:
             items[:] = [item for item in items if id(item) in kept]
     if settings.shuffle:
         items[:] = _order.shuffled(items, runs.seed(), lambda i: i.nodeid.split("::")[0], _group)
+    if settings.repeat > 1:
+        items[:] = _order.by_repeat(items, settings.scope(), _repeat_number, lambda i: i.nodeid.split("::")[0],
+                                    _base_group, _base_test)
+
+
+def _repeat_number(item: Any) -> int:
+    return runs.repeat_of(item.cls)[0] if getattr(item, "cls", None) is not None else 1
+
+
+def _base_group(item: Any) -> str:
+    """The item's class (module) as every repeat of it names it."""
+    return _REPEAT_IN_ID.sub("", _group(item))
+
+
+def _base_test(item: Any) -> str:
+    return _REPEAT_IN_ID.sub("", item.nodeid)
 
 
 def logreport(report: Any) -> None:

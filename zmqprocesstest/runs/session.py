@@ -14,8 +14,14 @@ The command line (``python -m zmqprocesstest --repeat N --until-failure --stress
 * ``ZMQPROCESSTEST_STRESS=1`` and ``ZMQPROCESSTEST_SEED=S``: see :mod:`zmqprocesstest.runs._stress`.
 
 A repeat is a new subclass, so each repeat is a fresh test with fresh processes and
-endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. A
-module's scope (``setUpModule``) is set up once per module, as in any run.
+endpoints, and ``setUpClass``/``tearDownClass`` run once per repeat of a class. The
+repeat scope (``--repeat-scope``, ``ZMQPROCESSTEST_REPEAT_SCOPE``; :meth:`Settings.scope`)
+orders the repeats: round by round (``session``, the default with until-failure; each
+round sets the module scopes up afresh, but under pytest), module by module, class by
+class or test by test. The command line and the pytest plugin order the whole run;
+under runners driven by the environment (unittest, nose2) a ``load_tests`` function
+added to each module orders its tests, so ``session`` runs round by round module by
+module there.
 """
 from __future__ import annotations
 
@@ -26,12 +32,14 @@ import shlex
 import sys
 import time
 import unittest
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _order, _stress
-from .._config import (REPEAT_ENV, SEED_ENV, SHUFFLE_ENV, STRESS_ENV, UNTIL_FAILURE_ENV, env_flag)
+from .._config import (REPEAT_ENV, REPEAT_SCOPE_ENV, REPEAT_SCOPES, SEED_ENV, SHUFFLE_ENV, STRESS_ENV,
+                       UNTIL_FAILURE_ENV, env_flag)
 
-__all__ = ["Settings", "SETTINGS", "arrange", "base_id", "repeat_class", "reproduce_message", "seed"]
+__all__ = ["Settings", "SETTINGS", "arrange", "base_id", "check_scope", "flat", "repeat_class", "reproduce_message",
+           "seed"]
 
 
 class Settings:
@@ -43,6 +51,10 @@ class Settings:
             raise ValueError(f"expected {REPEAT_ENV} to be a whole number >= 1, got {raw!r}")
         #: How many times each test class runs.
         self.repeat = int(raw or 1)
+        #: What one repeat spans (:data:`~zmqprocesstest._config.REPEAT_SCOPES`); ``None``:
+        #: the default (:meth:`scope`).
+        self.repeat_scope: Optional[str] = check_scope(os.environ.get(REPEAT_SCOPE_ENV, "").strip() or None,
+                                                       REPEAT_SCOPE_ENV)
         self.until_failure = env_flag(UNTIL_FAILURE_ENV)
         self.stress = env_flag(STRESS_ENV)
         self.shuffle = env_flag(SHUFFLE_ENV)
@@ -54,6 +66,23 @@ class Settings:
         #: Who repeats and stops: ``"env"`` (the metaclass and test runs do), ``"cli"``
         #: (the command line does) or ``"pytest"`` (the plugin does).
         self.driver = "env"
+
+    def scope(self) -> str:
+        """What one repeat spans: the scope given, else ``session`` (round by round) with
+        until-failure, else ``class`` (each class's repeats in a row)."""
+        if self.repeat_scope:
+            return self.repeat_scope
+        return "session" if self.until_failure else "class"
+
+
+def check_scope(value: Optional[str], what: str) -> Optional[str]:
+    """*value* if it is a repeat scope (or ``None``).
+
+    :raises ValueError: naming *what* and the scopes, for anything else.
+    """
+    if value is not None and value not in REPEAT_SCOPES:
+        raise ValueError(f"expected {what} to be one of {', '.join(REPEAT_SCOPES)}, got {value!r}")
+    return value
 
 
 def seed_value(raw: str, what: str) -> Optional[int]:
@@ -105,10 +134,21 @@ def configure(settings: Settings) -> None:
 
 
 # -- repeats ---------------------------------------------------------------------------------
+_REPEAT_CLASSES: Dict[Tuple[type, int, int], type] = {}
+
+
 def repeat_class(cls: type, repeat: int, total: int) -> type:
-    """The subclass of *cls* that is its repeat number *repeat* of *total* (1 is *cls*)."""
+    """The subclass of *cls* that is its repeat number *repeat* of *total* (1 is *cls*);
+    the same class for every test of *cls* (its class scope is shared, as in one run)."""
     if repeat == 1:
         return cls
+    made = _REPEAT_CLASSES.get((cls, repeat, total))
+    if made is None:
+        made = _REPEAT_CLASSES[cls, repeat, total] = _make_repeat_class(cls, repeat, total)
+    return made
+
+
+def _make_repeat_class(cls: type, repeat: int, total: int) -> type:
     name = f"{cls.__name__}_repeat{repeat:0{len(str(total))}d}"
     return type(cls)(name, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
                                     "__qualname__": cls.__qualname__ + name[len(cls.__name__):],
@@ -136,9 +176,25 @@ def inject_repeats(cls: type) -> None:
     module = sys.modules.get(cls.__module__)
     if module is None or not unittest.defaultTestLoader.getTestCaseNames(cls):
         return
+    if SETTINGS.driver == "env" and SETTINGS.scope() != "class":
+        own = getattr(module, "load_tests", None)
+        if own is None:
+            module.load_tests = _load_tests  # type: ignore[attr-defined]
+        elif own is not _load_tests:
+            raise ValueError(f"expected no load_tests function in {cls.__module__} under {REPEAT_SCOPE_ENV}="
+                             f"{SETTINGS.scope()} (zmqprocesstest orders the repeats with one of its own), got "
+                             f"{own!r}; set {REPEAT_SCOPE_ENV}=class, or run python -m zmqprocesstest or pytest")
     for repeat in range(2, total + 1):
         sub = repeat_class(cls, repeat, total)
         setattr(module, sub.__name__, sub)
+
+
+def _load_tests(loader: unittest.TestLoader, tests: unittest.TestSuite, pattern: Optional[str]) -> unittest.TestSuite:
+    """The ``load_tests`` protocol (unittest, nose2) of a module whose classes are repeated
+    from the environment: its tests in the order of the repeat scope, round by round
+    within the module for ``module`` and ``session`` (a runner that loads one module at a
+    time cannot interleave modules), each round setting the module scope up afresh."""
+    return _ordered(flat(tests), SETTINGS.scope(), loader.suiteClass)
 
 
 # -- one test's run --------------------------------------------------------------------------
@@ -202,33 +258,123 @@ def first_failure() -> Optional[str]:
 
 
 def reproduce_message(command: Optional[List[str]] = None, rerun_one: Optional[List[str]] = None) -> str:
-    """How to reproduce the run's first failure: test, repeat, seed, command lines."""
+    """How to reproduce the run's first failure: test, repeat, seed, and two command
+    lines in one form, under every runner: the run again, and this test alone. Each
+    starts with the current interpreter (:data:`sys.executable`) and the runner, and
+    ends with the seed where there is one (*command* and *rerun_one*: the lines of a
+    runner that makes its own; by default they are made from the run's command line)."""
     test_id, key = _first_failure[0]
     base, repeat = key.rsplit("|", 1)
     settings = SETTINGS
+    seeded = settings.seed is not None and (settings.stress or settings.shuffle)
+    seed_text = (f"seed {settings.seed}{' (stress)' if settings.stress else ''}"
+                 f"{' (shuffled)' if settings.shuffle else ''}") if seeded else "no seed (neither stress nor shuffle)"
     lines = [f"zmqprocesstest: first failure: {test_id}",
-             f"  test {base}, repeat {repeat} of {settings.repeat}, "
-             f"seed {settings.seed if settings.seed is not None else '-'}"
-             f"{' (stress)' if settings.stress else ''}{' (shuffled)' if settings.shuffle else ''}"]
-    if command is None:
-        names = (REPEAT_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
-        env = [f"{name}={shlex.quote(os.environ[name])}" for name in names if os.environ.get(name)]
-        command = env + _argv()
-    lines.append("  reproduce the run: " + " ".join(command))
-    if rerun_one:
-        lines.append("  or this test alone: " + " ".join(rerun_one))
+             f"  test {base}, repeat {repeat} of {settings.repeat}, {seed_text}",
+             "  reproduce the run: " + " ".join(command if command is not None else _run_line(settings)),
+             "  or this test alone: " + " ".join(rerun_one if rerun_one is not None else _alone_line(base, settings))]
     return "\n".join(lines)
 
 
+#: The run's variables as the environment gave them, before an option or the seed's
+#: choice exported any (the reproduce lines repeat these, and add the rest as they must).
+_GIVEN_ENV = {name: os.environ[name] for name in (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV,
+                                                    SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD") if os.environ.get(name)}
+
+
 def _argv() -> List[str]:
+    """The run's command line, the interpreter as :data:`sys.executable` names it."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
-    return [shlex.quote(arg) for arg in argv]
+    return [sys.executable] + argv[1:]
+
+
+def _runner(argv: List[str]) -> str:
+    """``"pytest"``, ``"nose2"``, ``"zmqprocesstest"`` or ``"unittest"`` (any other runner
+    of unittest-style tests: a test runs alone under unittest)."""
+    if SETTINGS.driver == "pytest":
+        return "pytest"
+    if SETTINGS.driver == "cli":
+        return "zmqprocesstest"
+    for at, arg in enumerate(argv[1:], 1):
+        if arg == "-m" and at + 1 < len(argv):
+            return "nose2" if argv[at + 1].startswith("nose2") else "unittest"
+        if not arg.startswith("-"):
+            return "nose2" if os.path.basename(arg).startswith("nose2") else "unittest"
+    return "unittest"
+
+
+def _env_words(names: Sequence[str], extra: Dict[str, str]) -> List[str]:
+    env = {name: value for name, value in _GIVEN_ENV.items() if name in names}
+    env.update(extra)
+    return [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+def _run_line(settings: Settings) -> List[str]:
+    argv = _argv()
+    runner = _runner(argv)
+    extra: Dict[str, str] = {}
+    seeded = settings.seed is not None and (settings.stress or settings.shuffle)
+    if runner == "pytest":
+        words = _without_option(argv, "--zpt-seed") + (["--zpt-seed", str(settings.seed)] if seeded else [])
+    elif runner == "zmqprocesstest":
+        words = _without_option(argv, "--seed") + (["--seed", str(settings.seed)] if seeded else [])
+    else:  # the environment drives it
+        if seeded:
+            extra[SEED_ENV] = str(settings.seed)
+        words = argv
+    names = (REPEAT_ENV, REPEAT_SCOPE_ENV, UNTIL_FAILURE_ENV, STRESS_ENV, SEED_ENV, SHUFFLE_ENV, "ZMQPROCESSTEST_SHARD")
+    return _env_words(names, extra) + [shlex.quote(word) for word in words]
+
+
+def _alone_line(base: str, settings: Settings) -> List[str]:
+    """This test alone, repeated and stressed as the run was. Under pytest, pytest (a
+    test of a class selected with ``-k``, so its repeats, classes of their own, run
+    too); under any other runner ``python -m zmqprocesstest``, which repeats a test
+    named on its command line (``python -m unittest`` and nose2 would run it once)."""
+    argv = _argv()
+    exe = shlex.quote(sys.executable)
+    seeded = settings.seed is not None and settings.stress
+    if _runner(argv) == "pytest":
+        words = [exe, "-m", "pytest", "--zpt-repeat", str(settings.repeat), "--zpt-until-failure"]
+        words += ["--zpt-stress"] * settings.stress + (["--zpt-seed", str(settings.seed)] if seeded else [])
+        path, _, rest = base.partition("::")
+        if settings.repeat > 1 and "::" in rest:  # Class::test: the repeats are Class_repeat2... (-k selects all)
+            cls, _, test = rest.rpartition("::")
+            return words + [shlex.quote(path), "-k", shlex.quote(f"{cls.split('::')[-1]} and {test}")]
+        return words + [shlex.quote(base)]
+    words = [exe, "-m", "zmqprocesstest", "--repeat", str(settings.repeat), "--until-failure"]
+    words += ["--stress"] * settings.stress + (["--seed", str(settings.seed)] if seeded else [])
+    return _top_path(argv) + words + [shlex.quote(base)]
+
+
+def _without_option(argv: List[str], name: str) -> List[str]:
+    out, at = [], 0
+    while at < len(argv):
+        if argv[at] == name:
+            at += 2
+            continue
+        if not argv[at].startswith(name + "="):
+            out.append(argv[at])
+        at += 1
+    return out
+
+
+def _top_path(argv: List[str]) -> List[str]:
+    """``PYTHONPATH=DIR`` where the run discovered tests from a top-level directory other
+    than the current one (a test's id is importable from there)."""
+    found = dict(zip(argv, argv[1:] + [""]))
+    top = found.get("-t") or found.get("--top-level-directory") or found.get("-s") or found.get("--start-directory")
+    if not top or os.path.abspath(top) == os.getcwd():
+        return []
+    return [f"PYTHONPATH={shlex.quote(top)}"]
 
 
 # -- the command line ------------------------------------------------------------------------
 #: The command line's own options: name -> (takes a value, help).
 OPTIONS = {
     "--repeat": (True, "run each test N times, each repeat a fresh test (and a fresh class scope)"),
+    "--repeat-scope": (True, "what one repeat spans: test, class, module or session (round by round, the "
+                             "default with --until-failure; else class)"),
     "--until-failure": (False, "stop at the first failure and print how to reproduce it"),
     "--stress": (False, "perturb timing (CPU burners, small delays), reproducibly from the seed"),
     "--seed": (True, "the seed of --stress and --shuffle (chosen and printed when not given)"),
@@ -267,6 +413,8 @@ def split_options(args: List[str]) -> Tuple[Settings, List[str]]:
             if not (value.isdigit() and int(value) >= 1):
                 raise ValueError(f"expected --repeat N with N >= 1, got {value!r}")
             settings.repeat = int(value)
+        elif name == "--repeat-scope":
+            settings.repeat_scope = check_scope(value, "--repeat-scope")
         elif name == "--seed":
             settings.seed = seed_value(value, "--seed N")
         elif name == "--shard":
@@ -313,9 +461,10 @@ def write_durations(path: str) -> None:
 
 
 # -- the command line's suite ----------------------------------------------------------------
-def _flat(test: Any) -> List[Any]:
+def flat(test: Any) -> List[Any]:
+    """The tests of *test* (a suite, nested or not, or one test), in order."""
     if isinstance(test, unittest.TestSuite):
-        return [t for inner in test for t in _flat(inner)]
+        return [t for inner in test for t in flat(inner)]
     return [test]
 
 
@@ -335,9 +484,12 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     """The command line's suite: sharded, shuffled and repeated as *settings* say.
 
     Shards are made from the suite in id order (the same in every shard's process),
-    then the shard is shuffled, then each class runs *repeat* times in a row.
+    then the shard is shuffled, then each test runs *repeat* times, in the order the
+    repeat scope asks for (:meth:`Settings.scope`). With the ``module`` and ``session``
+    scopes each round is a suite of its own (:class:`_Round`) that tears the class and
+    module scopes down at its end, so the next round sets them up afresh.
     """
-    tests = _flat(suite)
+    tests = flat(suite)
     if settings.shard is not None:
         index, total = settings.shard
         _order.confirm_sharding()
@@ -348,8 +500,40 @@ def arrange(suite: unittest.TestSuite, settings: Settings) -> unittest.TestSuite
     if settings.shuffle:
         tests = _order.shuffled(tests, seed(), _module_of, _class_of)
     if settings.repeat > 1:
-        tests = _repeated(tests, settings.repeat)
+        return _ordered(_repeated(tests, settings.repeat), settings.scope(), unittest.TestSuite)
     return unittest.TestSuite(tests)
+
+
+def _ordered(tests: List[Any], scope: str, suite: Callable[..., unittest.TestSuite]) -> unittest.TestSuite:
+    """*tests* (every repeat) in the order of *scope*; rounds of their own for ``module`` and ``session``."""
+    tests = _order.by_repeat(tests, scope, _repeat_number, _module_of, _base_class_of, base_id)
+    pieces = _order.rounds(tests, scope, _repeat_number, _module_of)
+    if len(pieces) > 1:
+        return suite([_Round(piece) for piece in pieces])
+    return suite(tests)
+
+
+class _Round(unittest.TestSuite):
+    """One round of a module or of the whole selection: its class and module scopes are
+    torn down at its end (as a whole run's are), so the next round sets them up again."""
+
+    def run(self, result: Any, debug: bool = False) -> Any:
+        super().run(result, debug)
+        if not getattr(result, "_testRunEntered", False):
+            return result  # run on its own: the top level tore down already
+        self._tearDownPreviousClass(None, result)  # type: ignore[attr-defined]
+        self._handleModuleTearDown(result)  # type: ignore[attr-defined]
+        result._previousTestClass = None
+        return result
+
+
+def _repeat_number(test: Any) -> int:
+    return repeat_of(type(test))[0] if _repeatable(test) else 1
+
+
+def _base_class_of(test: Any) -> str:
+    base = repeat_of(type(test))[2]
+    return f"{base.__module__}.{base.__qualname__}"
 
 
 def _repeatable(test: Any) -> bool:
@@ -359,23 +543,16 @@ def _repeatable(test: Any) -> bool:
 
 
 def _repeated(tests: List[Any], total: int) -> List[Any]:
-    """Each run of tests of one class, *total* times in a row, repeat r in its own subclass.
+    """Every test *total* times, repeat r in its own subclass (one per class and repeat).
 
     Tests that are not methods of a test case class (a load error's stand-in, a
     doctest) run once.
     """
     result: List[Any] = []
-    at = 0
-    while at < len(tests):
-        cls, end = type(tests[at]), at + 1
-        while end < len(tests) and type(tests[end]) is cls:
-            end += 1
-        group = tests[at:end]
-        for repeat in range(2, total + 1) if _repeatable(group[0]) else ():
-            sub = repeat_class(cls, repeat, total)
-            group += [sub(t._testMethodName) for t in tests[at:end]]
-        result.extend(group)
-        at = end
+    for test in tests:
+        result.append(test)
+        if _repeatable(test):
+            result += [repeat_class(type(test), repeat, total)(test._testMethodName) for repeat in range(2, total + 1)]
     return result
 
 

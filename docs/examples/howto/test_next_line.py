@@ -26,9 +26,9 @@ class TestNextLine(ProcessTestCase):
         push = self.socket(zmq.PUSH, connect=self.endpoint, name="push")
         yield ("wait_output", proc, "worker: ready")
         push.send_json(1)
-        first = yield ("wait_output", proc, r"request \d+ done")
+        first = (yield ("wait_output", proc, r"request (\d+) done"))[1]
         push.send_json(2)
-        second = yield ("wait_output", proc, r"request \d+ done")  # the next line, not the first again
-        self.assertEqual((first, second), ("request 1 done", "request 2 done"))
+        second = (yield ("wait_output", proc, r"request (\d+) done"))[1]  # the next line, not the first again
+        self.assertEqual((first, second), ("1", "2"))  # the groups of each match
         again = yield ("wait_output", proc, r"request \d+ done", None, True)  # from_start: all of it
-        self.assertEqual(again, "request 1 done")
+        self.assertEqual(again[0], "request 1 done")  # the matched text

@@ -19,7 +19,7 @@ from unittest import mock
 from zmqprocesstest import SystemTestCase, normalise_path, normalise_pids, normalise_regex, process
 from zmqprocesstest.report_html import finish_dir, page_html
 from zmqprocesstest.timeline import Timeline
-from howto import failing_samples, test_failure_handling
+from howto import failing_samples, test_client, test_failure_handling
 
 EXAMPLES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CLEARED = ("ZMQPROCESSTEST_FULL_TRACEBACK", "ZMQPROCESSTEST_TIMEOUT_SCALE", "ZMQPROCESSTEST_MARKS",
@@ -27,8 +27,10 @@ _CLEARED = ("ZMQPROCESSTEST_FULL_TRACEBACK", "ZMQPROCESSTEST_TIMEOUT_SCALE", "ZM
 
 
 def svg_of(page):
-    """The SVG of a page, parsed (``xml.etree`` raises if it is not well-formed XML)."""
-    return ET.fromstring(page[page.index("<svg"):page.index("</svg>") + len("</svg>")])
+    """The first SVG of a page, parsed; every SVG of it must be well-formed XML
+    (``xml.etree`` raises if one is not)."""
+    svgs = [ET.fromstring(svg) for svg in re.findall(r"(?s)<svg .*?</svg>", page)]
+    return svgs[0]
 
 
 @process
@@ -43,6 +45,7 @@ class TestReportPages(SystemTestCase):
         normalise_regex(r"\+\s*\d+\.\d+(s?)", r"+<TIME>\1"),            # timeline and axis times
         normalise_regex(r"duration \d+\.\d+ s", "duration <TIME> s"),
         normalise_regex(r"(?m)^ *[~^]+ *\n", ""),                       # Python >= 3.11 markers
+        normalise_regex(r"connection \d+: ", "connection <N>: "),        # a tap's: 2 if the first try came early
     ]
 
     def run_sample(self, case_class, method, report_all=False):
@@ -68,15 +71,15 @@ class TestReportPages(SystemTestCase):
         svg_of(page)
         return case, page, index
 
-    def golden_page(self, case, status, traceback_text, name):
+    def golden_page(self, case, status, traceback_text, name, state=""):
         """The page of *case*'s timeline without output lines or resent signals, compared with golden *name*."""
         kept = Timeline(case._timeline.shown)
-        kept.start, kept.lanes = case._timeline.start, case._timeline.lanes
+        kept.start, kept.lanes, kept.endpoints = case._timeline.start, case._timeline.lanes, case._timeline.endpoints
         for entry in case._timeline.entries:
             resent = entry[1] == "signal" and kept.entries and kept.entries[-1][1:] == entry[1:]
             if entry[1] != "output" and not resent:
                 kept.entries.append(entry)
-        page = page_html(case.id(), status, 0.0, kept, traceback_text)
+        page = page_html(case.id(), status, 0.0, kept, traceback_text, state)
         svg_of(page)
         self.assertGolden(page, name)
 
@@ -92,6 +95,19 @@ class TestReportPages(SystemTestCase):
         self.assertIn("exited: exit code 3", page)
         self.golden_page(case, "failed", page_traceback(page), "crash_page.html")
 
+    def test_two_processes_page(self):
+        case, page, _ = self.run_sample(failing_samples.BrokerSample, "test_upper")
+        svg = svg_of(page)
+        lanes = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("font-weight") == "bold"]
+        self.assertEqual(lanes[:3], ["client", "broker", "worker"])  # named after the functions started
+        self.assertIn("test failed here: AssertionError: Lists differ:", page)
+        self.assertEqual(page.count("<details class=\"teardown\">"), 1)  # the stop rows folded, apart
+        self.assertLess(page.index("test failed here"), page.index("<details class=\"teardown\">"))
+        self.assertIn("Messages between the processes under test are not drawn", page)
+        self.assertNotIn("Timeline (", page_traceback(page))  # the traceback stops at the exception
+        self.golden_page(case, "failed", page_traceback(page), "two_processes_page.html",
+                         page_section(page, "Processes and fault links at the failure"))
+
     def test_lazy_pirate_drop_and_retry_page(self):
         case, page, index = self.run_sample(test_failure_handling.TestLazyPirate, "test_one_request_dropped",
                                             report_all=True)
@@ -99,8 +115,25 @@ class TestReportPages(SystemTestCase):
         self.assertIn("fault: drop 1 to_server", page)
         self.golden_page(case, "passed", "", "lazy_pirate_drop_page.html")
 
+    def test_client_tap_page(self):
+        case, page, index = self.run_sample(test_client.TestThroughATap, "test_the_clients_messages_in_the_reports",
+                                            report_all=True)
+        self.assertIn('class="passed"', index)
+        svg = svg_of(page)
+        texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+        self.assertIn("client", texts)  # the tap's lane
+        self.assertTrue(any("'op': 'get'" in (t or "") for t in texts), texts)  # its messages in the picture
+        self.assertNotIn("(process not known)", texts)  # drawn to the server behind the tap
+        self.golden_page(case, "passed", "", "client_tap_page.html")
+
 
 def page_traceback(page):
     """The traceback section of a written page, unescaped (to draw the golden page with)."""
     import html
     return html.unescape(page.split("<h2>Traceback</h2>\n<pre>", 1)[1].split("</pre>", 1)[0])
+
+
+def page_section(page, heading):
+    """The text of the section under *heading* of a written page, unescaped."""
+    import html
+    return html.unescape(page.split(f"<h2>{heading}</h2>\n<pre>", 1)[1].split("</pre>", 1)[0])
