@@ -78,13 +78,14 @@ class TestTapOfATest(unittest.TestCase):
         self.assertEqual(problems(run_case(Through)), [])
         mine = tap_entries(seen["entries"])
         self.assertEqual([kind for kind, _ in mine], ["note", "sent", "received", "sent", "received"])
-        self.assertEqual(mine[0][1], "connection 1: a REQ client, identity b'mine'")
+        # connection 1 unless the client came before the server listened (the tap then closed it at once)
+        self.assertRegex(mine[0][1], r"^connection \d+: a REQ client, identity b'mine'$")
         self.assertEqual(list(mine[1][1][:3]), [b"", b"hello", b"0"])  # the whole message, its envelope too
         self.assertEqual(mine[1][1][3].length, 300)
         self.assertEqual(list(mine[4][1][:4]), [b"", b"echo", b"hello", b"1"])
         self.assertEqual(seen["lanes"]["client"][0], "socket")
         self.assertIn("tap ", seen["lanes"]["client"][1])
-        self.assertEqual(seen["connections"], {1: {"Socket-Type": b"REQ", "Identity": b"mine"}})
+        self.assertEqual(list(seen["connections"].values()), [{"Socket-Type": b"REQ", "Identity": b"mine"}])
         texts = [text for _, kind, source, text in seen["rows"] if source == "client" and kind == "received"]
         self.assertTrue(texts[0].startswith("[b'', b'echo', b'hello', b'0', b'xxx"), texts)
         self.assertIn("|<-", seen["chart"])
