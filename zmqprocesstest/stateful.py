@@ -52,7 +52,7 @@ __tracebackhide__ = True
 __all__ = ["ProcessStateMachine"]
 
 #: The resource API of a test case that a machine offers as its own (see :attr:`ProcessStateMachine.case`).
-DELEGATED = ("socket", "start_process", "start_command", "fault_link", "new_endpoint", "managed", "add_process",
+DELEGATED = ("socket", "start_process", "start_command", "fault_link", "tap", "new_endpoint", "managed", "add_process",
              "set_stop_message", "set_stop_event", "set_stop_steps", "stop_process", "output_of", "process_mock",
              "monitor")
 #: Test case settings a machine may set as class attributes; its run's case takes them.

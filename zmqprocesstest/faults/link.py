@@ -327,7 +327,8 @@ class FaultLink:
         with each message's frames (a list of bytes) and returns whether to leave it
         out; a message it may take is held until its last frame. What *match* raises
         lets the message go on, shows in the link's report and is raised by
-        :meth:`close`. Drops armed earlier are served first.
+        :meth:`close`. A drop that is not aimed is served before the aimed ones, and
+        aimed drops in the order they were armed.
 
         :raises FaultLinkError: the link cannot see messages: CURVE (or another
             mechanism that encrypts them) or peers speaking ZMTP 2.0 or older; only the
