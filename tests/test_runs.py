@@ -739,6 +739,22 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         self.assertTrue(any("1st of 2 started together" in text for text in held), held)
         self.assertEqual(_perturb.held_fds, [])
 
+    def test_a_held_process_stopped_before_the_next_event_stops_cleanly(self):
+        from zmqprocesstest import ProcessTestCase
+        from .support import run_case
+        problems = []
+
+        class StoppedAtOnce(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(_idle)
+                problems.extend(self.managed(proc).stop())  # still held: it goes first, then the stop
+
+        _stress.activate(8, burn=False)
+        with mock.patch.object(_stress, "STRESS_HOLD_BOUND", 30.0):
+            result = run_case(StoppedAtOnce)
+        self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+        self.assertEqual(problems, [])
+
     def watch_signals(self):
         """(calls, stopped, resumed): the group signals of the pauses, as they come."""
         calls, stopped, resumed = [], threading.Event(), threading.Event()
@@ -804,6 +820,14 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         except ChildProcessError:
             pass
         self.assertTrue(gone(pids[0], 0.0), f"process {pids[0]} left behind ({_stat(pids[0])}) after the runner died")
+
+
+def _idle():
+    """A process under test that waits for its stop (SIGINT) and exits cleanly."""
+    try:
+        signal.sigwait([signal.SIGINT])
+    except KeyboardInterrupt:
+        pass
 
 
 def _cmdline(pid):

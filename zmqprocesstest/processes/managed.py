@@ -406,6 +406,8 @@ class ManagedProcess:
         """
         if self.closed or self.stop_result is not None:
             return []  # stopped already (stop_process)
+        if _perturb.ended is not None:
+            _perturb.ended([self])  # stress: a held start goes and a pause ends before the stop
         try:
             result = stop(self, self.stop_plan)
         except ExitStatusLost as lost:  # never a pass, never a false "survived SIGKILL"
