@@ -303,6 +303,8 @@ class ManagedProcess:
         """
         if self.exitcode() is not None:
             raise ProcessDied(f"cannot send {signal_name(sig)} to {self.describe()}: it is not running")
+        if _perturb.let_go is not None:
+            _perturb.let_go()  # stress: held starts go first (a signal is for the process's own code)
         self.wait_until_blocked()
         self._deliver(sig, group)
 
