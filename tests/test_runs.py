@@ -109,20 +109,23 @@ class TestHuntingTheRace(unittest.TestCase):
         self.assertIn("Ran 300 tests", out)
         self.assertRegex(out, r"zmqprocesstest: seed \d+ \(chosen")
 
-    # Issue 31, the broker race (about 25 s; benchmarks/hunt.py measures the medians over
-    # 20 hunts): the stress reaches it, a module hunt reaches its racy class in its first
-    # rounds, and the fixed version passes stressed repeats.
+    # Issue 31, the broker race (about 30 s; benchmarks/hunt.py measures the medians over
+    # 20 hunts, quiet and stressed): the stress reaches it, a module hunt reaches its racy
+    # class in its first rounds, and the fixed version passes stressed repeats.
     RACY = "tests.samples.broker_race_sample.TestWorkerRegistration"
 
-    def failures(self, *options):
-        code, out = run(CLI + ["--repeat", "40", *options, self.RACY])
-        self.assertIn("Ran 40 tests", out, out[-3000:])
-        found = re.search(r"FAILED \((?:failures=(\d+))?", out)
-        return int(found.group(1) or 0) if found else 0
-
-    def test_the_stress_makes_the_race_fail_more_often(self):
-        quiet, stressed = self.failures(), self.failures("--stress", "--seed", "1")
-        self.assertGreater(stressed, quiet, f"of 40 repeats: {quiet} failed quiet, {stressed} under --stress")
+    def test_the_stress_reaches_the_race_in_the_first_repeats(self):
+        # Quiet, this race fails 20-40% of the runs on an idle 2-CPU machine (more on a busy
+        # one, where the scheduler itself shuffles the starts); the stress lets the worker
+        # go first half of the time. The medians over 20 hunts: benchmarks/hunt.py.
+        found = []
+        for seed in range(1, 6):
+            code, out = run(CLI + ["--repeat", "300", "--until-failure", "--stress", "--seed", str(seed), self.RACY])
+            repeat = re.search(r"first failure: \S+\n  test \S+, repeat (\d+) of 300", out)
+            self.assertIsNotNone(repeat, out[-3000:])
+            self.assertRegex(out, r"stress +start held until the test's next socket operation, (1st|2nd) of 2")
+            found.append(int(repeat.group(1)))
+        self.assertLessEqual(sorted(found)[2], 2, found)  # the median of 5 hunts
 
     def test_a_module_hunt_reaches_its_racy_class_in_the_first_rounds(self):
         hunt = ["--until-failure", "--stress", "--seed", "2", "tests.samples.broker_race_sample"]
@@ -736,6 +739,22 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         self.assertTrue(any("1st of 2 started together" in text for text in held), held)
         self.assertEqual(_perturb.held_fds, [])
 
+    def test_a_held_process_stopped_before_the_next_event_stops_cleanly(self):
+        from zmqprocesstest import ProcessTestCase
+        from .support import run_case
+        problems = []
+
+        class StoppedAtOnce(ProcessTestCase):
+            def test_it(self):
+                proc = self.start_process(_idle)
+                problems.extend(self.managed(proc).stop())  # still held: it goes first, then the stop
+
+        _stress.activate(8, burn=False)
+        with mock.patch.object(_stress, "STRESS_HOLD_BOUND", 30.0):
+            result = run_case(StoppedAtOnce)
+        self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
+        self.assertEqual(problems, [])
+
     def watch_signals(self):
         """(calls, stopped, resumed): the group signals of the pauses, as they come."""
         calls, stopped, resumed = [], threading.Event(), threading.Event()
@@ -801,6 +820,14 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         except ChildProcessError:
             pass
         self.assertTrue(gone(pids[0], 0.0), f"process {pids[0]} left behind ({_stat(pids[0])}) after the runner died")
+
+
+def _idle():
+    """A process under test that waits for its stop (SIGINT) and exits cleanly."""
+    try:
+        signal.sigwait([signal.SIGINT])
+    except KeyboardInterrupt:
+        pass
 
 
 def _cmdline(pid):

@@ -14,7 +14,8 @@ default), a call site costs one module attribute check and nothing else.
   for that word and then execs the command's program (same pid, group and output);
 * :data:`started` and :data:`ended`: a process under test that may be paused now and
   then (SIGSTOP/SIGCONT of its group), and the processes to leave alone from now on
-  (their owner releases them: every pause of theirs ends first).
+  (their owner releases them, or one is stopped: every held start goes and every pause
+  of theirs ends first); :data:`let_go`: every held start goes now (before a signal).
 
 :data:`signals` is held while a pause stops or resumes a group, and by the ``freeze``
 and ``thaw`` events, so a pause never resumes a process the test froze.
@@ -31,6 +32,8 @@ jitter: Optional[Callable[[], float]] = None
 #: Called with a forked process's name and the function that lets it run its own code
 #: (to be called exactly once, from any thread). ``None`` when stress is off.
 hold: Optional[Callable[[str, Callable[[], None]], None]] = None
+#: Gives every held start its word now (before a signal to a process). ``None`` when off.
+let_go: Optional[Callable[[], None]] = None
 #: Called with a started process under test (a ``ManagedProcess``). ``None`` when off.
 started: Optional[Callable[[Any], None]] = None
 #: Called with processes under test about to be stopped (their pauses end first), at

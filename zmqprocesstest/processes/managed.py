@@ -315,6 +315,8 @@ class ManagedProcess:
         """
         if self.exitcode() is not None:
             raise ProcessDied(f"cannot send {signal_name(sig)} to {self.describe()}: it is not running")
+        if _perturb.let_go is not None:
+            _perturb.let_go()  # stress: held starts go first (a signal is for the process's own code)
         self.wait_until_blocked()
         self._deliver(sig, group)
 
@@ -418,6 +420,8 @@ class ManagedProcess:
         """
         if self.closed or self.stop_result is not None:
             return []  # stopped already (stop_process)
+        if _perturb.ended is not None:
+            _perturb.ended([self])  # stress: a held start goes and a pause ends before the stop
         try:
             result = stop(self, self.stop_plan)
         except ExitStatusLost as lost:  # never a pass, never a false "survived SIGKILL"

@@ -262,17 +262,23 @@ def _resume(proc: Any) -> None:
                 _signal_group(proc, signal.SIGCONT)
 
 
-def _ended(procs: Sequence[Any]) -> None:
-    """Their owner releases them: held starts go now, their pauses end, none begins."""
+def _say_all() -> None:
+    """Every held start goes now (its order and delay given up)."""
     with _lock:
         _held.clear()
         unsaid = list(_unsaid)
         _unsaid.clear()
+    for give in unsaid:
+        give()
+
+
+def _ended(procs: Sequence[Any]) -> None:
+    """Their owner releases them: held starts go now, their pauses end, none begins."""
+    with _lock:
         leaving = {id(proc) for proc in procs}
         _running[:] = [proc for proc in _running if id(proc) not in leaving]
         ending = [proc for key, proc in list(_paused.items()) if key in leaving]
-    for give in unsaid:
-        give()
+    _say_all()
     for proc in ending:
         _resume(proc)
 
@@ -291,14 +297,14 @@ def activate(seed: int, burn: bool = True) -> None:
     _seed = seed
     begin("", 0)
     _perturb.hook, _perturb.jitter = _delay, _jitter
-    _perturb.hold, _perturb.started, _perturb.ended = _hold, _started, _ended
+    _perturb.hold, _perturb.started, _perturb.ended, _perturb.let_go = _hold, _started, _ended, _say_all
     if burn and not os.environ.get(_BURNERS_ENV):
         _start_burners(seed)
 
 
 def deactivate() -> None:
     """Turn the delays off (the held starts go, the pauses end) and stop the burners."""
-    _perturb.hook = _perturb.jitter = _perturb.hold = _perturb.started = _perturb.ended = None
+    _perturb.hook = _perturb.jitter = _perturb.hold = _perturb.started = _perturb.ended = _perturb.let_go = None
     _end_all()
     stop_burners()
 
