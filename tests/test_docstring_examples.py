@@ -5,7 +5,9 @@ class's or function's docstring), so a new one fails here until it gets a runner
 """
 import ast
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 import types
 import unittest
@@ -192,6 +194,18 @@ class TestDocstringExamples(unittest.TestCase):
 
         self.assertEqual(in_a_test(code, {"zmq": zmq}, endpoint), ([], [True]))
         self.assertEqual([codec.name for codec in seen], ["jupyter"])
+
+    def example_conversations_module(self, code):
+        """Not Python: the lines of a recording, which read as one."""
+        from zmqprocesstest.conversations import read_conversation
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, "example.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        conversation = read_conversation(path)
+        self.assertEqual((conversation.meta, [m.frames for m in conversation.messages]),
+                         ({"client": "REQ", "server": "REP"}, [(b"", b'["ping", 1]'), (b"", b'["pong", 1]')]))
 
     def example_sockets_AsyncTestSocket(self, code):
         namespace = {"zmq": zmq}

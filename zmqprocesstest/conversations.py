@@ -205,7 +205,9 @@ class ConversationWriter:
         self.meta: Dict[str, Any] = dict(meta or {})
         self._codec = codec
         self._first: Optional[float] = None
-        self._pending: List[Tuple[float, str, int, Tuple[bytes, ...], Optional[bytes]]] = []
+        # Appended by add() without the lock (deque.append is atomic), taken from the left
+        # by _write() under it: a message added while it writes waits for the next write.
+        self._pending: Deque[Tuple[float, str, int, Tuple[bytes, ...], Optional[bytes]]] = collections.deque()
         self._pending_bytes = 0
         self._header_written = False
         self._lock = threading.Lock()
@@ -227,18 +229,17 @@ class ConversationWriter:
         self.add(time.monotonic() if at is None else at, direction, conn, tuple(bytes(f) for f in frames), peer)
 
     def add(self, when: float, direction: str, conn: int, frames: Tuple[bytes, ...], peer: Optional[bytes]) -> None:
-        """:meth:`message` without its checks, for a caller that gives what it asks for (a
-        tap's recorder, on the tap's thread)."""
-        with self._lock:
-            if self._file is None:
-                raise ValueError(f"the recording {self.path} is closed")
-            if self._first is None:
-                self._first = when
-            self._pending.append((when - self._first, direction, conn, frames, peer))
-            self.count += 1
-            self._pending_bytes += sum(map(len, frames))
-            if self._pending_bytes >= RECORD_BUFFER_BYTES:
-                self._write()
+        """:meth:`message` without its checks, for a caller that
+        gives what it asks for (a tap's recorder, on the tap's thread: this is all it costs it)."""
+        if self._file is None:
+            raise ValueError(f"the recording {self.path} is closed")
+        if self._first is None:
+            self._first = when
+        self._pending.append((when - self._first, direction, conn, frames, peer))
+        self.count += 1
+        self._pending_bytes += sum(map(len, frames))
+        if self._pending_bytes >= RECORD_BUFFER_BYTES:
+            self.flush()
 
     def flush(self) -> None:
         """Write the messages given so far (the file then holds a whole recording)."""
@@ -251,8 +252,12 @@ class ConversationWriter:
         if not self._header_written:
             self._file.write(_header(self._codec, self.meta))
             self._header_written = True
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
-        self._file.write("".join(_line(Message(0.0, d, c, f, p), max(0.0, t)) for t, d, c, f, p in pending))
+        pending, lines = self._pending, []
+        self._pending_bytes = 0
+        while pending:
+            t, direction, conn, frames, peer = pending.popleft()
+            lines.append(_line(Message(0.0, direction, conn, frames, peer), max(0.0, t)))
+        self._file.write("".join(lines))
         self._file.flush()
 
     def close(self) -> None:
@@ -296,10 +301,10 @@ class TapRecorder:
         return f"the recording to {self.writer.path}"
 
     def __call__(self, message: Any) -> None:
-        frames = tuple(message.frames)
+        frames = tuple(message.frames)  # a tuple of bytes: the garbage collector stops tracking it
         writer = self.writer
         if writer.count == 0:
-            self._first(message)
+            self._first_message(message)
         for frame in frames:
             if type(frame) is not bytes:
                 self._refuse(message)
@@ -308,7 +313,7 @@ class TapRecorder:
             conn = self._numbers[message.connection] = len(self._numbers) + 1
         writer.add(message.time, message.direction, conn, frames, message.identity)
 
-    def _first(self, message: Any) -> None:
+    def _first_message(self, message: Any) -> None:
         """The first line's client socket type, from the tap's first connection."""
         if self.tap is not None and "client" not in self.writer.meta:
             kind = self.tap.connections.get(message.connection, {}).get("Socket-Type")
