@@ -266,6 +266,8 @@ CHECKED_BLOCKS = {
     ("howto/conversations.rst", "zmqprocesstest: updated recording .../conversations/pingpong.jsonl (message 3 "
      "changed)"): "tests/test_conversations.py test_update_mode_rewrites_the_differing_messages_and_says_so",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
+    ("howto/client.rst", "Traceback (most recent call last):"):
+        "tests/test_client_example.py UnderEachRunner.test_unittest (each line is in the sample's output)",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",
 }
