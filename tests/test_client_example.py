@@ -2,6 +2,7 @@
 ``get()`` ends the test at once, at that line, under unittest, nose2 and pytest."""
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,22 @@ def dies_here_line():
     with open(SAMPLE, encoding="utf-8") as f:
         (line,) = [number for number, text in enumerate(f, 1) if text.rstrip().endswith("# DIES HERE")]
     return line
+
+
+def howto_block():
+    """The lines of the failure shown in docs/howto/client.rst (its one ``code-block:: text``)."""
+    with open(os.path.join(ROOT, "docs", "howto", "client.rst"), encoding="utf-8") as f:
+        text = f.read()
+    lines = []
+    for line in text.split(".. code-block:: text\n\n", 1)[1].splitlines():
+        if line and not line.startswith("   "):
+            break
+        lines.append(line.strip())
+    return [line for line in lines if line]
+
+
+def pids(text):
+    return re.sub(r"pid \d+", "pid <PID>", text)
 
 
 class UnderEachRunner(unittest.TestCase):
@@ -67,6 +84,13 @@ class UnderEachRunner(unittest.TestCase):
         self.assertRegex(text, r"test_a_missing_key \S+ \.\.\. FAIL")
         self.assertRegex(text, r"test_a_shutdown_by_a_raw_message \S+ \.\.\. ok")
         self.assertIn("FAILED (failures=1)", text)
+        # The how-to shows this failure: each of its lines is in the output ("..." for
+        # lines left out, ".../" for a path's start).
+        shown = [pids(line.strip()) for line in text.splitlines()]
+        for line in howto_block():
+            if line != "...":
+                part = pids(line.split(".../", 1)[-1])
+                self.assertTrue(any(out.endswith(part) for out in shown), f"not in the output: {line!r}\n{text}")
 
     def test_nose2(self):
         text = self.run_sample("nose2")

@@ -269,6 +269,8 @@ CHECKED_BLOCKS = {
      '"metadata.started", "metadata.engine",'):
         "tests/test_conversations.py test_the_howto_shows_the_kernel_replay (its lines are the test's)",
     ("README.rst", "import zmq"): "TestReadme.test_the_first_test_is_the_tested_file",
+    ("howto/client.rst", "Traceback (most recent call last):"):
+        "tests/test_client_example.py UnderEachRunner.test_unittest (each line is in the sample's output)",
     ("README.rst", ".venv/bin/pip install -e '.[docs]' && .venv/bin/python -m sphinx -W -b html docs docs/_build/html"):
         "TestBuiltDocs (the same build, into a temporary directory)",
 }

@@ -62,8 +62,6 @@ class TestBlockingKernelClient(ProcessTestCase):
         self.kernel = self.start_command([sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
                                           "-f", path], name="kernel")
         self.set_stop_message(self.kernel, control, {"msg_type": "shutdown_request", "content": {"restart": False}})
-        self.send(control, [], {"msg_type": "kernel_info_request", "content": {}})
-        self.recv(control, timeout=30)  # it has started: it answers
 
         # Taps in front of shell and iopub: the client connects to them, to the other channels directly.
         self.seen = {}
@@ -78,8 +76,13 @@ class TestBlockingKernelClient(ProcessTestCase):
         self.addCleanup(close_client_loop)
         self.client = BlockingKernelClient(context=context)
         self.client.load_connection_info(info)
-        self.client.start_channels()
+        # No heartbeat channel: the test's death watch tells a dead kernel at once (a missed
+        # beat while the kernel starts would end wait_for_ready with "Kernel died").
+        self.client.start_channels(hb=False)
         self.addCleanup(self.client.stop_channels)
+        # jupyter_client's own wait: shell answers, and iopub is subscribed (a SUB socket
+        # sends its subscription on a new connection only when its owner uses it).
+        self.client.wait_for_ready(timeout=30)
 
     def recorded(self, channel, keep=lambda message: True):
         """The next message the tap on *channel* passed on that *keep* accepts, decoded."""
@@ -89,19 +92,29 @@ class TestBlockingKernelClient(ProcessTestCase):
                 return message
 
     def test_kernel_info_and_an_execute(self):
-        self.client.kernel_info()
-        self.assertEqual(self.client.get_shell_msg(timeout=30)["msg_type"], "kernel_info_reply")
-        msg_id = self.client.execute("print(6 * 7)")
-        self.assertEqual(self.client.get_shell_msg(timeout=30)["content"]["status"], "ok")
+        # reply=True: the reply to this request (a stale one of wait_for_ready's is passed over).
+        info = self.client.kernel_info(reply=True, timeout=30)
+        self.assertEqual(info["msg_type"], "kernel_info_reply")
+        reply = self.client.execute("print(6 * 7)", reply=True, timeout=30)
+        self.assertEqual(reply["content"]["status"], "ok")
+        ids = [info["parent_header"]["msg_id"], reply["parent_header"]["msg_id"]]
 
-        # What went through the taps, by msg_type: shell both ways, iopub for this execute.
-        shell = [self.seen["shell"].get(timeout=30) for _ in range(4)]  # TapMessage: direction, frames...
+        # What went through the taps, by msg_type: shell both ways, iopub for this execute
+        # (wait_for_ready's own requests left out).
+        def ours(message):
+            return message["msg_id"] in ids or message["parent_header"].get("msg_id") in ids
+
+        shell = []
+        while len(shell) < 4:
+            tapped = self.seen["shell"].get(timeout=30)  # a TapMessage: direction, frames...
+            if ours(self.codec.decode(tapped.frames)[-1]):
+                shell.append(tapped)
         self.assertEqual([(m.direction, self.codec.decode(m.frames)[-1]["msg_type"]) for m in shell],
                          [("to_server", "kernel_info_request"), ("to_client", "kernel_info_reply"),
                           ("to_server", "execute_request"), ("to_client", "execute_reply")])
         states = []
         while states[-1:] != ["status idle"]:
-            message = self.recorded("iopub", lambda m: m["parent_header"].get("msg_id") == msg_id)
+            message = self.recorded("iopub", lambda m: m["parent_header"].get("msg_id") == ids[1])
             states.append(" ".join([message["msg_type"], message["content"].get("execution_state", "")]).strip())
         self.assertEqual(states, ["status busy", "execute_input", "stream", "status idle"])
 
