@@ -139,7 +139,7 @@ class TestGivenCoroutines(unittest.TestCase):
         self.assertIn("n=300", text)
         self.assertIn("AssertionError: 300 not less than 300", text)
         transcript = text.split("Timeline (")[1].split("Sequence of the last messages:")[0]
-        self.assertEqual(transcript.count('"ping"'), 1, f"only the failing example's messages:\n{transcript}")
+        self.assertEqual(transcript.count("'ping'"), 1, f"only the failing example's messages:\n{transcript}")
         for pid, _, _ in _PongCase.seen:
             self.assertTrue(gone(pid))
 

@@ -724,7 +724,7 @@ class TestStressReachesTheProcesses(unittest.TestCase):
                 command = self.start_command([sys.executable, "-c", "import os; print('pid', os.getpid())"])
                 self.assertRegex(_cmdline(command.pid), r"^/bin/sh")  # held: its program not run yet
                 yield ("wait_output", forked, "forked ran")
-                pid = yield ("wait_output", command, r"pid \d+")
+                pid = (yield ("wait_output", command, r"pid \d+"))[0]
                 self.assertEqual(pid, f"pid {command.pid}")  # the same process, its program exec'd
                 seen["stress"] = [e[3] for e in current().entries if e[1] == "stress"]
                 with self.assertRaises(FileNotFoundError):  # not there: fails at once, as without stress
