@@ -146,8 +146,11 @@ def sequence_svg(rows: Sequence[Row], lanes: Dict[str, Tuple[str, str]], title: 
             out.append(f'<line x1="{start}" y1="{y}" x2="{end - 4 if end > start else end + 4}" y2="{y}" '
                        f'stroke="{colour}" stroke-width="1.5" marker-end="url(#arrow-{kind}{"-t" if light else ""})"/>')
             label_x = (start + end) // 2 if start != end else here + 8
-            out.append(f'<text x="{label_x}" y="{y - 4}" text-anchor="{"middle" if start != end else "start"}" '
-                       f'fill="{colour}">{_esc(text, 44)}</text>')
+            label = (f'<text x="{label_x}" y="{y - 4}" text-anchor="{"middle" if start != end else "start"}" '
+                     f'fill="{colour}">{_esc(text, 44)}</text>')
+            # A label cut to fit between the lanes keeps the whole message (every frame, or
+            # the codec's rendering) as its tooltip.
+            out.append(f'<g><title>{_esc(text)}</title>{label}</g>' if len(text) > 44 else label)
             continue
         if kind in ("fault", "timeout"):
             out.append(f'<path d="M{here},{y - 6} L{here + 6},{y} L{here},{y + 6} L{here - 6},{y} z" '
