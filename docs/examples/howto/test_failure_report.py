@@ -22,6 +22,9 @@ class TestFailureReports(SystemTestCase):
         # Output lines arrive on the drainer thread: where they fall among the messages
         # is the OS scheduler's choice (test_report_pages checks them separately).
         normalise_regex(r"(?m)^  \+\s*\d+\.\d+s \S+ +\| .*\n", ""),
+        # What --stress applied (a run of the examples under it): its own entries.
+        normalise_regex(r"(?m)^  \+\s*\d+\.\d+s \S+ +stress .*\n", ""),
+        normalise_regex(r"Timeline \(\d+ entries", "Timeline (<N> entries"),
         normalise_regex(r"\+\s*\d+\.\d+s", "+<TIME>s"),                # timeline timestamps
         normalise_regex(r"(?m)^ *[~^]+ *\n", ""),                     # Python >= 3.11 markers
     ]

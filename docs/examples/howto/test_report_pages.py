@@ -72,12 +72,13 @@ class TestReportPages(SystemTestCase):
         return case, page, index
 
     def golden_page(self, case, status, traceback_text, name, state=""):
-        """The page of *case*'s timeline without output lines or resent signals, compared with golden *name*."""
+        """The page of *case*'s timeline without output lines, resent signals or stress
+        entries, compared with golden *name*."""
         kept = Timeline(case._timeline.shown)
         kept.start, kept.lanes, kept.endpoints = case._timeline.start, case._timeline.lanes, case._timeline.endpoints
         for entry in case._timeline.entries:
             resent = entry[1] == "signal" and kept.entries and kept.entries[-1][1:] == entry[1:]
-            if entry[1] != "output" and not resent:
+            if entry[1] not in ("output", "stress") and not resent:  # stress: what --stress applied
                 kept.entries.append(entry)
         page = page_html(case.id(), status, 0.0, kept, traceback_text, state)
         svg_of(page)
