@@ -348,20 +348,21 @@ if not os.environ.get("ASYNC_SAMPLE_SMOKE"):
             await sock.asyncio.send_json(["ping", n])
             return await sock.asyncio.recv_json()
 
+        async def take(self, sock):
+            """An event of the test's own that only another task can answer."""
+            return await sock.asyncio.recv_json()
+
         async def test_own_async_event(self):
             self.start_process(PongProc, self.endpoint_pong)
             req = self.socket(zmq.REQ, connect=self.endpoint_pong, name="req")
-            ticks = []
-
-            async def tick():
-                while True:
-                    ticks.append(time.monotonic())
-                    await asyncio.sleep(0)  # every turn of the loop: a reply within 1 ms still sees two
-            ticker = asyncio.ensure_future(tick())
             TIMES["reply"] = yield ("request", req, 5)
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-            TIMES["ticks"] = len(ticks)
+
+            async def answer():
+                await asyncio.sleep(0)
+                await self.b.asyncio.send_json(["from", "a task"])
+            task = asyncio.ensure_future(answer())
+            TIMES["taken"] = yield ("take", self.a)  # a loop blocked here would never run the task
+            await task
 
         @property
         def endpoint_pong(self):
