@@ -15,6 +15,7 @@ import warnings
 import zmq
 import zmq.asyncio
 
+import zmqprocesstest
 from zmqprocesstest import ProcessTestCase, SystemTestCase, override_event
 
 from .samples import async_sample as samples
@@ -280,6 +281,35 @@ class SocketWaits(unittest.TestCase):
             async def test_it(self):
                 self.assertEqual((yield ("recv", self.a, -1, 0.01)), ["mine"])
         self.assertEqual(problems(run_case(Overrides, "test_it")), [])
+
+
+class OneTimerPerSocket(ProcessTestCase):
+    """An awaited test socket's waits share one timer of the loop, moved on lazily."""
+
+    def setUp(self):
+        self.a = self.socket(zmq.PAIR, bind=self.endpoint, name="a")
+        self.b = self.socket(zmq.PAIR, connect=self.endpoint, name="b")
+
+    async def send_later(self, seconds, data):
+        await asyncio.sleep(seconds)
+        await self.b.asyncio.send(data)
+
+    async def test_a_shorter_wait_after_a_longer_one_times_out_on_time(self):
+        task = asyncio.ensure_future(self.send_later(0.01, b"x"))
+        self.assertEqual(await self.a.asyncio.recv(timeout=30), b"x")  # its timer is left for 30 s
+        await task
+        began = time.monotonic()
+        with self.assertRaises(zmqprocesstest.SocketTimeout):
+            await self.a.asyncio.recv(timeout=0.2)
+        self.assertLess(time.monotonic() - began, 2.0)
+
+    async def test_a_longer_wait_after_a_shorter_one_waits_its_whole_timeout(self):
+        task = asyncio.ensure_future(self.send_later(0.01, b"x"))
+        self.assertEqual(await self.a.asyncio.recv(timeout=0.1), b"x")  # its timer fires during the next wait
+        await task
+        task = asyncio.ensure_future(self.send_later(0.3, b"y"))
+        self.assertEqual(await self.a.asyncio.recv(timeout=5), b"y")
+        await task
 
 
 class AsyncioContext(unittest.TestCase):

@@ -183,6 +183,11 @@ class TestSocket:
         self._reader_loop: Any = None  # the event loop that has the socket's fd as a reader
         self._waiter: Any = None  # the future of the wait_async in progress
         self._fd = -1  # libzmq's fd of the socket, once it is a loop's reader
+        # One timer of the loop per socket bounds its waits (see _await_ready): when it
+        # fires, and the deadline of the wait in progress (_deadline), if any.
+        self._timer: Any = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
         #: Whether :meth:`bind` may bind off loopback (``make_sock(allow_remote=True)``).
         self.allow_remote = False
         if codec is not None and not all(callable(getattr(codec, op, None)) for op in ("encode", "decode", "render")):
@@ -494,11 +499,16 @@ class TestSocket:
                         self.watch.check()  # a death explains the silence better than a timeout
                     raise SocketTimeout(self, operation, timeout, deadline - timeout)
                 waiter = self._waiter = loop.create_future()
-                timer = loop.call_later(remaining, _wake, waiter)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
+                self._deadline = deadline
+                # A timer per wait (made, then cancelled) would cost each round trip a few
+                # microseconds: the socket's one timer is moved on only when it fires
+                # before the deadline of the wait then in progress.
+                if self._timer is None or self._timer_at > deadline:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = loop.call_later(remaining, self._on_timer, loop)
+                    self._timer_at = deadline
+                await waiter
                 if sock.closed:
                     raise ValueError(f"{self.describe()} was closed while {operation} awaited it")
                 events = int(sock.getsockopt(_EVENTS))
@@ -516,7 +526,22 @@ class TestSocket:
         loop.add_reader(self._fd, self._on_fd)
         self._reader_loop = loop
 
+    def _on_timer(self, loop: AbstractEventLoop) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # no wait in progress: the next one arms the timer again
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            _wake(waiter)
+        else:
+            self._timer = loop.call_later(remaining, self._on_timer, loop)
+            self._timer_at = self._deadline
+
     def _drop_reader(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         loop, self._reader_loop = self._reader_loop, None
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._fd)  # (the selector ignores an fd closed already)
