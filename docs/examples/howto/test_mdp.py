@@ -25,7 +25,9 @@ class TestMdpWorker(ProcessTestCase):
         _, reply = yield ("recv", self.broker, -1, None, None, lambda frames: frames[1:] == heartbeat)
         self.assertEqual(reply, {"command": "REPLY", "client": b"c1", "body": [b"hello", b"2"]})
         shown = [(kind, text) for _, kind, _, text in timeline.current().lines() if kind in ("sent", "received")]
-        self.assertEqual(shown, [("received", "MDP READY b'echo'"),  # every frame, as the reports show them
-                                 ("sent", "MDP REQUEST client=b'c1' body=[b'hello', b'2']"),
-                                 ("received", "MDP HEARTBEAT"),
-                                 ("received", "MDP REPLY client=b'c1' body=[b'hello', b'2']")])
+        beat = ("received", "MDP HEARTBEAT")  # passed over by the recv, still in the timeline
+        self.assertIn(beat, shown)  # one at least: how many more came while idle is the scheduler's choice
+        self.assertEqual([each for each in shown if each != beat],
+                         [("received", "MDP READY b'echo'"),  # every frame, as the reports show them
+                          ("sent", "MDP REQUEST client=b'c1' body=[b'hello', b'2']"),
+                          ("received", "MDP REPLY client=b'c1' body=[b'hello', b'2']")])
