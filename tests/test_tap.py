@@ -4,6 +4,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import unittest
 
 import zmq
@@ -276,6 +277,7 @@ class TestTap(_Base, unittest.TestCase):
         def other():
             while not stop.is_set():
                 timeline.record("note", "other", "x")
+                time.sleep(0)  # lets the GIL go: the round trips interleave with these records
 
         thread = threading.Thread(target=other)
         thread.start()
