@@ -755,13 +755,16 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         self.assertTrue(result.wasSuccessful(), result.failures + result.errors)
         self.assertEqual(problems, [])
 
-    def watch_signals(self):
-        """(calls, stopped, resumed): the group signals of the pauses, as they come."""
+    def watch_signals(self, on_stop=None):
+        """(calls, stopped, resumed): the group signals of the pauses, as they come;
+        *on_stop* is called right after a SIGSTOP, still under ``_perturb.signals``."""
         calls, stopped, resumed = [], threading.Event(), threading.Event()
         real = _stress._signal_group
 
         def signal_group(proc, sig):
             ok = real(proc, sig)
+            if sig == signal.SIGSTOP and on_stop is not None:
+                on_stop()
             calls.append((sig, time.monotonic()))
             (stopped if sig == signal.SIGSTOP else resumed).set()
             return ok
@@ -798,13 +801,14 @@ class TestStressReachesTheProcesses(unittest.TestCase):
         self.assertFalse(stopped.wait(3 * STRESS_PAUSE_GAP))
 
     def test_a_pause_never_resumes_a_process_the_test_froze(self):
-        calls, stopped, resumed = self.watch_signals()
         proc, record = self.spinner()
+
+        def freeze():  # the freeze event sets it under the same lock, here during the pause
+            record.frozen = True
+        calls, stopped, resumed = self.watch_signals(on_stop=freeze)
         _stress.activate(3, burn=False)
         _perturb.started(record)
         self.assertTrue(stopped.wait(5.0), "no pause within 5 s")
-        with _perturb.signals:
-            record.frozen = True  # what the freeze event does, under the same lock
         _perturb.ended([record])
         self.assertTrue(_settles(proc.pid, "Tt"))
         self.assertNotIn(signal.SIGCONT, [sig for sig, _ in calls])
