@@ -292,6 +292,9 @@ class TestJupyterKernel(ProcessTestCase):
     """A real ipykernel, driven by test sockets under codecs.jupyter."""
 
     timeout = 30.0  # a kernel's start imports IPython: seconds on a loaded machine
+    # A kernel answers shutdown_request once its loops have stopped, then exits: seconds
+    # on a loaded machine, past the default 2 s of the polite stop step.
+    stop_timeouts = dict(ProcessTestCase.stop_timeouts, message=10.0)
     KEY = "a0b1c2d3-test-key"
 
     def setUp(self):

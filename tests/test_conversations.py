@@ -632,6 +632,9 @@ class JupyterKernel(Files):
 
         class Record(ProcessTestCase):
             timeout = 30.0  # a kernel's start imports IPython: seconds on a loaded machine
+            # A kernel answers shutdown_request once its loops have stopped, then exits: seconds
+            # on a loaded machine, past the default 2 s of the polite stop step.
+            stop_timeouts = dict(ProcessTestCase.stop_timeouts, message=10.0)
 
             def test_record(self):
                 endpoints = start_kernel(self, "first-key")
@@ -675,6 +678,9 @@ class JupyterKernel(Files):
 
         class Replay(ProcessTestCase):
             timeout = 30.0
+            # A kernel answers shutdown_request once its loops have stopped, then exits: seconds
+            # on a loaded machine, past the default 2 s of the polite stop step.
+            stop_timeouts = dict(ProcessTestCase.stop_timeouts, message=10.0)
 
             def test_replay(self):
                 endpoints = start_kernel(self, "another-key")

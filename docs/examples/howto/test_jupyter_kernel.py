@@ -30,6 +30,9 @@ def connection_file(folder, key):
 @unittest.skipUnless(HAVE_IPYKERNEL, "ipykernel is not installed (pip install ipykernel, or the test extra)")
 class TestKernel(ProcessTestCase):
     timeout = 30.0  # a kernel imports IPython as it starts: seconds on a loaded machine
+    # A kernel answers shutdown_request once its loops have stopped, then exits: seconds
+    # on a loaded machine, past the default 2 s of the polite stop step.
+    stop_timeouts = dict(ProcessTestCase.stop_timeouts, message=10.0)
 
     def setUp(self):
         folder = os.path.dirname(self.new_endpoint("ipc")[len("ipc://"):])  # the test's private directory

@@ -51,6 +51,9 @@ def close_client_loop():
                                   "(pip install ipykernel jupyter_client, or the test extra)")
 class TestBlockingKernelClient(ProcessTestCase):
     timeout = 30.0  # a kernel imports IPython as it starts: seconds on a loaded machine
+    # A kernel answers shutdown_request once its loops have stopped, then exits: seconds
+    # on a loaded machine, past the default 2 s of the polite stop step.
+    stop_timeouts = dict(ProcessTestCase.stop_timeouts, message=10.0)
 
     def setUp(self):
         # The kernel's five ports, reserved together, in a connection file in the test's own directory.
